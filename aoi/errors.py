@@ -1,0 +1,52 @@
+"""Exception classes of the station core.
+
+Every error the station raises on purpose derives from :class:`AoiError`, so the cycle loop can
+turn a known failure into an ERROR verdict without catching programming errors by accident.
+Messages say what was expected and what was found, and name the file and field where there is one.
+"""
+
+from __future__ import annotations
+
+
+class AoiError(Exception):
+    """Base class of every error the station raises on purpose."""
+
+
+class RecipeError(AoiError):
+    """A recipe file is missing, malformed or fails validation."""
+
+
+class StationConfigError(AoiError):
+    """The station configuration file is missing, malformed or fails validation."""
+
+
+class SourceError(AoiError):
+    """An image source cannot be opened or delivers something unusable."""
+
+
+class CameraError(SourceError):
+    """A GenICam camera or its GenTL producer failed."""
+
+
+class CameraTimeout(CameraError):
+    """No frame arrived within the fetch timeout."""
+
+
+class SourceExhausted(SourceError):
+    """A finite source (a replay folder) has delivered its last frame."""
+
+
+class FrameError(AoiError):
+    """A frame does not match what the recipe expects (size, type, channels)."""
+
+
+class RegistrationError(AoiError):
+    """The board under test could not be aligned to the golden template."""
+
+
+class ModelError(AoiError):
+    """A model file is missing, unreadable or does not honour the station's input contract."""
+
+
+class InferenceError(AoiError):
+    """An inference backend failed to run, or was given an input outside its profile."""

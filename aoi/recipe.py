@@ -1,0 +1,467 @@
+"""Recipe: everything needed to inspect one product variant, one TOML file each.
+
+The schema is pydantic v2. Loading validates every field and raises :class:`RecipeError` whose
+message names the file, the field, what was expected and what was found. Paths inside a recipe
+are relative to the recipe file. ``schema_version`` is migrated forward on load; a recipe's
+content hash (with the golden template's bytes) identifies exactly what inspected a board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from aoi.errors import RecipeError
+from aoi.types import DEFECT_CLASSES
+
+SCHEMA_VERSION = 1
+
+#: Input channels of the station's models: board under test and golden template.
+MODEL_CHANNELS = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraSettings(_Strict):
+    """Camera settings applied through the GenICam node map where the device has the node."""
+
+    pixel_format: Literal["Mono8", "Mono12", "Mono16", "RGB8", "BGR8", "RGBa8", "BayerRG8",
+                          "BayerGR8", "BayerGB8", "BayerBG8"] = "Mono8"
+    exposure_us: float = Field(default=2000.0, gt=0, le=10_000_000)
+    gain_db: float = Field(default=0.0, ge=0, le=48)
+    trigger_mode: Literal["software", "hardware", "free_run"] = "software"
+    trigger_source: str = "Line0"
+    roi_offset_x_px: int = Field(default=0, ge=0)
+    roi_offset_y_px: int = Field(default=0, ge=0)
+    roi_width_px: int | None = Field(default=None, gt=0)
+    roi_height_px: int | None = Field(default=None, gt=0)
+    #: Any further node values to set, by GenICam feature name (for example ``BlackLevel``).
+    nodes: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class RegistrationSettings(_Strict):
+    """How the board under test is aligned to the golden template."""
+
+    method: Literal["ecc", "none"] = "ecc"
+    max_shift_px: float = Field(default=8.0, ge=0, le=200)
+    max_rotation_deg: float = Field(default=2.0, ge=0, le=10)
+    #: The coarse search runs on the image downscaled by this factor (speed against precision).
+    downscale: int = Field(default=4, ge=1, le=16)
+    iterations: int = Field(default=50, ge=1, le=1000)
+    #: ECC correlation below this fails the registration (an ERROR verdict, never OK).
+    min_correlation: float = Field(default=0.6, ge=0, le=1)
+
+
+class Shape4(_Strict):
+    """An NCHW input shape of the TensorRT optimisation profile (N boards, 2 channels, H, W)."""
+
+    batch: int = Field(ge=1, le=64)
+    channels: int = Field(default=MODEL_CHANNELS)
+    height_px: int = Field(ge=16, le=16384)
+    width_px: int = Field(ge=16, le=16384)
+
+    @field_validator("channels")
+    @classmethod
+    def _two_channels(cls, v: int) -> int:
+        if v != MODEL_CHANNELS:
+            msg = f"must be {MODEL_CHANNELS} (board under test + template), got {v}"
+            raise ValueError(msg)
+        return v
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.channels, self.height_px, self.width_px)
+
+
+class Profile(_Strict):
+    """min/opt/max input shapes: ONNX Runtime checks against them, TensorRT builds for them."""
+
+    min: Shape4
+    opt: Shape4
+    max: Shape4
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Profile:
+        names = ("batch", "channels", "height_px", "width_px")
+        for i, name in enumerate(names):
+            lo, mid, hi = self.min.as_tuple()[i], self.opt.as_tuple()[i], self.max.as_tuple()[i]
+            if not lo <= mid <= hi:
+                msg = (
+                    f"{name} must satisfy min <= opt <= max, got {lo} <= {mid} <= {hi}"
+                )
+                raise ValueError(msg)
+        return self
+
+    def contains(self, shape: tuple[int, ...]) -> bool:
+        lo, hi = self.min.as_tuple(), self.max.as_tuple()
+        return len(shape) == 4 and all(lo[i] <= shape[i] <= hi[i] for i in range(4))
+
+
+class Geometry(_Strict):
+    """The frame the camera delivers and how it is cut into network inputs."""
+
+    frame_width_px: int = Field(ge=16, le=65536)
+    frame_height_px: int = Field(ge=16, le=65536)
+    mode: Literal["full", "tiles"] = "full"
+    tile_width_px: int | None = Field(default=None, ge=16)
+    tile_height_px: int | None = Field(default=None, ge=16)
+    tile_overlap_px: int = Field(default=32, ge=0)
+    #: Network inputs are padded up to a multiple of this (the model's total stride).
+    size_multiple_px: int = Field(default=16, ge=1, le=256)
+    profile: Profile
+
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> Geometry:
+        if self.mode == "tiles":
+            if self.tile_width_px is None or self.tile_height_px is None:
+                msg = "mode 'tiles' needs tile_width_px and tile_height_px"
+                raise ValueError(msg)
+            if self.tile_overlap_px >= min(self.tile_width_px, self.tile_height_px):
+                msg = (
+                    f"tile_overlap_px must be smaller than the tile, got {self.tile_overlap_px} "
+                    f">= {min(self.tile_width_px, self.tile_height_px)}"
+                )
+                raise ValueError(msg)
+        shape = self.input_shape()
+        if not self.profile.contains(shape):
+            msg = (
+                f"the network input this geometry produces, {list(shape)} (N, C, H, W), must lie "
+                f"within profile min {list(self.profile.min.as_tuple())} and max "
+                f"{list(self.profile.max.as_tuple())}"
+            )
+            raise ValueError(msg)
+        return self
+
+    def _padded(self, v: int) -> int:
+        m = self.size_multiple_px
+        return int(math.ceil(v / m) * m)
+
+    def input_hw(self) -> tuple[int, int]:
+        """Height and width of one network input after padding."""
+        if self.mode == "tiles":
+            assert self.tile_height_px is not None and self.tile_width_px is not None
+            h = min(self.tile_height_px, self.frame_height_px)
+            w = min(self.tile_width_px, self.frame_width_px)
+        else:
+            h, w = self.frame_height_px, self.frame_width_px
+        return self._padded(h), self._padded(w)
+
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The NCHW shape of one network call (tiles go in batches up to the profile's max)."""
+        h, w = self.input_hw()
+        batch = 1
+        if self.mode == "tiles":
+            batch = min(self.tile_count(), self.profile.max.batch)
+        return (batch, MODEL_CHANNELS, h, w)
+
+    def tile_count(self) -> int:
+        if self.mode != "tiles":
+            return 1
+        assert self.tile_height_px is not None and self.tile_width_px is not None
+        return _tiles_along(self.frame_width_px, self.tile_width_px, self.tile_overlap_px) * (
+            _tiles_along(self.frame_height_px, self.tile_height_px, self.tile_overlap_px)
+        )
+
+
+def _tiles_along(length: int, tile: int, overlap: int) -> int:
+    if tile >= length:
+        return 1
+    return int(math.ceil((length - overlap) / (tile - overlap)))
+
+
+class ModelSettings(_Strict):
+    path: Path
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    #: Folder of calibration images for INT8 engines (relative to the recipe file).
+    calibration_dir: Path | None = None
+
+
+class ClassRule(_Strict):
+    """Thresholds and action for one defect class."""
+
+    score: float = Field(default=0.5, gt=0, le=1)
+    #: Candidates scoring in [review_score, score) make the board REVIEW instead of OK.
+    review_score: float | None = Field(default=None, gt=0, le=1)
+    min_area_px: int = Field(default=4, ge=0)
+    action: Literal["ng", "review", "ignore"] = "ng"
+
+    @model_validator(mode="after")
+    def _review_below_score(self) -> ClassRule:
+        if self.review_score is not None and self.review_score >= self.score:
+            msg = f"review_score must be < score, got {self.review_score} >= {self.score}"
+            raise ValueError(msg)
+        return self
+
+
+class MaskRegion(_Strict):
+    """A don't-care rectangle in template pixels; defects there are not reported."""
+
+    x0: int = Field(ge=0)
+    y0: int = Field(ge=0)
+    x1: int = Field(ge=0)
+    y1: int = Field(ge=0)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaskRegion:
+        if self.x1 <= self.x0 or self.y1 <= self.y0:
+            msg = f"needs x0 < x1 and y0 < y1, got ({self.x0}, {self.y0}, {self.x1}, {self.y1})"
+            raise ValueError(msg)
+        return self
+
+
+class VerdictRules(_Strict):
+    #: NG when at least this many defects of classes whose action is "ng" remain.
+    ng_min_defects: int = Field(default=1, ge=1)
+    #: REVIEW when more than this many defects would be reported (a flood hints at a bad image).
+    review_max_defects: int = Field(default=50, ge=1)
+
+
+class SyntheticSettings(_Strict):
+    """The product's synthetic twin, used when the source is ``synthetic``."""
+
+    look: Literal["binary", "grey"] = "binary"
+    seed: int = 0
+    #: Share of boards under test that carry defects.
+    defect_rate: float = Field(default=0.5, ge=0, le=1)
+    defects_min: int = Field(default=1, ge=1)
+    defects_max: int = Field(default=4, ge=1)
+    max_shift_px: float = Field(default=3.0, ge=0)
+    max_rotation_deg: float = Field(default=1.0, ge=0)
+    noise_sigma: float = Field(default=4.0, ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> SyntheticSettings:
+        if self.defects_max < self.defects_min:
+            msg = f"defects_max must be >= defects_min, got {self.defects_max} < {self.defects_min}"
+            raise ValueError(msg)
+        return self
+
+
+ClassName = Annotated[str, Field(pattern="^[a-z_]+$")]
+
+
+class Recipe(_Strict):
+    """How to inspect one product variant."""
+
+    schema_version: int
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    product_code: int = Field(ge=1, le=65535, description="code the PLC uses to select the recipe")
+    description: str = ""
+    version: int = Field(default=1, ge=1, description="bumped each time the recipe is saved")
+    cycle_budget_ms: float = Field(default=50.0, gt=0, le=60_000)
+    template: Path
+    camera: CameraSettings = CameraSettings()
+    registration: RegistrationSettings = RegistrationSettings()
+    geometry: Geometry
+    model: ModelSettings
+    classes: dict[ClassName, ClassRule]
+    masks: list[MaskRegion] = Field(default_factory=list)
+    verdict: VerdictRules = VerdictRules()
+    synthetic: SyntheticSettings = SyntheticSettings()
+
+    @field_validator("schema_version")
+    @classmethod
+    def _current(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            msg = f"must be {SCHEMA_VERSION} after migration, got {v}"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, v: dict[str, ClassRule]) -> dict[str, ClassRule]:
+        unknown = sorted(set(v) - set(DEFECT_CLASSES))
+        if unknown:
+            msg = f"unknown class(es) {unknown}; expected some of {list(DEFECT_CLASSES)}"
+            raise ValueError(msg)
+        return v
+
+    @model_validator(mode="after")
+    def _masks_inside(self) -> Recipe:
+        w, h = self.geometry.frame_width_px, self.geometry.frame_height_px
+        for i, m in enumerate(self.masks):
+            if m.x1 > w or m.y1 > h:
+                msg = f"masks[{i}] must lie inside the {w}x{h} frame, got x1={m.x1}, y1={m.y1}"
+                raise ValueError(msg)
+        return self
+
+    def rule_for(self, class_name: str) -> ClassRule:
+        """The class's rule; a class the recipe does not list uses the defaults."""
+        return self.classes.get(class_name, ClassRule())
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+#: ``MIGRATIONS[n]`` turns a raw recipe dict of schema version ``n`` into version ``n + 1``.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Bring a raw recipe dict forward to :data:`SCHEMA_VERSION`."""
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        msg = f"{source}: schema_version must be an integer, got {version!r}"
+        raise RecipeError(msg)
+    if version > SCHEMA_VERSION:
+        msg = (
+            f"{source}: schema_version must be <= {SCHEMA_VERSION} (this station's newest), "
+            f"got {version}; upgrade the station software"
+        )
+        raise RecipeError(msg)
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            msg = f"{source}: schema_version {version} has no migration to {version + 1}"
+            raise RecipeError(msg)
+        raw = step(dict(raw))
+        version += 1
+        raw["schema_version"] = version
+    return raw
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per problem: ``file: field must ... (got ...)``."""
+    lines = []
+    for e in err.errors():
+        field = _loc(tuple(e["loc"])) or "(recipe)"
+        found = e.get("input")
+        text = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            lines.append(f"{source}: {field} is required but missing")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"{source}: {field} is not a recipe field (found {found!r})")
+        else:
+            shown = found if not isinstance(found, dict) else "{...}"
+            lines.append(f"{source}: {field}: {text} (found {shown!r})")
+    return "\n".join(lines)
+
+
+class LoadedRecipe:
+    """A validated recipe, the file it came from, and its content hash."""
+
+    def __init__(self, recipe: Recipe, path: Path, content_hash: str) -> None:
+        self.recipe = recipe
+        self.path = path
+        self.content_hash = content_hash
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    def resolve(self, p: Path) -> Path:
+        """A path from the recipe, made absolute against the recipe file's folder."""
+        return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+    @property
+    def template_path(self) -> Path:
+        return self.resolve(self.recipe.template)
+
+    @property
+    def model_path(self) -> Path:
+        return self.resolve(self.recipe.model.path)
+
+
+def parse_recipe(raw: dict[str, Any], source: str) -> Recipe:
+    raw = migrate(raw, source)
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise RecipeError(format_validation_error(source, err)) from err
+
+
+def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
+    """Read, migrate and validate a recipe file; with ``check_files`` its template and model must exist."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        msg = f"{source}: recipe file not found"
+        raise RecipeError(msg) from err
+    except (OSError, UnicodeDecodeError) as err:
+        msg = f"{source}: cannot read recipe file ({err})"
+        raise RecipeError(msg) from err
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        msg = f"{source}: not valid TOML: {err}"
+        raise RecipeError(msg) from err
+    recipe = parse_recipe(raw, source)
+    loaded = LoadedRecipe(recipe, path.resolve(), "")
+    template_bytes = b""
+    if check_files:
+        for field, p in (("template", loaded.template_path), ("model.path", loaded.model_path)):
+            if not p.is_file():
+                msg = f"{source}: {field} must name an existing file, found no file at {p}"
+                raise RecipeError(msg)
+        template_bytes = loaded.template_path.read_bytes()
+    loaded.content_hash = recipe_hash(recipe, template_bytes)
+    return loaded
+
+
+def recipe_hash(recipe: Recipe, template_bytes: bytes = b"") -> str:
+    """SHA-256 of the canonical recipe content and its golden template's bytes."""
+    canonical = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    h = hashlib.sha256(canonical.encode())
+    h.update(hashlib.sha256(template_bytes).digest())
+    return h.hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes folder (beside the ``aoi`` package in a source or editable install)."""
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+DEFAULT_RECIPE = "board-a-640"
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe by file path, or by name from the shipped recipes folder."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    candidate = recipes_dir() / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(q.stem for q in recipes_dir().glob("*.toml"))
+    msg = f"recipe {name_or_path!r} not found: not a file, and not one of the shipped {known}"
+    raise RecipeError(msg)
+
+
+def json_schema() -> dict[str, Any]:
+    return Recipe.model_json_schema()

@@ -1,0 +1,234 @@
+"""Typed objects that flow through the inspection cycle.
+
+Each is a frozen dataclass that checks itself once, at construction, so no stage downstream has to
+re-check shapes or ranges. Units are in the names (``_px``, ``_ms``, ``_ns``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: The six bare-board defect classes of DeepPCB, in the order of its annotation ids 1..6.
+DEFECT_CLASSES: tuple[str, ...] = (
+    "open",
+    "short",
+    "mousebite",
+    "spur",
+    "spurious_copper",
+    "pin_hole",
+)
+
+
+class Verdict(enum.IntEnum):
+    """Verdict of one inspection; the values are the PLC register codes (0 means none yet)."""
+
+    OK = 1
+    NG = 2
+    REVIEW = 3
+    ERROR = 4
+
+
+def _check_boxes(name: str, boxes: np.ndarray) -> None:
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        msg = f"{name} must have shape (N, 4), got {boxes.shape}"
+        raise ValueError(msg)
+    if boxes.size and np.any(boxes[:, 2:] < boxes[:, :2]):
+        msg = f"{name} must hold x1 >= x0 and y1 >= y0 for every box"
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Known defects of a board (from the synthetic generator or an annotation file).
+
+    Boxes are in template (registered) pixel coordinates, ``x0, y0, x1, y1``; class ids index
+    :data:`DEFECT_CLASSES` from 1 (0 is background), as in DeepPCB's annotation files.
+    """
+
+    boxes_xyxy_px: np.ndarray
+    class_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_boxes("GroundTruth.boxes_xyxy_px", self.boxes_xyxy_px)
+        if self.class_ids.shape != (self.boxes_xyxy_px.shape[0],):
+            msg = (
+                f"GroundTruth.class_ids must have shape ({self.boxes_xyxy_px.shape[0]},), "
+                f"got {self.class_ids.shape}"
+            )
+            raise ValueError(msg)
+        if self.class_ids.size and (
+            self.class_ids.min() < 1 or self.class_ids.max() > len(DEFECT_CLASSES)
+        ):
+            msg = (
+                f"GroundTruth.class_ids must lie in 1..{len(DEFECT_CLASSES)}, "
+                f"got {self.class_ids.min()}..{self.class_ids.max()}"
+            )
+            raise ValueError(msg)
+
+    @property
+    def is_defective(self) -> bool:
+        return bool(self.class_ids.size)
+
+    @classmethod
+    def empty(cls) -> GroundTruth:
+        return cls(np.zeros((0, 4), np.int32), np.zeros((0,), np.int32))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image from a source, as the host received it.
+
+    ``image`` is uint8 or uint16, either ``HxW`` (mono) or ``HxWx3`` (BGR). ``available_ns`` is the
+    ``time.perf_counter_ns()`` at which the frame became available to the host (end of transfer):
+    the cycle's budget clock starts there. ``template`` overrides the recipe's golden template for
+    this frame (DeepPCB pairs carry their own); ``truth`` is set when the source knows the defects.
+    """
+
+    image: np.ndarray
+    frame_id: int
+    available_ns: int
+    source: str
+    name: str = ""
+    template: np.ndarray | None = None
+    truth: GroundTruth | None = None
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray):
+            msg = f"Frame.image must be a numpy array, got {type(img).__name__}"
+            raise TypeError(msg)
+        if img.dtype not in (np.uint8, np.uint16):
+            msg = f"Frame.image must be uint8 or uint16, got {img.dtype}"
+            raise ValueError(msg)
+        if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+            msg = f"Frame.image must be HxW or HxWx3, got shape {img.shape}"
+            raise ValueError(msg)
+        if img.shape[0] < 16 or img.shape[1] < 16:
+            msg = f"Frame.image must be at least 16x16 px, got {img.shape[1]}x{img.shape[0]}"
+            raise ValueError(msg)
+        if self.template is not None and self.template.shape[:2] != img.shape[:2]:
+            msg = (
+                f"Frame.template must match the image size {img.shape[1]}x{img.shape[0]}, "
+                f"got {self.template.shape[1]}x{self.template.shape[0]}"
+            )
+            raise ValueError(msg)
+
+    @property
+    def width_px(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height_px(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Result of aligning a board under test to its golden template.
+
+    ``transform`` is the 2x3 affine matrix that maps template coordinates to frame coordinates
+    (the warp applied with ``WARP_INVERSE_MAP``). ``residual`` is the mean absolute grey-level
+    difference (0..255) between the warped frame and the template; ``correlation`` is ECC's
+    enhanced correlation coefficient (1.0 is a perfect match).
+    """
+
+    transform: np.ndarray
+    shift_x_px: float
+    shift_y_px: float
+    rotation_deg: float
+    correlation: float
+    residual: float
+
+    def __post_init__(self) -> None:
+        if self.transform.shape != (2, 3):
+            msg = f"Registration.transform must have shape (2, 3), got {self.transform.shape}"
+            raise ValueError(msg)
+
+    @classmethod
+    def identity(cls, correlation: float = 1.0, residual: float = 0.0) -> Registration:
+        return cls(np.eye(2, 3, dtype=np.float32), 0.0, 0.0, 0.0, correlation, residual)
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One defect found on a board, in template (registered frame) pixel coordinates."""
+
+    class_id: int
+    class_name: str
+    bbox_xyxy_px: tuple[int, int, int, int]
+    area_px: int
+    score: float
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.class_id <= len(DEFECT_CLASSES):
+            msg = f"Defect.class_id must lie in 1..{len(DEFECT_CLASSES)}, got {self.class_id}"
+            raise ValueError(msg)
+        x0, y0, x1, y1 = self.bbox_xyxy_px
+        if x1 < x0 or y1 < y0:
+            msg = f"Defect.bbox_xyxy_px must have x1 >= x0 and y1 >= y0, got {self.bbox_xyxy_px}"
+            raise ValueError(msg)
+        if self.area_px < 0:
+            msg = f"Defect.area_px must be >= 0, got {self.area_px}"
+            raise ValueError(msg)
+        if not 0.0 <= self.score <= 1.0:
+            msg = f"Defect.score must lie in 0..1, got {self.score}"
+            raise ValueError(msg)
+
+
+STAGES: tuple[str, ...] = (
+    "acquire",
+    "register",
+    "preprocess",
+    "infer",
+    "postprocess",
+    "decide",
+)
+
+
+@dataclass(frozen=True)
+class InspectionResult:
+    """Everything the cycle knows about one inspected board; what subscribers receive."""
+
+    inspection_id: int
+    frame_id: int
+    frame_name: str
+    recipe_name: str
+    recipe_hash: str
+    model_hash: str
+    backend: str
+    verdict: Verdict
+    defects: tuple[Defect, ...]
+    review_defects: tuple[Defect, ...]
+    stages_ms: dict[str, float]
+    cycle_ms: float
+    over_budget: bool
+    registration: Registration | None
+    error: str = ""
+    truth: GroundTruth | None = None
+    timestamp_utc: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.verdict, Verdict):
+            msg = f"InspectionResult.verdict must be a Verdict, got {self.verdict!r}"
+            raise TypeError(msg)
+        if self.verdict is Verdict.ERROR and not self.error:
+            msg = "InspectionResult with verdict ERROR must say why in .error"
+            raise ValueError(msg)
+        if self.verdict is Verdict.NG and not self.defects:
+            msg = "InspectionResult with verdict NG must carry at least one defect"
+            raise ValueError(msg)
+        unknown = set(self.stages_ms) - set(STAGES)
+        if unknown:
+            msg = f"InspectionResult.stages_ms has unknown stages {sorted(unknown)}; known: {STAGES}"
+            raise ValueError(msg)
+        if self.cycle_ms < 0:
+            msg = f"InspectionResult.cycle_ms must be >= 0, got {self.cycle_ms}"
+            raise ValueError(msg)
+
+    @property
+    def top_defect(self) -> Defect | None:
+        return max(self.defects, key=lambda d: d.score, default=None)
