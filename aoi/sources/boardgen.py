@@ -1,0 +1,651 @@
+"""Synthetic bare PCBs: golden copper layouts, DeepPCB-style defects, rendering and misalignment.
+
+Everything works on a boolean copper mask (True = copper) at a fixed pixel scale close to DeepPCB's
+(traces 4-14 px wide, >= 7 px clearance), so a bigger image is a bigger board, not a zoomed one.
+Polarity follows DeepPCB in both looks: copper is darker than the substrate. Pure numpy/OpenCV.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from aoi.types import DEFECT_CLASSES, GroundTruth
+
+log = logging.getLogger(__name__)
+
+Look = Literal["binary", "grey"]
+LOOKS: tuple[str, ...] = ("binary", "grey")
+
+MIN_SIZE_PX = 16
+CLEARANCE_PX = 7
+_TRACE_WIDTHS_PX = (4, 5, 6, 6, 8, 8, 10, 12, 14)
+_TILE_AREA_PX = 640 * 640
+#: Unit steps of the eight routing directions, 45 degrees apart (index k, k+1 turns 45 degrees).
+_DIRS = np.array(
+    [(1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)], dtype=np.float64
+)
+_DIRS /= np.linalg.norm(_DIRS, axis=1, keepdims=True)
+
+# A primitive is (kind, geometry, width): "line" polyline of width w, "poly" filled polygon,
+# "circle" filled disc (geometry cx, cy, r), "hole" a disc of substrate cut into the net.
+Prim = tuple[str, np.ndarray, int]
+
+
+def _check_size(height_px: int, width_px: int) -> None:
+    if height_px < MIN_SIZE_PX or width_px < MIN_SIZE_PX:
+        msg = (f"board size must be at least {MIN_SIZE_PX}x{MIN_SIZE_PX} px, "
+               f"got {width_px}x{height_px}")
+        raise ValueError(msg)
+
+
+def _check_mask(copper: np.ndarray) -> None:
+    if not isinstance(copper, np.ndarray) or copper.dtype != np.bool_ or copper.ndim != 2:
+        found = f"{copper.dtype} {copper.shape}" if isinstance(copper, np.ndarray) else type(copper)
+        msg = f"copper must be a 2-D bool numpy array, got {found}"
+        raise ValueError(msg)
+    _check_size(*copper.shape)
+
+
+class _Layout:
+    """A board being drawn net by net; a net is committed only if it keeps the clearance."""
+
+    def __init__(self, height_px: int, width_px: int) -> None:
+        self.h, self.w = height_px, width_px
+        self.copper = np.zeros((height_px, width_px), np.uint8)
+        self.keepout = np.zeros((height_px, width_px), np.uint8)
+        self.copper_px = 0
+        size = 2 * CLEARANCE_PX + 1
+        self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+    def place(self, prims: list[Prim]) -> bool:
+        """Draw one conductor; refuse it if any of its pixels is within the clearance of another."""
+        lo = np.full(2, np.inf)
+        hi = np.full(2, -np.inf)
+        for kind, geom, width in prims:
+            pts = geom[:2].reshape(1, 2) if kind in ("circle", "hole") else geom
+            ext = geom[2] if kind in ("circle", "hole") else width / 2
+            lo = np.minimum(lo, pts.min(axis=0) - ext)
+            hi = np.maximum(hi, pts.max(axis=0) + ext)
+        x0 = max(int(lo[0]) - CLEARANCE_PX - 2, 0)
+        y0 = max(int(lo[1]) - CLEARANCE_PX - 2, 0)
+        x1 = min(math.ceil(hi[0]) + CLEARANCE_PX + 3, self.w)
+        y1 = min(math.ceil(hi[1]) + CLEARANCE_PX + 3, self.h)
+        if x1 <= x0 or y1 <= y0:
+            return False
+        scratch = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        off = np.array([x0, y0], np.float64)
+        for kind, geom, width in prims:
+            if kind == "line":
+                pts = np.round(geom - off).astype(np.int32)
+                cv2.polylines(scratch, [pts], isClosed=False, color=1, thickness=max(width, 1))
+            elif kind == "poly":
+                cv2.fillPoly(scratch, [np.round(geom - off).astype(np.int32)], 1)
+            else:
+                cx, cy = geom[:2] - off
+                color = 1 if kind == "circle" else 0
+                cv2.circle(scratch, (round(cx), round(cy)), round(geom[2]), color, -1)
+        if not scratch.any() or (scratch & self.keepout[y0:y1, x0:x1]).any():
+            return False
+        self.copper[y0:y1, x0:x1] |= scratch
+        self.keepout[y0:y1, x0:x1] |= cv2.dilate(scratch, self._kernel)
+        self.copper_px += int(np.count_nonzero(scratch))
+        return True
+
+
+def _route(rng: np.random.Generator, start: np.ndarray, k: int, segments: int,
+           length: tuple[int, int]) -> np.ndarray:
+    """A polyline of 0/45/90-degree segments, as a router draws them."""
+    pts = [start.astype(np.float64)]
+    for i in range(segments):
+        if i:
+            k = (k + int(rng.choice((-1, 1, -1, 1, -2, 2)))) % 8
+        pts.append(pts[-1] + _DIRS[k] * rng.integers(*length))
+    return np.array(pts)
+
+
+def _pad(rng: np.random.Generator, at: np.ndarray, size: float, kind: str) -> list[Prim]:
+    """A land at ``at``: rectangular pad, round pad, via (ring with hole) or big ring pad."""
+    cx, cy = at
+    if kind == "rect":
+        hw, hh = size / 2, size / 2 * rng.uniform(0.5, 1.0)
+        if rng.random() < 0.5:
+            hw, hh = hh, hw
+        return [("poly", np.array([[cx - hw, cy - hh], [cx + hw, cy - hh],
+                                   [cx + hw, cy + hh], [cx - hw, cy + hh]]), 0)]
+    if kind == "round":
+        return [("circle", np.array([cx, cy, size / 2]), 0)]
+    hole = size / 2 * rng.uniform(0.3, 0.55 if kind == "via" else 0.7)
+    return [("circle", np.array([cx, cy, size / 2]), 0), ("hole", np.array([cx, cy, hole]), 0)]
+
+
+def _end(rng: np.random.Generator, at: np.ndarray, width: int) -> list[Prim]:
+    """Whatever a trace ends on: a land most of the time, sometimes just the trace's round end."""
+    kind = rng.choice(("rect", "round", "via", "via", "none"))
+    if kind == "none":
+        return []
+    return _pad(rng, at, max(width + rng.integers(6, 18), 12), str(kind))
+
+
+def _free_net(rng: np.random.Generator, h: int, w: int) -> list[Prim]:
+    width = int(rng.choice(_TRACE_WIDTHS_PX))
+    start = rng.uniform((-40, -40), (w + 40, h + 40))
+    pts = _route(rng, start, int(rng.integers(8)), int(rng.integers(1, 5)), (20, 220))
+    return [("line", pts, width), *_end(rng, pts[0], width), *_end(rng, pts[-1], width)]
+
+
+def _pour(rng: np.random.Generator, h: int, w: int) -> tuple[list[Prim], list[np.ndarray]]:
+    """A large copper area (chamfered polygon) with round cut-outs; returns it and the cut-outs."""
+    cx, cy = rng.uniform((0, 0), (w, h))
+    hw, hh = rng.uniform(30, 160, size=2)
+    c = min(hw, hh) * rng.uniform(0.0, 0.6, size=4)
+    poly = np.array([[cx - hw + c[0], cy - hh], [cx + hw - c[1], cy - hh],
+                     [cx + hw, cy - hh + c[1]], [cx + hw, cy + hh - c[2]],
+                     [cx + hw - c[2], cy + hh], [cx - hw + c[3], cy + hh],
+                     [cx - hw, cy + hh - c[3]], [cx - hw, cy - hh + c[0]]])
+    prims: list[Prim] = [("poly", poly, 0)]
+    cutouts = []
+    for _ in range(int(rng.integers(0, 4))):
+        r = rng.uniform(12, min(hw, hh, 45))
+        at = rng.uniform((cx - hw + r, cy - hh + r), (cx + hw - r, cy + hh - r))
+        prims.append(("hole", np.array([*at, r]), 0))
+        cutouts.append(np.array([*at, r]))
+    if rng.random() < 0.7:  # a pour is usually fed by a thick trace
+        k = int(rng.integers(8))
+        prims.append(("line", _route(rng, np.array([cx, cy]), k, 2, (hw + 30, hw + 150)),
+                      int(rng.choice(_TRACE_WIDTHS_PX[4:]))))
+    return prims, cutouts
+
+
+def _pin_row(rng: np.random.Generator, h: int, w: int) -> list[list[Prim]]:
+    """A component's row of pads, each with a fan-out trace; one net per pin."""
+    pitch = float(rng.integers(18, 42))
+    pad_w = float(rng.uniform(8, pitch - CLEARANCE_PX - 1))
+    pad_h = float(rng.uniform(pad_w, 3 * pad_w + 8))
+    n = int(rng.integers(2, 12))
+    x0, y0 = rng.uniform((-pitch, -pitch), (w, h))
+    round_pads = rng.random() < 0.35
+    trace_w = int(min(rng.choice(_TRACE_WIDTHS_PX[:6]), pitch / math.sqrt(2) - CLEARANCE_PX - 1))
+    up = 1 if rng.random() < 0.5 else -1
+    side = 1 if rng.random() < 0.5 else -1
+    l1, diag, l2 = rng.uniform(10, 60), rng.uniform(0, 120), rng.uniform(10, 200)
+    transpose = rng.random() < 0.5
+    nets = []
+    for i in range(n):
+        at = np.array([x0 + i * pitch, y0])
+        if round_pads:
+            net = _pad(rng, at, pad_w + 4, "via" if rng.random() < 0.5 else "round")
+        else:
+            hw, hh = pad_w / 2, pad_h / 2
+            net = [("poly", at + np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]]), 0)]
+        if trace_w >= 3 and rng.random() < 0.85:
+            p1 = at + np.array([0, up * (pad_h / 2 + l1)])
+            p2 = p1 + np.array([side * diag, up * diag])
+            p3 = p2 + np.array([0, up * l2])
+            net.append(("line", np.array([at, p1, p2, p3]), trace_w))
+        if transpose:
+            net = [(k, g[..., [1, 0, 2]] if k in ("circle", "hole") else g[:, ::-1], wd)
+                   for k, g, wd in net]
+        nets.append(net)
+    return nets
+
+
+def _bus(rng: np.random.Generator, h: int, w: int) -> list[list[Prim]]:
+    """Parallel traces following one route, offset by a constant pitch (mitred at the bends)."""
+    width = int(rng.choice(_TRACE_WIDTHS_PX[:7]))
+    pitch = width + CLEARANCE_PX + 1 + float(rng.integers(0, 6))
+    route = _route(rng, rng.uniform((-40, -40), (w + 40, h + 40)), int(rng.integers(8)),
+                   int(rng.integers(1, 4)), (60, 300))
+    seg = np.diff(route, axis=0)
+    normals = np.stack([-seg[:, 1], seg[:, 0]], axis=1)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    miter = np.concatenate([normals[:1], normals[:-1] + normals[1:], normals[-1:]])
+    miter /= np.einsum("ij,ij->i", miter, np.concatenate([normals[:1], normals]))[:, None]
+    return [[("line", route + miter * i * pitch, width)] for i in range(int(rng.integers(2, 7)))]
+
+
+def make_copper_layout(height_px: int, width_px: int, seed: int) -> np.ndarray:
+    """Generate the bool copper mask of a plausible golden bare PCB, deterministically by seed."""
+    _check_size(height_px, width_px)
+    rng = np.random.default_rng(seed)
+    h, w = height_px, width_px
+    board = _Layout(h, w)
+    tiles = h * w / _TILE_AREA_PX
+    target = rng.uniform(0.12, 0.32) * h * w
+
+    def count(per_tile: float) -> int:
+        return int(rng.poisson(per_tile * tiles))
+
+    for _ in range(count(0.8)):
+        prims, cutouts = _pour(rng, h, w)
+        if board.place(prims):
+            for cx, cy, r in cutouts:  # an isolated land inside each cut-out, as around a drill
+                land = r - CLEARANCE_PX - 1 - rng.uniform(0, 6)
+                if land >= 5:
+                    board.place(_pad(rng, np.array([cx, cy]), 2 * land, "via"))
+    for _ in range(count(1.5)):
+        for net in _pin_row(rng, h, w):
+            if not board.place(net):
+                board.place(net[:1])  # keep the pad even when its fan-out does not fit
+    for _ in range(count(0.8)):
+        for net in _bus(rng, h, w):
+            board.place(net)
+    attempts = int(60 * tiles) + 20
+    for _ in range(attempts):
+        if board.copper_px >= target:
+            break
+        board.place(_free_net(rng, h, w))
+    return board.copper.astype(bool)
+
+
+def render(copper: np.ndarray, look: Look, rng: np.random.Generator,
+           noise_sigma: float = 4.0) -> np.ndarray:
+    """Render a copper mask as a uint8 image: DeepPCB's scans (binary) or a camera's (grey)."""
+    _check_mask(copper)
+    if look not in LOOKS:
+        msg = f"look must be one of {LOOKS}, got {look!r}"
+        raise ValueError(msg)
+    if noise_sigma < 0:
+        msg = f"noise_sigma must be >= 0, got {noise_sigma}"
+        raise ValueError(msg)
+    h, w = copper.shape
+    if look == "binary":
+        substrate, metal, blur, noise = 248, 6, 0.6, noise_sigma / 2
+    else:
+        substrate = int(rng.uniform(150, 185))
+        metal = substrate - int(rng.uniform(60, 90))
+        blur, noise = rng.uniform(0.9, 1.4), noise_sigma
+    image = copper.view(np.uint8) * np.uint8(metal - substrate + 256) + np.uint8(substrate)
+    image = cv2.GaussianBlur(image, (0, 0), blur)
+    if look == "grey":
+        # Smooth illumination: a tilt plus vignetting about a slightly off-centre point.
+        gy, gx = np.mgrid[-1:1:24j, -1:1:32j]
+        tilt = rng.uniform(-0.08, 0.08, size=2)
+        centre = rng.uniform(-0.2, 0.2, size=2)
+        vignette = rng.uniform(0.08, 0.18)
+        gain = 1 + tilt[0] * gx + tilt[1] * gy - vignette * ((gx - centre[0]) ** 2
+                                                             + (gy - centre[1]) ** 2) / 2
+        gain_u8 = cv2.resize(np.clip(gain * 128, 0, 255).astype(np.uint8), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
+        image = cv2.multiply(image, gain_u8, scale=1 / 128)
+    if noise > 0:
+        # OpenCV's RNG is per thread and ~4x faster than numpy's normal; seed it from rng.
+        cv2.setRNGSeed(int(rng.integers(2**31 - 1)))
+        jitter = np.empty((h, w), np.int16)
+        cv2.randn(jitter, 0, noise)
+        image = cv2.add(image, jitter, dtype=cv2.CV_8U)
+    return image
+
+
+def copper_from_image(image: np.ndarray) -> np.ndarray:
+    """Recover the copper mask (dark = copper) from a rendered board or a DeepPCB image."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        msg = f"image must be an HxW or HxWx3 numpy array, got {getattr(image, 'shape', image)}"
+        raise ValueError(msg)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    if grey.dtype != np.uint8:
+        grey = cv2.normalize(grey, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+    h, w = grey.shape
+    _check_size(h, w)
+    # Illumination is smooth: fit a quadratic surface to the substrate (bright class) of a
+    # downscaled copy, divide it out, and re-fit once with the better split; then Otsu at full size.
+    cell = max(1, min(h, w) // 96)
+    small = cv2.resize(grey, (w // cell, h // cell), interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    xx, yy = xx / sw - 0.5, yy / sh - 0.5
+    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], -1).reshape(-1, 6)
+    level = small.astype(np.float32).reshape(-1)
+    surface = np.full(sh * sw, level.mean(), np.float32)
+    for _ in range(3):
+        flat_small = np.clip(level / np.maximum(surface, 1) * 200, 0, 255).astype(np.uint8)
+        cut, _ = cv2.threshold(flat_small, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        bright = flat_small > cut
+        if bright.sum() < 12 or (~bright).sum() == 0:
+            break
+        coef = np.linalg.lstsq(basis[bright], level[bright], rcond=None)[0]
+        surface = basis @ coef
+    env = cv2.resize(np.clip(surface, 1, 255).reshape(sh, sw).astype(np.uint8), (w, h),
+                     interpolation=cv2.INTER_LINEAR)
+    flat = cv2.divide(grey, env, scale=200)
+    flat = cv2.GaussianBlur(flat, (3, 3), 0)
+    thresh, mask = cv2.threshold(flat, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    dark, light = flat[mask > 0], flat[mask == 0]
+    # A blank board is unimodal: Otsu would split the noise, so call it all substrate.
+    if dark.size == 0 or light.size == 0 or float(light.mean()) - float(dark.mean()) < 40:
+        log.debug("no copper contrast found (Otsu threshold %.0f)", thresh)
+        return np.zeros((h, w), bool)
+    return mask.astype(bool)
+
+
+_BOX_MARGIN_PX = 2
+_TRIES_PER_CLASS = 40
+_Patch = tuple[tuple[int, int, int, int], np.ndarray]  # (y0, y1, x0, x1) of the ROI, new ROI
+
+
+class _Sites:
+    """Facts about the defect-free mask that the site searches share (computed once per board)."""
+
+    def __init__(self, copper: np.ndarray) -> None:
+        u8 = copper.view(np.uint8)
+        self.h, self.w = copper.shape
+        self.dist_in = cv2.distanceTransform(u8, cv2.DIST_L2, 3)  # copper px: distance to substrate
+        self.dist_out = cv2.distanceTransform(1 - u8, cv2.DIST_L2, 3)  # substrate px: to copper
+        self.labels = cv2.connectedComponents(u8, connectivity=8)[1]
+        self._pools: dict[str, np.ndarray] = {}
+
+    def pick(self, pool: str, rng: np.random.Generator) -> tuple[int, int] | None:
+        if pool not in self._pools:
+            d_in, d_out = self.dist_in, self.dist_out
+            where = {"edge": (d_in > 0) & (d_in < 1.5), "trace": (d_in >= 1.5) & (d_in <= 8),
+                     "inside": d_in >= 4, "open": d_out >= 9}[pool]
+            self._pools[pool] = np.flatnonzero(where)
+        idx = self._pools[pool]
+        if idx.size == 0:
+            return None
+        y, x = divmod(int(idx[rng.integers(idx.size)]), self.w)
+        return y, x
+
+    def roi(self, y: int, x: int, radius: int) -> tuple[int, int, int, int]:
+        return max(y - radius, 0), min(y + radius + 1, self.h), max(x - radius, 0), min(
+            x + radius + 1, self.w)
+
+
+def _ray(mask: np.ndarray, y: float, x: float, d: np.ndarray, max_px: int) -> int:
+    """Steps from (y, x) along unit vector d before leaving the copper (or the image)."""
+    t = np.arange(1, max_px + 1)
+    ys, xs = np.round(y + d[1] * t).astype(int), np.round(x + d[0] * t).astype(int)
+    inside = (ys >= 0) & (ys < mask.shape[0]) & (xs >= 0) & (xs < mask.shape[1])
+    hit = np.zeros(max_px, bool)
+    hit[inside] = mask[ys[inside], xs[inside]]
+    return max_px if hit.all() else int(np.argmin(hit))
+
+
+def _parts(mask: np.ndarray) -> int:
+    """Number of 8-connected components of a bool mask."""
+    return cv2.connectedComponents(mask.view(np.uint8), connectivity=8)[0] - 1
+
+
+def _inward(mask: np.ndarray, y: int, x: int) -> np.ndarray | None:
+    """Unit normal pointing into the copper at edge pixel (y, x): towards the nearby copper mass."""
+    win = mask[max(y - 3, 0):y + 4, max(x - 3, 0):x + 4]
+    ys, xs = np.nonzero(win)
+    v = np.array([xs.mean() + max(x - 3, 0) - x, ys.mean() + max(y - 3, 0) - y])
+    norm = float(np.hypot(*v))
+    return v / norm if norm > 0.3 else None
+
+
+def _draw_line(patch: np.ndarray, pts: np.ndarray, value: int, width: int) -> None:
+    fixed = np.round(pts * 8).astype(np.int32)  # 3 fractional bits: sub-pixel placement
+    cv2.polylines(patch, [fixed], isClosed=False, color=value, thickness=width, shift=3)
+
+
+def _open(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _Patch | None:
+    """Cut a trace across its full width (3-8 px gap)."""
+    site = s.pick("trace", rng)
+    if site is None:
+        return None
+    y, x = site
+    gap = float(rng.integers(3, 9))
+    best = None
+    for k in range(4):  # the trace runs along d where the crossing (along n) is narrowest
+        d, n = _DIRS[k], _DIRS[k + 2]
+        a1, a2 = _ray(new, y, x, n, 24), _ray(new, y, x, -n, 24)
+        along = min(_ray(new, y, x, d, 40), _ray(new, y, x, -d, 40))
+        if along >= gap / 2 + 6 and max(a1, a2) < 24 and (best is None or a1 + a2 < best[0]):
+            best = (a1 + a2, d, n, a1, a2)
+    if best is None or not 3 <= best[0] + 1 <= 16:
+        return None
+    width, d, n, a1, a2 = best
+    roi = s.roi(y, x, 40)
+    centre = np.array([x - roi[2], y - roi[0]]) + n * (a1 - a2) / 2
+    half = (width + 1) / 2 + 2
+    patch = new[roi[0]:roi[1], roi[2]:roi[3]].copy()
+    cut = np.array([centre + sd * d * gap / 2 + sn * n * half
+                    for sd, sn in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+    cv2.fillPoly(patch.view(np.uint8), [np.round(cut * 8).astype(np.int32)], 0, shift=3)
+    return (roi, patch) if _parts(patch) > _parts(new[roi[0]:roi[1], roi[2]:roi[3]]) else None
+
+
+def _short(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _Patch | None:
+    """Bridge two separate conductors 5-40 px apart with a thin (2-4 px) copper line."""
+    site = s.pick("edge", rng)
+    if site is None:
+        return None
+    y, x = site
+    own = s.labels[y, x]
+    for k in rng.permutation(8):
+        d = _DIRS[k]
+        free = _ray(~new, y, x, d, 41)
+        if not 5 <= free <= 40:
+            continue
+        qx, qy = round(x + d[0] * (free + 1)), round(y + d[1] * (free + 1))
+        if not (0 <= qx < s.w and 0 <= qy < s.h) or s.labels[qy, qx] in (0, own):
+            continue
+        roi = s.roi(y, x, 48)
+        p, q = np.array([x - roi[2], y - roi[0]]), np.array([qx - roi[2], qy - roi[0]])
+        bend = (p + q) / 2 + np.array([-d[1], d[0]]) * rng.uniform(-free / 5, free / 5)
+        old = new[roi[0]:roi[1], roi[2]:roi[3]]
+        patch = old.copy()
+        _draw_line(patch.view(np.uint8), np.array([p, bend, q]), 1, int(rng.integers(2, 5)))
+        grown = cv2.dilate((patch & ~old).view(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        touched = set(np.unique(s.labels[roi[0]:roi[1], roi[2]:roi[3]][grown & old])) - {0}
+        if touched == {own, s.labels[qy, qx]} and _parts(patch) < _parts(old):
+            return roi, patch
+    return None
+
+
+def _edge_site(new: np.ndarray, s: _Sites, rng: np.random.Generator
+               ) -> tuple[int, int, np.ndarray] | None:
+    site = s.pick("edge", rng)
+    if site is None or not new[site]:
+        return None
+    inward = _inward(new, *site)
+    return None if inward is None else (*site, inward)
+
+
+def _mousebite(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _Patch | None:
+    """Nibble 2-4 small bites (radius 2-4 px) out of a conductor's edge."""
+    site = _edge_site(new, s, rng)
+    if site is None:
+        return None
+    y, x, inward = site
+    r = rng.uniform(2, 4)
+    if _ray(new, y, x, inward, 40) < 2 * r + 5:  # the conductor must survive the bites
+        return None
+    roi = s.roi(y, x, 30)
+    old = new[roi[0]:roi[1], roi[2]:roi[3]]
+    patch = old.copy()
+    tangent = np.array([-inward[1], inward[0]])
+    bites = int(rng.integers(2, 5))
+    spacing = rng.uniform(1.3, 2.2) * r
+    for i in range(bites):
+        c = (np.array([x - roi[2], y - roi[0]]) + tangent * (i - (bites - 1) / 2) * spacing
+             + inward * rng.uniform(-0.5, 1.0))
+        before = int(np.count_nonzero(patch))
+        cv2.circle(patch.view(np.uint8), tuple(np.round(c * 8).astype(int)),
+                   round(r * rng.uniform(0.8, 1.0) * 8), 0, -1, shift=3)
+        if before - int(np.count_nonzero(patch)) < 3:
+            return None
+    if _parts(patch) != _parts(old) or _parts(~patch) != _parts(~old):
+        return None
+    return roi, patch
+
+
+def _spur(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _Patch | None:
+    """Grow a thin protrusion (2-3 px wide, 5-15 px long) out of an edge, touching nothing."""
+    site = _edge_site(new, s, rng)
+    if site is None:
+        return None
+    y, x, inward = site
+    a = math.radians(rng.uniform(-35, 35))
+    out = -np.array([inward[0] * math.cos(a) - inward[1] * math.sin(a),
+                     inward[0] * math.sin(a) + inward[1] * math.cos(a)])
+    roi = s.roi(y, x, 30)
+    old = new[roi[0]:roi[1], roi[2]:roi[3]]
+    patch = old.copy()
+    p = np.array([x - roi[2], y - roi[0]], np.float64)
+    _draw_line(patch.view(np.uint8), np.array([p - out * 2, p + out * rng.uniform(5, 15)]), 1,
+               int(rng.integers(2, 4)))
+    grown = cv2.dilate((patch & ~old).view(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    touched = set(np.unique(s.labels[roi[0]:roi[1], roi[2]:roi[3]][grown & old])) - {0}
+    if touched != {s.labels[y, x]} or np.count_nonzero(patch & ~old) < 5:
+        return None
+    if _parts(patch) != _parts(old) or _parts(~patch) != _parts(~old):
+        return None
+    return roi, patch
+
+
+def _spurious_copper(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _Patch | None:
+    """Drop an irregular copper blob (4-14 px) in open substrate, clear of all copper."""
+    site = s.pick("open", rng)
+    if site is None:
+        return None
+    y, x = site
+    size = rng.uniform(4, 14)
+    if s.dist_out[y, x] < size / 2 + 5:
+        return None
+    angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+    radii = size / 2 * rng.uniform(0.55, 1.0, angles.size)
+    pts = np.stack([np.cos(angles) * radii * rng.uniform(1, 1.6), np.sin(angles) * radii], 1)
+    turn = rng.uniform(0, np.pi)
+    pts = pts @ np.array([[math.cos(turn), math.sin(turn)], [-math.sin(turn), math.cos(turn)]])
+    roi = s.roi(y, x, 20)
+    old = new[roi[0]:roi[1], roi[2]:roi[3]]
+    patch = old.copy()
+    pts += np.array([x - roi[2], y - roi[0]])
+    cv2.fillPoly(patch.view(np.uint8), [np.round(pts * 8).astype(np.int32)], 1, shift=3)
+    added = patch & ~old
+    clear = s.dist_out[roi[0]:roi[1], roi[2]:roi[3]][added].min(initial=0) >= 4
+    if np.count_nonzero(added) < 6 or not clear or _parts(patch) != _parts(old) + 1:
+        return None
+    return roi, patch
+
+
+def _pin_hole(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _Patch | None:
+    """Punch a small hole (radius 1.5-4 px) inside copper, fully enclosed."""
+    site = s.pick("inside", rng)
+    r = rng.uniform(1.5, 4)
+    if site is None or s.dist_in[site] < r + 2.5 or not new[site]:
+        return None
+    y, x = site
+    roi = s.roi(y, x, 16)
+    old = new[roi[0]:roi[1], roi[2]:roi[3]]
+    patch = old.copy()
+    centre = tuple(np.round(np.array([x - roi[2], y - roi[0]], float) * 8).astype(int))
+    axes = (round(r * 8), round(r * rng.uniform(0.6, 1.0) * 8))
+    cv2.ellipse(patch.view(np.uint8), centre, axes, rng.uniform(0, 180), 0, 360, 0, -1,
+                cv2.LINE_8, 3)
+    if np.count_nonzero(old & ~patch) < 4 or _parts(~patch) != _parts(~old) + 1:
+        return None
+    return roi, patch
+
+
+def _try_defect(make: object, new: np.ndarray, s: _Sites, rng: np.random.Generator,
+                taken: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
+    """Find a site for one defect class, apply it to ``new`` and return its box, or None."""
+    for _ in range(_TRIES_PER_CLASS):
+        made = make(new, s, rng)  # type: ignore[operator]
+        if made is None:
+            continue
+        (y0, y1, x0, x1), patch = made
+        ys, xs = np.nonzero(patch != new[y0:y1, x0:x1])
+        if ys.size < 3:
+            continue
+        m = _BOX_MARGIN_PX
+        box = (max(x0 + int(xs.min()) - m, 0), max(y0 + int(ys.min()) - m, 0),
+               min(x0 + int(xs.max()) + m, s.w - 1), min(y0 + int(ys.max()) + m, s.h - 1))
+        if any(box[0] <= t[2] + 3 and t[0] <= box[2] + 3 and box[1] <= t[3] + 3
+               and t[1] <= box[3] + 3 for t in taken):
+            continue  # defects never overlap: each box must tell one story
+        new[y0:y1, x0:x1] = patch
+        taken.append(box)
+        return box
+    return None
+
+
+def inject_defects(copper: np.ndarray, rng: np.random.Generator, count: int,
+                   classes: Sequence[int] | None = None) -> tuple[np.ndarray, GroundTruth]:
+    """Return a new copper mask with ``count`` DeepPCB-style defects and their ground truth.
+
+    Sites are found from the mask alone, so any template works. A class with no valid site is
+    replaced by another allowed class; if no class fits anywhere (a blank or tiny board), fewer
+    than ``count`` defects come back and a warning is logged.
+    """
+    _check_mask(copper)
+    if count < 0:
+        msg = f"count must be >= 0, got {count}"
+        raise ValueError(msg)
+    allowed = list(range(1, len(DEFECT_CLASSES) + 1)) if classes is None else list(classes)
+    if not allowed or any(not 1 <= c <= len(DEFECT_CLASSES) for c in allowed):
+        msg = f"classes must be a non-empty subset of 1..{len(DEFECT_CLASSES)}, got {allowed}"
+        raise ValueError(msg)
+    sites = _Sites(copper)
+    new = copper.copy()
+    taken: list[tuple[int, int, int, int]] = []
+    boxes: list[tuple[int, int, int, int]] = []
+    ids: list[int] = []
+    makers = {1: _open, 2: _short, 3: _mousebite, 4: _spur, 5: _spurious_copper, 6: _pin_hole}
+    for _ in range(count):
+        order = [int(rng.choice(allowed)), *(int(c) for c in rng.permutation(allowed))]
+        for cls in order:
+            box = _try_defect(makers[cls], new, sites, rng, taken)
+            if box is not None:
+                boxes.append(box)
+                ids.append(cls)
+                break
+        else:
+            break
+    if len(ids) < count:
+        log.warning("only %d of %d defects fit on a %dx%d board", len(ids), count,
+                    copper.shape[1], copper.shape[0])
+    truth = GroundTruth(np.array(boxes, np.int32).reshape(-1, 4), np.array(ids, np.int32))
+    return new, truth
+
+
+def misalign(image: np.ndarray, rng: np.random.Generator, max_shift_px: float,
+             max_rotation_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Move a board rigidly as on a conveyor; return the frame and the template-to-frame matrix."""
+    if max_shift_px < 0 or max_rotation_deg < 0:
+        msg = (f"max_shift_px and max_rotation_deg must be >= 0, "
+               f"got {max_shift_px} and {max_rotation_deg}")
+        raise ValueError(msg)
+    h, w = image.shape[:2]
+    shift = rng.uniform(-max_shift_px, max_shift_px, size=2)
+    angle = rng.uniform(-max_rotation_deg, max_rotation_deg)
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+    matrix[:, 2] += shift
+    matrix = matrix.astype(np.float32)
+    warped = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return warped, matrix
+
+
+def golden_board(height_px: int, width_px: int, seed: int, look: Look) -> np.ndarray:
+    """The golden template image of the synthetic product ``seed`` (deterministic)."""
+    return render(make_copper_layout(height_px, width_px, seed), look, np.random.default_rng(seed))
+
+
+def board_under_test(template: np.ndarray, rng: np.random.Generator, *, look: Look,
+                     defect_count: int, max_shift_px: float, max_rotation_deg: float,
+                     noise_sigma: float) -> tuple[np.ndarray, GroundTruth, np.ndarray]:
+    """A produced board of the template's product: defects, fresh rendering, conveyor misalignment.
+
+    Truth boxes are in template coordinates, since the station registers the frame onto the
+    template before inspecting; the returned matrix maps template to frame coordinates.
+    """
+    copper = copper_from_image(template)
+    truth = GroundTruth.empty()
+    if defect_count > 0:
+        copper, truth = inject_defects(copper, rng, defect_count)
+    elif defect_count < 0:
+        msg = f"defect_count must be >= 0, got {defect_count}"
+        raise ValueError(msg)
+    image = render(copper, look, rng, noise_sigma)
+    image, matrix = misalign(image, rng, max_shift_px, max_rotation_deg)
+    return image, truth, matrix
