@@ -41,8 +41,18 @@ class _Strict(BaseModel):
 class CameraSettings(_Strict):
     """Camera settings applied through the GenICam node map where the device has the node."""
 
-    pixel_format: Literal["Mono8", "Mono12", "Mono16", "RGB8", "BGR8", "RGBa8", "BayerRG8",
-                          "BayerGR8", "BayerGB8", "BayerBG8"] = "Mono8"
+    pixel_format: Literal[
+        "Mono8",
+        "Mono12",
+        "Mono16",
+        "RGB8",
+        "BGR8",
+        "RGBa8",
+        "BayerRG8",
+        "BayerGR8",
+        "BayerGB8",
+        "BayerBG8",
+    ] = "Mono8"
     exposure_us: float = Field(default=2000.0, gt=0, le=10_000_000)
     gain_db: float = Field(default=0.0, ge=0, le=48)
     trigger_mode: Literal["software", "hardware", "free_run"] = "software"
@@ -101,9 +111,7 @@ class Profile(_Strict):
         for i, name in enumerate(names):
             lo, mid, hi = self.min.as_tuple()[i], self.opt.as_tuple()[i], self.max.as_tuple()[i]
             if not lo <= mid <= hi:
-                msg = (
-                    f"{name} must satisfy min <= opt <= max, got {lo} <= {mid} <= {hi}"
-                )
+                msg = f"{name} must satisfy min <= opt <= max, got {lo} <= {mid} <= {hi}"
                 raise ValueError(msg)
         return self
 
@@ -149,7 +157,7 @@ class Geometry(_Strict):
 
     def _padded(self, v: int) -> int:
         m = self.size_multiple_px
-        return int(math.ceil(v / m) * m)
+        return math.ceil(v / m) * m
 
     def input_hw(self) -> tuple[int, int]:
         """Height and width of one network input after padding."""
@@ -181,7 +189,7 @@ class Geometry(_Strict):
 def _tiles_along(length: int, tile: int, overlap: int) -> int:
     if tile >= length:
         return 1
-    return int(math.ceil((length - overlap) / (tile - overlap)))
+    return math.ceil((length - overlap) / (tile - overlap))
 
 
 class ModelSettings(_Strict):
@@ -396,7 +404,11 @@ def parse_recipe(raw: dict[str, Any], source: str) -> Recipe:
 
 
 def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
-    """Read, migrate and validate a recipe file; with ``check_files`` its template and model must exist."""
+    """Read, migrate and validate a recipe file.
+
+    With ``check_files`` the template and the model must exist (the template's bytes go into the
+    content hash).
+    """
     path = Path(path)
     source = str(path)
     try:

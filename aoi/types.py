@@ -223,7 +223,9 @@ class InspectionResult:
             raise ValueError(msg)
         unknown = set(self.stages_ms) - set(STAGES)
         if unknown:
-            msg = f"InspectionResult.stages_ms has unknown stages {sorted(unknown)}; known: {STAGES}"
+            msg = (
+                f"InspectionResult.stages_ms has unknown stages {sorted(unknown)}; known: {STAGES}"
+            )
             raise ValueError(msg)
         if self.cycle_ms < 0:
             msg = f"InspectionResult.cycle_ms must be >= 0, got {self.cycle_ms}"

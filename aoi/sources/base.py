@@ -10,11 +10,11 @@ from aoi.types import Frame
 
 @runtime_checkable
 class ImageSource(Protocol):
-    """Something that delivers frames: a GenICam camera, a replay folder, the synthetic generator.
+    """Something that delivers frames: a GenICam camera, a replay folder, synthetic boards.
 
     A source is a context manager: ``__enter__`` opens it (device, files) and ``__exit__`` releases
     everything it holds. ``grab`` returns the next frame, already copied out of any driver buffer,
-    or raises :class:`aoi.errors.CameraTimeout` when none arrives within ``timeout_s`` (never hangs),
+    or raises :class:`aoi.errors.CameraTimeout` when none arrives in ``timeout_s`` (never hangs),
     :class:`aoi.errors.SourceExhausted` when a finite source is done, or another
     :class:`aoi.errors.SourceError` when the source fails.
     """

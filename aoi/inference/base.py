@@ -1,0 +1,37 @@
+"""The one protocol every inference backend implements."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+#: Name of the model input: uint8 [N, 2, H, W], board under test then golden template.
+INPUT_NAME = "boards"
+#: Name of the model output: float32 [N, 1 + classes, H/S, W/S] softmax probabilities.
+OUTPUT_NAME = "probs"
+
+
+@runtime_checkable
+class InferenceBackend(Protocol):
+    """Runs the defect network; the cycle cannot tell one backend from another.
+
+    A backend is a context manager that owns its session/engine and device memory. ``predict``
+    takes a uint8 ``[N, 2, H, W]`` batch inside the recipe's optimisation profile and returns the
+    float32 probability maps; a batch outside the profile raises :class:`aoi.errors.InferenceError`.
+    """
+
+    name: str
+    model_hash: str
+
+    def __enter__(self) -> InferenceBackend: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,135 @@
+"""ONNX Runtime backend: the embedded default (CPU), CUDA where onnxruntime-gpu is installed.
+
+It is also the numerical reference the TensorRT backend is checked against.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from aoi.errors import InferenceError, ModelError
+from aoi.inference.base import INPUT_NAME, OUTPUT_NAME
+from aoi.recipe import Profile, file_hash
+
+log = logging.getLogger(__name__)
+
+#: What onnxruntime raises for a bad model or a failed run (its own exception classes).
+_ORT_ERRORS = (
+    ort_state.Fail,
+    ort_state.InvalidArgument,
+    ort_state.InvalidGraph,
+    ort_state.InvalidProtobuf,
+    ort_state.NoSuchFile,
+    ort_state.NotImplemented,
+    ort_state.RuntimeException,
+    ort_state.EPFail,
+)
+
+
+def _dims_text(shape: tuple[int, ...] | list[int]) -> str:
+    return "[" + ", ".join(str(v) for v in shape) + "]"
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime session for one model and one recipe profile."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        profile: Profile,
+        *,
+        device: str = "cpu",
+        threads: int = 0,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.profile = profile
+        self.device = device
+        self.threads = threads
+        self.model_hash = ""
+        self.name = "onnxruntime-cpu" if device == "cpu" else "onnxruntime-cuda"
+        self._session: ort.InferenceSession | None = None
+
+    def __enter__(self) -> OnnxRuntimeBackend:
+        path = self.model_path
+        if not path.is_file():
+            msg = f"{path}: model file not found"
+            raise ModelError(msg)
+        self.model_hash = file_hash(path)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if self.device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                msg = (
+                    f"{path}: device 'cuda' needs onnxruntime-gpu; this onnxruntime offers "
+                    f"{ort.get_available_providers()}"
+                )
+                raise ModelError(msg)
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=providers)
+        except _ORT_ERRORS as err:
+            msg = f"{path}: not a loadable ONNX model ({err})"
+            raise ModelError(msg) from err
+        self._check_contract()
+        log.info("onnxruntime session for %s on %s", path.name, self._session.get_providers())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._session = None
+
+    def _check_contract(self) -> None:
+        assert self._session is not None
+        inputs = self._session.get_inputs()
+        outputs = self._session.get_outputs()
+        where = str(self.model_path)
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            found = [i.name for i in inputs]
+            msg = f"{where}: model must have one input {INPUT_NAME!r}, found {found}"
+            raise ModelError(msg)
+        if inputs[0].type != "tensor(uint8)":
+            msg = f"{where}: input {INPUT_NAME!r} must be tensor(uint8), found {inputs[0].type}"
+            raise ModelError(msg)
+        if len(inputs[0].shape) != 4 or inputs[0].shape[1] != 2:
+            msg = f"{where}: input {INPUT_NAME!r} must be [N, 2, H, W], found {inputs[0].shape}"
+            raise ModelError(msg)
+        if OUTPUT_NAME not in [o.name for o in outputs]:
+            found = [o.name for o in outputs]
+            msg = f"{where}: model must have an output {OUTPUT_NAME!r}, found {found}"
+            raise ModelError(msg)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probability maps for a uint8 [N, 2, H, W] batch inside the recipe's profile."""
+        if self._session is None:
+            msg = "OnnxRuntimeBackend.predict called outside its context manager"
+            raise InferenceError(msg)
+        if batch.dtype != np.uint8:
+            msg = f"network input must be uint8, got {batch.dtype}"
+            raise InferenceError(msg)
+        if not self.profile.contains(batch.shape):
+            msg = (
+                f"network input {_dims_text(batch.shape)} lies outside the recipe profile "
+                f"min {_dims_text(self.profile.min.as_tuple())} .. max "
+                f"{_dims_text(self.profile.max.as_tuple())}"
+            )
+            raise InferenceError(msg)
+        try:
+            (probs,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        except _ORT_ERRORS as err:
+            msg = f"onnxruntime failed on input {_dims_text(batch.shape)}: {err}"
+            raise InferenceError(msg) from err
+        return probs

@@ -1,0 +1,233 @@
+"""The inspection cycle: acquire -> register -> preprocess -> infer -> postprocess -> decide.
+
+This module owns the critical path. Every stage is timed every cycle; the budget clock starts
+when the frame became available to the host (``Frame.available_ns``) and stops when the verdict
+has been handed to the critical-path sinks (the PLC). Results then leave as typed
+:class:`InspectionResult` objects through the :class:`EventBus`, off the critical path.
+
+A known failure of any stage (:class:`AoiError`) becomes an ERROR verdict with its reason; the
+loop goes on with the next board. The station never reports OK for a board it could not inspect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from aoi.errors import (
+    AoiError,
+    CameraTimeout,
+    FrameError,
+    RecipeError,
+    SourceError,
+    SourceExhausted,
+)
+from aoi.events import EventBus
+from aoi.inference.base import InferenceBackend
+from aoi.recipe import LoadedRecipe
+from aoi.sources.base import ImageSource
+from aoi.stats import RunStats
+from aoi.types import Frame, InspectionResult, Registration, Verdict
+from aoi.vision.postprocess import Candidates, Postprocessor, merge
+from aoi.vision.preprocess import InputBuilder, to_mono8
+from aoi.vision.registration import Registrar, align
+from aoi.vision.verdict import decide
+
+log = logging.getLogger(__name__)
+
+
+class VerdictSink(Protocol):
+    """Something on the critical path that must receive the verdict before the cycle ends."""
+
+    def publish(self, result: InspectionResult) -> None: ...
+
+
+def load_template(path: Path, width_px: int, height_px: int, source: str) -> np.ndarray:
+    """The golden template as uint8 HxW; errors name the recipe, the file and the sizes."""
+    if not path.is_file():
+        msg = f"{source}: template must name an existing image, found no file at {path}"
+        raise RecipeError(msg)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        msg = f"{source}: template {path} is not a readable image"
+        raise RecipeError(msg)
+    image = to_mono8(image[:, :, :3] if image.ndim == 3 else image)
+    if image.shape != (height_px, width_px):
+        msg = (
+            f"{source}: template {path.name} must be {width_px}x{height_px} px like "
+            f"geometry.frame_*_px, got {image.shape[1]}x{image.shape[0]} px"
+        )
+        raise RecipeError(msg)
+    return image
+
+
+def _ms(t0: int, t1: int) -> float:
+    return (t1 - t0) / 1e6
+
+
+class Pipeline:
+    """Inspects frames of one recipe with one inference backend."""
+
+    def __init__(
+        self,
+        loaded: LoadedRecipe,
+        backend: InferenceBackend,
+        *,
+        template: np.ndarray | None = None,
+        sinks: Sequence[VerdictSink] = (),
+        events: EventBus | None = None,
+    ) -> None:
+        recipe = loaded.recipe
+        self.loaded = loaded
+        self.recipe = recipe
+        self.backend = backend
+        g = recipe.geometry
+        if template is None:
+            template = load_template(
+                loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
+            )
+        self.template = template
+        self.registrar = Registrar(template, recipe.registration)
+        self.inputs = InputBuilder(g, template)
+        self.post = Postprocessor(recipe)
+        self.sinks = list(sinks)
+        self.events = events
+        self._next_id = 1
+
+    def warm_up(self) -> None:
+        """Run the network once at the recipe's shape so the first board is not slow."""
+        for batch, _tiles in self.inputs.batches(self.template)[:1]:
+            self.backend.predict(batch)
+
+    def _finish(
+        self,
+        frame: Frame | None,
+        started_ns: int,
+        stages: dict[str, float],
+        verdict: Verdict,
+        found: Candidates,
+        reg: Registration | None,
+        error: str,
+    ) -> InspectionResult:
+        result = InspectionResult(
+            inspection_id=self._next_id,
+            frame_id=frame.frame_id if frame else -1,
+            frame_name=frame.name if frame else "",
+            recipe_name=self.recipe.name,
+            recipe_hash=self.loaded.content_hash,
+            model_hash=self.backend.model_hash,
+            backend=self.backend.name,
+            verdict=verdict,
+            defects=found.defects,
+            review_defects=found.review,
+            stages_ms=stages,
+            cycle_ms=_ms(started_ns, time.perf_counter_ns()),
+            over_budget=False,
+            registration=reg,
+            error=error,
+            truth=frame.truth if frame else None,
+            timestamp_utc=time.time(),
+        )
+        self._next_id += 1
+        for sink in self.sinks:
+            sink.publish(result)
+        cycle_ms = _ms(started_ns, time.perf_counter_ns())
+        # The result is frozen: the final cycle time (with the sinks) goes into a copy.
+        result = replace(
+            result, cycle_ms=cycle_ms, over_budget=cycle_ms > self.recipe.cycle_budget_ms
+        )
+        if self.events is not None:
+            self.events.publish(result)
+        return result
+
+    def error_result(self, reason: str, frame: Frame | None = None) -> InspectionResult:
+        """An ERROR verdict for a cycle that produced no usable frame (camera timeout, bad file)."""
+        now = time.perf_counter_ns()
+        return self._finish(frame, now, {}, Verdict.ERROR, Candidates((), ()), None, reason)
+
+    def inspect(self, frame: Frame) -> InspectionResult:
+        """Run one board through the critical path; known failures give an ERROR verdict."""
+        started = frame.available_ns
+        stages: dict[str, float] = {}
+        reg: Registration | None = None
+        t = time.perf_counter_ns()
+        stages["acquire"] = _ms(started, t)
+        try:
+            image = to_mono8(frame.image)
+            self.inputs.check_frame(image)
+            template = None
+            if frame.template is not None:
+                template = to_mono8(frame.template)
+            # Pairs that bring their own template (DeepPCB) are aligned already.
+            if template is None:
+                aligned, reg = align(self.registrar, image)
+            else:
+                aligned, reg = image, Registration.identity()
+            t, t0 = time.perf_counter_ns(), t
+            stages["register"] = _ms(t0, t)
+
+            batches = self.inputs.batches(aligned, template)
+            t, t0 = time.perf_counter_ns(), t
+            stages["preprocess"] = _ms(t0, t)
+
+            outputs = [(self.backend.predict(batch), tiles) for batch, tiles in batches]
+            t, t0 = time.perf_counter_ns(), t
+            stages["infer"] = _ms(t0, t)
+
+            hw = (self.inputs.input_h, self.inputs.input_w)
+            found = merge([self.post.run(probs, tiles, hw) for probs, tiles in outputs])
+            t, t0 = time.perf_counter_ns(), t
+            stages["postprocess"] = _ms(t0, t)
+
+            decision = decide(self.recipe, found)
+            stages["decide"] = _ms(t, time.perf_counter_ns())
+        except AoiError as err:
+            log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)
+            return self._finish(
+                frame, started, stages, Verdict.ERROR, Candidates((), ()), reg, str(err)
+            )
+        return self._finish(frame, started, stages, decision.verdict, found, reg, "")
+
+
+def run_cycles(
+    pipeline: Pipeline,
+    source: ImageSource,
+    *,
+    cycles: int | None,
+    grab_timeout_s: float = 2.0,
+    stop: threading.Event | None = None,
+    on_result: Callable[[InspectionResult], None] | None = None,
+) -> RunStats:
+    """Grab and inspect until ``cycles`` are done, the source is exhausted, or ``stop`` is set.
+
+    A camera timeout or an unreadable frame becomes an ERROR verdict for that cycle: a triggered
+    line expects an answer for every part. The loop itself only ends on purpose.
+    """
+    stats = RunStats(budget_ms=pipeline.recipe.cycle_budget_ms)
+    done = 0
+    while cycles is None or done < cycles:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            frame = source.grab(grab_timeout_s)
+        except SourceExhausted:
+            break
+        except CameraTimeout as err:
+            result = pipeline.error_result(f"camera timeout: {err}")
+        except (SourceError, FrameError, ValueError) as err:
+            result = pipeline.error_result(f"bad frame: {err}")
+        else:
+            result = pipeline.inspect(frame)
+        stats.add(result)
+        if on_result is not None:
+            on_result(result)
+        done += 1
+    return stats

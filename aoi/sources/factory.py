@@ -1,0 +1,50 @@
+"""The one place that turns a source spec (``synthetic``, ``replay:DIR``, ``genicam[:ID]``)
+into an image source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from aoi.errors import SourceError
+from aoi.recipe import LoadedRecipe
+from aoi.sources.base import ImageSource
+from aoi.station import StationConfig
+
+SOURCE_SPECS = "synthetic | replay:DIR | genicam[:SERIAL_OR_NAME]"
+
+
+def create_source(
+    spec: str,
+    loaded: LoadedRecipe,
+    template: np.ndarray,
+    station: StationConfig,
+    *,
+    seed: int | None = None,
+    loop: bool = False,
+) -> ImageSource:
+    """The image source ``spec`` names, not yet opened."""
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic":
+        from aoi.sources.synthetic import SyntheticSource
+
+        return SyntheticSource(template, loaded.recipe.synthetic, seed=seed)
+    if kind == "replay":
+        if not arg:
+            msg = f"source {spec!r}: replay needs a folder, as replay:DIR"
+            raise SourceError(msg)
+        from aoi.sources.replay import ReplaySource
+
+        return ReplaySource(Path(arg), loop=loop)
+    if kind == "genicam":
+        from aoi.sources.genicam import GenICamSource
+
+        return GenICamSource(
+            cti_paths=station.camera.cti_paths or None,
+            device=arg or station.camera.device or None,
+            settings=loaded.recipe.camera,
+            fetch_timeout_s=station.camera.fetch_timeout_s,
+        )
+    msg = f"source must be {SOURCE_SPECS}, got {spec!r}"
+    raise SourceError(msg)

@@ -1,0 +1,108 @@
+"""Postprocessing: per-class probability maps to defects in frame pixels.
+
+The network outputs ``[N, 1 + classes, H/S, W/S]`` softmax probabilities (class 0 background).
+Per class, pixels whose class wins and whose probability reaches the recipe's lowest threshold
+for it form connected components; each component becomes a box (scaled by the stride S and
+shifted by its tile's origin), an area in frame pixels, and a score (the component's peak).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from aoi.errors import InferenceError
+from aoi.recipe import MaskRegion, Recipe
+from aoi.types import DEFECT_CLASSES, Defect
+from aoi.vision.preprocess import Tile
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Defects that pass their class's score (``defects``) and those only in the review band."""
+
+    defects: tuple[Defect, ...]
+    review: tuple[Defect, ...]
+
+
+class Postprocessor:
+    """Turns probability maps into defects with one recipe's thresholds and don't-care masks."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        n = len(DEFECT_CLASSES)
+        self._score = np.ones(n + 1, np.float32)
+        self._low = np.ones(n + 1, np.float32)
+        self._min_area = np.zeros(n + 1, np.int64)
+        self._active = []
+        for cid, name in enumerate(DEFECT_CLASSES, start=1):
+            rule = recipe.rule_for(name)
+            self._score[cid] = rule.score
+            self._low[cid] = rule.review_score if rule.review_score is not None else rule.score
+            self._min_area[cid] = rule.min_area_px
+            if rule.action != "ignore":
+                self._active.append(cid)
+        self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
+
+    def _masked(self, cx: float, cy: float) -> bool:
+        return any(m.x0 <= cx < m.x1 and m.y0 <= cy < m.y1 for m in self._masks)
+
+    def run(self, probs: np.ndarray, tiles: list[Tile], input_hw: tuple[int, int]) -> Candidates:
+        """Defects from one batch of probability maps, in frame pixel coordinates."""
+        n_classes = len(DEFECT_CLASSES) + 1
+        if probs.ndim != 4 or probs.shape[0] != len(tiles) or probs.shape[1] != n_classes:
+            msg = (
+                f"model output must be [{len(tiles)}, {n_classes}, H/S, W/S], "
+                f"got {list(probs.shape)}"
+            )
+            raise InferenceError(msg)
+        stride_y = input_hw[0] / probs.shape[2]
+        stride_x = input_hw[1] / probs.shape[3]
+        if stride_x != stride_y or stride_x < 1 or stride_x != int(stride_x):
+            msg = (
+                f"model output {probs.shape[2]}x{probs.shape[3]} must divide the input "
+                f"{input_hw[0]}x{input_hw[1]} by one integer stride"
+            )
+            raise InferenceError(msg)
+        stride = int(stride_x)
+        defects: list[Defect] = []
+        review: list[Defect] = []
+        for p, tile in zip(probs, tiles, strict=True):
+            winner = p.argmax(axis=0)
+            for cid in self._active:
+                pc = p[cid]
+                if float(pc.max()) < self._low[cid]:
+                    continue
+                mask = ((winner == cid) & (pc >= self._low[cid])).astype(np.uint8)
+                count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+                for k in range(1, count):
+                    x, y, w, h, cells = (int(v) for v in stats[k])
+                    area = cells * stride * stride
+                    if area < self._min_area[cid]:
+                        continue
+                    x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
+                    x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
+                    y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
+                    if x1 < x0 or y1 < y0:
+                        continue  # the component lies in the tile's padding only
+                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                    ox0, oy0, ox1, oy1 = tile.own_xyxy
+                    if not (ox0 <= cx < ox1 and oy0 <= cy < oy1) or self._masked(cx, cy):
+                        continue
+                    score = float(pc[y : y + h, x : x + w][labels[y : y + h, x : x + w] == k].max())
+                    d = Defect(cid, DEFECT_CLASSES[cid - 1], (x0, y0, x1, y1), area, score)
+                    (defects if score >= self._score[cid] else review).append(d)
+        defects.sort(key=lambda d: -d.score)
+        review.sort(key=lambda d: -d.score)
+        return Candidates(tuple(defects), tuple(review))
+
+
+def merge(parts: list[Candidates]) -> Candidates:
+    """Candidates of several batches of one frame, highest score first."""
+    if len(parts) == 1:
+        return parts[0]
+    defects = sorted((d for c in parts for d in c.defects), key=lambda d: -d.score)
+    review = sorted((d for c in parts for d in c.review), key=lambda d: -d.score)
+    return Candidates(tuple(defects), tuple(review))

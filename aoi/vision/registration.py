@@ -1,0 +1,206 @@
+"""Registration: align the board under test to the product's golden template.
+
+Coarse-to-fine: phase correlation on a downscaled pair gives the translation, then ECC (enhanced
+correlation coefficient, rigid motion) refines shift and rotation over a small pyramid. A result
+whose shift, rotation or correlation is out of the recipe's bounds raises
+:class:`RegistrationError`: the cycle turns it into an ERROR verdict, never an OK.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from aoi.errors import RegistrationError
+from aoi.recipe import RegistrationSettings
+from aoi.types import Registration
+
+log = logging.getLogger(__name__)
+
+#: ECC stops when the correlation improves by less than this between iterations.
+_ECC_EPS = 1e-4
+#: Gaussian pre-filter of ECC; binary boards need it to have usable gradients.
+_ECC_BLUR = 5
+#: Below this edge length the pyramid stops shrinking (ECC needs some texture to work with).
+_MIN_LEVEL_PX = 64
+#: The finest pyramid level keeps at least this many pixels (enough for ~0.01 px precision).
+_MIN_FINE_PIXELS = 90_000
+
+
+@dataclass(frozen=True)
+class _Level:
+    factor: int
+    template: np.ndarray  # float32, blurred copy for ECC
+
+
+def _scale_warp(warp: np.ndarray, ratio: float) -> np.ndarray:
+    """Carry a rigid warp from one pyramid level to another ``ratio`` times larger.
+
+    Pixel centres move by half a pixel under resizing (x_big = ratio * (x_small + 0.5) - 0.5),
+    so the translation picks up a small term besides the plain scaling.
+    """
+    rot = warp[:, :2]
+    t = warp[:, 2]
+    half = np.array([0.5, 0.5], dtype=np.float64)
+    t_big = ratio * t + (1.0 - ratio) * (rot @ half) + (ratio - 1.0) * half
+    out = np.empty((2, 3), dtype=np.float32)
+    out[:, :2] = rot
+    out[:, 2] = t_big
+    return out
+
+
+def _downscale(image: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return image
+    h, w = image.shape[:2]
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class Registrar:
+    """Aligns frames to one golden template; the template's pyramid is prepared once."""
+
+    def __init__(self, template: np.ndarray, settings: RegistrationSettings) -> None:
+        if template.dtype != np.uint8 or template.ndim != 2:
+            msg = f"template must be a uint8 HxW image, got {template.dtype} {template.shape}"
+            raise ValueError(msg)
+        self.settings = settings
+        self.template = template
+        h, w = template.shape
+        # ECC is sub-pixel accurate well before full resolution: the finest level is the smallest
+        # one that still has enough pixels, which keeps a 4096x3000 panel near 100 ms on a CPU.
+        finest = 1
+        while finest < 64 and (h * w) / (2 * finest) ** 2 >= _MIN_FINE_PIXELS:
+            finest *= 2
+        coarse = max(settings.downscale, 2 * finest)
+        self._levels: list[_Level] = []
+        factor = coarse
+        while factor >= finest:
+            small = _downscale(template, factor).astype(np.float32)
+            if min(small.shape) >= _MIN_LEVEL_PX or factor == finest:
+                self._levels.append(_Level(factor, small))
+            factor //= 2
+        self._hann_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def _hann(self, shape: tuple[int, int]) -> np.ndarray:
+        win = self._hann_cache.get(shape)
+        if win is None:
+            win = cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
+            self._hann_cache[shape] = win
+        return win
+
+    def register(self, image: np.ndarray) -> Registration:
+        """Find the rigid motion that maps template coordinates onto ``image``."""
+        s = self.settings
+        if image.shape != self.template.shape:
+            msg = (
+                f"frame must be {self.template.shape[1]}x{self.template.shape[0]} like the "
+                f"template, got {image.shape[1]}x{image.shape[0]}"
+            )
+            raise RegistrationError(msg)
+        if s.method == "none":
+            return Registration.identity(residual=_residual(image, self.template))
+
+        coarse = self._levels[0]
+        moving = _downscale(image, coarse.factor).astype(np.float32)
+        (dx, dy), _response = cv2.phaseCorrelate(
+            coarse.template, moving, self._hann(coarse.template.shape)
+        )
+        warp = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, s.iterations, _ECC_EPS)
+        correlation = 0.0
+        prev_factor = coarse.factor
+        for level in self._levels:
+            if level.factor != prev_factor:
+                warp = _scale_warp(warp, prev_factor / level.factor)
+                moving = _downscale(image, level.factor).astype(np.float32)
+                prev_factor = level.factor
+            # Finer levels start close to the answer: fewer iterations keep the cycle short.
+            iters = s.iterations if level is coarse else max(5, s.iterations // 4)
+            try:
+                correlation, warp = cv2.findTransformECC(
+                    level.template,
+                    moving,
+                    warp,
+                    cv2.MOTION_EUCLIDEAN,
+                    (criteria[0], iters, criteria[2]),
+                    None,
+                    _ECC_BLUR,
+                )
+            except cv2.error as err:
+                msg = (
+                    f"registration did not converge at 1/{level.factor} scale "
+                    f"(ECC: {str(err).strip().splitlines()[-1]})"
+                )
+                raise RegistrationError(msg) from err
+        if prev_factor != 1:
+            warp = _scale_warp(warp, float(prev_factor))
+
+        rotation_deg = math.degrees(math.atan2(float(warp[0, 1]), float(warp[0, 0])))
+        # Report the shift of the image centre, which is what a person sees moving.
+        h, w = image.shape
+        centre = np.array([(w - 1) / 2, (h - 1) / 2])
+        moved = warp[:, :2] @ centre + warp[:, 2]
+        shift_x, shift_y = float(moved[0] - centre[0]), float(moved[1] - centre[1])
+        if correlation < s.min_correlation:
+            msg = (
+                f"registration correlation must be >= {s.min_correlation:.2f}, got "
+                f"{correlation:.3f} (wrong board, missing board or heavy damage?)"
+            )
+            raise RegistrationError(msg)
+        if math.hypot(shift_x, shift_y) > s.max_shift_px:
+            msg = (
+                f"board shift must be <= {s.max_shift_px:.1f} px, got "
+                f"({shift_x:.1f}, {shift_y:.1f}) px"
+            )
+            raise RegistrationError(msg)
+        if abs(rotation_deg) > s.max_rotation_deg:
+            msg = (
+                f"board rotation must be <= {s.max_rotation_deg:.2f} deg, "
+                f"got {rotation_deg:.2f} deg"
+            )
+            raise RegistrationError(msg)
+        return Registration(
+            transform=warp,
+            shift_x_px=shift_x,
+            shift_y_px=shift_y,
+            rotation_deg=rotation_deg,
+            correlation=float(correlation),
+            residual=-1.0,
+        )
+
+    def warp_to_template(self, image: np.ndarray, reg: Registration) -> np.ndarray:
+        """Resample ``image`` into template coordinates."""
+        if reg.shift_x_px == 0 and reg.shift_y_px == 0 and reg.rotation_deg == 0:
+            return image
+        h, w = self.template.shape
+        return cv2.warpAffine(
+            image,
+            reg.transform,
+            (w, h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+
+
+def _residual(aligned: np.ndarray, template: np.ndarray) -> float:
+    """Mean absolute grey-level difference, ignoring a border the warp may have replicated."""
+    h, w = template.shape
+    m = max(2, min(h, w) // 64)
+    a = aligned[m : h - m, m : w - m]
+    t = template[m : h - m, m : w - m]
+    return float(cv2.norm(a, t, cv2.NORM_L1)) / max(1, a.size)
+
+
+def align(registrar: Registrar, image: np.ndarray) -> tuple[np.ndarray, Registration]:
+    """Register ``image`` and resample it onto the template; the residual is filled in."""
+    reg = registrar.register(image)
+    aligned = registrar.warp_to_template(image, reg)
+    residual = _residual(aligned, registrar.template)
+    return aligned, Registration(
+        reg.transform, reg.shift_x_px, reg.shift_y_px, reg.rotation_deg, reg.correlation, residual
+    )
