@@ -7,6 +7,7 @@ Polarity follows DeepPCB in both looks: copper is darker than the substrate. Pur
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ LOOKS: tuple[str, ...] = ("binary", "grey")
 
 MIN_SIZE_PX = 16
 CLEARANCE_PX = 7
-_TRACE_WIDTHS_PX = (4, 5, 6, 6, 8, 8, 10, 12, 14)
+_TRACE_WIDTHS_PX = (4, 5, 6, 6, 8, 8, 10, 10, 12, 14)
 _TILE_AREA_PX = 640 * 640
 #: Unit steps of the eight routing directions, 45 degrees apart (index k, k+1 turns 45 degrees).
 _DIRS = np.array(
@@ -52,6 +53,16 @@ def _check_mask(copper: np.ndarray) -> None:
     _check_size(*copper.shape)
 
 
+def _disc(canvas: np.ndarray, cx: float, cy: float, r: float, value: int) -> None:
+    """Set a filled disc exactly (cv2.circle leaves ticks at the four cardinal points)."""
+    y0, y1 = max(math.floor(cy - r), 0), min(math.ceil(cy + r) + 1, canvas.shape[0])
+    x0, x1 = max(math.floor(cx - r), 0), min(math.ceil(cx + r) + 1, canvas.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return
+    yy, xx = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
+    canvas[y0:y1, x0:x1][(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = value
+
+
 class _Layout:
     """A board being drawn net by net; a net is committed only if it keeps the clearance."""
 
@@ -65,13 +76,25 @@ class _Layout:
 
     def place(self, prims: list[Prim]) -> bool:
         """Draw one conductor; refuse it if any of its pixels is within the clearance of another."""
-        lo = np.full(2, np.inf)
-        hi = np.full(2, -np.inf)
+        # Most attempts on a filling board collide: test points along the skeleton first, which
+        # costs far less than drawing the net.
+        skeleton, ext = [], 0.0
         for kind, geom, width in prims:
-            pts = geom[:2].reshape(1, 2) if kind in ("circle", "hole") else geom
-            ext = geom[2] if kind in ("circle", "hole") else width / 2
-            lo = np.minimum(lo, pts.min(axis=0) - ext)
-            hi = np.maximum(hi, pts.max(axis=0) + ext)
+            if kind in ("circle", "hole"):
+                skeleton.append(geom[None, :2])
+                ext = max(ext, geom[2])
+                continue
+            skeleton.append(geom)
+            ext = max(ext, width / 2)
+            for a, b in itertools.pairwise(geom):
+                n = int(math.hypot(*(b - a)) // 5) + 2
+                skeleton.append(a + np.outer(np.arange(1, n) / n, b - a))
+        pts = np.concatenate(skeleton)
+        ipts = pts.round().astype(np.int64)
+        ok = (ipts[:, 0] >= 0) & (ipts[:, 0] < self.w) & (ipts[:, 1] >= 0) & (ipts[:, 1] < self.h)
+        if self.keepout[ipts[ok, 1], ipts[ok, 0]].any():
+            return False
+        lo, hi = pts.min(axis=0) - ext, pts.max(axis=0) + ext
         x0 = max(int(lo[0]) - CLEARANCE_PX - 2, 0)
         y0 = max(int(lo[1]) - CLEARANCE_PX - 2, 0)
         x1 = min(math.ceil(hi[0]) + CLEARANCE_PX + 3, self.w)
@@ -87,9 +110,7 @@ class _Layout:
             elif kind == "poly":
                 cv2.fillPoly(scratch, [np.round(geom - off).astype(np.int32)], 1)
             else:
-                cx, cy = geom[:2] - off
-                color = 1 if kind == "circle" else 0
-                cv2.circle(scratch, (round(cx), round(cy)), round(geom[2]), color, -1)
+                _disc(scratch, *(geom[:2] - off), geom[2], 1 if kind == "circle" else 0)
         if not scratch.any() or (scratch & self.keepout[y0:y1, x0:x1]).any():
             return False
         self.copper[y0:y1, x0:x1] |= scratch
@@ -126,16 +147,18 @@ def _pad(rng: np.random.Generator, at: np.ndarray, size: float, kind: str) -> li
 
 def _end(rng: np.random.Generator, at: np.ndarray, width: int) -> list[Prim]:
     """Whatever a trace ends on: a land most of the time, sometimes just the trace's round end."""
-    kind = rng.choice(("rect", "round", "via", "via", "none"))
+    kind = str(rng.choice(("rect", "round", "via", "via", "ring", "none")))
     if kind == "none":
         return []
-    return _pad(rng, at, max(width + rng.integers(6, 18), 12), str(kind))
+    big = rng.random() < 0.2  # connector lands and mounting rings are several times a trace
+    size = width + (rng.uniform(20, 60) if big or kind == "ring" else rng.uniform(6, 20))
+    return _pad(rng, at, max(size, 12), kind)
 
 
 def _free_net(rng: np.random.Generator, h: int, w: int) -> list[Prim]:
     width = int(rng.choice(_TRACE_WIDTHS_PX))
     start = rng.uniform((-40, -40), (w + 40, h + 40))
-    pts = _route(rng, start, int(rng.integers(8)), int(rng.integers(1, 5)), (20, 220))
+    pts = _route(rng, start, int(rng.integers(8)), int(rng.integers(1, 5)), (20, 180))
     return [("line", pts, width), *_end(rng, pts[0], width), *_end(rng, pts[-1], width)]
 
 
@@ -216,26 +239,26 @@ def make_copper_layout(height_px: int, width_px: int, seed: int) -> np.ndarray:
     h, w = height_px, width_px
     board = _Layout(h, w)
     tiles = h * w / _TILE_AREA_PX
-    target = rng.uniform(0.12, 0.32) * h * w
+    target = rng.uniform(0.14, 0.34) * h * w
 
     def count(per_tile: float) -> int:
         return int(rng.poisson(per_tile * tiles))
 
-    for _ in range(count(0.8)):
+    for _ in range(count(1.0)):
         prims, cutouts = _pour(rng, h, w)
         if board.place(prims):
             for cx, cy, r in cutouts:  # an isolated land inside each cut-out, as around a drill
                 land = r - CLEARANCE_PX - 1 - rng.uniform(0, 6)
                 if land >= 5:
                     board.place(_pad(rng, np.array([cx, cy]), 2 * land, "via"))
-    for _ in range(count(1.5)):
+    for _ in range(count(2.0)):
         for net in _pin_row(rng, h, w):
             if not board.place(net):
                 board.place(net[:1])  # keep the pad even when its fan-out does not fit
     for _ in range(count(0.8)):
         for net in _bus(rng, h, w):
             board.place(net)
-    attempts = int(60 * tiles) + 20
+    attempts = int(100 * tiles) + 40
     for _ in range(attempts):
         if board.copper_px >= target:
             break
@@ -521,7 +544,7 @@ def _spurious_copper(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _P
     pts += np.array([x - roi[2], y - roi[0]])
     cv2.fillPoly(patch.view(np.uint8), [np.round(pts * 8).astype(np.int32)], 1, shift=3)
     added = patch & ~old
-    clear = s.dist_out[roi[0]:roi[1], roi[2]:roi[3]][added].min(initial=0) >= 4
+    clear = s.dist_out[roi[0]:roi[1], roi[2]:roi[3]][added].min(initial=np.inf) >= 4
     if np.count_nonzero(added) < 6 or not clear or _parts(patch) != _parts(old) + 1:
         return None
     return roi, patch
