@@ -427,21 +427,31 @@ def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
     recipe = parse_recipe(raw, source)
     loaded = LoadedRecipe(recipe, path.resolve(), "")
     template_bytes = b""
+    model_digest = ""
     if check_files:
         for field, p in (("template", loaded.template_path), ("model.path", loaded.model_path)):
             if not p.is_file():
                 msg = f"{source}: {field} must name an existing file, found no file at {p}"
                 raise RecipeError(msg)
         template_bytes = loaded.template_path.read_bytes()
-    loaded.content_hash = recipe_hash(recipe, template_bytes)
+        model_digest = file_hash(loaded.model_path)
+    loaded.content_hash = recipe_hash(recipe, template_bytes, model_digest)
     return loaded
 
 
-def recipe_hash(recipe: Recipe, template_bytes: bytes = b"") -> str:
-    """SHA-256 of the canonical recipe content and its golden template's bytes."""
-    canonical = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str = "") -> str:
+    """SHA-256 identifying what a recipe inspects with: its settings and its files' contents.
+
+    File locations are left out (a recipe copied to another folder is the same recipe); the
+    golden template's bytes and the model's digest are in.
+    """
+    content = recipe.model_dump(mode="json")
+    content.pop("template")
+    content["model"].pop("path")
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     h = hashlib.sha256(canonical.encode())
     h.update(hashlib.sha256(template_bytes).digest())
+    h.update(model_digest.encode())
     return h.hexdigest()
 
 

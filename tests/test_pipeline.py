@@ -1,0 +1,244 @@
+"""The cycle end to end on real parts: synthetic source, ONNX Runtime, registration, verdicts.
+
+The network here is the difference model from conftest (a real ONNX graph whose answers are
+known), so these tests check the station's plumbing; the trained model has its own tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+import pytest
+
+from aoi.errors import CameraTimeout, InferenceError, ModelError, SourceError
+from aoi.events import EventBus
+from aoi.inference import create_backend
+from aoi.inference.onnxruntime import OnnxRuntimeBackend
+from aoi.pipeline import Pipeline, run_cycles
+from aoi.recipe import load_recipe
+from aoi.sources.synthetic import SyntheticSource
+from aoi.types import STAGES, Frame, GroundTruth, InspectionResult, Verdict
+
+RecipeFactory = Callable[..., Path]
+Opener = Callable[[Path], Pipeline]
+
+
+def _frame(image: np.ndarray, i: int = 0, truth: GroundTruth | None = None) -> Frame:
+    return Frame(image, i, time.perf_counter_ns(), "test", f"f{i}", truth=truth)
+
+
+@pytest.fixture
+def open_pipeline() -> Iterator[Callable[[Path], Pipeline]]:
+    """Opens pipelines on real ONNX Runtime sessions and closes them after the test."""
+    with ExitStack() as stack:
+
+        def _open(recipe_path: Path) -> Pipeline:
+            loaded = load_recipe(recipe_path)
+            profile = loaded.recipe.geometry.profile
+            backend = stack.enter_context(OnnxRuntimeBackend(loaded.model_path, profile, threads=1))
+            return Pipeline(loaded, backend)
+
+        yield _open
+
+
+def test_clean_board_is_ok_and_spurious_copper_is_ng(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    pipeline = open_pipeline(make_recipe())
+    clean = pipeline.inspect(_frame(pipeline.template.copy()))
+    assert clean.verdict is Verdict.OK, clean.error
+    assert set(clean.stages_ms) == set(STAGES)
+    assert clean.cycle_ms >= sum(clean.stages_ms.values()) - 0.5
+    assert clean.recipe_hash == pipeline.loaded.content_hash
+    assert len(clean.model_hash) == 64
+
+    dirty = pipeline.template.copy()
+    blob = 255 - dirty[100:112, 60:72]
+    dirty[100:112, 60:72] = blob
+    result = pipeline.inspect(_frame(dirty, 1))
+    assert result.verdict is Verdict.NG
+    top = result.top_defect
+    assert top is not None and top.class_name == "spurious_copper"
+    x0, y0, x1, y1 = top.bbox_xyxy_px
+    assert x0 <= 64 and x1 >= 68 and y0 <= 104 and y1 >= 108, top.bbox_xyxy_px
+    assert result.inspection_id == clean.inspection_id + 1
+
+
+def test_shifted_and_rotated_board_is_registered_before_inspection(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    pipeline = open_pipeline(make_recipe())
+    t = pipeline.template
+    m = cv2.getRotationMatrix2D((127.5, 127.5), 0.7, 1.0)
+    m[:, 2] += (2.5, -1.5)
+    moved = cv2.warpAffine(t, m, (256, 256), borderMode=cv2.BORDER_REPLICATE)
+    unregistered = np.abs(moved.astype(int) - t.astype(int)).mean()
+    result = pipeline.inspect(_frame(moved))
+    assert result.registration is not None
+    assert result.registration.shift_x_px == pytest.approx(2.5, abs=0.15)
+    assert result.registration.rotation_deg == pytest.approx(0.7, abs=0.05)
+    assert result.registration.residual < unregistered / 3
+    assert result.verdict is Verdict.OK, [d.bbox_xyxy_px for d in result.defects]
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (np.zeros((200, 256), np.uint8), "frame must be 256x256 px as the recipe's geometry says"),
+        (np.full((256, 256), 127, np.uint8), "registration"),
+    ],
+)
+def test_bad_frames_give_error_verdicts(
+    make_recipe: RecipeFactory, open_pipeline: Opener, image: np.ndarray, expected: str
+) -> None:
+    pipeline = open_pipeline(make_recipe())
+    result = pipeline.inspect(_frame(image))
+    assert result.verdict is Verdict.ERROR
+    assert expected in result.error
+    assert result.defects == ()
+
+
+def test_unrelated_board_is_an_error_not_ok(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    from aoi.sources.boardgen import golden_board
+
+    pipeline = open_pipeline(make_recipe())
+    result = pipeline.inspect(_frame(golden_board(256, 256, 4242, "binary")))
+    assert result.verdict is Verdict.ERROR
+    assert "correlation" in result.error
+
+
+def test_tiled_frame_finds_a_defect_on_a_seam(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    recipe = make_recipe(name="tiled", width=400, height=300, mode="tiles", tile=128)
+    pipeline = open_pipeline(recipe)
+    assert len(pipeline.inputs.tiles) > 4
+    seam_x = pipeline.inputs.tiles[1].x0 + 8  # inside the overlap of tiles 0 and 1
+    img = pipeline.template.copy()
+    img[40:52, seam_x : seam_x + 12] = 255 - img[40:52, seam_x : seam_x + 12]
+    result = pipeline.inspect(_frame(img))
+    assert result.verdict is Verdict.NG
+    assert len(result.defects) == 1, "a defect in an overlap is reported once"
+
+
+def test_subscribing_after_start_is_refused() -> None:
+    with EventBus() as bus, pytest.raises(RuntimeError, match="must come before the bus starts"):
+        bus.subscribe("late", print)
+
+
+def test_run_on_synthetic_source_publishes_every_result(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    loaded = load_recipe(make_recipe())
+    got: list[InspectionResult] = []
+    bus = EventBus()
+    bus.subscribe("collector", got.append)
+    backend = create_backend("onnxruntime", loaded.model_path, loaded.recipe.geometry.profile)
+    with backend, bus:
+        pipeline = Pipeline(loaded, backend, events=bus)
+        with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=1) as source:
+            stats = run_cycles(pipeline, source, cycles=12)
+    assert stats.cycles == 12
+    assert len(got) == 12
+    assert [r.inspection_id for r in got] == list(range(1, 13))
+    assert all(r.truth is not None for r in got)
+    assert stats.board_accuracy is not None
+    summary = stats.summary()
+    assert summary["cycles"] == 12
+    assert sum(summary["verdicts"].values()) == 12
+    assert summary["cycle_ms"]["p50"] > 0
+    assert set(summary["stages_ms"]) == set(STAGES)
+
+
+class _FlakySource:
+    """A source double: what a camera does when frames stop arriving or arrive broken.
+
+    The real GenICam timeout is tested against viky.cti in test_genicam_source.py; here the
+    point is what the station loop does with the exception, so a double is enough.
+    """
+
+    name = "flaky"
+
+    def __init__(self, good: np.ndarray) -> None:
+        self.good = good
+        self.calls = 0
+
+    def __enter__(self) -> _FlakySource:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def grab(self, timeout_s: float = 1.0) -> Frame:
+        self.calls += 1
+        if self.calls == 2:
+            raise CameraTimeout(f"no frame within {timeout_s} s from device sim-1")
+        if self.calls == 3:
+            raise SourceError("replay: bad.png is not a readable image")
+        return _frame(self.good, self.calls)
+
+
+def test_camera_timeout_and_bad_file_do_not_stop_the_loop(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    pipeline = open_pipeline(make_recipe())
+    results: list[InspectionResult] = []
+    source = _FlakySource(pipeline.template)
+    stats = run_cycles(pipeline, source, cycles=4, on_result=results.append)
+    assert [r.verdict for r in results] == [Verdict.OK, Verdict.ERROR, Verdict.ERROR, Verdict.OK]
+    assert "camera timeout" in results[1].error
+    assert "bad.png" in results[2].error
+    assert stats.verdicts["ERROR"] == 2
+
+
+def test_stop_event_ends_an_endless_run(make_recipe: RecipeFactory, open_pipeline: Opener) -> None:
+    pipeline = open_pipeline(make_recipe())
+    stop = threading.Event()
+    seen: list[InspectionResult] = []
+
+    def on_result(r: InspectionResult) -> None:
+        seen.append(r)
+        if len(seen) == 3:
+            stop.set()
+
+    stats = run_cycles(
+        pipeline, _FlakySource(pipeline.template), cycles=None, stop=stop, on_result=on_result
+    )
+    assert stats.cycles == 3
+
+
+def test_missing_and_broken_models_are_model_errors(
+    tmp_path: Path, make_recipe: RecipeFactory
+) -> None:
+    profile = load_recipe(make_recipe()).recipe.geometry.profile
+    with pytest.raises(ModelError, match="model file not found"):
+        OnnxRuntimeBackend(tmp_path / "none.onnx", profile).__enter__()
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"junk\.onnx: not a loadable ONNX model"):
+        OnnxRuntimeBackend(junk, profile).__enter__()
+
+
+def test_input_outside_the_profile_is_a_clear_error(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    loaded = load_recipe(make_recipe())
+    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile) as backend:
+        outside = r"\[1, 2, 512, 512\] lies outside the recipe profile"
+        with pytest.raises(InferenceError, match=outside):
+            backend.predict(np.zeros((1, 2, 512, 512), np.uint8))
+        with pytest.raises(InferenceError, match="must be uint8, got float32"):
+            backend.predict(np.zeros((1, 2, 256, 256), np.float32))
+        out = backend.predict(np.zeros((1, 2, 256, 256), np.uint8))
+    assert out.shape == (1, 7, 64, 64)

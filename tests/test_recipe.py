@@ -1,0 +1,157 @@
+"""Recipe schema: shipped recipes load, bad ones fail with file, field, expected and found."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from aoi.cli import main
+from aoi.errors import RecipeError
+from aoi.recipe import SCHEMA_VERSION, find_recipe, load_recipe, recipes_dir
+
+SHIPPED = sorted(recipes_dir().glob("*.toml"))
+
+
+def test_three_products_of_different_geometry_are_shipped() -> None:
+    loaded = [load_recipe(p) for p in SHIPPED]
+    shapes = {r.recipe.geometry.input_shape() for r in loaded}
+    assert len(loaded) >= 3
+    assert len(shapes) >= 3, shapes
+    assert any(r.recipe.geometry.mode == "tiles" for r in loaded)
+    codes = [r.recipe.product_code for r in loaded]
+    assert len(set(codes)) == len(codes), "product codes must be unique"
+
+
+def test_panel_is_cut_into_batched_tiles() -> None:
+    g = load_recipe(find_recipe("panel-c-4096x3000")).recipe.geometry
+    assert g.tile_count() == 15
+    assert g.input_shape() == (8, 2, 1024, 1024)
+
+
+def _edit(path: Path, tmp_path: Path, change: dict[str, object]) -> Path:
+    raw = tomllib.loads(path.read_text())
+    for dotted, value in change.items():
+        node = raw
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node[k]
+        if value is None:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+    out = tmp_path / path.name
+    raw["template"] = str(path.parent / raw["template"]) if "template" in raw else None
+    raw["model"]["path"] = str((path.parent / raw["model"]["path"]).resolve())
+    if raw["template"] is None:
+        del raw["template"]
+    out.write_text(tomli_w.dumps(raw))
+    return out
+
+
+BASE = recipes_dir() / "board-a-640.toml"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"registration.max_rotation_deg": 45.0}, "registration.max_rotation_deg"),
+        ({"product_code": 0}, "product_code: Input should be greater than or equal to 1"),
+        ({"geometry.profile.max.height_px": 320}, "min <= opt <= max, got 512 <= 640 <= 320"),
+        ({"geometry.frame_width_px": 2000}, "must lie within profile min"),
+        ({"geometry.profile.opt.channels": 3}, "must be 2 (board under test + template), got 3"),
+        ({"classes.warp": {"score": 0.5}}, "unknown class(es) ['warp']"),
+        ({"classes.open.review_score": 0.9}, "review_score must be < score, got 0.9 >= 0.5"),
+        ({"classes.open.score": 1.5}, "classes.open.score"),
+        ({"camera.pixel_format": "YUV422"}, "camera.pixel_format"),
+        ({"name": None}, "name is required but missing"),
+        ({"exposure": 10}, "exposure is not a recipe field"),
+        ({"schema_version": 99}, "schema_version must be <= 1"),
+        ({"schema_version": "one"}, "schema_version must be an integer, got 'one'"),
+        ({"geometry.mode": "tiles"}, "mode 'tiles' needs tile_width_px and tile_height_px"),
+        ({"masks": [{"x0": 0, "y0": 0, "x1": 900, "y1": 10}]}, "masks[0] must lie inside"),
+    ],
+)
+def test_invalid_recipe_names_file_field_expected_and_found(
+    tmp_path: Path, change: dict[str, object], expected: str
+) -> None:
+    path = _edit(BASE, tmp_path, change)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    text = str(info.value)
+    assert str(path) in text
+    assert expected in text
+
+
+def test_malformed_toml_is_a_recipe_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('schema_version = 1\nname = "x\n')
+    with pytest.raises(RecipeError, match=r"broken\.toml: not valid TOML"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("template", "nowhere.png", "template must name an existing file"),
+        ("model.path", "nowhere.onnx", "model.path must name an existing file"),
+    ],
+)
+def test_missing_file_is_named(tmp_path: Path, field: str, value: str, expected: str) -> None:
+    path = _edit(BASE, tmp_path, {})
+    raw = tomllib.loads(path.read_text())
+    if field == "template":
+        raw["template"] = value
+    else:
+        raw["model"]["path"] = value
+    path.write_text(tomli_w.dumps(raw))
+    with pytest.raises(RecipeError, match=expected) as info:
+        load_recipe(path)
+    assert value in str(info.value)
+
+
+def test_content_hash_tracks_content_not_location(tmp_path: Path) -> None:
+    a = load_recipe(BASE).content_hash
+    assert len(a) == 64
+    assert load_recipe(_edit(BASE, tmp_path, {})).content_hash == a, "a copy is the same recipe"
+    assert load_recipe(_edit(BASE, tmp_path, {"classes.open.score": 0.6})).content_hash != a
+    # Same fields, a golden template with other bytes: a different recipe.
+    path = _edit(BASE, tmp_path, {})
+    raw = tomllib.loads(path.read_text())
+    other = tmp_path / "other.png"
+    other.write_bytes(Path(raw["template"]).read_bytes() + b"\0")
+    raw["template"] = str(other)
+    path.write_text(tomli_w.dumps(raw))
+    assert load_recipe(path).content_hash != a
+
+
+def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recipe", "validate", *map(str, SHIPPED)]) == 0
+    bad = _edit(BASE, tmp_path, {"product_code": 70000})
+    assert main(["recipe", "validate", str(SHIPPED[0]), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out
+    assert "product_code" in out
+    assert "70000" in out
+
+
+def test_schema_export(tmp_path: Path) -> None:
+    out = tmp_path / "recipe.schema.json"
+    assert main(["recipe", "schema", "--out", str(out)]) == 0
+    schema = json.loads(out.read_text())
+    assert schema["title"] == "Recipe"
+    assert {"geometry", "model", "classes", "schema_version"} <= set(schema["properties"])
+
+
+def test_current_schema_version() -> None:
+    assert SCHEMA_VERSION == 1
+    for p in SHIPPED:
+        assert tomllib.loads(p.read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_unknown_recipe_name_lists_shipped() -> None:
+    with pytest.raises(RecipeError, match="board-a-640"):
+        find_recipe("no-such-board")

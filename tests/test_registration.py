@@ -1,0 +1,88 @@
+"""Registration recovers shift and rotation, and refuses boards it cannot align."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from aoi.errors import RegistrationError
+from aoi.recipe import RegistrationSettings
+from aoi.sources.boardgen import golden_board
+from aoi.vision.registration import Registrar, align
+
+
+def _move(image: np.ndarray, dx: float, dy: float, angle_deg: float) -> np.ndarray:
+    h, w = image.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, 1.0)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.fixture(scope="module")
+def board() -> np.ndarray:
+    return golden_board(512, 640, 5, "binary")
+
+
+@pytest.mark.parametrize(
+    ("dx", "dy", "angle"),
+    [(0.0, 0.0, 0.0), (3.0, -2.0, 0.0), (-2.5, 1.5, 0.8), (1.2, 2.9, -1.0), (-3.0, -3.0, 0.5)],
+)
+def test_recovers_shift_and_rotation(board: np.ndarray, dx: float, dy: float, angle: float) -> None:
+    rng = np.random.default_rng(1)
+    moved = _move(board, dx, dy, angle)
+    moved = np.clip(moved + rng.normal(0, 4, moved.shape), 0, 255).astype(np.uint8)
+    _aligned, reg = align(Registrar(board, RegistrationSettings()), moved)
+    assert reg.shift_x_px == pytest.approx(dx, abs=0.1)
+    assert reg.shift_y_px == pytest.approx(dy, abs=0.1)
+    assert reg.rotation_deg == pytest.approx(angle, abs=0.05)
+    assert reg.correlation > 0.9
+    # Aligned back: the residual is what noise and interpolation leave, far below a misfit's.
+    misfit = float(np.abs(moved.astype(int) - board.astype(int)).mean())
+    assert reg.residual < 6.0
+    assert misfit == 0 or reg.residual < misfit
+
+
+def test_grey_look_with_illumination(board: np.ndarray) -> None:
+    grey = golden_board(480, 480, 9, "grey")
+    aligned, reg = align(Registrar(grey, RegistrationSettings()), _move(grey, 2.0, -1.0, 0.6))
+    assert (reg.shift_x_px, reg.shift_y_px) == pytest.approx((2.0, -1.0), abs=0.15)
+    assert aligned.shape == grey.shape
+
+
+def test_unrelated_board_fails_instead_of_passing(board: np.ndarray) -> None:
+    other = golden_board(512, 640, 999, "binary")
+    with pytest.raises(RegistrationError, match="correlation must be >="):
+        Registrar(board, RegistrationSettings()).register(other)
+
+
+def test_blank_frame_fails(board: np.ndarray) -> None:
+    blank = np.full_like(board, 128)
+    with pytest.raises(RegistrationError):
+        Registrar(board, RegistrationSettings()).register(blank)
+
+
+def test_shift_beyond_recipe_limit_is_refused(board: np.ndarray) -> None:
+    settings = RegistrationSettings(max_shift_px=2.0)
+    with pytest.raises(RegistrationError, match=r"board shift must be <= 2.0 px, got \(3.0, 3.0\)"):
+        Registrar(board, settings).register(_move(board, 3.0, 3.0, 0.0))
+
+
+def test_rotation_beyond_recipe_limit_is_refused(board: np.ndarray) -> None:
+    settings = RegistrationSettings(max_rotation_deg=0.5)
+    with pytest.raises(RegistrationError, match=r"board rotation must be <= 0\.50 deg, got 1\.2"):
+        Registrar(board, settings).register(_move(board, 0.0, 0.0, 1.2))
+
+
+def test_wrong_size_frame_is_refused(board: np.ndarray) -> None:
+    with pytest.raises(
+        RegistrationError, match="frame must be 640x512 like the template, got 640x480"
+    ):
+        Registrar(board, RegistrationSettings()).register(board[:480])
+
+
+def test_method_none_is_identity(board: np.ndarray) -> None:
+    aligned, reg = align(Registrar(board, RegistrationSettings(method="none")), board)
+    assert reg.shift_x_px == reg.shift_y_px == reg.rotation_deg == 0.0
+    assert reg.residual == 0.0
+    assert aligned is board
