@@ -133,7 +133,7 @@ class Pipeline:
             over_budget=False,
             registration=reg,
             error=error,
-            truth=frame.truth if frame else None,
+            truth=self.post.visible_truth(frame.truth) if frame and frame.truth else None,
             timestamp_utc=time.time(),
         )
         self._next_id += 1

@@ -7,7 +7,7 @@ import pytest
 
 from aoi.errors import InferenceError
 from aoi.recipe import find_recipe, load_recipe
-from aoi.types import DEFECT_CLASSES, Defect, Verdict
+from aoi.types import DEFECT_CLASSES, Defect, GroundTruth, Verdict
 from aoi.vision.postprocess import Candidates, Postprocessor
 from aoi.vision.preprocess import Tile
 from aoi.vision.verdict import decide
@@ -115,3 +115,11 @@ def test_verdict_rules(
     decision = decide(_recipe(**changes), Candidates(tuple(defects), tuple(review)))
     assert decision.verdict is expected
     assert decision.reason
+
+
+def test_truth_inside_a_dont_care_region_is_not_expected() -> None:
+    recipe = _recipe(masks=[{"x0": 0, "y0": 0, "x1": 100, "y1": 100}])
+    truth = GroundTruth(np.array([[10, 10, 20, 20], [200, 200, 210, 210]]), np.array([1, 2]))
+    visible = Postprocessor(recipe).visible_truth(truth)
+    assert visible.class_ids.tolist() == [2]
+    assert Postprocessor(BASE).visible_truth(truth) is truth

@@ -15,7 +15,7 @@ import numpy as np
 
 from aoi.errors import InferenceError
 from aoi.recipe import MaskRegion, Recipe
-from aoi.types import DEFECT_CLASSES, Defect
+from aoi.types import DEFECT_CLASSES, Defect, GroundTruth
 from aoi.vision.preprocess import Tile
 
 
@@ -48,6 +48,16 @@ class Postprocessor:
 
     def _masked(self, cx: float, cy: float) -> bool:
         return any(m.x0 <= cx < m.x1 and m.y0 <= cy < m.y1 for m in self._masks)
+
+    def visible_truth(self, truth: GroundTruth) -> GroundTruth:
+        """The known defects that the recipe inspects: those in don't-care regions are dropped."""
+        if not self._masks or not truth.is_defective:
+            return truth
+        b = truth.boxes_xyxy_px
+        keep = np.array(
+            [not self._masked((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in b], dtype=bool
+        )
+        return GroundTruth(b[keep], truth.class_ids[keep])
 
     def run(self, probs: np.ndarray, tiles: list[Tile], input_hw: tuple[int, int]) -> Candidates:
         """Defects from one batch of probability maps, in frame pixel coordinates."""
