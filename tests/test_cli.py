@@ -68,7 +68,9 @@ def test_run_on_a_replay_folder_reports_errors_for_bad_files(
     assert "board_accuracy" not in summary, "a plain folder knows no truth"
 
 
-def test_bad_recipe_exits_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_recipe_exits_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("schema_version = 1\n")
     assert main(["run", "--recipe", str(bad), "--cycles", "1"]) == 2

@@ -6,6 +6,7 @@ known), so these tests check the station's plumbing; the trained model has its o
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -242,3 +243,31 @@ def test_input_outside_the_profile_is_a_clear_error(
             backend.predict(np.zeros((1, 2, 256, 256), np.float32))
         out = backend.predict(np.zeros((1, 2, 256, 256), np.uint8))
     assert out.shape == (1, 7, 64, 64)
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (np.zeros((64, 64), np.float32), "Frame.image must be uint8 or uint16, got float32"),
+        (
+            np.zeros((64, 64, 4), np.uint8),
+            "Frame.image must be HxW or HxWx3, got shape (64, 64, 4)",
+        ),
+        (np.zeros((8, 64), np.uint8), "at least 16x16 px, got 64x8"),
+    ],
+)
+def test_frames_of_the_wrong_type_are_refused_at_the_source(
+    image: np.ndarray, expected: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        _frame(image)
+
+
+def test_colour_and_16_bit_frames_are_inspected(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    pipeline = open_pipeline(make_recipe())
+    bgr = cv2.cvtColor(pipeline.template, cv2.COLOR_GRAY2BGR)
+    assert pipeline.inspect(_frame(bgr)).verdict is Verdict.OK
+    wide = pipeline.template.astype(np.uint16) << 8
+    assert pipeline.inspect(_frame(wide)).verdict is Verdict.OK
