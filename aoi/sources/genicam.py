@@ -1,0 +1,576 @@
+"""Acquire frames from a GenICam camera through its vendor's GenTL producer, with harvesters.
+
+Traps handled here (each cost someone a day):
+
+- ``fetch(timeout=...)`` holds the GIL while it waits (genicam/harvesters#508), and so does
+  ``try_fetch`` with a long timeout. :meth:`GenICamSource.grab` polls with 1 ms ``try_fetch``
+  calls and yields the GIL between them, so the other threads of the station keep running.
+- A fetched buffer is recycled when its ``with`` block ends (#450): the image is copied and
+  converted inside the block.
+- ``fetch``/``try_fetch`` with ``timeout=0`` wait forever; never pass 0.
+- A GenTL producer can be opened once per process: a second ``Harvester`` on the same ``.cti``
+  silently finds no device. Open sources are tracked so that :func:`list_devices` answers from
+  the open one, and a second source on the same producer gets a clear error.
+- ``ImageAcquirer`` installs a SIGINT handler that swallows Ctrl+C; the previous one is restored.
+- Importing ``harvesters.core`` calls ``warnings.simplefilter("once")`` for the whole process; the
+  import is fenced so the application's warning filters stay as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from genicam import genapi, gentl
+
+from aoi.errors import CameraError, CameraTimeout, SourceError
+from aoi.recipe import CameraSettings
+from aoi.sources.pixelformat import to_station_image
+from aoi.types import Frame
+
+with warnings.catch_warnings():
+    from harvesters.core import Harvester, ImageAcquirer
+
+logger = logging.getLogger(__name__)
+
+#: Exceptions the genicam bindings raise (harvesters lets them through).
+GENICAM_ERRORS: tuple[type[Exception], ...] = (gentl.GenericException, genapi.GenericException)
+GENTL_PATH_VAR = "GENICAM_GENTL64_PATH"
+#: One ``try_fetch`` waits this long while holding the GIL.
+POLL_TIMEOUT_S = 0.001
+#: Pause between polls, where the GIL is released.
+POLL_PAUSE_S = 0.0002
+#: Device-info fields a ``device`` selector is matched against, most specific first.
+SELECTOR_FIELDS: tuple[str, ...] = ("serial_number", "user_defined_name", "id", "model")
+
+_open_sources: list[GenICamSource] = []
+_open_lock = threading.Lock()
+
+
+def find_cti_files(cti_paths: Sequence[Path] | None = None) -> list[Path]:
+    """The GenTL producers to load: the given files (or folders), else those on GENTL64_PATH."""
+    if cti_paths:
+        found: list[Path] = []
+        for p in map(Path, cti_paths):
+            if p.is_dir():
+                found.extend(sorted(p.glob("*.cti")))
+            elif p.is_file():
+                found.append(p)
+            else:
+                msg = f"GenTL producer {p} not found; expected an existing .cti file or folder"
+                raise CameraError(msg)
+        if found:
+            return found
+        msg = f"no *.cti file in {[str(p) for p in cti_paths]}; expected a GenTL producer there"
+        raise CameraError(msg)
+    raw = os.environ.get(GENTL_PATH_VAR, "")
+    folders = [Path(f) for f in raw.split(os.pathsep) if f]
+    found = list(dict.fromkeys(c for f in folders if f.is_dir() for c in sorted(f.glob("*.cti"))))
+    if not found:
+        msg = (
+            f"no GenTL producer (*.cti) found: the station config names none and "
+            f"{GENTL_PATH_VAR}={raw!r} holds none (looked in {[str(f) for f in folders]}); "
+            f"install the camera vendor's GenTL producer and point {GENTL_PATH_VAR} at its "
+            f"folder, or list the .cti file in the station config"
+        )
+        raise CameraError(msg)
+    return found
+
+
+def _describe(info: Any) -> dict[str, str]:
+    """A harvesters DeviceInfo as plain strings ('' where the producer does not say)."""
+    props = info.property_dict  # filled by harvesters, which catches NotAvailableException
+    keys = (
+        "serial_number",
+        "user_defined_name",
+        "id_",
+        "model",
+        "vendor",
+        "display_name",
+        "tl_type",
+        "version",
+    )
+    return {k.rstrip("_"): "" if props.get(k) is None else str(props[k]) for k in keys}
+
+
+def describe_device(device: dict[str, str]) -> str:
+    """One line naming a device for messages: ``Viky serial 0 (VikyTL_DEV_red)``."""
+    text = f"{device.get('model') or '?'} serial {device.get('serial_number') or '?'}"
+    name = device.get("user_defined_name")
+    return f"{text} '{name}' ({device.get('id')})" if name else f"{text} ({device.get('id')})"
+
+
+def _short(err: BaseException) -> str:
+    """The useful head of a genicam message (it appends C++ file and line)."""
+    return str(err).split(" : ")[0].strip()[:300]
+
+
+# --- node map ------------------------------------------------------------------------------
+
+_VALUE_KINDS: dict[type, str] = {
+    genapi.IInteger: "an integer",
+    genapi.IFloat: "a number",
+    genapi.IBoolean: "a boolean",
+    genapi.IEnumeration: "a string",
+    genapi.IString: "a string",
+}
+
+
+def read_node(node_map: Any, name: str) -> object:
+    """A node's value, or None if the device has no such readable value node."""
+    node = node_map.get_node(name) if node_map.has_node(name) else None
+    if not isinstance(node, tuple(_VALUE_KINDS)) or not genapi.is_readable(node):
+        return None
+    return node.value
+
+
+class NodeWriter:
+    """Sets nodes of a device's node map and collects, one line each, what could not be set."""
+
+    def __init__(self, node_map: Any) -> None:
+        self.node_map = node_map
+        self.problems: list[str] = []
+
+    def has(self, name: str) -> bool:
+        return bool(self.node_map.has_node(name))
+
+    def set(self, name: str, value: float | str | bool) -> str | None:
+        """Set one node (a str goes through the node's own parser); None, or why not."""
+        if not self.has(name):
+            return f"{name}: the device has no such node; {value!r} not applied"
+        node = self.node_map.get_node(name)
+        kind = next((k for t, k in _VALUE_KINDS.items() if isinstance(node, t)), "")
+        try:
+            if isinstance(node, genapi.ICommand) and value is True:
+                node.execute()
+            elif isinstance(value, str) and kind:
+                node.from_string(value)
+            elif (
+                isinstance(node, genapi.IInteger)
+                and not isinstance(value, (bool, str))
+                and (float(value).is_integer())
+            ):
+                node.value = int(value)
+            elif isinstance(node, genapi.IFloat) and not isinstance(value, (bool, str)):
+                node.value = float(value)
+            elif isinstance(node, genapi.IBoolean) and value in (0, 1):
+                node.value = bool(value)
+            else:
+                expected = "true (execute)" if isinstance(node, genapi.ICommand) else kind
+                return f"{name}: expected {expected or 'a settable node'}, found {value!r}"
+        except (*GENICAM_ERRORS, TypeError) as err:
+            hint = ""
+            if isinstance(node, genapi.IEnumeration):
+                hint = f"; expected one of {list(node.symbolics)}"
+            return f"{name}: the device refused {value!r} ({_short(err)}{hint})"
+        return None
+
+    def put(self, name: str, value: float | str | bool, *, needed: bool = True) -> bool:
+        """Set a node; a failure is a problem, a missing node only when ``needed``."""
+        problem = self.set(name, value)
+        if problem is not None and (needed or self.has(name)):
+            self.problems.append(problem)
+        return problem is None
+
+
+def apply_settings(node_map: Any, s: CameraSettings) -> tuple[list[str], str]:
+    """Apply a recipe's camera settings; returns what could not be applied and the trigger used.
+
+    A node the device lacks or a value it refuses is reported, never raised: the GUI and
+    ``aoi doctor`` show the list.
+    """
+    w = NodeWriter(node_map)
+    w.put("PixelFormat", s.pixel_format)
+    if s.roi_width_px or s.roi_height_px or s.roi_offset_x_px or s.roi_offset_y_px:
+        for offset in ("OffsetX", "OffsetY"):  # to 0 first, so that the new size fits (SFNC)
+            if w.has(offset):
+                w.set(offset, 0)
+        if s.roi_width_px is not None:
+            w.put("Width", s.roi_width_px)
+        if s.roi_height_px is not None:
+            w.put("Height", s.roi_height_px)
+        w.put("OffsetX", s.roi_offset_x_px, needed=s.roi_offset_x_px != 0)
+        w.put("OffsetY", s.roi_offset_y_px, needed=s.roi_offset_y_px != 0)
+
+    w.put("ExposureAuto", "Off", needed=False)
+    exposure = next((n for n in ("ExposureTime", "ExposureTimeAbs") if w.has(n)), None)
+    if exposure is not None:
+        w.put(exposure, s.exposure_us)
+    elif w.has("ExposureTimeRaw"):
+        step_us = read_node(node_map, "ExposureTimeBaseAbs")  # µs per raw step, where given
+        step = float(step_us) if isinstance(step_us, float | int) and step_us > 0 else 1.0
+        w.put("ExposureTimeRaw", round(s.exposure_us / step))
+    else:
+        w.problems.append(
+            f"ExposureTime: the device has no ExposureTime, ExposureTimeAbs or ExposureTimeRaw "
+            f"node; {s.exposure_us:g} us not applied"
+        )
+
+    w.put("GainAuto", "Off", needed=False)
+    if w.has("Gain"):
+        w.put("Gain", s.gain_db)
+    elif s.gain_db != 0:
+        raw = " (it has GainRaw, in device units: set that under nodes)" if w.has("GainRaw") else ""
+        w.problems.append(f"Gain: the device has no such node; {s.gain_db:g} dB not applied{raw}")
+
+    trigger = _apply_trigger(w, s)
+    for name, value in s.nodes.items():
+        w.put(name, value)
+    return w.problems, trigger
+
+
+def _apply_trigger(w: NodeWriter, s: CameraSettings) -> str:
+    """Set the trigger up; returns the one in effect ("software", "hardware" or "free_run").
+
+    A software trigger the device cannot do falls back to free running (a grab still gets a
+    fresh frame). A hardware trigger is never replaced by free running: a wrong line then shows
+    as timeouts, not as frames taken when no board is there.
+    """
+    if s.trigger_mode == "free_run":
+        w.put("TriggerMode", "Off", needed=False)
+        return "free_run"
+    if not w.has("TriggerMode"):
+        w.problems.append(
+            f"TriggerMode: the device has no such node; it free-runs, so each grab takes its "
+            f"next frame instead of a {s.trigger_mode}-triggered one"
+        )
+        return "free_run"
+    w.put("TriggerSelector", "FrameStart", needed=False)
+    source = "Software" if s.trigger_mode == "software" else s.trigger_source
+    ok = w.put("TriggerMode", "On")
+    ok = w.put("TriggerSource", source) and ok
+    if s.trigger_mode == "hardware":
+        return "hardware"
+    if not w.has("TriggerSoftware"):
+        w.problems.append("TriggerSoftware: the device has no such node; software trigger not set")
+        ok = False
+    if not ok:
+        w.put("TriggerMode", "Off", needed=False)
+        w.problems.append("trigger: software trigger not set up; the camera free-runs instead")
+        return "free_run"
+    return "software"
+
+
+@contextmanager
+def _harvester(ctis: Sequence[Path]) -> Iterator[Harvester]:
+    """A Harvester with the producers loaded and the device list updated; reset on exit."""
+    h = Harvester()
+    try:
+        try:
+            for cti in ctis:
+                h.add_file(str(cti))
+            h.update()
+        except GENICAM_ERRORS as err:
+            msg = f"cannot load GenTL producers {[str(c) for c in ctis]}: {_short(err)}"
+            raise CameraError(msg) from err
+        yield h
+    finally:
+        try:
+            h.reset()
+        except GENICAM_ERRORS as err:
+            msg = f"resetting the Harvester of {[str(c) for c in ctis]} failed: {_short(err)}"
+            raise CameraError(msg) from err
+
+
+def _active_for(ctis: Sequence[Path]) -> GenICamSource | None:
+    """The open source holding one of these producers; call with ``_open_lock`` held."""
+    wanted = {c.resolve() for c in ctis}
+    return next((s for s in _open_sources if wanted & set(s.cti_files)), None)
+
+
+def list_devices(cti_paths: Sequence[Path] | None = None) -> list[dict[str, str]]:
+    """Cameras the producers see, for ``aoi doctor`` and the GUI camera page.
+
+    Each is a dict of strings: serial_number, user_defined_name, id, model, vendor, display_name,
+    tl_type, version, and in_use ("open in this process" for the device a source holds). While a
+    :class:`GenICamSource` holds the producer, the list it found on opening is returned.
+    """
+    ctis = find_cti_files(cti_paths)
+    with _open_lock:
+        active = _active_for(ctis)
+        if active is not None:
+            return [dict(d) for d in active.devices]
+    with _harvester(ctis) as h:
+        return [{**_describe(info), "in_use": ""} for info in h.device_info_list]
+
+
+def select_device(devices: list[dict[str, str]], wanted: str | None, ctis: Sequence[Path]) -> int:
+    """Index of the device ``wanted`` names (serial, user-defined name, id or model)."""
+    if not devices:
+        msg = (
+            f"no camera found through {[str(c) for c in ctis]}: expected at least one; the "
+            f"producer did not load (harvesters logs why) or no camera is connected and powered"
+        )
+        raise CameraError(msg)
+    if wanted is None:
+        return 0
+    for field in SELECTOR_FIELDS:
+        hits = [i for i, d in enumerate(devices) if d.get(field) == wanted]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            names = "; ".join(describe_device(devices[i]) for i in hits)
+            msg = (
+                f"camera {wanted!r} matches {len(hits)} devices by {field}: {names}; "
+                f"expected exactly one, so choose it by serial number"
+            )
+            raise CameraError(msg)
+    msg = (
+        f"camera {wanted!r} not found; expected a serial number, user-defined name, device id "
+        f"or model of one of the {len(devices)} device(s) found: "
+        f"{'; '.join(describe_device(d) for d in devices)}"
+    )
+    raise CameraError(msg)
+
+
+class GenICamSource:
+    """An :class:`aoi.sources.base.ImageSource` reading a GenICam camera through harvesters."""
+
+    name = "genicam"
+
+    def __init__(
+        self,
+        *,
+        cti_paths: Sequence[Path] | None = None,
+        device: str | None = None,
+        settings: CameraSettings | None = None,
+        fetch_timeout_s: float = 1.0,
+    ) -> None:
+        """``device`` picks the camera by serial, user-defined name, id or model (None: first)."""
+        self._cti_paths = cti_paths
+        self._wanted = device
+        self.settings = settings or CameraSettings()
+        self.fetch_timeout_s = fetch_timeout_s
+        #: Settings the device lacks or refused, one readable line each (for the GUI and doctor).
+        self.warnings: list[str] = []
+        #: Every device the producers listed when the source opened, and the one it holds.
+        self.devices: list[dict[str, str]] = []
+        self.device: dict[str, str] = {}
+        self.cti_files: list[Path] = []
+        self._harvester: Harvester | None = None
+        self._stack = ExitStack()
+        self._acquirer: ImageAcquirer | None = None
+        self._trigger = "free_run"  # the trigger actually in effect on the device
+        self._next_frame_id = 0
+
+    @property
+    def label(self) -> str:
+        """The device as messages name it."""
+        return describe_device(self.device) if self.device else f"{self._wanted or 'first camera'}"
+
+    @contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        """Turn a genicam exception into a CameraError naming the device and the operation."""
+        try:
+            yield
+        except GENICAM_ERRORS as err:
+            msg = f"camera {self.label}: {operation} failed: {_short(err)}"
+            raise CameraError(msg) from err
+
+    # --- opening and closing -----------------------------------------------------------------
+
+    def __enter__(self) -> GenICamSource:
+        ctis = find_cti_files(self._cti_paths)
+        with _open_lock:  # reserve the producers: a GenTL producer opens once per process
+            other = _active_for(ctis)
+            if other is not None:
+                msg = (
+                    f"GenTL producer {[str(c) for c in ctis]} is already open in this process "
+                    f"for camera {other.label}; expected it free: close that source first"
+                )
+                raise CameraError(msg)
+            self.cti_files = [c.resolve() for c in ctis]
+            _open_sources.append(self)
+        self.warnings = []
+        self._next_frame_id = 0
+        self._stack = ExitStack()
+        try:
+            self._harvester = self._stack.enter_context(_harvester(ctis))
+            infos = self._harvester.device_info_list
+            self.devices = [{**_describe(i), "in_use": ""} for i in infos]
+            index = select_device(self.devices, self._wanted, ctis)
+            self.devices[index]["in_use"] = "open in this process"
+            self.device = self.devices[index]
+            self._acquirer = self._create_acquirer(index)
+            self._configure(self.settings)
+            self.start_acquisition()
+        except BaseException:
+            self._close(pending=True)
+            raise
+        logger.info("camera %s open (trigger %s)", self.label, self._trigger)
+        return self
+
+    def _create_acquirer(self, index: int) -> ImageAcquirer:
+        assert self._harvester is not None
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGINT) if in_main else None
+        try:
+            with self._call("opening the device (is another program using it?)"):
+                return self._harvester.create(index)
+        finally:
+            if previous is not None:  # harvesters' handler would swallow Ctrl+C
+                signal.signal(signal.SIGINT, previous)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close(pending=exc is not None)
+
+    def _close(self, *, pending: bool) -> None:
+        """Stop, destroy and reset everything held; failures are logged, and raised if none is."""
+        with _open_lock:
+            if self in _open_sources:
+                _open_sources.remove(self)
+        failures: list[str] = []
+        ia, self._acquirer = self._acquirer, None
+        try:
+            if ia is not None:
+                self._cleanup("stop acquisition", ia.stop, failures)
+                self._cleanup("destroy the image acquirer", ia.destroy, failures)
+        finally:
+            self._harvester = None
+            self._cleanup("reset the Harvester", self._stack.close, failures)
+        if failures and not pending:
+            msg = f"camera {self.label}: closing failed: {'; '.join(failures)}"
+            raise CameraError(msg)
+
+    def _cleanup(self, step: str, action: Any, failures: list[str]) -> None:
+        try:
+            action()
+        except (*GENICAM_ERRORS, CameraError) as err:
+            logger.error("camera %s: %s failed while closing", self.label, step, exc_info=True)
+            failures.append(f"{step}: {_short(err)}")
+
+    # --- settings ----------------------------------------------------------------------------
+
+    def _configure(self, settings: CameraSettings) -> None:
+        assert self._acquirer is not None
+        node_map = self._acquirer.remote_device.node_map
+        problems, self._trigger = apply_settings(node_map, settings)
+        for problem in problems:
+            logger.warning("camera %s: %s", self.label, problem)
+        self.warnings.extend(problems)
+
+    def start_acquisition(self) -> None:
+        """Start streaming (the source does this on opening)."""
+        ia = self._require_open()
+        with self._call("starting acquisition"):
+            ia.start()
+
+    def stop_acquisition(self) -> None:
+        """Stop streaming; a grab then times out until :meth:`start_acquisition`."""
+        ia = self._require_open()
+        with self._call("stopping acquisition"):
+            ia.stop()
+
+    def node_value(self, name: str) -> object:
+        """The current value of a node of the camera, or None if it has no readable such node."""
+        ia = self._require_open()
+        with self._call(f"reading {name}"):
+            return read_node(ia.remote_device.node_map, name)
+
+    # --- grabbing ----------------------------------------------------------------------------
+
+    def _require_open(self) -> ImageAcquirer:
+        if self._acquirer is None:
+            msg = f"camera {self.label} is not open; use the source in a 'with' block"
+            raise SourceError(msg)
+        return self._acquirer
+
+    def _poll(self, ia: ImageAcquirer) -> Any:
+        """One short ``try_fetch``: a Buffer, or None."""
+        with self._call("fetching a buffer"):
+            got = ia.try_fetch(timeout=POLL_TIMEOUT_S)
+            if isinstance(got, list):  # one per data stream: keep the first, give back the rest
+                for extra in got[1:]:
+                    if extra is not None:
+                        extra.queue()
+                got = got[0] if got else None
+        return got
+
+    def _discard_stale(self, ia: ImageAcquirer) -> None:
+        """Drop frames queued before this grab (a free-running camera, or a late trigger)."""
+        for _ in range(ia.num_buffers + 1):
+            stale = self._poll(ia)
+            if stale is None:
+                return
+            with self._call("returning a stale buffer"):
+                stale.queue()
+            logger.debug("camera %s: discarded a frame queued before the grab", self.label)
+
+    def grab(self, timeout_s: float | None = None) -> Frame:
+        """The next frame taken after this call, copied out of the driver's buffer.
+
+        With a software trigger the camera is triggered first; free-running, older queued frames
+        are dropped; with a hardware trigger, queued frames are delivered in order. Raises
+        :class:`CameraTimeout` when none arrives within ``timeout_s`` (default: the source's
+        ``fetch_timeout_s``) and :class:`CameraError` when the camera fails.
+        """
+        ia = self._require_open()
+        timeout_s = self.fetch_timeout_s if timeout_s is None else timeout_s
+        if self._trigger != "hardware":
+            self._discard_stale(ia)
+        if self._trigger == "software":
+            with self._call("executing TriggerSoftware"):
+                ia.remote_device.node_map.TriggerSoftware.execute()
+        deadline = time.perf_counter() + max(timeout_s, POLL_TIMEOUT_S)
+        while (buffer := self._poll(ia)) is None:
+            if time.perf_counter() >= deadline:
+                msg = (
+                    f"no frame within {timeout_s:g} s from camera {self.label} "
+                    f"(trigger {self._trigger}); expected one per grab"
+                )
+                raise CameraTimeout(msg)
+            time.sleep(POLL_PAUSE_S)  # releases the GIL that try_fetch holds
+        available_ns = time.perf_counter_ns()
+        with self._call("reading the buffer"), buffer:  # copy out before it is requeued (#450)
+            image = self._copy_image(buffer)
+        frame_id = self._next_frame_id
+        try:
+            frame = Frame(
+                image=image,
+                frame_id=frame_id,
+                available_ns=available_ns,
+                source=self.name,
+                name=f"{self.name}-{frame_id:06d}",
+            )
+        except (ValueError, TypeError) as err:
+            msg = f"camera {self.label}: frame {frame_id} is not usable: {err}"
+            raise CameraError(msg) from err
+        self._next_frame_id += 1
+        return frame
+
+    def _copy_image(self, buffer: Any) -> np.ndarray:
+        """The first image component, converted and owning its memory (the buffer is reused)."""
+        payload = buffer.payload
+        components = [c for c in (payload.components if payload else []) if c is not None]
+        component = next((c for c in components if c.data is not None), None)
+        if component is None:
+            msg = (
+                f"camera {self.label}: the buffer holds no image component (payload type "
+                f"{buffer.payload_type}); expected a 2D image"
+            )
+            raise CameraError(msg)
+        data = component.data
+        try:
+            image = to_station_image(
+                data, str(component.data_format), int(component.width), int(component.height)
+            )
+        except SourceError as err:
+            msg = f"camera {self.label}: {err}"
+            raise CameraError(msg) from err
+        # Formats that need no conversion come back as a view of the driver's memory.
+        return image.copy() if np.may_share_memory(image, data) else image
