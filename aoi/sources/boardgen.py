@@ -337,13 +337,24 @@ def copper_from_image(image: np.ndarray) -> np.ndarray:
                      interpolation=cv2.INTER_LINEAR)
     flat = cv2.divide(grey, env, scale=200)
     flat = cv2.GaussianBlur(flat, (3, 3), 0)
-    thresh, mask = cv2.threshold(flat, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-    dark, light = flat[mask > 0], flat[mask == 0]
+    thresh, _ = cv2.threshold(flat, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    # Otsu leans towards the larger class; a blurred edge sits midway between the two levels,
+    # so move the threshold to the midpoint of the class means (ISODATA).
+    hist = np.bincount(flat.reshape(-1), minlength=256).astype(np.float64)
+    levels = np.arange(256)
+    dark_mean = light_mean = 0.0
+    for _ in range(4):
+        cut = int(thresh)
+        if not hist[:cut + 1].any() or not hist[cut + 1:].any():
+            break
+        dark_mean = float(np.average(levels[:cut + 1], weights=hist[:cut + 1]))
+        light_mean = float(np.average(levels[cut + 1:], weights=hist[cut + 1:]))
+        thresh = (dark_mean + light_mean) / 2
     # A blank board is unimodal: Otsu would split the noise, so call it all substrate.
-    if dark.size == 0 or light.size == 0 or float(light.mean()) - float(dark.mean()) < 40:
-        log.debug("no copper contrast found (Otsu threshold %.0f)", thresh)
+    if light_mean - dark_mean < 40:
+        log.debug("no copper contrast found (threshold %.0f)", thresh)
         return np.zeros((h, w), bool)
-    return mask.astype(bool)
+    return flat <= int(thresh)
 
 
 _BOX_MARGIN_PX = 2
@@ -530,11 +541,11 @@ def _spurious_copper(new: np.ndarray, s: _Sites, rng: np.random.Generator) -> _P
     if site is None:
         return None
     y, x = site
-    size = rng.uniform(4, 14)
+    size = rng.uniform(6, 14)  # DeepPCB's spurious copper is rarely at the small end
     if s.dist_out[y, x] < size / 2 + 5:
         return None
     angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
-    radii = size / 2 * rng.uniform(0.55, 1.0, angles.size)
+    radii = size / 2 * rng.uniform(0.65, 1.0, angles.size)
     pts = np.stack([np.cos(angles) * radii * rng.uniform(1, 1.6), np.sin(angles) * radii], 1)
     turn = rng.uniform(0, np.pi)
     pts = pts @ np.array([[math.cos(turn), math.sin(turn)], [-math.sin(turn), math.cos(turn)]])
