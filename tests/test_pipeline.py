@@ -271,3 +271,16 @@ def test_colour_and_16_bit_frames_are_inspected(
     assert pipeline.inspect(_frame(bgr)).verdict is Verdict.OK
     wide = pipeline.template.astype(np.uint16) << 8
     assert pipeline.inspect(_frame(wide)).verdict is Verdict.OK
+
+
+def test_backend_factory_picks_what_is_installed(make_recipe: RecipeFactory) -> None:
+    import onnxruntime as ort
+
+    loaded = load_recipe(make_recipe())
+    profile = loaded.recipe.geometry.profile
+    auto = create_backend("auto", loaded.model_path, profile)
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    assert isinstance(auto, OnnxRuntimeBackend)
+    assert auto.name == ("onnxruntime-cuda" if has_cuda else "onnxruntime-cpu")
+    with pytest.raises(ModelError, match="backend must be one of auto, onnxruntime"):
+        create_backend("openvino", loaded.model_path, profile)

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from aoi.errors import ModelError
 from aoi.inference.base import InferenceBackend
 from aoi.recipe import Profile
 
-BackendName = Literal["auto", "onnxruntime", "onnxruntime-cuda"]
-
 
 def create_backend(
     name: str, model_path: Path, profile: Profile, *, threads: int = 0
 ) -> InferenceBackend:
-    """The backend called ``name`` for one model and recipe profile (not yet entered)."""
-    if name in ("auto", "onnxruntime", "onnxruntime-cpu"):
+    """The backend called ``name`` for one model and recipe profile (not yet entered).
+
+    ``auto`` takes ONNX Runtime's CUDA provider where onnxruntime-gpu offers it, else the CPU.
+    (The TensorRT backend joins ``auto`` when it exists.)
+    """
+    if name == "auto":
+        import onnxruntime as ort
+
+        cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        name = "onnxruntime-cuda" if cuda else "onnxruntime"
+    if name in ("onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda"):
         from aoi.inference.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model_path, profile, device="cpu", threads=threads)
-    if name == "onnxruntime-cuda":
-        from aoi.inference.onnxruntime import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(model_path, profile, device="cuda", threads=threads)
+        device = "cuda" if name == "onnxruntime-cuda" else "cpu"
+        return OnnxRuntimeBackend(model_path, profile, device=device, threads=threads)
     msg = f"backend must be one of auto, onnxruntime, onnxruntime-cuda; got {name!r}"
     raise ModelError(msg)
