@@ -35,7 +35,7 @@ from aoi.inference.base import InferenceBackend
 from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
-from aoi.types import Frame, InspectionResult, Registration, Verdict
+from aoi.types import Frame, InspectionResult, Registration, Trigger, Verdict
 from aoi.vision.postprocess import Candidates, Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder, to_mono8
 from aoi.vision.registration import Registrar, align
@@ -48,6 +48,14 @@ class VerdictSink(Protocol):
     """Something on the critical path that must receive the verdict before the cycle ends."""
 
     def publish(self, result: InspectionResult) -> None: ...
+
+
+class TriggerSource(Protocol):
+    """What announces the next part (the PLC): the loop waits for it before grabbing."""
+
+    def wait_trigger(self, timeout_s: float) -> Trigger | None:
+        """The next trigger, or None when none came within ``timeout_s``."""
+        ...
 
 
 def load_template(path: Path, width_px: int, height_px: int, source: str) -> np.ndarray:
@@ -116,6 +124,7 @@ class Pipeline:
         found: Candidates,
         reg: Registration | None,
         error: str,
+        trigger: Trigger | None,
     ) -> InspectionResult:
         result = InspectionResult(
             inspection_id=self._next_id,
@@ -135,6 +144,8 @@ class Pipeline:
             error=error,
             truth=self.post.visible_truth(frame.truth) if frame and frame.truth else None,
             timestamp_utc=time.time(),
+            part_sequence=trigger.part_sequence if trigger else 0,
+            serial=trigger.serial if trigger else "",
         )
         self._next_id += 1
         for sink in self.sinks:
@@ -148,12 +159,15 @@ class Pipeline:
             self.events.publish(result)
         return result
 
-    def error_result(self, reason: str, frame: Frame | None = None) -> InspectionResult:
+    def error_result(
+        self, reason: str, frame: Frame | None = None, trigger: Trigger | None = None
+    ) -> InspectionResult:
         """An ERROR verdict for a cycle that produced no usable frame (camera timeout, bad file)."""
         now = time.perf_counter_ns()
-        return self._finish(frame, now, {}, Verdict.ERROR, Candidates((), ()), None, reason)
+        empty = Candidates((), ())
+        return self._finish(frame, now, {}, Verdict.ERROR, empty, None, reason, trigger)
 
-    def inspect(self, frame: Frame) -> InspectionResult:
+    def inspect(self, frame: Frame, trigger: Trigger | None = None) -> InspectionResult:
         """Run one board through the critical path; known failures give an ERROR verdict."""
         started = frame.available_ns
         stages: dict[str, float] = {}
@@ -191,10 +205,11 @@ class Pipeline:
             stages["decide"] = _ms(t, time.perf_counter_ns())
         except AoiError as err:
             log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)
+            empty = Candidates((), ())
             return self._finish(
-                frame, started, stages, Verdict.ERROR, Candidates((), ()), reg, str(err)
+                frame, started, stages, Verdict.ERROR, empty, reg, str(err), trigger
             )
-        return self._finish(frame, started, stages, decision.verdict, found, reg, "")
+        return self._finish(frame, started, stages, decision.verdict, found, reg, "", trigger)
 
 
 def run_cycles(
@@ -205,27 +220,36 @@ def run_cycles(
     grab_timeout_s: float = 2.0,
     stop: threading.Event | None = None,
     on_result: Callable[[InspectionResult], None] | None = None,
+    triggers: TriggerSource | None = None,
+    trigger_poll_s: float = 0.1,
 ) -> RunStats:
     """Grab and inspect until ``cycles`` are done, the source is exhausted, or ``stop`` is set.
 
-    A camera timeout or an unreadable frame becomes an ERROR verdict for that cycle: a triggered
-    line expects an answer for every part. The loop itself only ends on purpose.
+    With ``triggers`` (the PLC) each cycle first waits for a part to be announced; without, the
+    station inspects back to back. A camera timeout or an unreadable frame becomes an ERROR
+    verdict for that cycle: a triggered line expects an answer for every part. The loop itself
+    only ends on purpose.
     """
     stats = RunStats(budget_ms=pipeline.recipe.cycle_budget_ms)
     done = 0
     while cycles is None or done < cycles:
         if stop is not None and stop.is_set():
             break
+        trigger = None
+        if triggers is not None:
+            trigger = triggers.wait_trigger(trigger_poll_s)
+            if trigger is None:
+                continue
         try:
             frame = source.grab(grab_timeout_s)
         except SourceExhausted:
             break
         except CameraTimeout as err:
-            result = pipeline.error_result(f"camera timeout: {err}")
+            result = pipeline.error_result(f"camera timeout: {err}", trigger=trigger)
         except (SourceError, FrameError, ValueError) as err:
-            result = pipeline.error_result(f"bad frame: {err}")
+            result = pipeline.error_result(f"bad frame: {err}", trigger=trigger)
         else:
-            result = pipeline.inspect(frame)
+            result = pipeline.inspect(frame, trigger)
         stats.add(result)
         if on_result is not None:
             on_result(result)

@@ -178,6 +178,20 @@ class Defect:
             raise ValueError(msg)
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """A part to inspect, as the PLC announced it (part sequence and serial/lot text)."""
+
+    part_sequence: int
+    serial: str = ""
+    received_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.part_sequence <= 0xFFFFFFFF:
+            msg = f"Trigger.part_sequence must fit 32 bits unsigned, got {self.part_sequence}"
+            raise ValueError(msg)
+
+
 STAGES: tuple[str, ...] = (
     "acquire",
     "register",
@@ -209,6 +223,8 @@ class InspectionResult:
     error: str = ""
     truth: GroundTruth | None = None
     timestamp_utc: float = 0.0
+    part_sequence: int = 0
+    serial: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

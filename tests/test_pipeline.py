@@ -25,7 +25,7 @@ from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import load_recipe
 from aoi.sources.synthetic import SyntheticSource
-from aoi.types import STAGES, Frame, GroundTruth, InspectionResult, Verdict
+from aoi.types import STAGES, Frame, GroundTruth, InspectionResult, Trigger, Verdict
 
 RecipeFactory = Callable[..., Path]
 Opener = Callable[[Path], Pipeline]
@@ -284,3 +284,34 @@ def test_backend_factory_picks_what_is_installed(make_recipe: RecipeFactory) -> 
     assert auto.name == ("onnxruntime-cuda" if has_cuda else "onnxruntime-cpu")
     with pytest.raises(ModelError, match="backend must be one of auto, onnxruntime"):
         create_backend("openvino", loaded.model_path, profile)
+
+
+class _Plc:
+    """A trigger source double announcing three parts, with gaps in between (no part waiting)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.published: list[InspectionResult] = []
+
+    def wait_trigger(self, timeout_s: float) -> Trigger | None:
+        self.calls += 1
+        if self.calls % 2:
+            return None
+        return Trigger(part_sequence=1000 + self.calls, serial=f"SN{self.calls}")
+
+    def publish(self, result: InspectionResult) -> None:
+        self.published.append(result)
+
+
+def test_triggered_run_inspects_announced_parts_and_hands_verdicts_to_the_sink(
+    make_recipe: RecipeFactory,
+) -> None:
+    loaded = load_recipe(make_recipe())
+    plc = _Plc()
+    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile) as backend:
+        pipeline = Pipeline(loaded, backend, sinks=[plc])
+        stats = run_cycles(pipeline, _FlakySource(pipeline.template), cycles=3, triggers=plc)
+    assert stats.cycles == 3
+    assert [r.part_sequence for r in plc.published] == [1002, 1004, 1006]
+    assert [r.serial for r in plc.published] == ["SN2", "SN4", "SN6"]
+    assert plc.published[1].verdict is Verdict.ERROR  # the flaky camera's timeout, still answered
