@@ -146,6 +146,7 @@ class Pipeline:
             timestamp_utc=time.time(),
             part_sequence=trigger.part_sequence if trigger else 0,
             serial=trigger.serial if trigger else "",
+            frame=frame,
         )
         self._next_id += 1
         for sink in self.sinks:

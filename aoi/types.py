@@ -225,6 +225,8 @@ class InspectionResult:
     timestamp_utc: float = 0.0
     part_sequence: int = 0
     serial: str = ""
+    #: The frame as the source delivered it (for the image archive and the GUI); not copied.
+    frame: Frame | None = field(default=None, repr=False, compare=False)
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
