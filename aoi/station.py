@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aoi.errors import StationConfigError
 from aoi.recipe import format_validation_error
@@ -35,10 +35,65 @@ class InferenceConfig(_Strict):
     threads: int = Field(default=0, ge=0, le=256)
 
 
+class StorageConfig(_Strict):
+    """Where inspections, the journal and the image archive go (``[storage]``; aoi/storage/)."""
+
+    #: Any SQLAlchemy URL (``postgresql+psycopg://...`` for a fleet); empty means a SQLite file
+    #: in the user's data folder.
+    database_url: str = ""
+    #: Folder of the append-only journal; empty means ``<data folder>/journal``.
+    journal_dir: Path | None = None
+    #: Folder of the image archive; empty means ``<data folder>/archive``.
+    archive_dir: Path | None = None
+    #: Archive NG, REVIEW and ERROR images (and the OK sample below).
+    archive_images: bool = True
+    #: Share of OK boards whose image is archived too (0.01: one in a hundred).
+    ok_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    retention_days: int = Field(default=90, ge=1, le=36500)
+    #: The archive deletes its oldest images to keep this much free on its disk.
+    min_free_gb: float = Field(default=5.0, ge=0)
+    #: SQLite ``synchronous``: NORMAL (WAL: durable at checkpoints) or FULL (every commit).
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: fsync every journal line (survives power loss, costs the cycle a disk flush).
+    journal_fsync: bool = False
+    #: How long a write waits for a lock (SQLite busy_timeout, PostgreSQL lock_timeout).
+    busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    batch_rows: int = Field(default=200, ge=1, le=10_000)
+    flush_interval_ms: int = Field(default=150, ge=10, le=10_000)
+    queue_size: int = Field(default=4096, ge=16, le=1_000_000)
+    archive_queue_size: int = Field(default=32, ge=1, le=10_000)
+    #: Local hours at which shifts start, for yield per shift.
+    shift_starts_h: tuple[int, ...] = (6, 14, 22)
+    #: IANA time zone of the reports (``Europe/Berlin``); empty means the PC's local zone.
+    timezone: str = ""
+
+    @field_validator("shift_starts_h")
+    @classmethod
+    def _shifts(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(not 0 <= h <= 23 for h in v) or list(v) != sorted(set(v)):
+            msg = f"must be increasing distinct hours in 0..23, got {list(v)}"
+            raise ValueError(msg)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        if v:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                msg = f"must be an IANA time zone such as Europe/Berlin, got {v!r}"
+                raise ValueError(msg) from err
+        return v
+
+
 class StationConfig(_Strict):
     station_id: str = Field(default="station-1", min_length=1, max_length=64)
     camera: CameraConfig = CameraConfig()
     inference: InferenceConfig = InferenceConfig()
+    storage: StorageConfig = StorageConfig()
 
 
 def load_station_config(path: str | Path | None) -> StationConfig:
@@ -61,4 +116,11 @@ def load_station_config(path: str | Path | None) -> StationConfig:
     base = path.resolve().parent
     paths = [p if p.is_absolute() else base / p for p in config.camera.cti_paths]
     camera = config.camera.model_copy(update={"cti_paths": paths})
-    return config.model_copy(update={"camera": camera})
+    storage = config.storage.model_copy(
+        update={
+            k: base / p
+            for k in ("journal_dir", "archive_dir")
+            if (p := getattr(config.storage, k)) is not None and not p.is_absolute()
+        }
+    )
+    return config.model_copy(update={"camera": camera, "storage": storage})
