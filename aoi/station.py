@@ -2,7 +2,7 @@
 
 A recipe says how to inspect a product; the station config says what this PC is wired to:
 the GenTL producers and camera, the inference backend, and where data goes. Every field has a
-default so a station with no file runs the embedded default (synthetic boards, CPU, no PLC).
+default so a station with no file runs the embedded default (synthetic boards, CPU, soft PLC).
 """
 
 from __future__ import annotations
@@ -89,11 +89,53 @@ class StorageConfig(_Strict):
         return v
 
 
+class PlcMapConfig(_Strict):
+    """Register map overrides (``[plc.map]``); plc/README.md has the table and the defaults."""
+
+    #: First register of the block the PLC writes (control, heartbeat, part sequence, ...).
+    plc_base: int = Field(default=0, ge=0, le=65535)
+    #: First register of the block the station writes (status, heartbeat, result, ...).
+    station_base: int = Field(default=32, ge=0, le=65535)
+    #: Length of the serial / lot text (two characters per register).
+    serial_chars: int = Field(default=32, ge=2, le=80)
+    #: Field name -> offset inside its block, to move single fields (``verdict = 20``); the
+    #: link checks names and overlaps when it opens.
+    offsets: dict[str, int] = Field(default_factory=dict)
+
+
+class PlcConfig(_Strict):
+    """The Modbus TCP link to the line PLC (``[plc]``); plc/README.md explains every field."""
+
+    #: server: the PLC polls the station; client: the station writes into the PLC's registers.
+    role: Literal["server", "client"] = "server"
+    #: server: interface to listen on (the line network's address on a production PC);
+    #: client: the PLC's address.
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    #: The PLC's unit id (client role); as server the station answers any unit id.
+    unit_id: int = Field(default=1, ge=0, le=255)
+    heartbeat_period_ms: float = Field(default=250.0, ge=10, le=10_000)
+    #: A heartbeat is lost after this many periods without a change.
+    watchdog_periods: int = Field(default=3, ge=2, le=20)
+    #: READY needs a live PLC heartbeat (false for a PLC program that has none).
+    require_plc_heartbeat: bool = True
+    poll_period_ms: float = Field(default=5.0, ge=1, le=1000)
+    response_timeout_ms: float = Field(default=500.0, ge=10, le=30_000)
+    reconnect_min_ms: float = Field(default=100.0, ge=10, le=60_000)
+    reconnect_max_ms: float = Field(default=2000.0, ge=10, le=600_000)
+    result_ack_timeout_ms: float = Field(default=5000.0, ge=10, le=600_000)
+    busy_timeout_ms: float = Field(default=10_000.0, ge=100, le=600_000)
+    #: ONLINE at start; the PLC switches it with the SET_ONLINE command.
+    start_online: bool = True
+    map: PlcMapConfig = PlcMapConfig()
+
+
 class StationConfig(_Strict):
     station_id: str = Field(default="station-1", min_length=1, max_length=64)
     camera: CameraConfig = CameraConfig()
     inference: InferenceConfig = InferenceConfig()
     storage: StorageConfig = StorageConfig()
+    plc: PlcConfig = PlcConfig()
 
 
 def load_station_config(path: str | Path | None) -> StationConfig:
