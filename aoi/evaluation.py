@@ -1,0 +1,283 @@
+"""``aoi eval``: the station's own inference and postprocessing over an annotated split.
+
+Each pair of a DeepPCB-layout split (``PCBData/trainval.txt`` format: ``group/G/ID.jpg
+group/G_not/ID.txt`` per line, relative to the ``PCBData`` folder) goes through
+:meth:`Pipeline.inspect` exactly as in the cycle. To draw the precision-recall curve the review
+band of every class is widened down to :data:`CURVE_FLOOR`; the operating point (precision,
+recall, F-score) keeps only detections at or above each class's deployed ``score``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aoi.errors import AoiError, SourceError
+from aoi.inference import create_backend
+from aoi.metrics import ImageDetections, Report, evaluate
+from aoi.pipeline import Pipeline
+from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
+from aoi.sources.replay import read_annotation, read_image
+from aoi.types import DEFECT_CLASSES, Frame, InspectionResult
+
+log = logging.getLogger(__name__)
+
+#: Lowest score kept for the precision-recall curve.
+CURVE_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class SplitEntry:
+    test: Path
+    template: Path
+    annotation: Path
+
+
+def read_split(data_dir: Path, split: Path) -> list[SplitEntry]:
+    """The pairs a split list names; a bad line names the list file, the line and what is wrong."""
+    try:
+        lines = split.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        msg = f"{split}: cannot read split list ({err})"
+        raise SourceError(msg) from err
+    out = []
+    for no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            expected = "'group/G/ID.jpg group/G_not/ID.txt'"
+            msg = f"{split}:{no}: expected {expected}, found {line.strip()!r}"
+            raise SourceError(msg)
+        image, annotation = data_dir / parts[0], data_dir / parts[1]
+        stem = image.with_suffix("")
+        entry = SplitEntry(
+            Path(f"{stem}_test{image.suffix}"), Path(f"{stem}_temp{image.suffix}"), annotation
+        )
+        for p in (entry.test, entry.template, entry.annotation):
+            if not p.is_file():
+                msg = f"{split}:{no}: {p} does not exist (is --data the PCBData folder?)"
+                raise SourceError(msg)
+        out.append(entry)
+    if not out:
+        msg = f"{split}: the split list names no pairs"
+        raise SourceError(msg)
+    return out
+
+
+def curve_recipe(loaded: LoadedRecipe) -> LoadedRecipe:
+    """The recipe with every class's review band widened down to CURVE_FLOOR."""
+    r = loaded.recipe
+    classes = {
+        name: r.rule_for(name).model_copy(update={"review_score": CURVE_FLOOR})
+        for name in DEFECT_CLASSES
+        if r.rule_for(name).action != "ignore"
+    }
+    return LoadedRecipe(r.model_copy(update={"classes": classes}), loaded.path, loaded.content_hash)
+
+
+def _detections(name: str, frame: Frame, result: InspectionResult) -> ImageDetections:
+    found = result.defects + result.review_defects
+    truth = frame.truth
+    assert truth is not None
+    return ImageDetections(
+        name,
+        truth.boxes_xyxy_px.astype(np.float64),
+        truth.class_ids.astype(np.int64),
+        np.array([d.bbox_xyxy_px for d in found], np.float64).reshape(-1, 4),
+        np.array([d.class_id for d in found], np.int64),
+        np.array([d.score for d in found], np.float64),
+    )
+
+
+def run_split(
+    pipeline: Pipeline,
+    entries: Sequence[SplitEntry],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ImageDetections]:
+    """Inspect every pair through the cycle's code path; a failed inspection is an error."""
+    images = []
+    for i, e in enumerate(entries):
+        frame = Frame(
+            image=read_image(e.test),
+            frame_id=i,
+            available_ns=time.perf_counter_ns(),
+            source="eval",
+            name=e.test.stem,
+            template=read_image(e.template),
+            truth=read_annotation(e.annotation),
+        )
+        result = pipeline.inspect(frame)
+        if result.error:
+            msg = f"{e.test}: inspection failed: {result.error}"
+            raise AoiError(msg)
+        images.append(_detections(e.test.stem, frame, result))
+        if progress is not None:
+            progress(i + 1, len(entries))
+    return images
+
+
+def thresholds_of(loaded: LoadedRecipe) -> dict[int, float]:
+    r = loaded.recipe
+    return {
+        cid: r.rule_for(name).score
+        for cid, name in enumerate(DEFECT_CLASSES, start=1)
+        if r.rule_for(name).action != "ignore"
+    }
+
+
+def write_pr_plot(report: Report, path: Path) -> None:
+    """Precision-recall curves per class at IoU 0.33, with AP in the legend."""
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=120)
+    for name, curve in report.curves33.items():
+        if curve.n_truth:
+            ax.plot(curve.recall, curve.precision, label=f"{name} AP {curve.ap:.3f}")
+    m = report.as_json()
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1.01),
+        ylim=(0, 1.01),
+        title=f"PR at IoU>0.33: mAP {m['map33']:.3f}, F {m['f_score']:.3f} ({m['images']} images)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _errors(img: ImageDetections, thresholds: dict[int, float]) -> int:
+    from aoi.metrics import operating_point
+
+    p = operating_point([img], thresholds, 0.33)
+    return p.fp + p.fn
+
+
+def write_worst_overlay(
+    entries: Sequence[SplitEntry],
+    images: Sequence[ImageDetections],
+    thresholds: dict[int, float],
+    path: Path,
+    count: int = 6,
+) -> list[str]:
+    """The images with most misses + false calls: truth in green, detections in red."""
+    ranked = sorted(range(len(images)), key=lambda i: -_errors(images[i], thresholds))[:count]
+    tiles = []
+    for i in ranked:
+        img = cv2.cvtColor(read_image(entries[i].test), cv2.COLOR_GRAY2BGR)
+        d = images[i]
+        for (x0, y0, x1, y1), c in zip(d.truth_boxes.astype(int), d.truth_classes, strict=True):
+            cv2.rectangle(img, (x0, y0), (x1, y1), (0, 170, 0), 2)
+            cv2.putText(
+                img,
+                DEFECT_CLASSES[c - 1],
+                (x0, max(10, y0 - 3)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (0, 130, 0),
+                1,
+            )
+        for (x0, y0, x1, y1), c, s in zip(d.boxes.astype(int), d.classes, d.scores, strict=True):
+            if s < thresholds.get(int(c), 1.0):
+                continue
+            cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 230), 1)
+            cv2.putText(
+                img,
+                f"{DEFECT_CLASSES[c - 1]} {s:.2f}",
+                (x0, y1 + 12),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (0, 0, 200),
+                1,
+            )
+        cv2.putText(
+            img,
+            f"{d.name}: {_errors(d, thresholds)} errors",
+            (8, 20),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (200, 0, 0),
+            2,
+        )
+        tiles.append(cv2.resize(img, (480, 480), interpolation=cv2.INTER_AREA))
+    while len(tiles) % 3:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.hstack(tiles[k : k + 3]) for k in range(0, len(tiles), 3)]
+    cv2.imwrite(str(path), np.vstack(rows))
+    return [images[i].name for i in ranked]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    loaded = load_recipe(find_recipe(args.recipe))
+    if args.model:
+        model = Path(args.model)
+        settings = loaded.recipe.model.model_copy(update={"path": model.resolve()})
+        loaded = LoadedRecipe(
+            loaded.recipe.model_copy(update={"model": settings}), loaded.path, loaded.content_hash
+        )
+    entries = read_split(Path(args.data), Path(args.split))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    wide = curve_recipe(loaded)
+    backend = create_backend(args.backend, loaded.model_path, loaded.recipe.geometry.profile)
+    t0 = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            rate = done / max(1e-9, time.monotonic() - t0)
+            print(f"[eval] {done}/{total} pairs  {rate:.1f}/s", file=sys.stderr, flush=True)
+
+    with backend:
+        pipeline = Pipeline(wide, backend)
+        images = run_split(pipeline, entries, progress)
+    thresholds = thresholds_of(loaded)
+    names = {cid: DEFECT_CLASSES[cid - 1] for cid in thresholds}
+    report = evaluate(images, names, thresholds)
+    result = report.as_json()
+    write_pr_plot(report, out / "pr_curve.png")
+    worst = write_worst_overlay(entries, images, thresholds, out / "worst_cases.png")
+    result.update(model=str(loaded.model_path), model_hash=backend.model_hash, worst=worst)
+    print(f"{'class':<16} {'AP@.33':>7} {'AP50':>7} {'AP.5:.95':>9} {'truth':>6}")
+    for name, pc in result["per_class"].items():  # type: ignore[union-attr]
+        print(
+            f"{name:<16} {pc['ap33']:7.4f} {pc['ap50']:7.4f} {pc['ap50_95']:9.4f} {pc['truth']:6d}"
+        )
+    print(
+        f"mAP@.33 {result['map33']:.4f}  AP50 {result['ap50']:.4f}  "
+        f"mAP@[.5:.95] {result['map50_95']:.4f}"
+    )
+    print(
+        f"at the recipe's thresholds: precision {result['precision']:.4f}  "
+        f"recall {result['recall']:.4f}  F-score {result['f_score']:.4f}"
+    )
+    print(f"plots: {out / 'pr_curve.png'}, {out / 'worst_cases.png'}")
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("eval", help="evaluate the model on an annotated DeepPCB-layout split")
+    p.add_argument("--data", required=True, help="the PCBData folder")
+    p.add_argument("--split", required=True, help="split list (trainval.txt format)")
+    p.add_argument("--model", default=None, help="ONNX model (default: the recipe's)")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose thresholds apply")
+    p.add_argument("--backend", default="auto", help="inference backend (default auto)")
+    p.add_argument("--out", default="eval-out", help="folder for the PR plot and overlays")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
+    p.set_defaults(func=cmd_eval)
