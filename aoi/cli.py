@@ -13,16 +13,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from aoi import __version__
-from aoi.errors import AoiError
+from aoi.errors import AoiError, RecipeError
 from aoi.events import EventBus
 from aoi.inference import create_backend
-from aoi.pipeline import Pipeline, load_template, run_cycles
+from aoi.pipeline import Pipeline, VerdictSink, load_template, run_cycles
 from aoi.recipe import (
     DEFAULT_RECIPE,
     LoadedRecipe,
@@ -34,6 +35,11 @@ from aoi.sources.factory import SOURCE_SPECS, create_source
 from aoi.station import StationConfig, load_station_config
 from aoi.stats import RunStats
 from aoi.types import InspectionResult
+from plc.errors import UnknownProductCode
+from plc.handshake import ActiveRecipe
+from plc.settings import LinkSettings
+from plc.softplc import SimTiming, SoftPlcLogic
+from plc.station import SPEC_HELP, PlcSession, open_plc, open_soft_plc
 
 log = logging.getLogger("aoi")
 
@@ -106,58 +112,230 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(f"board accuracy (OK/NG vs truth) {summary['board_accuracy']:.4f}")
     if "errors" in summary:
         print(f"errors   {summary['errors']}")
+    if "plc" in summary:
+        q, w = summary["plc"], summary["plc"]["write_ms"]
+        print(
+            f"plc      parts {q['parts']}  acked {q['acked']}  missed {q['missed']}  "
+            f"mismatched {q['mismatched']}  timeouts {q['timeouts']}  "
+            f"write p50 {w['p50']:.3f}  p99 {w['p99']:.3f}  max {w['max']:.3f} ms"
+        )
     if as_json:
         print(json.dumps(summary, sort_keys=True))
 
 
+class _Rig:
+    """The recipe-bound part of the running station: recipe, template, backend, source, pipeline.
+
+    A recipe change builds and warms up a whole new rig before the old one closes, so a change
+    that fails leaves the station inspecting as before.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedRecipe,
+        args: argparse.Namespace,
+        station: StationConfig,
+        source_spec: str,
+        sinks: list[VerdictSink],
+        events: EventBus,
+    ) -> None:
+        self.loaded = loaded
+        g = loaded.recipe.geometry
+        template = load_template(
+            loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
+        )
+        backend_name = args.backend or station.inference.backend
+        threads = args.threads if args.threads is not None else station.inference.threads
+        with ExitStack() as stack:
+            self.backend = stack.enter_context(
+                create_backend(backend_name, loaded.model_path, g.profile, threads=threads)
+            )
+            self.source = stack.enter_context(
+                create_source(
+                    source_spec,
+                    loaded,
+                    template,
+                    station,
+                    seed=args.seed,
+                    loop=getattr(args, "loop", False),
+                )
+            )
+            self.pipeline = Pipeline(
+                loaded, self.backend, template=template, sinks=sinks, events=events
+            )
+            self.pipeline.warm_up()
+            self._opened = stack.pop_all()  # all opened: kept until close()
+
+    def close(self) -> None:
+        self._opened.close()
+
+    @property
+    def active(self) -> ActiveRecipe:
+        r = self.loaded
+        return ActiveRecipe.from_hash(r.recipe.product_code, r.content_hash, r.name)
+
+
+def recipe_for_product_code(product_code: int, folder: Path) -> Path:
+    """The one recipe in ``folder`` whose ``product_code`` is ``product_code``."""
+    matches: list[Path] = []
+    codes: dict[int, str] = {}
+    unreadable: list[str] = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            recipe = load_recipe(path, check_files=False).recipe
+        except RecipeError:
+            unreadable.append(path.name)
+            continue
+        codes[recipe.product_code] = path.name
+        if recipe.product_code == product_code:
+            matches.append(path)
+    if len(matches) > 1:
+        names = [m.name for m in matches]
+        msg = f"product code {product_code} is claimed by {names} in {folder}; one recipe per code"
+        raise RecipeError(msg)
+    if not matches:
+        msg = (
+            f"no recipe in {folder} has product_code = {product_code}; "
+            f"found {dict(sorted(codes.items())) or 'none'}"
+            + (f"; unreadable: {unreadable}" if unreadable else "")
+        )
+        raise UnknownProductCode(msg)
+    return matches[0]
+
+
+class _RecipeSwitch:
+    """The PLC link's ``on_recipe_change``: builds the new product's rig on the cycle's thread.
+
+    It runs inside ``wait_trigger`` (between parts, READY low), keeps the new rig as ``pending``
+    and sets ``interrupt`` so that :func:`_serve` ends the current ``run_cycles`` and swaps rigs
+    before the next trigger is taken.
+    """
+
+    def __init__(self, open_rig: Callable[[LoadedRecipe], _Rig], folder: Path) -> None:
+        self.open_rig = open_rig
+        self.folder = folder
+        self.interrupt = threading.Event()
+        self.pending: _Rig | None = None
+
+    def __call__(self, product_code: int) -> ActiveRecipe:
+        loaded = load_recipe(recipe_for_product_code(product_code, self.folder))
+        print(f"[aoi] PLC: loading {loaded.name} (product code {product_code})", file=sys.stderr)
+        rig = self.open_rig(loaded)
+        self.discard()
+        self.pending = rig
+        self.interrupt.set()
+        return rig.active
+
+    def discard(self) -> None:
+        if self.pending is not None:
+            self.pending.close()
+            self.pending = None
+
+
+def _serve(
+    rig: _Rig,
+    plc: PlcSession | None,
+    switch: _RecipeSwitch,
+    stop: threading.Event,
+    cycles: int | None,
+    grab_timeout_s: float,
+) -> tuple[RunStats, _Rig]:
+    """Run cycles until done or stopped, switching rigs whenever the PLC changed the recipe."""
+    stats = RunStats(budget_ms=rig.loaded.recipe.cycle_budget_ms)
+    progress = _Progress(cycles)
+
+    def on_result(r: InspectionResult) -> None:
+        stats.add(r)
+        progress(r)
+
+    while not stop.is_set():
+        remaining = None if cycles is None else cycles - stats.cycles
+        if remaining is not None and remaining <= 0:
+            break
+        switch.interrupt.clear()
+        if stop.is_set():  # a signal between the two checks
+            break
+        run_cycles(
+            rig.pipeline,
+            rig.source,
+            cycles=remaining,
+            stop=switch.interrupt,
+            grab_timeout_s=grab_timeout_s,
+            on_result=on_result,
+            triggers=plc.link if plc is not None else None,
+        )
+        if switch.pending is None:
+            break  # done, stopped or the source ran out
+        rig.close()
+        rig, switch.pending = switch.pending, None
+    return stats, rig
+
+
+@contextmanager
+def _signals_call(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``handler`` inside the block; the previous handlers come back."""
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _link_settings(args: argparse.Namespace, station: StationConfig) -> LinkSettings:
+    source = f"{args.station or 'station config'}: [plc]"
+    return LinkSettings.from_dict(station.plc.model_dump(), source=source)
+
+
 def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> int:
     loaded, station = _open_station(args)
-    recipe = loaded.recipe
-    g = recipe.geometry
-    template = load_template(
-        loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
-    )
-    backend_name = args.backend or station.inference.backend
-    threads = args.threads if args.threads is not None else station.inference.threads
     stop = threading.Event()
+    settings = _link_settings(args, station)
 
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        print(f"[aoi] signal {signum}: finishing the current board", file=sys.stderr)
-        stop.set()
+    with ExitStack() as stack:
+        events = stack.enter_context(EventBus())
+        sinks: list[VerdictSink] = []
 
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        backend = create_backend(backend_name, loaded.model_path, g.profile, threads=threads)
-        source = create_source(
-            source_spec,
-            loaded,
-            template,
-            station,
-            seed=args.seed,
-            loop=getattr(args, "loop", False),
+        def open_rig(recipe: LoadedRecipe) -> _Rig:
+            return _Rig(recipe, args, station, source_spec, sinks, events)
+
+        switch = _RecipeSwitch(open_rig, loaded.path.parent)
+        stack.callback(switch.discard)
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            print(f"[aoi] signal {signum}: finishing the current board", file=sys.stderr)
+            stop.set()
+            switch.interrupt.set()
+
+        stack.enter_context(_signals_call(_stop))
+        plc = stack.enter_context(
+            open_plc(
+                args.plc,
+                settings,
+                role=args.plc_role,
+                sim_parts=cycles,
+                on_recipe_change=switch,
+            )
         )
-        with backend, EventBus() as events, source:
-            pipeline = Pipeline(loaded, backend, template=template, events=events)
-            pipeline.warm_up()
+        if plc is not None:
+            sinks.append(plc.link)
+        rig = open_rig(loaded)
+        try:
+            if plc is not None:
+                plc.link.set_station_ready(rig.active)
             print(
-                f"[aoi] {recipe.name} on {source_spec} with {backend.name}: READY",
+                f"[aoi] {loaded.name} on {source_spec} with {rig.backend.name}, "
+                f"PLC {args.plc}: READY",
                 file=sys.stderr,
                 flush=True,
             )
-            stats = run_cycles(
-                pipeline,
-                source,
-                cycles=cycles,
-                stop=stop,
-                grab_timeout_s=station.camera.fetch_timeout_s,
-                on_result=_Progress(cycles),
-            )
-            summary = _summary(
-                stats, loaded, backend.name, backend.model_hash, {"source": source_spec}
-            )
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+            stats, rig = _serve(rig, plc, switch, stop, cycles, station.camera.fetch_timeout_s)
+        finally:
+            rig.close()
+        extra: dict[str, Any] = {"source": source_spec}
+    if plc is not None:
+        extra["plc"] = plc.summary()  # after the soft PLC finished its last handshake
+    summary = _summary(stats, rig.loaded, rig.backend.name, rig.backend.model_hash, extra)
     _print_summary(summary, args.json)
     return 0
 
@@ -168,6 +346,48 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     return _run(args, source_spec="synthetic", cycles=args.cycles)
+
+
+def cmd_plc_sim(args: argparse.Namespace) -> int:
+    """A soft PLC against a station; exit 1 unless every part was answered and matched."""
+    settings = _link_settings(args, load_station_config(args.station))
+    heartbeat_ms = args.heartbeat_ms or settings.heartbeat_period_ms
+    timing = SimTiming(
+        heartbeat_period_s=heartbeat_ms / 1000,
+        watchdog_periods=settings.watchdog_periods,
+        part_period_s=args.period_ms / 1000,
+    )
+    logic = SoftPlcLogic(args.parts, timing, product_code=args.product_code)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        print(f"[plc-sim] signal {signum}: finishing the part in flight", file=sys.stderr)
+        stop.set()
+
+    where = f"{args.host}:{args.port}"
+    with (
+        _signals_call(_stop),
+        open_soft_plc(
+            args.role, args.host, args.port, settings, logic, scan_s=args.scan_ms / 1000
+        ) as sim,
+    ):
+        print(f"[plc-sim] soft PLC as {args.role} on {where}", file=sys.stderr, flush=True)
+        last = time.monotonic()
+        while not stop.is_set() and not sim.wait_done(0.2):
+            if time.monotonic() - last >= 2.0:
+                last = time.monotonic()
+                print(f"[plc-sim] {sim.report.summary()}", file=sys.stderr, flush=True)
+        sim.finish(timing.result_timeout_s)
+    report = sim.report.details()
+    for key, value in report.items():
+        print(f"{key:<24} {value}")
+    for problem in sim.report.problems:
+        print(f"problem: {problem}")
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    r = sim.report
+    clean = r.acked == r.parts and not (r.missed or r.mismatched or r.timeouts)
+    return 0 if clean else 1
 
 
 def cmd_recipe_validate(args: argparse.Namespace) -> int:
@@ -216,7 +436,9 @@ def cmd_recipe_template(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_station_args(p: argparse.ArgumentParser, *, default_cycles: int | None) -> None:
+def _add_station_args(
+    p: argparse.ArgumentParser, *, default_cycles: int | None, default_plc: str
+) -> None:
     p.add_argument(
         "--recipe",
         default=DEFAULT_RECIPE,
@@ -239,6 +461,19 @@ def _add_station_args(p: argparse.ArgumentParser, *, default_cycles: int | None)
         "--seed", type=int, default=None, help="synthetic source seed (default recipe's)"
     )
     p.add_argument("--station", default=None, help="station config TOML (default: none)")
+    p.add_argument(
+        "--plc",
+        default=default_plc,
+        help=f"PLC link: {SPEC_HELP}; sim starts a soft PLC in-process on 127.0.0.1 "
+        f"(default {default_plc})",
+    )
+    p.add_argument(
+        "--plc-role",
+        choices=["server", "client"],
+        default=None,
+        help="station as Modbus server polled by the PLC, or as client writing into the PLC "
+        "(default from the station config: server)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
 
 
@@ -249,14 +484,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("run", help="run the station headless")
-    _add_station_args(p, default_cycles=None)
+    _add_station_args(p, default_cycles=None, default_plc="sim")
     p.add_argument("--source", default="synthetic", help=f"image source: {SOURCE_SPECS}")
     p.add_argument("--loop", action="store_true", help="replay: start again after the last image")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="benchmark the cycle on synthetic boards")
-    _add_station_args(p, default_cycles=200)
+    _add_station_args(p, default_cycles=200, default_plc="none")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "plc-sim", help="soft PLC: drive a station's handshake over Modbus TCP (commissioning)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="station address, or where to listen")
+    p.add_argument("--port", type=int, default=502, help="Modbus TCP port (default 502)")
+    p.add_argument(
+        "--role",
+        choices=["client", "server"],
+        default="client",
+        help="the soft PLC's role: client polls a station that serves (default); server holds "
+        "the registers a station in the client role writes into",
+    )
+    p.add_argument("--parts", type=int, default=None, help="parts to run (default: until Ctrl-C)")
+    p.add_argument(
+        "--period-ms",
+        type=float,
+        default=0.0,
+        help="a part every T ms whether the station is ready or not (default 0: when READY)",
+    )
+    p.add_argument("--product-code", type=int, default=None, help="LOAD_RECIPE this code first")
+    p.add_argument("--heartbeat-ms", type=float, default=None, help="heartbeat period")
+    p.add_argument("--scan-ms", type=float, default=5.0, help="PLC scan time (default 5 ms)")
+    p.add_argument("--station", default=None, help="station config TOML for [plc] and the map")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
+    p.set_defaults(func=cmd_plc_sim)
 
     p = sub.add_parser("recipe", help="validate recipes, export the schema, make templates")
     rsub = p.add_subparsers(dest="recipe_command", required=True)

@@ -1,0 +1,559 @@
+"""The station's side of the PLC handshake, as a pure state machine (no I/O, no clock, no threads).
+
+The link feeds it what the PLC block holds (:meth:`Handshake.step`, with the time), the results
+of the cycle (:meth:`Handshake.post_result`) and the outcome of commands; it answers with the
+station block (:attr:`Handshake.outputs`) and events for the link to act on (a trigger to inspect,
+a recipe to load). Everything a line integrator cares about is decided here, so it is tested
+here, with tables, without a socket:
+
+- a trigger edge while READY latches the part sequence and serial, takes a new inspection id,
+  clears the previous result and raises TRIGGER_ACK and BUSY, all in one write;
+- a trigger edge while not READY is still acknowledged, with MISSED_TRIGGER, so the PLC never hangs;
+- a result is written together with RESULTS_VALID (and a toggled RESULT_TOGGLE) in one write;
+  a rising RESULT_ACK clears RESULTS_VALID and the verdict;
+- a command runs on a rising CMD_EXECUTE with READY low, and ends in CMD_DONE or CMD_FAILED;
+- any fault (PLC heartbeat stale for the watchdog time, link lost, bad register value, camera or
+  engine failure, result not acknowledged in time) latches ERROR and an error code and drops
+  READY until the PLC pulses CLEAR_ERROR with the cause gone. A result posted while an error is
+  latched goes out as ERROR, never OK, and the verdict is cleared at every trigger, so the PLC can
+  never read a stale OK as the answer for a new part.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from aoi.types import InspectionResult, Verdict
+from plc.registers import (
+    CONTROL_BITS_DEFINED,
+    U16_MAX,
+    U32_MAX,
+    CommandCode,
+    ControlBit,
+    ErrorCode,
+    PlcInputs,
+    StationOutputs,
+    StatusBit,
+)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The handshake's clocks, in seconds."""
+
+    heartbeat_period_s: float = 0.25
+    #: The PLC heartbeat is lost when it has not changed for this many periods.
+    watchdog_periods: int = 3
+    #: READY needs a live PLC heartbeat (set False for a PLC program without one).
+    require_plc_heartbeat: bool = True
+    #: A result not acknowledged within this time latches RESULT_ACK_TIMEOUT (it stays valid).
+    result_ack_timeout_s: float = 5.0
+    #: A part with no result within this time is answered ERROR / INSPECTION_TIMEOUT.
+    busy_timeout_s: float = 10.0
+
+    @property
+    def watchdog_s(self) -> float:
+        return self.heartbeat_period_s * self.watchdog_periods
+
+
+@dataclass(frozen=True)
+class ActiveRecipe:
+    """The recipe the station inspects with, as the PLC sees it."""
+
+    product_code: int
+    checksum: int = 0
+    name: str = ""
+
+    @classmethod
+    def from_hash(cls, product_code: int, content_hash: str, name: str = "") -> ActiveRecipe:
+        """``checksum`` is the first 32 bits of the recipe's hex content hash."""
+        return cls(product_code, int(content_hash[:8], 16) if content_hash else 0, name)
+
+
+def error_code_for(reason: str) -> ErrorCode:
+    """The error code for an ERROR verdict, from the reason the cycle gave."""
+    if reason.startswith("camera timeout"):
+        return ErrorCode.CAMERA_TIMEOUT
+    if reason.startswith("bad frame"):
+        return ErrorCode.BAD_FRAME
+    return ErrorCode.INSPECTION_FAILED
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """The result block of one part, as the PLC will read it."""
+
+    part_sequence: int
+    verdict: Verdict
+    defect_count: int = 0
+    top_class: int = 0
+    top_score_permille: int = 0
+    cycle_time_us: int = 0
+    error_code: ErrorCode = ErrorCode.NONE
+    reason: str = ""
+
+    @classmethod
+    def from_inspection(cls, r: InspectionResult) -> PartResult:
+        top = r.top_defect or max(r.review_defects, key=lambda d: d.score, default=None)
+        return cls(
+            part_sequence=r.part_sequence,
+            verdict=r.verdict,
+            defect_count=min(len(r.defects), U16_MAX),
+            top_class=top.class_id if top else 0,
+            top_score_permille=round(top.score * 1000) if top else 0,
+            cycle_time_us=min(round(r.cycle_ms * 1000), U32_MAX),
+            error_code=error_code_for(r.error) if r.verdict is Verdict.ERROR else ErrorCode.NONE,
+            reason=r.error,
+        )
+
+
+# -- events the link acts on ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerAccepted:
+    inspection_id: int
+    part_sequence: int
+    serial: str
+
+
+@dataclass(frozen=True)
+class TriggerMissed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecipeChangeRequested:
+    product_code: int
+
+
+@dataclass(frozen=True)
+class FaultRaised:
+    code: ErrorCode
+    message: str
+
+
+@dataclass(frozen=True)
+class ErrorCleared:
+    code: ErrorCode
+
+
+@dataclass(frozen=True)
+class ResultAcknowledged:
+    inspection_id: int
+
+
+@dataclass(frozen=True)
+class PartAbandoned:
+    """A part answered ERROR without an inspection result (timeout, station stopping)."""
+
+    inspection_id: int
+    code: ErrorCode
+
+
+Event = (
+    TriggerAccepted
+    | TriggerMissed
+    | RecipeChangeRequested
+    | FaultRaised
+    | ErrorCleared
+    | ResultAcknowledged
+    | PartAbandoned
+)
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"  # no part in flight, no result waiting
+    BUSY = "busy"  # trigger accepted, inspecting
+    RESULT = "result"  # RESULTS_VALID, waiting for RESULT_ACK
+
+
+class CommandPhase(enum.Enum):
+    NONE = "none"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass
+class Counters:
+    triggers: int = 0
+    accepted: int = 0
+    missed: int = 0
+    results: int = 0
+    acked: int = 0
+    stale_results: int = 0
+    ack_timeouts: int = 0
+    busy_timeouts: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+
+
+class Handshake:
+    """The station block and the rules that change it; see the module docstring."""
+
+    def __init__(
+        self, timing: Timing | None = None, *, online: bool = True, link_up: bool = True
+    ) -> None:
+        self.timing = timing or Timing()
+        self.online = online
+        self.phase = Phase.IDLE
+        self.command = CommandPhase.NONE
+        self.command_error = ErrorCode.NONE
+        self.station_ready = False
+        self.stopping = False
+        #: A client starts with the link down; that is no fault until it has been up once.
+        self.link_up = link_up
+        self.recipe: ActiveRecipe | None = None
+        self.inspection_id = 0
+        self.part_sequence = 0
+        self.result: PartResult | None = None
+        self.toggle = False
+        self.trigger_acked = False
+        self.missed = False
+        self.conditions: dict[ErrorCode, str] = {}
+        self.latched = ErrorCode.NONE
+        self.latched_message = ""
+        self.counters = Counters()
+        self._heartbeat = 0
+        self._next_beat_s: float | None = None
+        self._last: PlcInputs | None = None
+        self._plc_beat: int | None = None
+        self._plc_beat_at_s = 0.0
+        self.plc_alive = False
+        self._busy_since_s = 0.0
+        self._result_since_s = 0.0
+        self._ack_timeout_raised = False
+        self._ack_armed = True
+        self._command_code = CommandCode.NONE
+        self._events: list[Event] = []
+
+    # -- what the PLC reads -----------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """READY: a trigger now would be accepted (and the previous trigger handshake is over)."""
+        return not self.trigger_acked and not self._not_ready_reason()
+
+    @property
+    def error_code(self) -> ErrorCode:
+        if self.latched is not ErrorCode.NONE:
+            return self.latched
+        if self.command is CommandPhase.FAILED:
+            return self.command_error
+        return ErrorCode.NONE
+
+    @property
+    def outputs(self) -> StationOutputs:
+        bits = [
+            (StatusBit.READY, self.ready),
+            (StatusBit.TRIGGER_ACK, self.trigger_acked),
+            (StatusBit.BUSY, self.phase is Phase.BUSY),
+            (StatusBit.RESULTS_VALID, self.phase is Phase.RESULT),
+            (StatusBit.RESULT_TOGGLE, self.toggle),
+            (StatusBit.MISSED_TRIGGER, self.missed),
+            (StatusBit.CMD_DONE, self.command is CommandPhase.DONE),
+            (StatusBit.CMD_FAILED, self.command is CommandPhase.FAILED),
+            (StatusBit.ERROR, self.latched is not ErrorCode.NONE),
+            (StatusBit.ONLINE, self.online and not self.stopping),
+        ]
+        status = sum(int(bit) for bit, on in bits if on)
+        r = self.result
+        return StationOutputs(
+            status=status,
+            station_heartbeat=self._heartbeat,
+            inspection_id=self.inspection_id,
+            part_sequence_echo=self.part_sequence,
+            verdict=int(r.verdict) if r is not None and self.phase is Phase.RESULT else 0,
+            defect_count=r.defect_count if r else 0,
+            top_class=r.top_class if r else 0,
+            top_score_permille=r.top_score_permille if r else 0,
+            active_recipe=self.recipe.product_code if self.recipe else 0,
+            error_code=int(self.error_code),
+            cycle_time_us=r.cycle_time_us if r else 0,
+            recipe_checksum=self.recipe.checksum if self.recipe else 0,
+        )
+
+    # -- what the PLC wrote -----------------------------------------------------------------
+
+    def step(self, inputs: PlcInputs | None, now_s: float) -> list[Event]:
+        """Advance to ``now_s`` with what the PLC block holds (None: it could not be read)."""
+        self._beat(now_s)
+        if inputs is not None:
+            prev = self._last or PlcInputs()
+            self._last = inputs
+            self._watch_plc_heartbeat(inputs, now_s)
+            malformed = self._check_control(inputs)
+            if not malformed:
+                self._clear_error_on_edge(prev, inputs)
+                self._result_ack(inputs)
+            self._trigger(inputs, now_s)
+            if not malformed:
+                self._command(inputs)
+        self._timers(now_s)
+        events, self._events = self._events, []
+        return events
+
+    def _beat(self, now_s: float) -> None:
+        period = self.timing.heartbeat_period_s
+        if self._next_beat_s is None or now_s >= self._next_beat_s + period:
+            self._next_beat_s = now_s  # first step, or the caller fell behind: re-phase
+        if now_s >= self._next_beat_s:
+            self._heartbeat = (self._heartbeat + 1) & U16_MAX
+            self._next_beat_s += period
+
+    def _watch_plc_heartbeat(self, inputs: PlcInputs, now_s: float) -> None:
+        if not self.timing.require_plc_heartbeat:
+            return
+        if self._plc_beat is None:
+            self._plc_beat, self._plc_beat_at_s = inputs.plc_heartbeat, now_s
+            return
+        if inputs.plc_heartbeat != self._plc_beat:
+            self._plc_beat, self._plc_beat_at_s = inputs.plc_heartbeat, now_s
+            self.plc_alive = True
+            self._clear_condition(ErrorCode.PLC_HEARTBEAT_LOST)
+        elif self.plc_alive and now_s - self._plc_beat_at_s > self.timing.watchdog_s:
+            self.plc_alive = False
+            stale_ms = (now_s - self._plc_beat_at_s) * 1000
+            self._set_condition(
+                ErrorCode.PLC_HEARTBEAT_LOST,
+                f"plc_heartbeat stayed at {self._plc_beat} for {stale_ms:.0f} ms; expected a "
+                f"change at least every {self.timing.heartbeat_period_s * 1000:.0f} ms "
+                f"(watchdog {self.timing.watchdog_s * 1000:.0f} ms)",
+            )
+
+    def _check_control(self, inputs: PlcInputs) -> bool:
+        bad = inputs.undefined_control_bits
+        if bad:
+            self._set_condition(
+                ErrorCode.BAD_REGISTER_VALUE,
+                f"control holds 0x{inputs.control:04X}: bits 0x{bad:04X} are undefined "
+                f"(expected only bits of 0x{CONTROL_BITS_DEFINED:04X})",
+            )
+        else:
+            self._clear_condition(ErrorCode.BAD_REGISTER_VALUE)
+        return bool(bad)
+
+    def _clear_error_on_edge(self, prev: PlcInputs, inputs: PlcInputs) -> None:
+        if not inputs.has(ControlBit.CLEAR_ERROR) or prev.has(ControlBit.CLEAR_ERROR):
+            return
+        if self.latched is ErrorCode.NONE or self.conditions:
+            return  # nothing to clear, or its cause is still there
+        code, self.latched, self.latched_message = self.latched, ErrorCode.NONE, ""
+        self._events.append(ErrorCleared(code))
+
+    def _result_ack(self, inputs: PlcInputs) -> None:
+        if not inputs.has(ControlBit.RESULT_ACK):
+            self._ack_armed = True
+            return
+        if self.phase is Phase.RESULT and self._ack_armed:
+            self.phase = Phase.IDLE
+            self._ack_armed = False
+            self.counters.acked += 1
+            self._events.append(ResultAcknowledged(self.inspection_id))
+
+    def _trigger(self, inputs: PlcInputs, now_s: float) -> None:
+        high = inputs.has(ControlBit.TRIGGER)
+        if not high:
+            self.trigger_acked = False
+            return
+        if self.trigger_acked:
+            return  # the same trigger, still held high until the PLC sees TRIGGER_ACK
+        self.counters.triggers += 1
+        reason = self._not_ready_reason()
+        self.trigger_acked = True
+        if reason:
+            self.missed = True
+            self.counters.missed += 1
+            self._events.append(TriggerMissed(reason))
+            return
+        self.inspection_id = self.inspection_id % U32_MAX + 1
+        self.part_sequence = inputs.part_sequence
+        self.result = None  # never leave the previous part's verdict readable
+        self.missed = False
+        self.phase = Phase.BUSY
+        self._busy_since_s = now_s
+        self.counters.accepted += 1
+        self._events.append(
+            TriggerAccepted(self.inspection_id, inputs.part_sequence, inputs.serial)
+        )
+
+    def _not_ready_reason(self) -> str:
+        """Why a trigger now would be missed ('' when READY, judged before TRIGGER_ACK rises)."""
+        plc_ok = self.plc_alive or not self.timing.require_plc_heartbeat
+        enabled = self._last is not None and self._last.has(ControlBit.TRIGGER_ENABLE)
+        checks = [
+            (self.stopping, "the station is stopping"),
+            (not self.link_up, "the link is down"),
+            (self.latched is not ErrorCode.NONE, f"ERROR is latched ({self.latched.name})"),
+            (bool(self.conditions), f"faults active: {sorted(c.name for c in self.conditions)}"),
+            (not self.online, "the station is offline"),
+            (not enabled, "TRIGGER_ENABLE is off"),
+            (not plc_ok, "no live PLC heartbeat yet"),
+            (not self.station_ready, "the station is not ready (starting or loading)"),
+            (self.phase is Phase.BUSY, "the previous part is still being inspected"),
+            (self.phase is Phase.RESULT, "the previous result is not acknowledged"),
+            (self.command is not CommandPhase.NONE, f"command {self._command_code.name} runs"),
+        ]
+        return next((why for bad, why in checks if bad), "")
+
+    def _command(self, inputs: PlcInputs) -> None:
+        execute = inputs.has(ControlBit.CMD_EXECUTE)
+        if self.command in (CommandPhase.DONE, CommandPhase.FAILED) and not execute:
+            self.command, self.command_error = CommandPhase.NONE, ErrorCode.NONE
+            return
+        if self.command is not CommandPhase.NONE or not execute or self.phase is Phase.BUSY:
+            return  # a command waits for the part in flight
+        code, arg = inputs.command_code, inputs.command_arg
+        if code == CommandCode.LOAD_RECIPE:
+            self._command_code = CommandCode.LOAD_RECIPE
+            if not 1 <= arg <= U16_MAX:
+                self._fail(
+                    ErrorCode.BAD_REGISTER_VALUE,
+                    f"command_arg of LOAD_RECIPE must be a product code in 1..65535, got {arg}",
+                )
+                return
+            self.command = CommandPhase.RUNNING
+            self._events.append(RecipeChangeRequested(arg))
+        elif code == CommandCode.SET_ONLINE:
+            self._command_code = CommandCode.SET_ONLINE
+            if arg not in (0, 1):
+                self._fail(
+                    ErrorCode.BAD_REGISTER_VALUE,
+                    f"command_arg of SET_ONLINE must be 1 (online) or 0 (offline), got {arg}",
+                )
+                return
+            self.online = bool(arg)
+            self.command = CommandPhase.DONE
+        else:
+            self._command_code = CommandCode.NONE
+            known = ", ".join(f"{c.value} {c.name}" for c in CommandCode if c)
+            self._fail(
+                ErrorCode.UNKNOWN_COMMAND, f"command_code must be one of {known}; got {code}"
+            )
+
+    def _fail(self, code: ErrorCode, message: str) -> None:
+        self.command, self.command_error = CommandPhase.FAILED, code
+        self._events.append(FaultRaised(code, message))
+
+    def _timers(self, now_s: float) -> None:
+        t = self.timing
+        if self.phase is Phase.BUSY and now_s - self._busy_since_s > t.busy_timeout_s:
+            self.counters.busy_timeouts += 1
+            self._abandon(
+                ErrorCode.INSPECTION_TIMEOUT,
+                f"no result for part {self.part_sequence} within {t.busy_timeout_s:.1f} s",
+                now_s,
+            )
+        if (
+            self.phase is Phase.RESULT
+            and not self._ack_timeout_raised
+            and now_s - self._result_since_s > t.result_ack_timeout_s
+        ):
+            self._ack_timeout_raised = True
+            self.counters.ack_timeouts += 1
+            self._latch(
+                ErrorCode.RESULT_ACK_TIMEOUT,
+                f"RESULT_ACK for inspection {self.inspection_id} not set within "
+                f"{t.result_ack_timeout_s:.1f} s; the result stays valid until acknowledged",
+            )
+
+    # -- what the station reports ----------------------------------------------------------
+
+    def set_station_ready(self, recipe: ActiveRecipe) -> None:
+        """The station has warmed up with ``recipe`` and can inspect."""
+        self.recipe = recipe
+        self.station_ready = True
+
+    def post_result(self, result: PartResult, now_s: float) -> bool:
+        """Write ``result`` with RESULTS_VALID; False when it is not for the part in flight."""
+        if self.phase is not Phase.BUSY or result.part_sequence != self.part_sequence:
+            self.counters.stale_results += 1
+            return False
+        if result.verdict is Verdict.ERROR:
+            self._latch(result.error_code, result.reason or result.error_code.name)
+        elif self.latched is not ErrorCode.NONE:
+            # A fault came up while the part was inspected: never answer OK under it.
+            result = PartResult(result.part_sequence, Verdict.ERROR, error_code=self.latched)
+        self._set_result(result, now_s)
+        self.counters.results += 1
+        return True
+
+    def _set_result(self, result: PartResult, now_s: float) -> None:
+        self.result = result
+        self.phase = Phase.RESULT
+        self.toggle = not self.toggle
+        self._result_since_s = now_s
+        self._ack_timeout_raised = False
+        self._ack_armed = self._last is None or not self._last.has(ControlBit.RESULT_ACK)
+
+    def _abandon(self, code: ErrorCode, message: str, now_s: float) -> None:
+        """Answer the part in flight ERROR now; its inspection result, if any, is dropped."""
+        self._latch(code, message)
+        self._set_result(PartResult(self.part_sequence, Verdict.ERROR, error_code=code), now_s)
+        self._events.append(PartAbandoned(self.inspection_id, code))
+
+    def command_finished(self, recipe: ActiveRecipe) -> None:
+        """The recipe change asked for by :class:`RecipeChangeRequested` is done."""
+        if self.command is CommandPhase.RUNNING:
+            self.recipe = recipe
+            self.command = CommandPhase.DONE
+
+    def command_failed(self, code: ErrorCode, message: str) -> None:
+        """The recipe change failed; the previous recipe stays, and so does ERROR until cleared.
+
+        The line asked for a product this station cannot inspect right now: triggers wait for
+        the PLC to clear the error (go on with the previous recipe) or to load another one.
+        """
+        if self.command is CommandPhase.RUNNING:
+            self.command, self.command_error = CommandPhase.FAILED, code
+            self._latch(code, message)
+
+    def fault(self, code: ErrorCode, message: str) -> None:
+        """A one-off fault of the station (latched until CLEAR_ERROR)."""
+        self._latch(code, message)
+
+    def link_lost(self, message: str) -> None:
+        if self.link_up:
+            self.link_up = False
+            self._set_condition(ErrorCode.LINK_LOST, message)
+
+    def link_restored(self, now_s: float) -> None:
+        self.link_up = True
+        self._plc_beat_at_s = now_s  # give the PLC a full watchdog time to beat again
+        self._clear_condition(ErrorCode.LINK_LOST)
+
+    def stop(self, now_s: float) -> None:
+        """The station is shutting down: READY and ONLINE drop; a part in flight gets ERROR."""
+        self.stopping = True
+        if self.phase is Phase.BUSY:
+            self._abandon(
+                ErrorCode.STATION_STOPPING,
+                f"station stopped before part {self.part_sequence} was inspected",
+                now_s,
+            )
+
+    def drain_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def _latch(self, code: ErrorCode, message: str) -> None:
+        self.counters.faults[code.name] = self.counters.faults.get(code.name, 0) + 1
+        if self.latched is ErrorCode.NONE:
+            self.latched, self.latched_message = code, message
+        r = self.result
+        if self.phase is Phase.RESULT and r is not None and r.verdict is not Verdict.ERROR:
+            # While ERROR is set the verdict register shows ERROR or nothing: a result not yet
+            # acknowledged cannot be vouched for after a fault (the PLC may not have read it).
+            self.result = PartResult(r.part_sequence, Verdict.ERROR, error_code=code)
+        self._events.append(FaultRaised(code, message))
+
+    def _set_condition(self, code: ErrorCode, message: str) -> None:
+        if code not in self.conditions:
+            self.conditions[code] = message
+            self._latch(code, message)
+
+    def _clear_condition(self, code: ErrorCode) -> None:
+        self.conditions.pop(code, None)

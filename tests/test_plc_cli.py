@@ -1,0 +1,131 @@
+"""`aoi bench/run --plc ...` and `aoi plc-sim` end to end, through aoi.cli.main."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_plc_link import inspection
+
+from aoi.cli import main, recipe_for_product_code
+from aoi.errors import RecipeError
+from plc.client import RegisterClient
+from plc.errors import UnknownProductCode
+from plc.handshake import ActiveRecipe
+from plc.link import StationLink
+from plc.settings import LinkSettings
+from plc.softplc import SimTiming, SoftPlcLogic
+from plc.station import open_soft_plc
+
+RecipeFactory = Callable[..., Path]
+
+
+def _last_json(out: str) -> dict[str, object]:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _second_recipe(first: Path, name: str, product_code: int) -> Path:
+    """A copy of ``first`` under another name and product code (same model and template)."""
+    text = first.read_text().replace('name = "test-board"', f'name = "{name}"')
+    path = first.with_name(f"{name}.toml")
+    path.write_text(text.replace("product_code = 7", f"product_code = {product_code}"))
+    return path
+
+
+@pytest.mark.parametrize(("role", "cycles"), [("server", 50), ("client", 20)])
+def test_bench_with_the_soft_plc_answers_every_part(
+    make_recipe: RecipeFactory, capsys: pytest.CaptureFixture[str], role: str, cycles: int
+) -> None:
+    recipe = make_recipe()
+    args = ["bench", "--recipe", str(recipe), "--plc", "sim", "--plc-role", role]
+    assert main([*args, "--cycles", str(cycles), "--json"]) == 0
+    out = capsys.readouterr().out
+    summary = _last_json(out)
+    assert summary["cycles"] == cycles
+    plc = summary["plc"]
+    assert isinstance(plc, dict)
+    assert set(plc) == {"parts", "acked", "missed", "mismatched", "timeouts", "write_ms"}
+    assert plc["parts"] == plc["acked"] == cycles
+    assert plc["missed"] == plc["mismatched"] == plc["timeouts"] == 0
+    w = plc["write_ms"]
+    assert 0 < w["p50"] <= w["p99"] <= w["max"]
+    assert "plc      parts" in out
+
+
+def test_bench_without_a_plc_has_no_plc_block(
+    make_recipe: RecipeFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--recipe", str(make_recipe()), "--cycles", "2", "--json"]) == 0
+    assert "plc" not in _last_json(capsys.readouterr().out)
+
+
+def test_run_switches_recipe_when_the_plc_asks(
+    make_recipe: RecipeFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = make_recipe()
+    _second_recipe(first, "test-board-b", 8)
+    port = _free_port()
+    settings = LinkSettings(heartbeat_period_ms=100)
+    logic = SoftPlcLogic(6, SimTiming(heartbeat_period_s=0.1), product_code=8)
+    with open_soft_plc("client", "127.0.0.1", port, settings, logic, scan_s=0.002) as sim:
+        args = ["run", "--recipe", str(first), "--plc", f"tcp://127.0.0.1:{port}"]
+        assert main([*args, "--cycles", "6", "--json"]) == 0
+        assert sim.wait_done(5.0)
+    captured = capsys.readouterr()
+    summary = _last_json(captured.out)
+    assert summary["recipe"] == "test-board-b", "the parts after the change used the new recipe"
+    assert summary["cycles"] == 6
+    assert logic.report.recipe_change == "product code 8 loaded"
+    assert logic.report.acked == 6 and logic.report.mismatched == 0
+    assert "loading test-board-b (product code 8)" in captured.err
+
+
+def test_recipe_for_product_code(make_recipe: RecipeFactory) -> None:
+    first = make_recipe()
+    second = _second_recipe(first, "test-board-b", 8)
+    assert recipe_for_product_code(8, first.parent) == second
+    with pytest.raises(UnknownProductCode, match=r"product_code = 4242; found \{7: 'test-board"):
+        recipe_for_product_code(4242, first.parent)
+    _second_recipe(first, "test-board-c", 8)
+    with pytest.raises(RecipeError, match=r"product code 8 is claimed by \['test-board-b.toml'"):
+        recipe_for_product_code(8, first.parent)
+
+
+def test_plc_sim_command_reports_and_sets_its_exit_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`aoi plc-sim --role server` against a station link in the client role."""
+    port = _free_port()
+    settings = replace(LinkSettings(), role="client", port=port, heartbeat_period_ms=100)
+    stop = threading.Event()
+
+    def station() -> None:
+        client = RegisterClient("127.0.0.1", port, timeout_s=0.5)
+        with client, StationLink(client, settings) as link:
+            link.set_station_ready(ActiveRecipe(7, 0, "test"))
+            while not stop.is_set():
+                trigger = link.wait_trigger(0.05)
+                if trigger is not None:
+                    link.publish(inspection(trigger))
+
+    thread = threading.Thread(target=station, name="station")
+    thread.start()
+    try:
+        args = ["plc-sim", "--role", "server", "--port", str(port), "--parts", "5"]
+        assert main([*args, "--heartbeat-ms", "100", "--scan-ms", "2", "--json"]) == 0
+    finally:
+        stop.set()
+        thread.join()
+    report = _last_json(capsys.readouterr().out)
+    assert (report["parts"], report["acked"], report["verdicts"]) == (5, 5, {"OK": 5})
