@@ -1,0 +1,21 @@
+"""Exception classes of the defect log and image archive."""
+
+from __future__ import annotations
+
+from aoi.errors import AoiError
+
+
+class StorageError(AoiError):
+    """The database, the journal or the image archive cannot do what was asked."""
+
+
+class SchemaError(StorageError):
+    """The database's schema cannot be brought to the revision this version of aoi needs."""
+
+
+class JournalError(StorageError):
+    """The append-only journal cannot be written or read."""
+
+
+class ReviewError(StorageError):
+    """A review names a defect that does not exist or a decision that is not known."""

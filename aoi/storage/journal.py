@@ -1,0 +1,265 @@
+"""The append-only journal: every record is handed to the OS before its verdict reaches the PLC.
+
+Records are JSON objects, one a line, in numbered segment files (``journal-00000001.jsonl``, ...)
+that the publishing side appends to with one ``write`` each (``fsync`` on request). A position is
+``(segment, byte offset)``; ``checkpoint.json`` names the position up to which the database is
+known to hold every record, so start-up replays only what follows it. The checkpoint may lag (it
+is written after the commit, without fsync): replay is idempotent because every record carries its
+own UUID. Segments wholly before the checkpoint are deleted, so the journal stays a few segments
+long while the database keeps up.
+
+Each record's :class:`Entry` carries the position before and after it, so the writer can tell
+whether the entries it got through its queue follow on from what it committed, or whether some
+never reached the queue (then it reads them back from here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aoi.storage.errors import JournalError
+
+log = logging.getLogger(__name__)
+
+Position = tuple[int, int]
+
+_SEGMENT = re.compile(r"journal-(\d{8})\.jsonl")
+CHECKPOINT = "checkpoint.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record and where it lies in the journal (``prev == end`` when it is not in it)."""
+
+    record: dict[str, Any]
+    prev: Position
+    end: Position
+    journaled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    entries: list[Entry]
+    #: Where the next read starts: after the last complete line read or skipped.
+    position: Position
+    #: Lines that could not be parsed (torn by a crash, or damaged) and were skipped.
+    corrupt: int
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+class Journal:
+    """Segmented append-only JSON-lines journal in one folder.
+
+    ``append`` belongs to the publishing side (the caller serialises calls to it); ``read``,
+    ``save_checkpoint`` and ``prune`` belong to the writer thread.
+    """
+
+    def __init__(self, folder: Path, *, segment_bytes: int = 4 << 20, fsync: bool = False) -> None:
+        self.folder = folder
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self._fd: int | None = None
+        self.segment = 0
+        self._size = 0
+        self._pos: Position = (0, 0)
+        #: Where this run's records begin: entries before it were written by an earlier run.
+        self.start: Position = (0, 0)
+
+    # -- publishing side ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open a new segment after every existing one (earlier runs' segments stay for replay)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            msg = f"journal folder {self.folder} cannot be created ({err})"
+            raise JournalError(msg) from err
+        checkpoint = self.load_checkpoint()
+        segments = self.segments()
+        end = checkpoint
+        if segments:
+            last = segments[-1]
+            end = max(end, (last, self._segment_path(last).stat().st_size))
+        self._pos = self.start = end
+        self._open_segment(max(end[0], segments[-1] if segments else 0) + 1)
+
+    def _segment_path(self, number: int) -> Path:
+        return self.folder / f"journal-{number:08d}.jsonl"
+
+    def _open_segment(self, number: int) -> None:
+        path = self._segment_path(number)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as err:
+            msg = f"journal segment {path} cannot be opened for appending ({err})"
+            raise JournalError(msg) from err
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self.segment, self._size = fd, number, 0
+
+    @property
+    def position(self) -> Position:
+        """The end of the journal: where the next record's line will begin."""
+        return self._pos
+
+    def append(self, record: dict[str, Any]) -> Entry:
+        """Write one record as one line; raises :class:`JournalError` when the OS refuses."""
+        if self._fd is None:
+            msg = f"journal {self.folder} is not open"
+            raise JournalError(msg)
+        line = encode(record)
+        if self._size and self._size + len(line) > self.segment_bytes:
+            self._open_segment(self.segment + 1)
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as err:
+            # A partial line may be on disk: start a new segment so the next line is whole.
+            # The reader skips the torn line as it skips one torn by a crash.
+            self._size += len(line) - len(view)
+            if self._size:
+                self._pos = (self.segment, self._size)
+                self._open_segment(self.segment + 1)
+            msg = f"journal segment {self._segment_path(self.segment)} cannot be written ({err})"
+            raise JournalError(msg) from err
+        prev = self._pos
+        self._size += len(line)
+        self._pos = (self.segment, self._size)
+        return Entry(record, prev, self._pos)
+
+    def close(self, *, committed: Position | None = None) -> None:
+        """Close the open segment; with ``committed`` at the journal's end, delete it too."""
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        if self._size == 0:  # nothing written this run
+            self._segment_path(self.segment).unlink(missing_ok=True)
+        if committed is not None and committed >= self._pos:
+            self.save_checkpoint(self._pos)
+            self.prune((self.segment + 1, 0))
+
+    # -- writer side -------------------------------------------------------------------------
+
+    def segments(self) -> list[int]:
+        """Numbers of the segment files present, oldest first."""
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for n in names if (m := _SEGMENT.fullmatch(n)))
+
+    def load_checkpoint(self) -> Position:
+        path = self.folder / CHECKPOINT
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return int(raw["segment"]), int(raw["offset"])
+        except FileNotFoundError:
+            return (0, 0)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s is unreadable (%s): replaying the whole journal", path, err)
+            return (0, 0)
+
+    def save_checkpoint(self, pos: Position) -> None:
+        path = self.folder / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps({"segment": pos[0], "offset": pos[1]}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as err:
+            # Only start-up replay reads it, and replay is idempotent: a stale one costs time.
+            log.warning("journal checkpoint %s cannot be written (%s)", path, err)
+
+    def prune(self, committed: Position) -> int:
+        """Delete segments wholly before ``committed``; returns how many."""
+        removed = 0
+        for number in self.segments():
+            if number >= committed[0] or (number == self.segment and self._fd is not None):
+                break
+            try:
+                self._segment_path(number).unlink()
+                removed += 1
+            except OSError as err:
+                log.warning("journal segment %s cannot be deleted (%s)", number, err)
+        return removed
+
+    def read(self, start: Position, max_entries: int, block_bytes: int = 1 << 20) -> ReadResult:
+        """Up to ``max_entries`` records after ``start``, in journal order.
+
+        A trailing partial line in the segment being written is left for later; one in a closed
+        segment (a crash tore it) is skipped, as are lines that are not JSON objects.
+        """
+        entries: list[Entry] = []
+        pos, corrupt = start, 0
+        for number in self.segments():
+            if number < pos[0]:
+                continue
+            offset = pos[1] if number == pos[0] else 0
+            closed = number != self.segment or self._fd is None
+            path = self._segment_path(number)
+            while len(entries) < max_entries:
+                try:
+                    with path.open("rb") as f:
+                        f.seek(offset)
+                        data = f.read(block_bytes)
+                except FileNotFoundError:
+                    break
+                except OSError as err:
+                    msg = f"journal segment {path} cannot be read at byte {offset} ({err})"
+                    raise JournalError(msg) from err
+                at_eof = len(data) < block_bytes
+                i = 0
+                while len(entries) < max_entries:
+                    nl = data.find(b"\n", i)
+                    if nl < 0:
+                        break
+                    end = (number, offset + nl + 1)
+                    record = _parse(data[i:nl])
+                    if record is None:
+                        corrupt += 1
+                        log.warning(
+                            "journal %s: skipped a damaged line at byte %d", path, offset + i
+                        )
+                    else:
+                        entries.append(Entry(record, pos, end))
+                    pos, i = end, nl + 1
+                if len(entries) >= max_entries:
+                    return ReadResult(entries, pos, corrupt)
+                if not at_eof:
+                    if i == 0:
+                        block_bytes *= 2  # one line longer than the block: read more of it
+                    offset += i
+                    continue
+                if i < len(data):
+                    if not closed:
+                        return ReadResult(entries, pos, corrupt)  # still being written
+                    corrupt += 1
+                    log.warning("journal %s: skipped a torn last line at byte %d", path, offset + i)
+                    pos = (number, offset + len(data))
+                break
+            if not closed:
+                break
+        return ReadResult(entries, pos, corrupt)
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or "t" not in record:
+        return None
+    return record

@@ -1,0 +1,1 @@
+"""Alembic migrations of the defect log, run by :meth:`aoi.storage.db.Database.upgrade`."""

@@ -1,0 +1,223 @@
+"""Storage: the defect log's one entry point for the station (a critical-path sink and its threads).
+
+``Storage.publish`` sits in the pipeline's sinks *before* the PLC: it writes the record to the
+journal (one ``write``; fsync on request), hands it to the writer's queue without waiting, and
+hands the frame to the image archive; it never touches the database, so a locked or vanished
+database cannot stall the cycle, and a verdict the PLC received is always in the journal first.
+``Storage.finish`` (an :class:`~aoi.events.EventBus` subscriber) records the final cycle time,
+which is only known once the PLC write is done.
+
+Leaving the ``with`` block stops the archive (after writing what it holds), then the writer
+(after committing what is queued and journaled, within ``stop_timeout_s``), then closes the
+journal; anything not committed then is replayed at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from aoi.station import StorageConfig
+from aoi.storage.archive import Archive
+from aoi.storage.db import DB_ERRORS, Database, default_data_dir, default_url
+from aoi.storage.errors import JournalError, StorageError
+from aoi.storage.health import HealthSnapshot, StorageHealth
+from aoi.storage.journal import Entry, Journal
+from aoi.storage.models import new_uuid
+from aoi.storage.records import cycle_record, inspection_record, recipe_record
+from aoi.storage.writer import Writer
+from aoi.types import InspectionResult
+
+log = logging.getLogger(__name__)
+
+#: Keys Storage.publish adds to ``InspectionResult.extra`` (the GUI reviews by this UUID).
+UUID_KEY = "inspection_uuid"
+IMAGE_KEY = "image_path"
+
+
+class Storage:
+    """The station's defect log: journal, background writer, image archive, database."""
+
+    def __init__(
+        self,
+        config: StorageConfig,
+        *,
+        station_id: str,
+        database_url: str | None = None,
+        data_dir: Path | None = None,
+        stop_timeout_s: float = 30.0,
+        segment_bytes: int = 4 << 20,
+    ) -> None:
+        data_dir = data_dir or default_data_dir()
+        self.config = config
+        self.station_id = station_id
+        self.url = database_url or config.database_url or default_url(data_dir)
+        self.journal_dir = config.journal_dir or data_dir / "journal"
+        self.archive_dir = config.archive_dir or data_dir / "archive"
+        self.stop_timeout_s = stop_timeout_s
+        self.health = StorageHealth()
+        self.db = Database(
+            self.url,
+            sqlite_synchronous=config.sqlite_synchronous,
+            busy_timeout_ms=config.busy_timeout_ms,
+        )
+        self.health.database = self.db.display
+        self.journal = Journal(
+            self.journal_dir, segment_bytes=segment_bytes, fsync=config.journal_fsync
+        )
+        self.writer: Writer | None = None
+        self.archive: Archive | None = None
+        self._lock = threading.Lock()
+        self._recipes: set[str] = set()
+        self._open = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Storage:
+        try:
+            self.journal.open()
+            self._start_threads(self._migrate())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self._open = True
+        return self
+
+    def _migrate(self) -> bool:
+        """Bring the schema to head; False when the database is unreachable (retried later)."""
+        try:
+            self.db.upgrade()
+        except DB_ERRORS as err:
+            # The station inspects on; the writer migrates when the database is back.
+            reason = str(err.orig or err).splitlines()[0]
+            log.warning("storage: database %s unavailable at start-up: %s", self.db.display, reason)
+            self.health.raise_alarm(
+                "database",
+                f"database {self.db.display} unavailable at start-up ({reason}); records are "
+                f"kept in the journal {self.journal_dir}",
+            )
+            return False
+        return True
+
+    def _start_threads(self, schema_ready: bool) -> None:
+        self.writer = Writer(
+            self.db,
+            self.journal,
+            self.health,
+            queue_size=self.config.queue_size,
+            batch_rows=self.config.batch_rows,
+            flush_interval_s=self.config.flush_interval_ms / 1000,
+            stop_timeout_s=self.stop_timeout_s,
+            schema_ready=schema_ready,
+        )
+        self.writer.start()
+        if self.config.archive_images:
+            self.archive = Archive(
+                self.archive_dir,
+                self.health,
+                ok_sample_rate=self.config.ok_sample_rate,
+                retention_days=self.config.retention_days,
+                min_free_gb=self.config.min_free_gb,
+                queue_size=self.config.archive_queue_size,
+            )
+            self.archive.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._open = False
+        try:
+            if self.archive is not None:
+                self.archive.stop()
+            if self.writer is not None:
+                self.writer.stop()
+        finally:
+            committed = self.writer.committed if self.writer is not None else None
+            self.journal.close(committed=committed)
+            self.db.dispose()
+
+    # -- the critical path --------------------------------------------------------------------
+
+    def publish(self, result: InspectionResult) -> None:
+        """Journal the inspection and queue it for the database and the archive; never waits.
+
+        Adds ``extra["inspection_uuid"]`` (and ``extra["image_path"]`` when archived) to the
+        result, which the final result the pipeline hands on shares.
+        """
+        if not self._open:
+            msg = f"storage {self.db.display}: publish() outside its with block"
+            raise StorageError(msg)
+        record_uuid = new_uuid()
+        paths = self.archive.plan(result, record_uuid) if self.archive is not None else None
+        record = inspection_record(
+            result,
+            record_uuid,
+            self.station_id,
+            str(paths.image) if paths else None,
+            str(paths.preview) if paths else None,
+        )
+        result.extra[UUID_KEY] = str(record_uuid)
+        if paths is not None:
+            result.extra[IMAGE_KEY] = str(paths.image)
+        self.health.count("published")
+        if result.recipe_hash not in self._recipes:
+            self._recipes.add(result.recipe_hash)
+            self._append(recipe_record(result.recipe_name, result.recipe_hash, "", time.time()))
+        if not self._append(record):
+            self.health.count("lost")
+            self.health.raise_alarm(
+                "lost",
+                f"{self.health.snapshot().lost} inspections lost: neither the journal "
+                f"{self.journal_dir} nor the writer's queue took them",
+            )
+        if paths is not None and self.archive is not None:
+            self.archive.submit(result, paths)
+
+    def _append(self, record: dict[str, object]) -> bool:
+        """Journal then queue; False when the record is in neither (lost)."""
+        assert self.writer is not None
+        with self._lock:
+            try:
+                entry = self.journal.append(record)
+            except JournalError as err:
+                self.health.count("journal_failures")
+                self.health.raise_alarm(
+                    "journal",
+                    f"journal {self.journal_dir} cannot be written ({err}): records go to the "
+                    "database only, and are lost if the station stops before they are committed",
+                )
+                pos = self.journal.position
+                return self.writer.offer(Entry(record, pos, pos, journaled=False))
+            self.health.clear_alarm("journal")
+            self.writer.offer(entry)
+            return True
+
+    # -- off the critical path ----------------------------------------------------------------
+
+    def finish(self, result: InspectionResult) -> None:
+        """Record the final cycle time (known after the PLC write); subscribe it to the EventBus."""
+        record_uuid = result.extra.get(UUID_KEY)
+        if not self._open or not isinstance(record_uuid, str):
+            return
+        self._append(cycle_record(record_uuid, result.cycle_ms, result.over_budget))
+
+    def note_recipe(self, name: str, content_hash: str, path: Path | None) -> None:
+        """Record the content of a recipe the station inspects with (call on load or change)."""
+        content = ""
+        if path is not None:
+            try:
+                content = path.read_text(encoding="utf-8")
+            except OSError as err:
+                log.warning("storage: recipe %s not recorded (%s)", path, err)
+        self._recipes.add(content_hash)
+        self._append(recipe_record(name, content_hash, content, time.time()))
+
+    def status(self) -> HealthSnapshot:
+        """Counters and alarms now (for the GUI's health panel and the CLI's summary)."""
+        return self.health.snapshot()

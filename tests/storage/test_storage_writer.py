@@ -1,0 +1,367 @@
+"""The background writer on SQLite and PostgreSQL: batches, nothing lost when the database is
+locked, full (simulated at the write boundary) or away, journal replay, and a publish that never
+waits for any of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from storage_helpers import PgServer, ResultFactory, StorageFactory, Wait, WriteFault
+
+from aoi.storage import StorageError
+from aoi.storage.bench import throughput
+from aoi.storage.db import Database
+from aoi.storage.journal import Journal
+from aoi.storage.models import Defect, Inspection, RecipeSeen, new_uuid
+from aoi.storage.records import inspection_record
+from aoi.storage.storage import UUID_KEY
+from aoi.storage.writer import read_rejected
+from aoi.types import Verdict
+
+
+def _count(url: str, model: Any = Inspection) -> int:
+    with Database(url) as db, db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _uuids(url: str) -> set[str]:
+    with Database(url) as db, db.session() as s:
+        return {str(u) for u in s.scalars(select(Inspection.uuid))}
+
+
+def _publish_timed(storage: Any, results: list[Any], pause_s: float = 0.0) -> float:
+    """Publish each result; the slowest publish in ms."""
+    worst = 0.0
+    for r in results:
+        t = time.perf_counter()
+        storage.publish(r)
+        worst = max(worst, (time.perf_counter() - t) * 1e3)
+        if pause_s:
+            time.sleep(pause_s)
+    return worst
+
+
+def test_every_inspection_lands_with_its_defects_in_few_batches(
+    db_url: str, make_storage: StorageFactory, make_result: ResultFactory
+) -> None:
+    results = [make_result(Verdict.NG, 5) for _ in range(400)] + [
+        make_result(Verdict.OK) for _ in range(100)
+    ]
+    storage = make_storage(db_url, batch_rows=100)
+    commits: list[int] = []
+    event.listen(storage.db.engine, "commit", lambda _conn: commits.append(1))
+    with storage:
+        _publish_timed(storage, results)
+    status = storage.status()
+    assert (status.published, status.committed, status.pending, status.lost) == (500, 500, 0, 0)
+    assert status.ok, status.alarms
+    assert _count(db_url) == 500
+    assert _count(db_url, Defect) == 2000
+    # Batched: at most batch_rows per transaction (inspections and the recipe record).
+    assert 5 <= status.batches <= 60, status.batches
+    assert len(commits) < 80
+    # The result carries its row's key; the journal is gone once everything is committed.
+    assert results[0].extra[UUID_KEY] in _uuids(db_url)
+    assert not list((storage.journal_dir).glob("journal-*.jsonl"))
+
+
+def test_writer_throughput_floor_on_sqlite(tmp_path: Path) -> None:
+    # A sanity floor only; the measured figure is in docs/benchmarks.md.
+    out = throughput(f"sqlite:///{tmp_path / 'b.db'}", n=1000, defects=5, folder=tmp_path)
+    assert out["queued_inspections_per_s"] > 300, out
+    assert out["replay_inspections_per_s"] > 300, out
+
+
+def test_final_cycle_time_replaces_the_one_before_the_plc(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory, wait: Wait
+) -> None:
+    a, b = make_result(cycle_ms=10.0), make_result(cycle_ms=11.0)
+    with make_storage(sqlite_url) as storage:
+        storage.publish(a)
+        storage.finish(replace(a, cycle_ms=14.5, over_budget=True))  # same batch
+        storage.publish(b)
+        wait(lambda: storage.status().committed == 2, what="two commits")
+        storage.finish(replace(b, cycle_ms=61.0, over_budget=True))  # a later batch: UPDATE
+    with Database(sqlite_url) as db, db.session() as s:
+        got = {str(i.uuid): (i.cycle_ms, i.over_budget) for i in s.scalars(select(Inspection))}
+    assert got == {a.extra[UUID_KEY]: (14.5, True), b.extra[UUID_KEY]: (61.0, True)}
+
+
+def test_recipes_seen_with_their_content(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "board-a.toml"
+    recipe.write_text('name = "board-a"\n', encoding="utf-8")
+    with make_storage(sqlite_url) as storage:
+        storage.note_recipe("board-a", "a" * 64, recipe)
+        storage.publish(make_result(recipe_hash="a" * 64))
+        storage.publish(make_result(recipe="board-b", recipe_hash="b" * 64))
+    with Database(sqlite_url) as db, db.session() as s:
+        seen = {r.name: r.content for r in s.scalars(select(RecipeSeen))}
+    assert seen == {"board-a": 'name = "board-a"\n', "board-b": ""}
+
+
+def _lock_sqlite(url: str) -> Callable[[], None]:
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")  # the write lock, as another writer would hold it
+    conn.execute("INSERT INTO audit_events (at, who, station_id, what) VALUES ('x','x','x','x')")
+
+    def release() -> None:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    return release
+
+
+def _lock_postgresql(url: str, server: PgServer) -> Callable[[], None]:
+    conn = server.connect(url)
+    conn.execute("LOCK TABLE inspections IN ACCESS EXCLUSIVE MODE")
+
+    def release() -> None:
+        conn.rollback()
+        conn.close()
+
+    return release
+
+
+def test_database_locked_for_seconds_loses_nothing_and_raises_the_alarm(
+    db_url: str,
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    request: pytest.FixtureRequest,
+    wait: Wait,
+) -> None:
+    storage = make_storage(db_url, busy_timeout_ms=200)
+    with storage:
+        storage.publish(make_result())
+        wait(lambda: storage.status().committed == 1, what="first commit")
+        if db_url.startswith("sqlite"):
+            release = _lock_sqlite(db_url)
+        else:
+            release = _lock_postgresql(db_url, request.getfixturevalue("pg_server"))
+        try:
+            held = time.monotonic()
+            worst_ms = _publish_timed(storage, [make_result() for _ in range(40)], 0.05)
+            wait(lambda: not storage.status().ok, what="the database alarm")
+            alarm = " ".join(storage.status().alarms)
+            assert "is not taking records" in alarm
+            assert str(storage.journal_dir) in alarm
+            time.sleep(max(0.0, 3.0 - (time.monotonic() - held)))  # locked for 3 s in all
+            assert storage.status().committed == 1
+        finally:
+            release()
+        wait(lambda: storage.status().committed == 41, timeout_s=15, what="recovery")
+        assert storage.status().ok
+    assert storage.status().db_failures >= 1
+    assert _count(db_url) == 41
+    # The cycle never waited for the lock (one publish is a few tens of microseconds).
+    assert worst_ms < 50, worst_ms
+
+
+def test_disk_full_simulated_keeps_records_in_the_journal_until_it_recovers(
+    db_url: str,
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    write_fault: Callable[[Any], WriteFault],
+    wait: Wait,
+) -> None:
+    storage = make_storage(db_url)
+    fault = write_fault(storage)
+    with storage:
+        fault.on = True
+        worst_ms = _publish_timed(storage, [make_result() for _ in range(30)], 0.01)
+        wait(lambda: fault.hits >= 2, what="failed writes")
+        status = storage.status()
+        assert "disk is full" in status.last_error or "No space left" in status.last_error
+        assert any("not taking records" in a for a in status.alarms)
+        assert status.committed == 0
+        assert list(storage.journal_dir.glob("journal-*.jsonl"))
+        fault.on = False
+        wait(lambda: storage.status().committed == 30, timeout_s=15, what="recovery")
+        assert storage.status().ok
+    assert _count(db_url) == 30
+    assert worst_ms < 50, worst_ms
+
+
+def test_queue_overflow_spills_to_the_journal_and_is_replayed_from_it(
+    sqlite_url: str,
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    write_fault: Callable[[Any], WriteFault],
+    wait: Wait,
+) -> None:
+    storage = make_storage(sqlite_url, queue_size=16)
+    fault = write_fault(storage)
+    with storage:
+        fault.on = True
+        results = [make_result() for _ in range(100)]
+        storage.publish(results[0])
+        wait(lambda: fault.hits >= 1, what="a failed write")
+        # The writer is now retrying with backoff and reads nothing: the queue fills up.
+        _publish_timed(storage, results[1:])
+        status = storage.status()
+        assert status.queue_overflows >= 99 - 16
+        assert any("records behind" in a for a in status.alarms)
+        fault.on = False
+        wait(lambda: storage.status().committed == 100, timeout_s=15, what="catch-up")
+        wait(lambda: storage.status().ok, what="alarms cleared")
+    assert _uuids(sqlite_url) == {r.extra[UUID_KEY] for r in results}
+
+
+def test_journal_replay_at_start_is_complete_and_idempotent(
+    db_url: str,
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    write_fault: Callable[[Any], WriteFault],
+    tmp_path: Path,
+) -> None:
+    # A run whose database refused every write: it stops with everything in the journal.
+    first = make_storage(db_url, stop_timeout_s=0.3)
+    fault = write_fault(first)
+    with first:
+        fault.on = True
+        results = [make_result(Verdict.NG, 3) for _ in range(120)]
+        _publish_timed(first, results)
+    assert first.status().committed == 0
+    assert _count(db_url) == 0
+    saved = {p.name: p.read_bytes() for p in first.journal_dir.glob("journal-*.jsonl")}
+    assert saved
+
+    with make_storage(db_url) as second:
+        pass
+    assert second.status().replayed == 120
+    assert _uuids(db_url) == {r.extra[UUID_KEY] for r in results}
+    assert _count(db_url, Defect) == 360
+    assert not list(second.journal_dir.glob("journal-*.jsonl"))
+
+    # The same journal again, checkpoint lost: replay skips what the database holds.
+    for name, data in saved.items():
+        (second.journal_dir / name).write_bytes(data)
+    (second.journal_dir / "checkpoint.json").unlink()
+    with make_storage(db_url) as third:
+        pass
+    assert third.status().replayed == 0
+    assert _count(db_url) == 120
+
+
+def _journal_with(folder: Path, records: list[dict[str, Any]], tail: bytes = b"") -> None:
+    journal = Journal(folder)
+    journal.open()
+    for rec in records:
+        journal.append(rec)
+    journal.close()
+    if tail:
+        [segment] = folder.glob("journal-*.jsonl")
+        with segment.open("ab") as f:
+            f.write(tail)
+
+
+def test_replay_skips_a_torn_last_line_and_sets_refused_records_aside(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory, tmp_path: Path
+) -> None:
+    good = [inspection_record(make_result(), new_uuid(), "s1", None, None) for _ in range(5)]
+    bad = {**good[0], "uuid": str(uuid.uuid4()), "verdict": "MAYBE"}  # violates a CHECK
+    _journal_with(tmp_path / "journal", [*good[:2], bad, *good[2:]], tail=b'{"t":"insp')
+    with make_storage(sqlite_url) as storage:
+        pass
+    status = storage.status()
+    assert _uuids(sqlite_url) == {r["uuid"] for r in good}
+    assert status.replayed == 5
+    assert status.rejected == 2  # the refused record and the torn line
+    assert any("refused by the database" in a for a in status.alarms)
+    [refused] = read_rejected(tmp_path / "journal" / "rejected.jsonl")
+    assert refused["uuid"] == bad["uuid"]
+    assert "verdict" in refused["rejected"] or "CHECK" in refused["rejected"]
+
+
+def test_a_journal_that_cannot_be_written_still_feeds_the_database(
+    sqlite_url: str,
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aoi.storage.errors import JournalError
+
+    with make_storage(sqlite_url) as storage:
+        storage.publish(make_result())  # recipe and first record journaled normally
+
+        def refuse(record: dict[str, Any]) -> Any:
+            msg = "journal segment x cannot be written ([Errno 28] No space left on device)"
+            raise JournalError(msg)
+
+        monkeypatch.setattr(storage.journal, "append", refuse)
+        storage.publish(make_result())
+        assert any("cannot be written" in a for a in storage.status().alarms)
+        monkeypatch.undo()
+        storage.publish(make_result())
+        assert not any("cannot be written" in a for a in storage.status().alarms)
+    assert storage.status().journal_failures == 1
+    assert _count(sqlite_url) == 3
+
+
+def test_the_database_away_at_start_up_is_retried(
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    pg_server: PgServer,
+    wait: Wait,
+) -> None:
+    import psycopg
+
+    url = pg_server.new_database()
+    name = url.rsplit("/", 1)[1]
+    admin = psycopg.connect(
+        f"host=127.0.0.1 port={pg_server.port} user=postgres dbname=postgres", autocommit=True
+    )
+    with admin:
+        admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        storage = make_storage(url)
+        with storage:
+            assert any("unavailable at start-up" in a for a in storage.status().alarms)
+            storage.publish(make_result())
+            time.sleep(0.3)
+            admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+            wait(lambda: storage.status().committed == 1, timeout_s=15, what="migration + commit")
+            assert storage.status().ok
+    assert _count(url) == 1
+
+
+def test_publish_outside_the_with_block_is_an_error(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory
+) -> None:
+    storage = make_storage(sqlite_url)
+    with pytest.raises(StorageError, match="outside its with block"):
+        storage.publish(make_result())
+
+
+def test_publish_from_two_threads_keeps_journal_order(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory
+) -> None:
+    # publish on the cycle's thread, finish on the EventBus's: both append to one journal.
+    results = [make_result() for _ in range(200)]
+    with make_storage(sqlite_url) as storage:
+        done = threading.Event()
+
+        def finisher() -> None:
+            for r in results:
+                while UUID_KEY not in r.extra:
+                    time.sleep(0.0005)
+                storage.finish(replace(r, cycle_ms=33.0))
+            done.set()
+
+        t = threading.Thread(target=finisher)
+        t.start()
+        _publish_timed(storage, results)
+        t.join()
+    with Database(sqlite_url) as db, db.session() as s:
+        assert set(s.scalars(select(Inspection.cycle_ms))) == {33.0}
+    assert storage.status().ok
