@@ -30,9 +30,17 @@ class CameraConfig(_Strict):
 
 
 class InferenceConfig(_Strict):
-    backend: Literal["auto", "onnxruntime", "onnxruntime-cuda"] = "auto"
+    """The inference backend (``[inference]``); docs/tensorrt.md explains the TensorRT fields."""
+
+    backend: Literal["auto", "tensorrt", "onnxruntime", "onnxruntime-cuda"] = "auto"
     #: CPU threads for ONNX Runtime; 0 lets it choose (all cores).
     threads: int = Field(default=0, ge=0, le=256)
+    #: TensorRT engine cache folder; empty means the user's cache folder (~/.cache/aoi/engines).
+    engine_dir: Path | None = None
+    #: GPU memory TensorRT's builder may use as scratch space while building an engine.
+    workspace_mib: int = Field(default=2048, ge=16, le=1_048_576)
+    #: Replay TensorRT inference as one CUDA graph per input shape (fewer launches per cycle).
+    cuda_graph: bool = False
 
 
 class StorageConfig(_Strict):
@@ -165,4 +173,7 @@ def load_station_config(path: str | Path | None) -> StationConfig:
             if (p := getattr(config.storage, k)) is not None and not p.is_absolute()
         }
     )
-    return config.model_copy(update={"camera": camera, "storage": storage})
+    inference = config.inference
+    if inference.engine_dir is not None and not inference.engine_dir.is_absolute():
+        inference = inference.model_copy(update={"engine_dir": base / inference.engine_dir})
+    return config.model_copy(update={"camera": camera, "storage": storage, "inference": inference})

@@ -2,30 +2,69 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aoi.errors import ModelError
 from aoi.inference.base import InferenceBackend
-from aoi.recipe import Profile
+from aoi.inference.probe import choose_backend
+from aoi.recipe import LoadedRecipe, Profile
+
+if TYPE_CHECKING:
+    from aoi.inference.trt_engine import EngineSettings
+    from aoi.station import InferenceConfig
+
+log = logging.getLogger(__name__)
+
+
+def engine_settings(config: InferenceConfig | None) -> EngineSettings:
+    """The TensorRT engine settings of a station's ``[inference]`` section (defaults if None)."""
+    from aoi.inference.trt_cache import default_engine_dir
+    from aoi.inference.trt_engine import DEFAULT_WORKSPACE_MIB, EngineSettings
+
+    if config is None:
+        return EngineSettings(default_engine_dir(), DEFAULT_WORKSPACE_MIB, cuda_graph=False)
+    return EngineSettings(
+        engine_dir=config.engine_dir or default_engine_dir(),
+        workspace_mib=config.workspace_mib,
+        cuda_graph=config.cuda_graph,
+    )
 
 
 def create_backend(
-    name: str, model_path: Path, profile: Profile, *, threads: int = 0
+    name: str,
+    model_path: Path,
+    profile: Profile,
+    *,
+    threads: int = 0,
+    recipe: LoadedRecipe | None = None,
+    inference: InferenceConfig | None = None,
 ) -> InferenceBackend:
     """The backend called ``name`` for one model and recipe profile (not yet entered).
 
-    ``auto`` takes ONNX Runtime's CUDA provider where onnxruntime-gpu offers it, else the CPU.
-    (The TensorRT backend joins ``auto`` when it exists.)
+    ``auto`` takes TensorRT where ``import tensorrt`` works, a GPU is present and ``recipe`` is
+    given (TensorRT builds for the recipe's precision and calibration); else ONNX Runtime's CUDA
+    provider where onnxruntime-gpu offers it; else the CPU. ``inference`` is the station's
+    ``[inference]`` section (engine cache folder, builder workspace, CUDA graphs).
     """
+    chosen, why = choose_backend(name, has_recipe=recipe is not None)
     if name == "auto":
-        import onnxruntime as ort
+        log.info("backend auto -> %s: %s", chosen, why)
+    if chosen == "tensorrt":
+        if recipe is None:
+            msg = (
+                "backend tensorrt needs the recipe (its precision and INT8 calibration images); "
+                "pass recipe= to create_backend"
+            )
+            raise ModelError(msg)
+        if recipe.recipe.geometry.profile != profile:
+            msg = f"{recipe.path}: the profile given must be the recipe's geometry.profile"
+            raise ModelError(msg)
+        from aoi.inference.tensorrt import TensorRTBackend
 
-        cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-        name = "onnxruntime-cuda" if cuda else "onnxruntime"
-    if name in ("onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda"):
-        from aoi.inference.onnxruntime import OnnxRuntimeBackend
+        return TensorRTBackend(recipe, engine_settings(inference), model_path=model_path)
+    from aoi.inference.onnxruntime import OnnxRuntimeBackend
 
-        device = "cuda" if name == "onnxruntime-cuda" else "cpu"
-        return OnnxRuntimeBackend(model_path, profile, device=device, threads=threads)
-    msg = f"backend must be one of auto, onnxruntime, onnxruntime-cuda; got {name!r}"
-    raise ModelError(msg)
+    device = "cuda" if chosen == "onnxruntime-cuda" else "cpu"
+    return OnnxRuntimeBackend(model_path, profile, device=device, threads=threads)

@@ -1,0 +1,239 @@
+"""Engines for recipes: what to build (:func:`engine_target`) and build-if-needed (below).
+
+One engine per distinct (model, TensorRT version, GPU, precision, profile, calibration data):
+recipes that agree on all of these share one file; a recipe that differs in any gets its own
+engine with one optimisation profile (docs/tensorrt.md explains why not one engine with a
+profile per recipe).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+
+from aoi.errors import ModelError, RecipeError
+from aoi.inference.calibration import (
+    BatchStats,
+    calibration_batches,
+    calibration_digest,
+    calibration_images,
+    check_enough,
+)
+from aoi.inference.cuda_mem import DeviceBuffer, GpuInfo, set_device
+from aoi.inference.trt_build import BuildRequest, build_serialized, make_calibrator
+from aoi.inference.trt_cache import (
+    CacheDecision,
+    EngineKey,
+    EnginePaths,
+    calibration_cache_path,
+    decide,
+    engine_paths,
+    timing_cache_path,
+    write_engine,
+)
+from aoi.inference.trt_plan import (
+    PrecisionPlan,
+    ProfileShapes,
+    calibration_shape,
+    precision_plan,
+    profile_for,
+)
+from aoi.recipe import LoadedRecipe, file_hash
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+#: Builder workspace when the station config names none (TensorRT's default is the whole GPU).
+DEFAULT_WORKSPACE_MIB = 2048
+
+TRT_MISSING_HINT = (
+    "install TensorRT 10 and cuda-python on the station (pip install 'aoi-station[gpu]'), "
+    "see docs/tensorrt.md"
+)
+
+
+def import_tensorrt() -> ModuleType:
+    """The ``tensorrt`` module; :class:`ModelError` saying why it is not importable."""
+    try:
+        import tensorrt
+    except (ImportError, OSError) as err:
+        msg = f"TensorRT is not importable here ({err}); {TRT_MISSING_HINT}"
+        raise ModelError(msg) from err
+    return tensorrt
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The station's engine settings (``[inference]`` in the station config)."""
+
+    engine_dir: Path
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB
+    cuda_graph: bool = False
+    device: int = 0
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """The engine one recipe needs on this station, and where it lives in the cache."""
+
+    recipe_name: str
+    recipe_path: Path
+    model_path: Path
+    key: EngineKey
+    paths: EnginePaths
+    precision: PrecisionPlan
+    profile: ProfileShapes
+    warnings: tuple[str, ...]
+    calibration_images: tuple[Path, ...] = ()
+
+
+def engine_target(
+    loaded: LoadedRecipe,
+    tensorrt_version: str,
+    gpu: GpuInfo,
+    settings: EngineSettings,
+    model_path: Path | None = None,
+) -> EngineTarget:
+    """Work out the engine for a recipe on this TensorRT and GPU (reads files, builds nothing)."""
+    source = str(loaded.path)
+    model = model_path or loaded.model_path
+    if not model.is_file():
+        msg = f"{source}: model.path must name an existing ONNX file, found none at {model}"
+        raise ModelError(msg)
+    profile, warnings = profile_for(loaded.recipe, source)
+    plan = precision_plan(loaded.recipe.model.precision, tensorrt_version, source)
+    images: tuple[Path, ...] = ()
+    digest = ""
+    if plan.calibrate:
+        images = tuple(calibration_images(loaded))
+        digest = calibration_digest(loaded, list(images))
+    key = EngineKey(
+        model_sha256=file_hash(model),
+        tensorrt_version=tensorrt_version,
+        gpu_name=gpu.name,
+        compute_capability=gpu.compute_capability,
+        precision=plan.precision,
+        profile=profile,
+        calibration=digest,
+    )
+    return EngineTarget(
+        recipe_name=loaded.name,
+        recipe_path=loaded.path,
+        model_path=model,
+        key=key,
+        paths=engine_paths(settings.engine_dir, model, key),
+        precision=plan,
+        profile=profile,
+        warnings=tuple(warnings),
+        calibration_images=images,
+    )
+
+
+@dataclass
+class EngineOutcome:
+    """What :func:`ensure_engine` did: loaded the cached engine, or built one and why."""
+
+    target: EngineTarget
+    built: bool
+    decision: CacheDecision
+    build_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def ensure_engine(
+    loaded: LoadedRecipe,
+    target: EngineTarget,
+    settings: EngineSettings,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> EngineOutcome:
+    """The recipe's engine in the cache: kept if its sidecar proves it current, else built.
+
+    A stale or foreign engine is never loaded; a corrupt one is rebuilt with a warning.
+    """
+    decision = (
+        CacheDecision(False, "rebuild requested") if force else decide(target.paths, target.key)
+    )
+    if decision.load:
+        return EngineOutcome(target, built=False, decision=decision)
+    if decision.warn:
+        log.warning("rebuilding engine for %s: %s", target.recipe_name, decision.reason)
+    else:
+        log.info("building engine for %s: %s", target.recipe_name, decision.reason)
+    trt = import_tensorrt()
+    set_device(settings.device)
+    started = time.monotonic()
+    request = BuildRequest(
+        model_path=target.model_path,
+        profile=target.profile,
+        precision=target.precision,
+        workspace_bytes=settings.workspace_mib << 20,
+        timing_cache=timing_cache_path(
+            settings.engine_dir,
+            target.key.tensorrt_version,
+            target.key.gpu_name,
+            target.key.compute_capability,
+        ),
+    )
+    notes: list[str] = []
+    if target.precision.calibrate:
+        data = _build_int8(trt, loaded, target, request, settings, progress, notes)
+    else:
+        data = build_serialized(trt, request, progress)
+    seconds = time.monotonic() - started
+    info = {
+        "built_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "build_seconds": round(seconds, 1),
+        "workspace_mib": settings.workspace_mib,
+        "built_for_recipe": target.recipe_name,
+        "model_file": target.model_path.name,
+    }
+    write_engine(target.paths, target.key, data, info)
+    log.info("engine for %s built in %.0f s: %s", target.recipe_name, seconds, target.paths.engine)
+    return EngineOutcome(target, built=True, decision=decision, build_seconds=seconds, notes=notes)
+
+
+def _build_int8(
+    trt: ModuleType,
+    loaded: LoadedRecipe,
+    target: EngineTarget,
+    request: BuildRequest,
+    settings: EngineSettings,
+    progress: Progress | None,
+    notes: list[str],
+) -> bytes:
+    """An INT8 build: calibration batches made like the cycle's, through one device buffer."""
+    shape = calibration_shape(loaded.recipe.geometry)
+    cache = calibration_cache_path(settings.engine_dir, target.key)
+    had_cache = cache.is_file()
+    stats = BatchStats()
+    batches = calibration_batches(loaded, list(target.calibration_images), stats)
+    nbytes = shape[0] * shape[1] * shape[2] * shape[3]
+    with DeviceBuffer(nbytes) as device:
+        calibrator = make_calibrator(trt, batches, shape, device, cache, progress)
+        request = replace(request, calibrator=calibrator, calibration_shape=shape)
+        try:
+            data = build_serialized(trt, request, progress)
+        finally:
+            batches.close()
+    if had_cache:
+        notes.append(f"INT8 scales taken from the calibration cache {cache}")
+        return data
+    try:
+        check_enough(stats, str(loaded.path))
+    except RecipeError:
+        # Scales from too little data are not kept for the next build either.
+        cache.unlink(missing_ok=True)
+        raise
+    notes.append(
+        f"INT8 calibrated on {stats.batches} batch(es) from {stats.images_used} image(s); "
+        f"{len(stats.skipped)} skipped, {stats.tiles_left_over} tile(s) left over"
+    )
+    return data
