@@ -18,6 +18,7 @@ import pytest
 
 from aoi.errors import InferenceError, ModelError, StationConfigError
 from aoi.inference import create_backend, engine_settings, probe
+from aoi.inference.base import InferenceBackend
 from aoi.inference.cli import (
     add_build_engine_parser,
     add_doctor_parser,
@@ -84,6 +85,7 @@ def test_factory_auto_builds_tensorrt_backend_where_probes_say_so(
     config = load_station_config(station).inference
     backend = create_backend("auto", loaded.model_path, profile, recipe=loaded, inference=config)
     assert isinstance(backend, TensorRTBackend)
+    assert isinstance(backend, InferenceBackend)  # the protocol the cycle sees
     assert backend.name == "tensorrt-fp32"
     assert backend.settings.engine_dir == tmp_path / "engines"
     assert backend.settings.cuda_graph
