@@ -36,7 +36,7 @@ from aoi.station import StationConfig, load_station_config
 from aoi.stats import RunStats
 from aoi.types import InspectionResult
 from plc.errors import UnknownProductCode
-from plc.handshake import ActiveRecipe
+from plc.events import ActiveRecipe
 from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
 from plc.station import SPEC_HELP, PlcSession, open_plc, open_soft_plc
@@ -287,10 +287,25 @@ def _link_settings(args: argparse.Namespace, station: StationConfig) -> LinkSett
     return LinkSettings.from_dict(station.plc.model_dump(), source=source)
 
 
+def _plc_spec(args: argparse.Namespace, station: StationConfig) -> str:
+    """``--plc``; else the PLC a station config's ``[plc]`` section names; else the default."""
+    if args.plc is not None:
+        return str(args.plc)
+    if "plc" in station.model_fields_set:
+        host = station.plc.host
+        return (
+            f"tcp://[{host}]:{station.plc.port}"
+            if ":" in host
+            else f"tcp://{host}:{station.plc.port}"
+        )
+    return str(args.default_plc)
+
+
 def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> int:
     loaded, station = _open_station(args)
     stop = threading.Event()
     settings = _link_settings(args, station)
+    plc_spec = _plc_spec(args, station)
 
     with ExitStack() as stack:
         events = stack.enter_context(EventBus())
@@ -310,7 +325,7 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
         stack.enter_context(_signals_call(_stop))
         plc = stack.enter_context(
             open_plc(
-                args.plc,
+                plc_spec,
                 settings,
                 role=args.plc_role,
                 sim_parts=cycles,
@@ -325,7 +340,7 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
                 plc.link.set_station_ready(rig.active)
             print(
                 f"[aoi] {loaded.name} on {source_spec} with {rig.backend.name}, "
-                f"PLC {args.plc}: READY",
+                f"PLC {plc_spec}: READY",
                 file=sys.stderr,
                 flush=True,
             )
@@ -335,6 +350,14 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
         extra: dict[str, Any] = {"source": source_spec}
     if plc is not None:
         extra["plc"] = plc.summary()  # after the soft PLC finished its last handshake
+        if plc.sim is not None:
+            d = plc.sim.report.details()
+            t = d["trigger_to_result_ms"]
+            print(
+                f"[aoi] soft PLC: trigger to result p50 {t['p50']:.1f}  p99 {t['p99']:.1f}  "
+                f"max {t['max']:.1f} ms; station errors cleared {d['station_errors'] or 0}",
+                file=sys.stderr,
+            )
     summary = _summary(stats, rig.loaded, rig.backend.name, rig.backend.model_hash, extra)
     _print_summary(summary, args.json)
     return 0
@@ -463,9 +486,9 @@ def _add_station_args(
     p.add_argument("--station", default=None, help="station config TOML (default: none)")
     p.add_argument(
         "--plc",
-        default=default_plc,
-        help=f"PLC link: {SPEC_HELP}; sim starts a soft PLC in-process on 127.0.0.1 "
-        f"(default {default_plc})",
+        default=None,
+        help=f"PLC link: {SPEC_HELP}; sim starts a soft PLC in-process on 127.0.0.1 (default: "
+        f"the PLC of the station config's [plc] section, else {default_plc})",
     )
     p.add_argument(
         "--plc-role",
@@ -475,6 +498,7 @@ def _add_station_args(
         "(default from the station config: server)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
+    p.set_defaults(default_plc=default_plc)
 
 
 def build_parser() -> argparse.ArgumentParser:

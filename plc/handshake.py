@@ -24,7 +24,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from aoi.types import InspectionResult, Verdict
+from aoi.types import Verdict
+from plc.events import (
+    ActiveRecipe,
+    ErrorCleared,
+    Event,
+    FaultRaised,
+    PartAbandoned,
+    PartResult,
+    RecipeChangeRequested,
+    ResultAcknowledged,
+    TriggerAccepted,
+    TriggerMissed,
+)
 from plc.registers import (
     CONTROL_BITS_DEFINED,
     U16_MAX,
@@ -55,112 +67,6 @@ class Timing:
     @property
     def watchdog_s(self) -> float:
         return self.heartbeat_period_s * self.watchdog_periods
-
-
-@dataclass(frozen=True)
-class ActiveRecipe:
-    """The recipe the station inspects with, as the PLC sees it."""
-
-    product_code: int
-    checksum: int = 0
-    name: str = ""
-
-    @classmethod
-    def from_hash(cls, product_code: int, content_hash: str, name: str = "") -> ActiveRecipe:
-        """``checksum`` is the first 32 bits of the recipe's hex content hash."""
-        return cls(product_code, int(content_hash[:8], 16) if content_hash else 0, name)
-
-
-def error_code_for(reason: str) -> ErrorCode:
-    """The error code for an ERROR verdict, from the reason the cycle gave."""
-    if reason.startswith("camera timeout"):
-        return ErrorCode.CAMERA_TIMEOUT
-    if reason.startswith("bad frame"):
-        return ErrorCode.BAD_FRAME
-    return ErrorCode.INSPECTION_FAILED
-
-
-@dataclass(frozen=True)
-class PartResult:
-    """The result block of one part, as the PLC will read it."""
-
-    part_sequence: int
-    verdict: Verdict
-    defect_count: int = 0
-    top_class: int = 0
-    top_score_permille: int = 0
-    cycle_time_us: int = 0
-    error_code: ErrorCode = ErrorCode.NONE
-    reason: str = ""
-
-    @classmethod
-    def from_inspection(cls, r: InspectionResult) -> PartResult:
-        top = r.top_defect or max(r.review_defects, key=lambda d: d.score, default=None)
-        return cls(
-            part_sequence=r.part_sequence,
-            verdict=r.verdict,
-            defect_count=min(len(r.defects), U16_MAX),
-            top_class=top.class_id if top else 0,
-            top_score_permille=round(top.score * 1000) if top else 0,
-            cycle_time_us=min(round(r.cycle_ms * 1000), U32_MAX),
-            error_code=error_code_for(r.error) if r.verdict is Verdict.ERROR else ErrorCode.NONE,
-            reason=r.error,
-        )
-
-
-# -- events the link acts on ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TriggerAccepted:
-    inspection_id: int
-    part_sequence: int
-    serial: str
-
-
-@dataclass(frozen=True)
-class TriggerMissed:
-    reason: str
-
-
-@dataclass(frozen=True)
-class RecipeChangeRequested:
-    product_code: int
-
-
-@dataclass(frozen=True)
-class FaultRaised:
-    code: ErrorCode
-    message: str
-
-
-@dataclass(frozen=True)
-class ErrorCleared:
-    code: ErrorCode
-
-
-@dataclass(frozen=True)
-class ResultAcknowledged:
-    inspection_id: int
-
-
-@dataclass(frozen=True)
-class PartAbandoned:
-    """A part answered ERROR without an inspection result (timeout, station stopping)."""
-
-    inspection_id: int
-    code: ErrorCode
-
-
-Event = (
-    TriggerAccepted
-    | TriggerMissed
-    | RecipeChangeRequested
-    | FaultRaised
-    | ErrorCleared
-    | ResultAcknowledged
-    | PartAbandoned
-)
 
 
 class Phase(enum.Enum):

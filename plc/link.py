@@ -25,19 +25,18 @@ from types import TracebackType
 from aoi.errors import AoiError
 from aoi.types import InspectionResult, Trigger
 from plc.errors import PlcLinkError, UnknownProductCode
-from plc.handshake import (
+from plc.events import (
     ActiveRecipe,
     ErrorCleared,
     Event,
     FaultRaised,
-    Handshake,
     PartAbandoned,
     PartResult,
-    Phase,
     RecipeChangeRequested,
     TriggerAccepted,
     TriggerMissed,
 )
+from plc.handshake import Handshake, Phase
 from plc.peer import Backoff, LinkState, RegisterPeer
 from plc.registers import ErrorCode, StationOutputs, decode_plc, encode_station
 from plc.settings import LinkSettings

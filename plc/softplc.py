@@ -266,10 +266,10 @@ class SoftPlcLogic:
         self._goto(Step.IDLE if ok else Step.DONE, now_s)
 
     def _idle(self, station: StationOutputs, now_s: float) -> None:
-        if self._handle_error(station, now_s):
-            return
         if self.stop_requested or (self.parts is not None and self.report.parts >= self.parts):
-            self._goto(Step.DONE, now_s)
+            self._goto(Step.DONE, now_s)  # the last part is in: no error left to clear for it
+            return
+        if self._handle_error(station, now_s):
             return
         if station.has(StatusBit.TRIGGER_ACK):
             return  # the station has not finished the previous trigger handshake

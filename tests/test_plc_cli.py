@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import threading
@@ -12,11 +13,12 @@ from pathlib import Path
 import pytest
 from test_plc_link import inspection
 
-from aoi.cli import main, recipe_for_product_code
+from aoi.cli import _plc_spec, main, recipe_for_product_code
 from aoi.errors import RecipeError
+from aoi.station import load_station_config
 from plc.client import RegisterClient
 from plc.errors import UnknownProductCode
-from plc.handshake import ActiveRecipe
+from plc.events import ActiveRecipe
 from plc.link import StationLink
 from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
@@ -129,3 +131,25 @@ def test_plc_sim_command_reports_and_sets_its_exit_code(
         thread.join()
     report = _last_json(capsys.readouterr().out)
     assert (report["parts"], report["acked"], report["verdicts"]) == (5, 5, {"OK": 5})
+
+
+@pytest.mark.parametrize(
+    ("flag", "toml", "default", "expected"),
+    [
+        (None, None, "sim", "sim"),
+        (None, None, "none", "none"),
+        ("none", '[plc]\nhost = "10.1.2.3"\n', "sim", "none"),
+        (None, '[plc]\nhost = "10.1.2.3"\nport = 5020\n', "sim", "tcp://10.1.2.3:5020"),
+        (None, '[plc]\nhost = "fd00::7"\n', "none", "tcp://[fd00::7]:502"),
+        (None, "[camera]\nfetch_timeout_s = 1.0\n", "sim", "sim"),
+    ],
+)
+def test_plc_spec_from_flag_station_config_or_default(
+    tmp_path: Path, flag: str | None, toml: str | None, default: str, expected: str
+) -> None:
+    path = None
+    if toml is not None:
+        path = tmp_path / "station.toml"
+        path.write_text(toml)
+    args = argparse.Namespace(plc=flag, default_plc=default)
+    assert _plc_spec(args, load_station_config(path)) == expected

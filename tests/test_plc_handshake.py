@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 
 from aoi.types import Verdict
-from plc.handshake import (
-    ActiveRecipe,
-    Handshake,
-    PartResult,
-    RecipeChangeRequested,
-    Timing,
-    TriggerAccepted,
-)
+from plc.events import ActiveRecipe, PartResult, RecipeChangeRequested, TriggerAccepted
+from plc.handshake import Handshake, Timing
 from plc.registers import ControlBit, ErrorCode, PlcInputs, StatusBit
 
 EN, TRIG, ACK, CMD, CLR = (

@@ -18,7 +18,7 @@ from pymodbus.client import ModbusTcpClient
 from aoi.types import Defect, InspectionResult, Trigger, Verdict
 from plc.client import RegisterClient
 from plc.errors import PlcLinkError, UnknownProductCode
-from plc.handshake import ActiveRecipe
+from plc.events import ActiveRecipe
 from plc.link import StationLink
 from plc.peer import LinkState, RegisterPeer
 from plc.registers import (
