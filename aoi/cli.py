@@ -240,7 +240,10 @@ def _serve(
     cycles: int | None,
     grab_timeout_s: float,
 ) -> tuple[RunStats, _Rig]:
-    """Run cycles until done or stopped, switching rigs whenever the PLC changed the recipe."""
+    """Run cycles until done or stopped, switching rigs whenever the PLC changed the recipe.
+
+    Closes every rig it ran; returns the last one (closed) for the summary.
+    """
     stats = RunStats(budget_ms=rig.loaded.recipe.cycle_budget_ms)
     progress = _Progress(cycles)
 
@@ -248,26 +251,29 @@ def _serve(
         stats.add(r)
         progress(r)
 
-    while not stop.is_set():
-        remaining = None if cycles is None else cycles - stats.cycles
-        if remaining is not None and remaining <= 0:
-            break
-        switch.interrupt.clear()
-        if stop.is_set():  # a signal between the two checks
-            break
-        run_cycles(
-            rig.pipeline,
-            rig.source,
-            cycles=remaining,
-            stop=switch.interrupt,
-            grab_timeout_s=grab_timeout_s,
-            on_result=on_result,
-            triggers=plc.link if plc is not None else None,
-        )
-        if switch.pending is None:
-            break  # done, stopped or the source ran out
+    try:
+        while not stop.is_set():
+            remaining = None if cycles is None else cycles - stats.cycles
+            if remaining is not None and remaining <= 0:
+                break
+            switch.interrupt.clear()
+            if stop.is_set():  # a signal between the two checks
+                break
+            run_cycles(
+                rig.pipeline,
+                rig.source,
+                cycles=remaining,
+                stop=switch.interrupt,
+                grab_timeout_s=grab_timeout_s,
+                on_result=on_result,
+                triggers=plc.link if plc is not None else None,
+            )
+            if switch.pending is None:
+                break  # done, stopped or the source ran out
+            rig.close()
+            rig, switch.pending = switch.pending, None
+    finally:
         rig.close()
-        rig, switch.pending = switch.pending, None
     return stats, rig
 
 
@@ -335,18 +341,14 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
         if plc is not None:
             sinks.append(plc.link)
         rig = open_rig(loaded)
-        try:
-            if plc is not None:
-                plc.link.set_station_ready(rig.active)
-            print(
-                f"[aoi] {loaded.name} on {source_spec} with {rig.backend.name}, "
-                f"PLC {plc_spec}: READY",
-                file=sys.stderr,
-                flush=True,
-            )
-            stats, rig = _serve(rig, plc, switch, stop, cycles, station.camera.fetch_timeout_s)
-        finally:
-            rig.close()
+        if plc is not None:
+            plc.link.set_station_ready(rig.active)
+        print(
+            f"[aoi] {loaded.name} on {source_spec} with {rig.backend.name}, PLC {plc_spec}: READY",
+            file=sys.stderr,
+            flush=True,
+        )
+        stats, rig = _serve(rig, plc, switch, stop, cycles, station.camera.fetch_timeout_s)
         extra: dict[str, Any] = {"source": source_spec}
     if plc is not None:
         extra["plc"] = plc.summary()  # after the soft PLC finished its last handshake

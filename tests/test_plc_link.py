@@ -471,3 +471,32 @@ def test_station_client_reconnects_with_backoff_when_no_plc_answers() -> None:
         assert link.state is LinkState.DOWN
         assert health.error_code == ErrorCode.NONE, "never connected: not ready, but no fault"
         assert not health.ready
+
+
+def test_plc_away_longer_than_the_watchdog_finds_error_not_ok() -> None:
+    """Station as server; the PLC's connection drops mid-cycle and comes back after 4 periods."""
+    settings = replace(FAST, require_plc_heartbeat=True)
+    with station_server(settings) as (link, plc):
+        plc.write(EN, plc_heartbeat=1)
+        plc.write(EN, plc_heartbeat=2)
+        plc.wait_bits(StatusBit.READY)
+        plc.write(EN, TRIG, part_sequence=1, plc_heartbeat=3)
+        plc.wait_bits(StatusBit.TRIGGER_ACK, StatusBit.BUSY)
+        trigger = link.wait_trigger(1.0)
+        assert trigger is not None
+        plc.write(EN, plc_heartbeat=4)
+        plc.peer.disconnect()  # the PLC's cable is pulled
+        link.publish(inspection(trigger, Verdict.OK))
+        time.sleep(4 * settings.heartbeat_period_ms / 1000)
+        plc.peer.connect()
+        out = plc.status()
+        assert out.has(StatusBit.RESULTS_VALID) and out.has(StatusBit.ERROR)
+        assert (out.verdict, out.error_code, out.part_sequence_echo) == (
+            4,
+            ErrorCode.PLC_HEARTBEAT_LOST,
+            1,
+        )
+        plc.write(EN, ACK, plc_heartbeat=5)
+        plc.wait_bits(off=(StatusBit.RESULTS_VALID,))
+        plc.write(EN, CLR, plc_heartbeat=6)
+        plc.wait_bits(StatusBit.READY, off=(StatusBit.ERROR,))
