@@ -65,6 +65,10 @@ class RegisterClient:
     def connected(self) -> bool:
         return self._client is not None
 
+    @property
+    def has_partner(self) -> bool:
+        return self._client is not None
+
     def connect(self) -> None:
         with self._lock:
             if self._client is not None:

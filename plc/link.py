@@ -220,8 +220,6 @@ class StationLink:
 
     def _serve(self) -> None:
         poll_s = self.settings.poll_period_ms / 1000
-        if self.peer.connected:
-            self._set_state(LinkState.UP)
         while not self._stop.is_set():
             if not self.peer.connected and not self._reconnect():
                 continue
@@ -230,6 +228,7 @@ class StationLink:
             except PlcLinkError as err:
                 self._link_down(str(err))
                 continue
+            self._set_state(LinkState.UP if self.peer.has_partner else LinkState.LISTENING)
             inputs = decode_plc(self.layout, words)
             with self._lock:
                 events = self.handshake.step(inputs, self._clock())
@@ -253,7 +252,6 @@ class StationLink:
         with self._lock:
             self.handshake.link_restored(self._clock())
             self._written = None  # the PLC's copy is unknown: write the whole block
-        self._set_state(LinkState.UP)
         return True
 
     def _link_down(self, reason: str) -> None:

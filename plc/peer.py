@@ -20,7 +20,8 @@ class LinkState(enum.Enum):
     """The link as the station sees it; shown in the GUI and logged on every change."""
 
     CONNECTING = "connecting"  # client: first attempt under way
-    UP = "up"  # client: connected; server: listening
+    LISTENING = "listening"  # server: serving, no PLC connected
+    UP = "up"  # a PLC is connected
     DOWN = "down"  # client: lost or refused, retrying with backoff
     CLOSED = "closed"
 
@@ -31,7 +32,14 @@ class RegisterPeer(Protocol):
     name: str
 
     @property
-    def connected(self) -> bool: ...
+    def connected(self) -> bool:
+        """The registers can be read and written now."""
+        ...
+
+    @property
+    def has_partner(self) -> bool:
+        """The other end is there: a client is connected to this server, or this client is."""
+        ...
 
     def connect(self) -> None:
         """Open the connection (raises :class:`plc.errors.PlcLinkError`); a server is open."""

@@ -179,6 +179,10 @@ class RegisterServer:
     def connected(self) -> bool:
         return self._server is not None
 
+    @property
+    def has_partner(self) -> bool:
+        return self.clients > 0
+
     def connect(self) -> None:
         if self._server is None:
             msg = f"{self.name}: the server is not running; open it with `with`"

@@ -196,6 +196,12 @@ def test_one_part_register_by_register() -> None:
         assert out.verdict == 0
         plc.write(EN)
         assert link.health().acked == 1
+        assert link.state is LinkState.UP, "a PLC is connected"
+        plc.peer.disconnect()
+        deadline = time.monotonic() + 2
+        while link.state is not LinkState.LISTENING and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert link.state is LinkState.LISTENING, "serving, but no PLC connected"
 
 
 def test_trigger_while_busy_is_acknowledged_as_missed() -> None:
