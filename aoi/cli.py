@@ -294,10 +294,14 @@ def _link_settings(args: argparse.Namespace, station: StationConfig) -> LinkSett
 
 
 def _plc_spec(args: argparse.Namespace, station: StationConfig) -> str:
-    """``--plc``; else the PLC a station config's ``[plc]`` section names; else the default."""
+    """``--plc``; else (``aoi run``) the PLC a station config's ``[plc]`` names; else the default.
+
+    ``aoi bench`` never talks to the line's PLC unless told to: a benchmark must not wait for
+    (or trigger) a real line.
+    """
     if args.plc is not None:
         return str(args.plc)
-    if "plc" in station.model_fields_set:
+    if getattr(args, "plc_from_station", False) and "plc" in station.model_fields_set:
         host = station.plc.host
         return (
             f"tcp://[{host}]:{station.plc.port}"
@@ -489,8 +493,12 @@ def _add_station_args(
     p.add_argument(
         "--plc",
         default=None,
-        help=f"PLC link: {SPEC_HELP}; sim starts a soft PLC in-process on 127.0.0.1 (default: "
-        f"the PLC of the station config's [plc] section, else {default_plc})",
+        help=f"PLC link: {SPEC_HELP}; sim starts a soft PLC in-process on 127.0.0.1 (default "
+        + (
+            f"{default_plc})"
+            if default_plc == "none"
+            else f"the PLC of the station config's [plc] section, else {default_plc})"
+        ),
     )
     p.add_argument(
         "--plc-role",
@@ -511,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the station headless")
     _add_station_args(p, default_cycles=None, default_plc="sim")
+    p.set_defaults(plc_from_station=True)
     p.add_argument("--source", default="synthetic", help=f"image source: {SOURCE_SPECS}")
     p.add_argument("--loop", action="store_true", help="replay: start again after the last image")
     p.set_defaults(func=cmd_run)

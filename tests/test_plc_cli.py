@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_plc_link import inspection
 
-from aoi.cli import _plc_spec, main, recipe_for_product_code
+from aoi.cli import _plc_spec, build_parser, main, recipe_for_product_code
 from aoi.errors import RecipeError
 from aoi.station import load_station_config
 from plc.client import RegisterClient
@@ -134,22 +133,25 @@ def test_plc_sim_command_reports_and_sets_its_exit_code(
 
 
 @pytest.mark.parametrize(
-    ("flag", "toml", "default", "expected"),
+    ("command", "flag", "toml", "expected"),
     [
-        (None, None, "sim", "sim"),
-        (None, None, "none", "none"),
-        ("none", '[plc]\nhost = "10.1.2.3"\n', "sim", "none"),
-        (None, '[plc]\nhost = "10.1.2.3"\nport = 5020\n', "sim", "tcp://10.1.2.3:5020"),
-        (None, '[plc]\nhost = "fd00::7"\n', "none", "tcp://[fd00::7]:502"),
-        (None, "[camera]\nfetch_timeout_s = 1.0\n", "sim", "sim"),
+        ("run", None, None, "sim"),
+        ("bench", None, None, "none"),
+        ("run", "none", '[plc]\nhost = "10.1.2.3"\n', "none"),
+        ("run", None, '[plc]\nhost = "10.1.2.3"\nport = 5020\n', "tcp://10.1.2.3:5020"),
+        ("run", None, '[plc]\nhost = "fd00::7"\n', "tcp://[fd00::7]:502"),
+        ("bench", None, '[plc]\nhost = "10.1.2.3"\n', "none"),
+        ("bench", "sim", '[plc]\nhost = "10.1.2.3"\n', "sim"),
+        ("run", None, "[camera]\nfetch_timeout_s = 1.0\n", "sim"),
     ],
 )
 def test_plc_spec_from_flag_station_config_or_default(
-    tmp_path: Path, flag: str | None, toml: str | None, default: str, expected: str
+    tmp_path: Path, command: str, flag: str | None, toml: str | None, expected: str
 ) -> None:
     path = None
     if toml is not None:
         path = tmp_path / "station.toml"
         path.write_text(toml)
-    args = argparse.Namespace(plc=flag, default_plc=default)
+    argv = [command] + (["--plc", flag] if flag else [])
+    args = build_parser().parse_args(argv)
     assert _plc_spec(args, load_station_config(path)) == expected
