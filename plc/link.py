@@ -262,7 +262,12 @@ class StationLink:
             self.handshake.link_lost(reason)
             self._written = None
         if self.state is not LinkState.DOWN:
-            log.warning("PLC link down: %s; retrying every %.1f s at most", reason, delay)
+            log.warning(
+                "PLC link down: %s; reconnecting after %.1f s, backing off to %.1f s",
+                reason,
+                delay,
+                self._backoff.max_s,
+            )
         self._set_state(LinkState.DOWN)
         self._log_events(self.handshake.drain_events())
 
