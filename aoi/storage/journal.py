@@ -52,8 +52,18 @@ class ReadResult:
     corrupt: int
 
 
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers (a stage may hand one on)."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    msg = f"journal records hold JSON values, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
 def encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    """One journal line. NaN is written as Python's json writes it (and reads it back)."""
+    return json.dumps(record, separators=(",", ":"), default=_plain).encode() + b"\n"
 
 
 class Journal:
@@ -116,7 +126,11 @@ class Journal:
         if self._fd is None:
             msg = f"journal {self.folder} is not open"
             raise JournalError(msg)
-        line = encode(record)
+        try:
+            line = encode(record)
+        except (TypeError, ValueError) as err:
+            msg = f"journal {self.folder}: record cannot be encoded ({err})"
+            raise JournalError(msg) from err
         if self._size and self._size + len(line) > self.segment_bytes:
             self._open_segment(self.segment + 1)
         try:

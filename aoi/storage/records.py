@@ -22,7 +22,14 @@ RECORD_VERSION = 1
 
 
 def _defect(d: Defect) -> list[Any]:
-    return [d.class_id, d.class_name, *d.bbox_xyxy_px, d.area_px, d.score]
+    # Plain Python numbers: a stage may hand on numpy scalars, which drivers store as blobs.
+    return [
+        int(d.class_id),
+        d.class_name,
+        *map(int, d.bbox_xyxy_px),
+        int(d.area_px),
+        float(d.score),
+    ]
 
 
 def inspection_record(
@@ -39,23 +46,32 @@ def inspection_record(
         "v": RECORD_VERSION,
         "uuid": str(record_uuid),
         "station_id": station_id,
-        "ts": result.timestamp_utc,
-        "inspection_id": result.inspection_id,
-        "part_sequence": result.part_sequence,
+        "ts": float(result.timestamp_utc),
+        "inspection_id": int(result.inspection_id),
+        "part_sequence": int(result.part_sequence),
         "serial": result.serial,
         "recipe_name": result.recipe_name,
         "recipe_hash": result.recipe_hash,
         "model_hash": result.model_hash,
         "backend": result.backend,
         "verdict": result.verdict.name,
-        "cycle_ms": result.cycle_ms,
-        "over_budget": result.over_budget,
-        "stages_ms": result.stages_ms,
+        "cycle_ms": float(result.cycle_ms),
+        "over_budget": bool(result.over_budget),
+        "stages_ms": {k: float(v) for k, v in result.stages_ms.items()},
         "registration": None
         if reg is None
-        else [reg.shift_x_px, reg.shift_y_px, reg.rotation_deg, reg.correlation, reg.residual],
+        else [
+            float(v)
+            for v in (
+                reg.shift_x_px,
+                reg.shift_y_px,
+                reg.rotation_deg,
+                reg.correlation,
+                reg.residual,
+            )
+        ],
         "error": result.error,
-        "frame_id": result.frame_id,
+        "frame_id": int(result.frame_id),
         "frame_name": result.frame_name,
         "image_path": image_path,
         "preview_path": preview_path,
@@ -65,7 +81,12 @@ def inspection_record(
 
 
 def cycle_record(record_uuid: str, cycle_ms: float, over_budget: bool) -> dict[str, Any]:
-    return {"t": CYCLE, "uuid": record_uuid, "cycle_ms": cycle_ms, "over_budget": over_budget}
+    return {
+        "t": CYCLE,
+        "uuid": record_uuid,
+        "cycle_ms": float(cycle_ms),
+        "over_budget": bool(over_budget),
+    }
 
 
 def recipe_record(name: str, content_hash: str, content: str, ts: float) -> dict[str, Any]:

@@ -220,4 +220,10 @@ class Storage:
 
     def status(self) -> HealthSnapshot:
         """Counters and alarms now (for the GUI's health panel and the CLI's summary)."""
+        if self._open and self.writer is not None and not self.writer.alive:
+            self.health.raise_alarm(
+                "writer",
+                "storage writer stopped unexpectedly (see the log); records wait in the "
+                f"journal {self.journal_dir} until the station restarts",
+            )
         return self.health.snapshot()

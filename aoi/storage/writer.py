@@ -356,8 +356,12 @@ class Writer:
         reason = str(getattr(err, "orig", None) or err).splitlines()[0]
         log.error("storage: record refused (%s); set aside in %s", reason, self.rejected_path)
         try:
+            line = encode({**entry.record, "rejected": reason})
+        except (TypeError, ValueError):
+            line = encode({"t": "unencodable", "repr": repr(entry.record), "rejected": reason})
+        try:
             with self.rejected_path.open("ab") as f:
-                f.write(encode({**entry.record, "rejected": reason}))
+                f.write(line)
         except OSError as write_err:
             log.error(  # noqa: TRY400 (expected: a full or read-only disk)
                 "storage: cannot set the record aside in %s (%s)", self.rejected_path, write_err

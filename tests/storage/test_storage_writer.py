@@ -365,3 +365,26 @@ def test_publish_from_two_threads_keeps_journal_order(
     with Database(sqlite_url) as db, db.session() as s:
         assert set(s.scalars(select(Inspection.cycle_ms))) == {33.0}
     assert storage.status().ok
+
+
+def test_numpy_numbers_from_the_stages_are_recorded(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory
+) -> None:
+    import numpy as np
+
+    from aoi.storage.models import Defect as DefectRow
+    from aoi.types import Defect
+
+    d = Defect(np.int64(2), "short", tuple(np.int64(v) for v in (1, 2, 3, 4)), np.int64(4), 0.5)
+    r = replace(make_result(), defects=(d,), stages_ms={"infer": np.float32(7.5)})
+    with make_storage(sqlite_url) as storage:
+        storage.publish(r)
+    assert storage.status().ok, storage.status().alarms
+    with Database(sqlite_url) as db, db.session() as s:
+        [row] = s.scalars(select(DefectRow)).all()
+        stages = s.scalars(select(Inspection.stages_ms)).one()
+    assert (row.class_id, row.x1_px, row.area_px) == (2, 3, 4)
+    assert stages == {"infer": 7.5}
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        kinds = conn.execute("SELECT typeof(class_id), typeof(x0_px), typeof(score) FROM defects")
+        assert kinds.fetchall() == [("integer", "integer", "real")]  # not numpy's bytes as blobs
