@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
             print(render_lookup(records, tz))
             if args.json:
-                print(json.dumps([r.__dict__ for r in records], default=str, sort_keys=True))
+                print(json.dumps([asdict(r) for r in records], default=str, sort_keys=True))
             return 0 if records else 1
         window = Window(
             since=parse_since(args.since, tz),

@@ -8,7 +8,7 @@ database cannot stall the cycle, and a verdict the PLC received is always in the
 which is only known once the PLC write is done.
 
 Leaving the ``with`` block stops the archive (after writing what it holds), then the writer
-(after committing what is queued and journaled, within ``stop_timeout_s``), then closes the
+(after committing what is queued and journaled, within ``stop_timeout_s``, 10 s), then closes the
 journal; anything not committed then is replayed at the next start.
 """
 
@@ -48,7 +48,7 @@ class Storage:
         station_id: str,
         database_url: str | None = None,
         data_dir: Path | None = None,
-        stop_timeout_s: float = 30.0,
+        stop_timeout_s: float = 10.0,
         segment_bytes: int = 4 << 20,
     ) -> None:
         data_dir = data_dir or default_data_dir()

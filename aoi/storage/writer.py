@@ -225,18 +225,18 @@ class Writer:
         self._catch_up_needed = False
         while True:
             got = self.journal.read(self.committed, self.batch_rows)
-            if got.corrupt:
-                self.health.count("rejected", got.corrupt)
-                self.health.raise_alarm(
-                    "journal-damaged",
-                    f"{self.health.rejected} damaged journal lines skipped in "
-                    f"{self.journal.folder}",
-                )
             if got.entries or self._carry:
                 self._apply([*self._carry, *got.entries])
                 self._carry.clear()
             if got.position != self.committed:
                 self._advance(got.position)
+            if got.corrupt:  # counted once: the position is past them now
+                self.health.count("rejected", got.corrupt)
+                self.health.raise_alarm(
+                    "journal-damaged",
+                    f"{self.health.snapshot().rejected} records set aside: damaged journal "
+                    f"lines skipped in {self.journal.folder}",
+                )
             if not got.entries:
                 break
         if not self._catch_up_needed:
