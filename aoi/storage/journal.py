@@ -78,6 +78,7 @@ class Journal:
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self._fd: int | None = None
+        self._lock_fd: int | None = None
         self.segment = 0
         self._size = 0
         self._pos: Position = (0, 0)
@@ -93,6 +94,7 @@ class Journal:
         except OSError as err:
             msg = f"journal folder {self.folder} cannot be created ({err})"
             raise JournalError(msg) from err
+        self._lock()
         checkpoint = self.load_checkpoint()
         segments = self.segments()
         end = checkpoint
@@ -101,6 +103,28 @@ class Journal:
             end = max(end, (last, self._segment_path(last).stat().st_size))
         self._pos = self.start = end
         self._open_segment(max(end[0], segments[-1] if segments else 0) + 1)
+
+    def _lock(self) -> None:
+        """Hold ``journal.lock``: two stations (or two runs) on one journal would corrupt it."""
+        path = self.folder / "journal.lock"
+        try:
+            import fcntl
+        except ImportError:  # Windows: one station per PC is the installer's promise
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            msg = (
+                f"journal {self.folder} is in use by another process (pid {holder}); "
+                "give each station its own [storage] journal_dir"
+            )
+            raise JournalError(msg) from err
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
 
     def _segment_path(self, number: int) -> Path:
         return self.folder / f"journal-{number:08d}.jsonl"
@@ -156,15 +180,20 @@ class Journal:
 
     def close(self, *, committed: Position | None = None) -> None:
         """Close the open segment; with ``committed`` at the journal's end, delete it too."""
-        if self._fd is None:
-            return
-        os.close(self._fd)
-        self._fd = None
-        if self._size == 0:  # nothing written this run
-            self._segment_path(self.segment).unlink(missing_ok=True)
-        if committed is not None and committed >= self._pos:
-            self.save_checkpoint(self._pos)
-            self.prune((self.segment + 1, 0))
+        try:
+            if self._fd is None:
+                return
+            os.close(self._fd)
+            self._fd = None
+            if self._size == 0:  # nothing written this run
+                self._segment_path(self.segment).unlink(missing_ok=True)
+            if committed is not None and committed >= self._pos:
+                self.save_checkpoint(self._pos)
+                self.prune((self.segment + 1, 0))
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the lock
+                self._lock_fd = None
 
     # -- writer side -------------------------------------------------------------------------
 

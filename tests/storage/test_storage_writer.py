@@ -388,3 +388,16 @@ def test_numpy_numbers_from_the_stages_are_recorded(
     with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
         kinds = conn.execute("SELECT typeof(class_id), typeof(x0_px), typeof(score) FROM defects")
         assert kinds.fetchall() == [("integer", "integer", "real")]  # not numpy's bytes as blobs
+
+
+def test_two_storages_on_one_journal_are_refused(
+    sqlite_url: str, make_storage: StorageFactory
+) -> None:
+    from aoi.storage.errors import JournalError
+
+    with make_storage(sqlite_url):
+        second = make_storage(sqlite_url)
+        with pytest.raises(JournalError, match=r"in use by another process \(pid \d+\)"), second:
+            pass
+    with make_storage(sqlite_url):  # free again once the first has stopped
+        pass
