@@ -86,3 +86,18 @@ def test_method_none_is_identity(board: np.ndarray) -> None:
     assert reg.shift_x_px == reg.shift_y_px == reg.rotation_deg == 0.0
     assert reg.residual == 0.0
     assert aligned is board
+
+
+def test_registering_many_boards_leaves_the_template_untouched(board: np.ndarray) -> None:
+    """Regression: OpenCV 5.0's phaseCorrelate windowed its inputs in place, and the cached
+    template degraded board after board until registration failed for good."""
+    registrar = Registrar(board, RegistrationSettings())
+    before = [level.template.copy() for level in registrar._levels]
+    moved = _move(board, 2.0, -1.0, 0.8)
+    first = registrar.register(moved)
+    for _ in range(40):
+        last = registrar.register(moved)
+    for level, copy in zip(registrar._levels, before, strict=True):
+        assert np.array_equal(level.template, copy)
+    assert np.allclose(first.transform, last.transform)
+    assert last.correlation > 0.9

@@ -107,9 +107,11 @@ class Registrar:
 
         coarse = self._levels[0]
         moving = _downscale(image, coarse.factor).astype(np.float32)
-        (dx, dy), _response = cv2.phaseCorrelate(
-            coarse.template, moving, self._hann(coarse.template.shape)
-        )
+        # Window both images ourselves and hand phaseCorrelate copies: OpenCV 5.0 applies its
+        # window argument to the input arrays in place, which slowly destroyed our cached
+        # template (every later board then failed to register).
+        window = self._hann(coarse.template.shape)
+        (dx, dy), _response = cv2.phaseCorrelate(coarse.template * window, moving * window)
         warp = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, s.iterations, _ECC_EPS)
         correlation = 0.0
