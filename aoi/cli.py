@@ -21,8 +21,10 @@ from typing import Any
 
 from aoi import __version__
 from aoi.errors import AoiError, RecipeError
+from aoi.evaluation import add_eval_parser
 from aoi.events import EventBus
 from aoi.inference import create_backend
+from aoi.inference.cli import add_build_engine_parser, add_doctor_parser
 from aoi.pipeline import Pipeline, VerdictSink, load_template, run_cycles
 from aoi.recipe import (
     DEFAULT_RECIPE,
@@ -148,7 +150,14 @@ class _Rig:
         threads = args.threads if args.threads is not None else station.inference.threads
         with ExitStack() as stack:
             self.backend = stack.enter_context(
-                create_backend(backend_name, loaded.model_path, g.profile, threads=threads)
+                create_backend(
+                    backend_name,
+                    loaded.model_path,
+                    g.profile,
+                    threads=threads,
+                    recipe=loaded,
+                    inference=station.inference,
+                )
             )
             self.source = stack.enter_context(
                 create_source(
@@ -481,7 +490,7 @@ def _add_station_args(
     )
     p.add_argument(
         "--backend",
-        choices=["auto", "onnxruntime", "onnxruntime-cuda"],
+        choices=["auto", "tensorrt", "onnxruntime", "onnxruntime-cuda"],
         default=None,
         help="inference backend (default from the station config: auto)",
     )
@@ -566,6 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("recipe")
     q.add_argument("--out", default=None, help="file to write (default: the recipe's template)")
     q.set_defaults(func=cmd_recipe_template)
+
+    add_eval_parser(sub)
+    add_build_engine_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 
