@@ -37,7 +37,6 @@ from aoi.types import Defect, InspectionResult, Registration, Verdict
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
 _DEFECT_BGR = (40, 40, 230)
 _REVIEW_BGR = (0, 170, 255)
 #: Lossless and about 2x faster than OpenCV's default PNG settings (SUB filter, RLE, level 1):
@@ -149,10 +148,12 @@ class Archive:
         min_free_gb: float = 5.0,
         queue_size: int = 32,
         prune_interval_s: float = 3600.0,
+        poll_s: float = 0.1,
         disk_usage: Callable[[Path], DiskUsage] = lambda p: DiskUsage(*shutil.disk_usage(p)),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.folder = folder
+        self._root = folder.as_posix()
         self.health = health
         self.ok_sample_rate = ok_sample_rate
         self.retention_days = retention_days
@@ -160,7 +161,9 @@ class Archive:
         self.prune_interval_s = prune_interval_s
         self.disk_usage = disk_usage
         self.clock = clock
-        self.queue: queue.Queue[object] = queue.Queue(queue_size)
+        self.queue: queue.Queue[_Job] = queue.Queue(queue_size)
+        self.poll_s = poll_s
+        self._stop = threading.Event()
         self._ok_credit = 0.0
         self._thread: threading.Thread | None = None
         self._last_trouble = 0.0
@@ -176,10 +179,14 @@ class Archive:
             if self._ok_credit < 1.0:
                 return None
             self._ok_credit -= 1.0
-        t = datetime.fromtimestamp(result.timestamp_utc or self.clock(), UTC)
-        day = self.folder / f"{t:%Y}" / f"{t:%m}" / f"{t:%d}"
-        stem = f"{t:%Y%m%dT%H%M%S}Z_{result.verdict.name}_{record_uuid}"
-        return ArchivePaths(day / f"{stem}.png", day / f"{stem}.overlay.jpg")
+        t = time.gmtime(result.timestamp_utc or self.clock())
+        ymd = f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}"
+        day = f"{self._root}/{ymd[:4]}/{ymd[4:6]}/{ymd[6:]}"
+        stem = (
+            f"{day}/{ymd}T{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}Z_"
+            f"{result.verdict.name}_{record_uuid}"
+        )
+        return ArchivePaths(Path(f"{stem}.png"), Path(f"{stem}.overlay.jpg"))
 
     def submit(self, result: InspectionResult, paths: ArchivePaths) -> bool:
         """Queue the frame for writing without waiting; False (and counted) when full."""
@@ -206,8 +213,8 @@ class Archive:
 
     def stop(self) -> None:
         """Write what is queued, then end."""
+        self._stop.set()
         if self._thread is not None:
-            self.queue.put(_STOP)
             self._thread.join()
             self._thread = None
 
@@ -218,16 +225,17 @@ class Archive:
             if time.monotonic() >= next_prune:
                 self.prune()
                 next_prune = time.monotonic() + self.prune_interval_s
-            try:
-                job = self.queue.get(timeout=1.0)
-            except queue.Empty:
-                self._expire_alarm()
-                continue
-            if job is _STOP:
-                return
-            assert isinstance(job, _Job)
-            self._write(job)
+            # A nap rather than a blocking get: submit() on the cycle's thread wakes no one.
+            stopping = self._stop.wait(self.poll_s)
+            while True:
+                try:
+                    job = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._write(job)
             self._expire_alarm()
+            if stopping:
+                return
 
     def _trouble(self, text: str) -> None:
         self._last_trouble = time.monotonic()

@@ -120,6 +120,19 @@ def throughput(
     }
 
 
+class _Timed:
+    """A sink that times another sink's ``publish`` (its share of the critical path)."""
+
+    def __init__(self, sink: VerdictSink) -> None:
+        self.sink = sink
+        self.us: list[float] = []
+
+    def publish(self, result: InspectionResult) -> None:
+        t = time.perf_counter_ns()
+        self.sink.publish(result)
+        self.us.append((time.perf_counter_ns() - t) / 1e3)
+
+
 def compare(
     recipe: str | Path,
     url: str,
@@ -157,8 +170,9 @@ def compare(
         storage.note_recipe(loaded.name, loaded.content_hash, loaded.path)
         with backend, events, source:
             off = Pipeline(loaded, backend, template=template, sinks=[*plc_sinks], events=events)
+            timed = _Timed(storage)
             on = Pipeline(
-                loaded, backend, template=template, sinks=[storage, *plc_sinks], events=events
+                loaded, backend, template=template, sinks=[timed, *plc_sinks], events=events
             )
             off.warm_up()
             run_cycles(off, source, cycles=20)
@@ -187,6 +201,7 @@ def compare(
         "over_budget_off": over["off"],
         "over_budget_on": over["on"],
         "p99_ratio_on_off": round(p_on["p99"] / p_off["p99"], 4) if p_off["p99"] else None,
+        "publish_us": percentiles(timed.us),
         "published": published,
         "committed": status.committed,
         "alarms": list(status.alarms),
