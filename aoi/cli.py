@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -579,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_build_engine_parser(sub)
     add_doctor_parser(sub)
+    # Commands of other packages (``aoi gui`` from ui/) mount themselves through entry points,
+    # so the core never imports them.
+    for hook in entry_points(group="aoi.commands"):
+        hook.load()(sub)
     return parser
 
 

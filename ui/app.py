@@ -1,0 +1,133 @@
+"""Starting the GUI: the Qt application, the station behind it, and the order things close in.
+
+:class:`Gui` puts the pieces together for ``aoi gui``, its ``--screenshot`` and ``--bench``
+modes and the tests: a :class:`~ui.bridge.ResultBridge` subscribed to the station's EventBus, the
+:class:`~ui.station.Station`, the users file in the station's data folder, and the main window.
+Closing it closes the window first, then the station (cycle, PLC link, event threads, storage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from aoi.events import Subscriber
+from ui.bridge import ResultBridge
+from ui.main_window import MainWindow
+from ui.station import Station, StationOptions
+from ui.users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+def options_from(args: argparse.Namespace, data_dir: Path | None = None) -> StationOptions:
+    return StationOptions(
+        recipe=args.recipe,
+        station=args.station,
+        source=args.source,
+        backend=args.backend,
+        threads=args.threads,
+        seed=args.seed,
+        plc=args.plc,
+        plc_role=args.plc_role,
+        db_url=args.db,
+        data_dir=data_dir or args.data_dir,
+        recipes_dir=args.recipes_dir,
+    )
+
+
+def application(*, offscreen: bool = False) -> QApplication:
+    """The process's QApplication (offscreen when asked and no platform is chosen)."""
+    if offscreen:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    return app
+
+
+class Gui:
+    """Station + bridge + window, opened and closed together."""
+
+    def __init__(
+        self,
+        options: StationOptions,
+        *,
+        refresh_ms: int = 250,
+        frame_interval_ms: int = 100,
+        subscribers: Sequence[tuple[str, Subscriber]] = (),
+    ) -> None:
+        self.options = options
+        self.bridge = ResultBridge()
+        self.station = Station(options, subscribers=[("gui", self.bridge.on_result), *subscribers])
+        self.refresh_ms = refresh_ms
+        self.frame_interval_ms = frame_interval_ms
+        self.window: MainWindow | None = None
+
+    def __enter__(self) -> Gui:
+        self.station.__enter__()
+        try:
+            store = UserStore.in_folder(self.station.data_dir)
+            self.window = MainWindow(
+                self.station,
+                self.bridge,
+                store,
+                refresh_ms=self.refresh_ms,
+                frame_interval_ms=self.frame_interval_ms,
+            )
+        except BaseException:
+            self.station.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.window is not None:
+                self.window.close()
+                self.window.deleteLater()
+        finally:
+            self.station.__exit__(exc_type, exc, tb)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``aoi gui`` and its modes."""
+    if args.screenshot is not None or args.bench is not None:
+        from ui import offscreen
+
+        app = application(offscreen=True)
+        with tempfile.TemporaryDirectory(prefix="aoi-gui-") as tmp:
+            data_dir = args.data_dir or Path(tmp)
+            if args.bench is not None:
+                return offscreen.bench(app, args, options_from(args, data_dir))
+            return offscreen.screenshots(app, args, options_from(args, data_dir))
+    app = application()
+    with Gui(options_from(args)) as gui:
+        assert gui.window is not None
+        gui.window.resize(1600, 900)
+        gui.window.show()
+        if args.start:
+            gui.window.start_station()
+        # Ctrl+C in the terminal closes the window like the close button does.
+        signal.signal(signal.SIGINT, lambda *_: app.quit())
+        tick = QTimer()
+        tick.start(200)  # lets Python run its signal handlers while Qt waits
+        tick.timeout.connect(lambda: None)
+        code = app.exec()
+        gui.station.stop(gui.window.session.name)
+    return int(code)

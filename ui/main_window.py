@@ -1,0 +1,271 @@
+"""The main window: the screens, who is logged in, and the two clocks that feed the screens.
+
+Results arrive through :class:`~ui.bridge.ResultBridge` (at most ten display frames a second;
+newer ones replace older ones), everything else through a 4 Hz refresh that reads snapshots:
+counters, health lights, alarms. Screens that need a role are locked until someone with that
+role logs in; the shift operator needs no login.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aoi.recipe import CameraSettings
+from aoi.station_runner import RunState
+from ui import theme
+from ui.admin import AdminScreen, LoginDialog
+from ui.bridge import ResultBridge
+from ui.camera_page import CameraPage
+from ui.engineer import EngineerScreen
+from ui.operator import OperatorScreen
+from ui.review import ReviewScreen
+from ui.station import Station
+from ui.users import Role, User, UserStore
+
+log = logging.getLogger(__name__)
+
+#: Screen key, navigation label, least role that may open it.
+SCREENS: tuple[tuple[str, str, Role], ...] = (
+    ("operator", "Operator", Role.OPERATOR),
+    ("review", "Review", Role.OPERATOR),
+    ("engineer", "Recipes", Role.ENGINEER),
+    ("camera", "Camera", Role.ENGINEER),
+    ("admin", "Admin", Role.ADMIN),
+)
+SHIFT_OPERATOR = User("operator", Role.OPERATOR)
+
+
+@dataclass
+class Session:
+    user: User = SHIFT_OPERATOR
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    def may(self, role: Role) -> bool:
+        return self.user.role >= role
+
+
+class MainWindow(QMainWindow):
+    access_denied = Signal(str, str)  # screen, why
+
+    def __init__(
+        self,
+        station: Station,
+        bridge: ResultBridge,
+        store: UserStore,
+        *,
+        refresh_ms: int = 250,
+        frame_interval_ms: int = 100,
+    ) -> None:
+        super().__init__()
+        self.station = station
+        self.bridge = bridge
+        self.store = store
+        self.session = Session()
+        self.frame_interval_ms = frame_interval_ms
+        self._last_frame = 0.0
+        self.setWindowTitle(f"AOI station {station.config.station_id}")
+        self.setStyleSheet(theme.STYLE_SHEET)
+        self.setFont(theme.font(11))
+
+        central = QWidget()
+        root = QVBoxLayout(central)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+        root.addWidget(self._top_bar())
+        self.stack = QStackedWidget()
+        self.operator = OperatorScreen()
+        self.review = ReviewScreen(station, lambda: self.session.name)
+        self.engineer = EngineerScreen(station, lambda: self.session.name)
+        self.camera = CameraPage(station, self._camera_settings)
+        self.admin = AdminScreen(station, store, lambda: self.session.name)
+        self.screens: dict[str, QWidget] = {
+            "operator": self.operator,
+            "review": self.review,
+            "engineer": self.engineer,
+            "camera": self.camera,
+            "admin": self.admin,
+        }
+        for w in self.screens.values():
+            self.stack.addWidget(w)
+        root.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.operator.start_requested.connect(self.start_station)
+        self.operator.stop_requested.connect(self.stop_station)
+        self.engineer.recipe_activated.connect(self.refresh)
+        bridge.result_ready.connect(self._frame_waiting, Qt.ConnectionType.QueuedConnection)
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.timeout.connect(self._show_newest)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._refresh_timer.start(refresh_ms)
+        self._update_session()
+        self.refresh()
+
+    # -- top bar ------------------------------------------------------------------------------
+
+    def _top_bar(self) -> QWidget:
+        bar = QWidget()
+        bar.setStyleSheet("background: #14181d;")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(16, 6, 16, 0)
+        brand = QLabel(f"AOI · {self.station.config.station_id}")
+        brand.setFont(theme.font(15, bold=True))
+        row.addWidget(brand)
+        row.addSpacing(24)
+        self._lock = theme.lock_icon()
+        self.nav = QButtonGroup(self)
+        self.nav.setExclusive(True)
+        self.nav_buttons: dict[str, QPushButton] = {}
+        for key, label, _role in SCREENS:
+            b = QPushButton(label)
+            b.setObjectName("nav")
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, k=key: self.request_screen(k))
+            self.nav.addButton(b)
+            self.nav_buttons[key] = b
+            row.addWidget(b)
+        row.addStretch(1)
+        self.recipe_label = QLabel("")
+        self.recipe_label.setFont(theme.font(14, bold=True))
+        row.addWidget(self.recipe_label)
+        row.addSpacing(24)
+        self.user_label = QLabel("")
+        row.addWidget(self.user_label)
+        self.login_button = QPushButton("Log in")
+        self.login_button.clicked.connect(self._login_clicked)
+        row.addWidget(self.login_button)
+        return bar
+
+    # -- screens and roles --------------------------------------------------------------------
+
+    def current_screen(self) -> str:
+        w = self.stack.currentWidget()
+        return next(k for k, v in self.screens.items() if v is w)
+
+    def open_screen(self, key: str) -> bool:
+        """Show screen ``key`` if the session's role may; False (and ``access_denied``) if not."""
+        role = next(r for k, _, r in SCREENS if k == key)
+        if not self.session.may(role):
+            label = next(n for k, n, _ in SCREENS if k == key)
+            why = f"The {label} screen needs a {role.label} login."
+            self.access_denied.emit(key, why)
+            self.nav_buttons[self.current_screen()].setChecked(True)
+            return False
+        self.stack.setCurrentWidget(self.screens[key])
+        self.nav_buttons[key].setChecked(True)
+        return True
+
+    def request_screen(self, key: str) -> None:
+        """A click on a screen's button: log in first where the screen needs it."""
+        role = next(r for k, _, r in SCREENS if k == key)
+        if not self.session.may(role):
+            dialog = LoginDialog(self.store, f"This screen needs a {role.label} login.", self)
+            dialog.setStyleSheet(theme.STYLE_SHEET)
+            if dialog.exec() and dialog.user is not None:
+                self.log_in(dialog.user)
+        self.open_screen(key)
+
+    def _login_clicked(self) -> None:
+        if self.session.user is not SHIFT_OPERATOR:
+            self.log_out()
+            return
+        dialog = LoginDialog(self.store, "", self)
+        dialog.setStyleSheet(theme.STYLE_SHEET)
+        if dialog.exec() and dialog.user is not None:
+            self.log_in(dialog.user)
+
+    def log_in(self, user: User) -> None:
+        old = self.session.name
+        self.session = Session(user)
+        self.station.audit_quietly(user.name, "session", old, f"{user.name} ({user.role.label})")
+        self._update_session()
+
+    def log_out(self) -> None:
+        old = self.session.name
+        self.session = Session()
+        self.station.audit_quietly(old, "session", old, SHIFT_OPERATOR.name)
+        self._update_session()
+        if not self.session.may(next(r for k, _, r in SCREENS if k == self.current_screen())):
+            self.open_screen("operator")
+
+    def _update_session(self) -> None:
+        u = self.session.user
+        self.user_label.setText(f"{u.name} · {u.role.label}")
+        self.login_button.setText("Log out" if u is not SHIFT_OPERATOR else "Log in")
+        for key, _label, role in SCREENS:
+            locked = not self.session.may(role)
+            b = self.nav_buttons[key]
+            b.setIcon(self._lock if locked else QIcon())
+            b.setStyleSheet("color: #6b7580;" if locked else "")
+            b.setToolTip(f"Needs a {role.label} login" if locked else "")
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def start_station(self) -> None:
+        self.station.start(self.session.name)
+        self.refresh()
+
+    def stop_station(self) -> None:
+        self.station.stop(self.session.name)
+        self.refresh()
+
+    def _camera_settings(self) -> CameraSettings:
+        v = self.engineer.validation
+        if v is not None and v.recipe is not None:
+            return v.recipe.camera
+        active = self.station.active_recipe
+        return active.recipe.camera if active else CameraSettings()
+
+    # -- the two clocks ----------------------------------------------------------------------------
+
+    def _frame_waiting(self) -> None:
+        if self._frame_timer.isActive():
+            return
+        wait_ms = self.frame_interval_ms - (time.monotonic() - self._last_frame) * 1000
+        self._frame_timer.start(max(0, int(wait_ms)))
+
+    def _show_newest(self) -> None:
+        frame = self.bridge.take()
+        if frame is not None:
+            self._last_frame = time.monotonic()
+            self.operator.show_frame(frame)
+
+    def refresh(self) -> None:
+        s = self.station
+        active = s.active_recipe
+        if active is not None:
+            r = active.recipe
+            text = f"{r.name}  v{r.version}  ·  product code {r.product_code}"
+        else:
+            text = f"{s.loaded_at_start.name}: not loaded"
+        self.recipe_label.setText(f"Recipe {text}")
+        runner = s.runner
+        state = runner.state if runner is not None else RunState.STOPPED
+        fault = runner.fault if runner is not None else ""
+        self.operator.refresh(s.health(), state, runner is not None, fault)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self._refresh_timer.stop()
+        self._frame_timer.stop()
+        self.engineer.shutdown()
+        super().closeEvent(event)

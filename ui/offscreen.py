@@ -1,0 +1,222 @@
+"""``aoi gui --screenshot`` and ``aoi gui --bench``: the GUI run offscreen, for review and measure.
+
+Screenshots: the station inspects ``--cycles`` boards, then every screen is opened and grabbed
+into a PNG. The run uses a temporary data folder, so the pictures show exactly this run; a few
+review decisions are made (signed ``screenshot-demo``) so the false-call rate has something to
+show, and two demo accounts appear on the users screen. Nothing outside the temporary folder is
+written; recipe edits shown on the pictures are never saved.
+
+Bench: the GUI's own cost on the cycle. One station, one process; blocks of N boards alternate
+between the GUI detached (subscriber returns at once, window hidden, no Qt event processing) and
+attached (window shown offscreen, live image, 4 Hz refresh, the Qt event loop running). Cycle
+p50/p99 of each side, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtWidgets import QApplication
+
+from aoi.station_runner import RunState
+from aoi.types import InspectionResult
+from ui.app import Gui
+from ui.camera_page import viky_producer
+from ui.main_window import MainWindow
+from ui.station import Station, StationOptions
+from ui.users import Role, User, UserError
+
+
+def pump(app: QApplication, until: Callable[[], bool], timeout_s: float) -> bool:
+    """Run the Qt event loop until ``until()`` holds; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not until():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.01)
+    app.processEvents()
+    return True
+
+
+def settle(app: QApplication, station: Station, timeout_s: float = 15.0) -> None:
+    """Wait until the cycle stopped and storage wrote what it was given (records, images)."""
+    pump(
+        app,
+        lambda: station.runner is None or station.runner.state is not RunState.RUNNING,
+        timeout_s * 20,
+    )
+    last = [-1, time.monotonic()]
+
+    def quiet() -> bool:
+        assert station.storage is not None
+        h = station.storage.status()
+        if h.archive_written != last[0]:
+            last[:] = [h.archive_written, time.monotonic()]
+        return h.committed + h.lost >= h.published and time.monotonic() - last[1] > 0.6
+
+    pump(app, quiet, timeout_s)
+
+
+def _grab(app: QApplication, window: MainWindow, path: Path) -> Path:
+    for _ in range(3):
+        app.processEvents()
+        time.sleep(0.05)
+    window.refresh()
+    app.processEvents()
+    if not window.grab().save(str(path)):
+        msg = f"could not write {path}"
+        raise OSError(msg)
+    print(f"[aoi gui] wrote {path}")
+    return path
+
+
+def screenshots(app: QApplication, args: argparse.Namespace, options: StationOptions) -> int:
+    out: Path = args.screenshot
+    out.mkdir(parents=True, exist_ok=True)
+    with Gui(options) as gui:
+        w, station = gui.window, gui.station
+        assert w is not None
+        w.resize(1600, 900)
+        w.show()
+        if station.runner is not None:
+            station.start("operator", cycles=args.cycles)
+        settle(app, station)
+        pump(app, lambda: gui.bridge.take() is None and not w._frame_timer.isActive(), 2.0)
+        _grab(app, w, out / "operator.png")
+
+        w.log_in(User("screenshot-demo", Role.ADMIN))
+        w.open_screen("review")
+        w.review.reload()
+        for key in ("confirm", "false_call", "confirm", "confirm", "false_call"):
+            w.review.decide(key)
+        w.review.reason.setCurrentIndex(1)
+        w.review.decide("accept")
+        w.review.queue.setCurrentRow(0)
+        _grab(app, w, out / "review.png")
+
+        w.open_screen("engineer")
+        w.engineer.reload_list()
+        _grab(app, w, out / "recipe-editor.png")
+        form = w.engineer.form
+        form.widget("classes.short.score").setValue(1.5)  # type: ignore[attr-defined]
+        _grab(app, w, out / "recipe-invalid.png")
+        form.widget("classes.short.score").setValue(0.55)  # type: ignore[attr-defined]
+        form.setCurrentIndex(1)
+        size = form.canvas.size_px
+        form.canvas.drawn.emit(8, 8, size[0] // 8, size[1] // 10)
+        form.mask_note.setText("fiducial")
+        form._note_mask("fiducial")
+        _grab(app, w, out / "recipe-masks.png")
+        w.engineer.open(w.engineer.path) if w.engineer.path else None
+
+        w.open_screen("camera")
+        viky = viky_producer()
+        if viky is not None:
+            w.camera.producers.setText(str(viky))
+            w.camera.find()
+            w.camera.test_grab()
+        _grab(app, w, out / "camera.png")
+
+        for name, role in (("anna", Role.OPERATOR), ("ben", Role.ENGINEER)):
+            try:
+                w.store.add(name, role, "2468")
+                station.audit(w.session.name, f"user {name}", None, role.label)
+            except UserError:
+                pass
+        w.open_screen("admin")
+        _grab(app, w, out / "users-audit.png")
+        w.open_screen("operator")
+    return 0
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return {
+        "boards": int(a.size),
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "max": round(float(a.max()), 3),
+    }
+
+
+def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) -> int:
+    """Cycle p99 with the GUI attached against detached, alternating blocks in one run."""
+    if options.plc is None:
+        options = StationOptions(**{**options.__dict__, "plc": "none"})  # as `aoi bench`
+    times: list[float] = []
+
+    def record(r: InspectionResult) -> None:
+        if r.frame_id >= 0:
+            times.append(r.cycle_ms)
+
+    n, blocks = args.bench, args.blocks
+    sides: dict[str, list[float]] = {"detached": [], "attached": []}
+    with Gui(options, subscribers=[("bench", record)]) as gui:
+        w, station = gui.window, gui.station
+        assert w is not None
+        if station.runner is None:
+            print(f"error: {station.rig_error}")
+            return 2
+        w.resize(1600, 900)
+
+        def block(attached: bool) -> None:
+            gui.bridge.attached = attached
+            if attached:
+                w.show()
+                w._refresh_timer.start(250)
+            else:
+                w.hide()
+                w._refresh_timer.stop()
+                app.processEvents()
+            before = len(times)
+            assert station.runner is not None
+            station.runner.start(cycles=n)
+            if attached:
+                pump(app, lambda: station.runner.state is not RunState.RUNNING, 600)
+            else:
+                station.runner.wait()
+            deadline = time.monotonic() + 5
+            while len(times) < before + n and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if attached:
+                app.processEvents()
+            sides["attached" if attached else "detached"].extend(times[before:])
+
+        block(False)  # warm-up, not counted
+        sides["detached"].clear()
+        for i in range(blocks * 2):
+            block(attached=i % 2 == 1)
+        shown = gui.bridge.taken
+    summary: dict[str, Any] = {side: _percentiles(v) for side, v in sides.items()}
+    summary["p99_ratio"] = round(summary["attached"]["p99"] / summary["detached"]["p99"], 4)
+    summary["p50_ratio"] = round(summary["attached"]["p50"] / summary["detached"]["p50"], 4)
+    summary.update(
+        boards_per_block=n,
+        blocks_per_side=blocks,
+        frames_shown=shown,
+        recipe=options.recipe,
+        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+        date=datetime.now(UTC).strftime("%Y-%m-%d"),
+    )
+    for side in ("detached", "attached"):
+        s = summary[side]
+        print(
+            f"GUI {side:<9} boards {s['boards']:5d}  cycle p50 {s['p50']:7.2f}  "
+            f"p99 {s['p99']:7.2f}  max {s['max']:7.2f} ms"
+        )
+    print(
+        f"p99 attached/detached {summary['p99_ratio']:.3f}  "
+        f"(p50 {summary['p50_ratio']:.3f}); display frames shown {shown}"
+    )
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    return 0

@@ -1,0 +1,201 @@
+"""The operator screen: what the station is doing, readable from two metres away.
+
+Left, the live board with its defects boxed; right, the last verdict in large letters, the
+shift's counters and first-pass yield, cycle times against the budget, the four health lights,
+and the alarms with what to do about each. START and STOP sit under the image.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aoi.station_runner import RunState
+from aoi.types import InspectionResult, Verdict
+from ui import theme
+from ui.bridge import DisplayFrame
+from ui.health import Level
+from ui.station import StationHealth
+from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
+
+STATE_TEXT = {
+    RunState.STOPPED: ("STOPPED", "Press START to inspect; the line sees the station offline."),
+    RunState.RUNNING: ("RUNNING", "Inspecting every board the line triggers."),
+    RunState.STOPPING: ("STOPPING", "Finishing the board in flight."),
+    RunState.FAULT: ("FAULT", ""),
+}
+
+
+def verdict_detail(r: InspectionResult) -> str:
+    """One line under the verdict: which defects, or why the board was not inspected."""
+
+    def names(defects: tuple) -> str:  # type: ignore[type-arg]
+        top = sorted(defects, key=lambda d: -d.score)[:3]
+        text = ", ".join(f"{d.class_name.replace('_', ' ')} {d.score:.2f}" for d in top)
+        return text + (" …" if len(defects) > 3 else "")
+
+    if r.verdict is Verdict.NG:
+        n = len(r.defects)
+        return f"{n} defect{'s' if n != 1 else ''}: {names(r.defects)}"
+    if r.verdict is Verdict.REVIEW:
+        items = r.review_defects or r.defects
+        return f"Check by eye: {names(items)}"
+    if r.verdict is Verdict.ERROR:
+        return r.error.split("(")[0].strip()[:90]
+    return "No defects"
+
+
+def _clip(text: str, chars: int = 150) -> str:
+    """Long causes (file paths, library messages) shortened; the light's tooltip has them all."""
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+class OperatorScreen(QWidget):
+    start_requested = Signal()
+    stop_requested = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        root = QHBoxLayout(self)
+        root.setContentsMargins(12, 12, 12, 12)
+        root.setSpacing(12)
+
+        left = QVBoxLayout()
+        self.image = ImageView("Press START: the live board appears here")
+        left.addWidget(self.image, 1)
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("START")
+        self.start_button.setObjectName("start")
+        self.stop_button = QPushButton("STOP")
+        self.stop_button.setObjectName("stop")
+        for b in (self.start_button, self.stop_button):
+            b.setMinimumSize(170, 60)
+            controls.addWidget(b)
+        self.start_button.clicked.connect(self.start_requested)
+        self.stop_button.clicked.connect(self.stop_requested)
+        state_box = QVBoxLayout()
+        self.state_label = QLabel("STOPPED")
+        self.state_label.setFont(theme.font(20, bold=True))
+        self.state_hint = QLabel("")
+        self.state_hint.setObjectName("dim")
+        self.state_hint.setWordWrap(True)
+        state_box.addWidget(self.state_label)
+        state_box.addWidget(self.state_hint)
+        controls.addSpacing(12)
+        controls.addLayout(state_box, 1)
+        left.addLayout(controls)
+        root.addLayout(left, 11)
+
+        right = QVBoxLayout()
+        right.setSpacing(10)
+        self.verdict = VerdictBanner()
+        right.addWidget(self.verdict)
+
+        counters_panel, counters_layout = panel("Shift")
+        self.shift_label = QLabel("")
+        self.shift_label.setObjectName("dim")
+        counters_layout.addWidget(self.shift_label)
+        row = QHBoxLayout()
+        self.tiles = {
+            "boards": CounterTile("Boards"),
+            "ok": CounterTile("OK", theme.VERDICT_BG[Verdict.OK]),
+            "ng": CounterTile("NG", "#ff5a52"),
+            "review": CounterTile("Review", theme.VERDICT_BG[Verdict.REVIEW]),
+            "error": CounterTile("Error", "#b68cf0"),
+            "fpy": CounterTile("First-pass yield", "#ffffff"),
+        }
+        for key, tile in self.tiles.items():
+            row.addWidget(tile, 2 if key == "fpy" else 1)
+        counters_layout.addLayout(row)
+        right.addWidget(counters_panel)
+
+        self.chart = CycleChart()
+        chart_panel, _ = panel("Cycle time", self.chart)
+        right.addWidget(chart_panel)
+
+        lights_panel, lights_layout = panel("Health")
+        grid = QGridLayout()
+        self.lights = {name: LightView(name) for name in ("Camera", "Engine", "PLC", "Database")}
+        for i, view in enumerate(self.lights.values()):
+            grid.addWidget(view, i // 2, i % 2)
+        lights_layout.addLayout(grid)
+        right.addWidget(lights_panel)
+
+        self.alarms = QListWidget()
+        self.alarms.setWordWrap(True)
+        self.alarms.setMinimumHeight(64)
+        alarms_panel, _ = panel("Alarms", self.alarms)
+        right.addWidget(alarms_panel, 1)
+        root.addLayout(right, 9)
+
+    # -- updates (GUI thread) ----------------------------------------------------------------
+
+    def show_frame(self, frame: DisplayFrame) -> None:
+        r = frame.result
+        self.image.set_frame(frame)
+        part = f"Part {r.part_sequence}" if r.part_sequence else f"Board {r.inspection_id}"
+        if r.serial:
+            part += f" · {r.serial}"
+        part += f" · {r.cycle_ms:.1f} ms" + (" (over budget)" if r.over_budget else "")
+        self.verdict.set_verdict(r.verdict, verdict_detail(r), part)
+
+    def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
+        c = health.counters
+        self.shift_label.setText(f"Shift {c.shift}")
+        self.tiles["boards"].set_value(str(c.inspected))
+        self.tiles["ok"].set_value(str(c.ok))
+        self.tiles["ng"].set_value(str(c.ng))
+        self.tiles["review"].set_value(str(c.review))
+        self.tiles["error"].set_value(str(c.error))
+        self.tiles["fpy"].set_value("—" if c.fpy is None else f"{c.fpy:.1%}")
+        self.chart.set_snapshot(c)
+        for light in health.lights:
+            self.lights[light.name].set_light(light)
+        self._set_alarms(health)
+        word, hint = STATE_TEXT[state]
+        if state is RunState.FAULT:
+            hint = fault
+        elif not can_start and state is RunState.STOPPED:
+            hint = "Cannot start: no recipe is loaded (see the Engine and Camera lights)."
+        self.state_label.setText(word)
+        colour = {RunState.RUNNING: "#2ecc71", RunState.FAULT: "#ff3b30"}.get(state, theme.TEXT)
+        self.state_label.setStyleSheet(f"color: {colour};")
+        self.state_hint.setText(hint)
+        self.start_button.setEnabled(can_start and state in (RunState.STOPPED, RunState.FAULT))
+        self.stop_button.setEnabled(state is RunState.RUNNING)
+
+    def _set_alarms(self, health: StationHealth) -> None:
+        texts = [
+            (a.level, f"{a.source}: {a.title}" + (f"\n→ {a.action}" if a.action else ""))
+            for a in health.alarms
+        ]
+        causes = {
+            text: _clip(a.cause, 400) for a, (_, text) in zip(health.alarms, texts, strict=False)
+        }
+        current = [
+            (Level(self.alarms.item(i).data(Qt.ItemDataRole.UserRole)), self.alarms.item(i).text())
+            for i in range(self.alarms.count())
+        ]
+        if not texts:
+            texts = [(Level.OK, "No alarms")]
+        if texts == current:
+            return
+        self.alarms.clear()
+        for level, text in texts:
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, int(level))
+            item.setForeground(QColor(theme.LEVEL_COLOUR[level]))
+            item.setFont(theme.font(12, bold=level >= Level.FAULT))
+            item.setToolTip(causes.get(text, ""))
+            self.alarms.addItem(item)

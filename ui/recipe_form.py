@@ -1,0 +1,401 @@
+"""The recipe editor's form: thresholds and rules, masks drawn on the template, camera, geometry.
+
+Every input is bound to a dotted field of the recipe's raw dict (``classes.short.score``); an
+edit writes that field and emits ``edited``, and the screen validates the whole recipe with the
+schema. Inputs accept more than the schema allows on purpose: the schema, not the widget, says
+what is wrong, in the words ``aoi recipe validate`` uses. An input can be "off" (its minimum),
+which removes the field so the schema's default applies.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aoi.recipe import CameraSettings, ClassRule, Geometry
+from aoi.types import DEFECT_CLASSES
+from ui import theme
+from ui.recipe_edit import get_path, set_path
+from ui.widgets import fit_rect, to_qimage
+
+Getter = Callable[[], Any]
+Setter = Callable[[Any], None]
+
+
+def _choices(model: type, field: str) -> list[str]:
+    return list(typing.get_args(model.model_fields[field].annotation))
+
+
+class MaskCanvas(QWidget):
+    """The golden template with the don't-care masks; drag a rectangle to add one."""
+
+    drawn = Signal(int, int, int, int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumSize(360, 360)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.template: QImage | None = None
+        self.size_px = (1, 1)
+        self.masks: list[dict[str, Any]] = []
+        self.selected = -1
+        self._drag: tuple[QPointF, QPointF] | None = None
+
+    def set_template(self, template: np.ndarray | None) -> None:
+        self.template = to_qimage(template) if template is not None else None
+        if template is not None:
+            self.size_px = (template.shape[1], template.shape[0])
+        self.update()
+
+    def _target(self) -> QRectF:
+        return fit_rect(
+            self.size_px[0], self.size_px[1], QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        )
+
+    def _to_px(self, pt: QPointF) -> tuple[int, int]:
+        t = self._target()
+        s = self.size_px[0] / t.width()
+        x = round((pt.x() - t.x()) * s)
+        y = round((pt.y() - t.y()) * s)
+        return min(max(0, x), self.size_px[0]), min(max(0, y), self.size_px[1])
+
+    def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self._drag = (e.position(), e.position())
+
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None:
+            self._drag = (self._drag[0], e.position())
+            self.update()
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is None:
+            return
+        (x0, y0), (x1, y1) = self._to_px(self._drag[0]), self._to_px(e.position())
+        self._drag = None
+        self.update()
+        if abs(x1 - x0) >= 2 and abs(y1 - y0) >= 2:
+            self.drawn.emit(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+    def paintEvent(self, _event: object) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#0d1014"))
+        if self.template is None:
+            p.setPen(QColor(theme.TEXT_DIM))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No template image")
+            return
+        t = self._target()
+        p.drawImage(t, self.template)
+        s = t.width() / self.size_px[0]
+        for i, m in enumerate(self.masks):
+            rect = QRectF(
+                t.x() + m["x0"] * s,
+                t.y() + m["y0"] * s,
+                (m["x1"] - m["x0"]) * s,
+                (m["y1"] - m["y0"]) * s,
+            )
+            colour = QColor("#4aa3ff") if i == self.selected else QColor("#f2a900")
+            fill = QColor(colour)
+            fill.setAlpha(70)
+            p.fillRect(rect, fill)
+            p.setPen(QPen(colour, 2))
+            p.drawRect(rect)
+            p.setFont(theme.font(10, bold=True))
+            p.drawText(rect.adjusted(4, 2, 0, 0), Qt.AlignmentFlag.AlignLeft, str(i + 1))
+        if self._drag is not None:
+            p.setPen(QPen(QColor("#4aa3ff"), 2, Qt.PenStyle.DashLine))
+            p.drawRect(QRectF(self._drag[0], self._drag[1]).normalized())
+
+
+class RecipeForm(QTabWidget):
+    """The editable fields of one recipe, bound to its raw dict; ``edited`` after each change."""
+
+    edited = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: dict[str, Any] = {}
+        self.shown: dict[str, Any] = {}
+        self._bindings: dict[str, tuple[QWidget, Setter]] = {}
+        self._loading = False
+        self.addTab(self._thresholds_tab(), "Thresholds and rules")
+        self.addTab(self._masks_tab(), "Masks")
+        self.addTab(self._camera_tab(), "Camera settings")
+        self.addTab(self._geometry_tab(), "Input geometry")
+
+    # -- bindings -------------------------------------------------------------------------------
+
+    def _bind(self, path: str, widget: QWidget, getter: Getter, setter: Setter) -> QWidget:
+        self._bindings[path] = (widget, setter)
+        widget.setObjectName(path)
+
+        def changed(*_: object) -> None:
+            if not self._loading:
+                set_path(self.raw, path, getter())
+                self.edited.emit()
+
+        signal = getattr(widget, "valueChanged", None) or getattr(
+            widget, "currentTextChanged", None
+        )
+        if isinstance(widget, QLineEdit):
+            signal = widget.textEdited
+        signal.connect(changed)
+        return widget
+
+    def number(
+        self, path: str, lo: float, hi: float, step: float, decimals: int = 2, *, off: bool = False
+    ) -> QDoubleSpinBox:
+        w = QDoubleSpinBox()
+        w.setDecimals(decimals)
+        w.setSingleStep(step)
+        w.setRange(lo - step if off else lo, hi)
+        if off:
+            w.setSpecialValueText("off")
+        w.setKeyboardTracking(True)
+
+        def get() -> float | None:
+            return None if off and w.value() == w.minimum() else round(w.value(), decimals)
+
+        def put(v: Any) -> None:
+            w.setValue(w.minimum() if v is None else float(v))
+
+        self._bind(path, w, get, put)
+        return w
+
+    def integer(self, path: str, lo: int, hi: int, *, off: bool = False) -> QSpinBox:
+        w = QSpinBox()
+        w.setRange(lo - 1 if off else lo, hi)
+        if off:
+            w.setSpecialValueText("off")
+
+        def get() -> int | None:
+            return None if off and w.value() == w.minimum() else w.value()
+
+        def put(v: Any) -> None:
+            w.setValue(w.minimum() if v is None else int(v))
+
+        self._bind(path, w, get, put)
+        return w
+
+    def choice(self, path: str, items: list[str]) -> QComboBox:
+        w = QComboBox()
+        w.addItems(items)
+        self._bind(path, w, w.currentText, lambda v: w.setCurrentText(str(v)))
+        return w
+
+    def text(self, path: str) -> QLineEdit:
+        w = QLineEdit()
+        self._bind(path, w, w.text, lambda v: w.setText("" if v is None else str(v)))
+        return w
+
+    def widget(self, path: str) -> QWidget:
+        return self._bindings[path][0]
+
+    # -- tabs -----------------------------------------------------------------------------------
+
+    def _thresholds_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        table = QTableWidget(len(DEFECT_CLASSES), 5)
+        table.setHorizontalHeaderLabels(
+            ["Class", "Action", "NG score ≥", "Review score ≥", "Min area px"]
+        )
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setStretchLastSection(True)
+        actions = _choices(ClassRule, "action")
+        for row, name in enumerate(DEFECT_CLASSES):
+            label = QLabel(f"  {name.replace('_', ' ')}")
+            label.setStyleSheet(f"color: {theme.class_colour(name).name()}; font-weight: bold;")
+            table.setCellWidget(row, 0, label)
+            table.setCellWidget(row, 1, self.choice(f"classes.{name}.action", actions))
+            table.setCellWidget(row, 2, self.number(f"classes.{name}.score", 0.0, 2.0, 0.05))
+            table.setCellWidget(
+                row, 3, self.number(f"classes.{name}.review_score", 0.0, 2.0, 0.05, off=True)
+            )
+            table.setCellWidget(row, 4, self.integer(f"classes.{name}.min_area_px", -10, 100000))
+            table.setRowHeight(row, 38)
+        for col, w in enumerate((170, 110, 130, 140, 110)):
+            table.setColumnWidth(col, w)
+        layout.addWidget(table, 1)
+        rules = QFormLayout()
+        rules.addRow("Product code (PLC)", self.integer("product_code", 0, 70000))
+        rules.addRow("Cycle budget ms", self.number("cycle_budget_ms", 0.0, 60000, 5, 1))
+        rules.addRow("NG from this many defects", self.integer("verdict.ng_min_defects", 0, 1000))
+        rules.addRow(
+            "REVIEW above this many (bad image?)",
+            self.integer("verdict.review_max_defects", 0, 100000),
+        )
+        rules.addRow("Description", self.text("description"))
+        layout.addLayout(rules)
+        return page
+
+    def _masks_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QHBoxLayout(page)
+        self.canvas = MaskCanvas()
+        self.canvas.drawn.connect(self._add_mask)
+        layout.addWidget(self.canvas, 3)
+        side = QVBoxLayout()
+        hint = QLabel(
+            "Drag on the template to mask a region (fiducials, labels, "
+            "areas not to inspect). Defects inside a mask are not reported."
+        )
+        hint.setWordWrap(True)
+        hint.setObjectName("dim")
+        side.addWidget(hint)
+        self.mask_list = QListWidget()
+        self.mask_list.currentRowChanged.connect(self._select_mask)
+        side.addWidget(self.mask_list, 1)
+        side.addWidget(QLabel("Note of the selected mask"))
+        self.mask_note = QLineEdit()
+        self.mask_note.textEdited.connect(self._note_mask)
+        side.addWidget(self.mask_note)
+        remove = QPushButton("Delete selected mask")
+        remove.clicked.connect(self._remove_mask)
+        side.addWidget(remove)
+        layout.addLayout(side, 2)
+        return page
+
+    def _camera_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.addRow(
+            "Pixel format",
+            self.choice("camera.pixel_format", _choices(CameraSettings, "pixel_format")),
+        )
+        form.addRow("Exposure µs", self.number("camera.exposure_us", 0, 1e7, 100, 1))
+        form.addRow("Gain dB", self.number("camera.gain_db", -10, 60, 0.5, 1))
+        form.addRow(
+            "Trigger", self.choice("camera.trigger_mode", _choices(CameraSettings, "trigger_mode"))
+        )
+        form.addRow("Trigger line", self.text("camera.trigger_source"))
+        form.addRow("ROI offset x px", self.integer("camera.roi_offset_x_px", -10, 65536))
+        form.addRow("ROI offset y px", self.integer("camera.roi_offset_y_px", -10, 65536))
+        form.addRow("ROI width px", self.integer("camera.roi_width_px", 0, 65536, off=True))
+        form.addRow("ROI height px", self.integer("camera.roi_height_px", 0, 65536, off=True))
+        return page
+
+    def _geometry_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        form = QFormLayout()
+        form.addRow("Frame width px", self.integer("geometry.frame_width_px", 0, 65536))
+        form.addRow("Frame height px", self.integer("geometry.frame_height_px", 0, 65536))
+        form.addRow("Network input", self.choice("geometry.mode", _choices(Geometry, "mode")))
+        form.addRow("Tile width px", self.integer("geometry.tile_width_px", 0, 16384, off=True))
+        form.addRow("Tile height px", self.integer("geometry.tile_height_px", 0, 16384, off=True))
+        form.addRow("Tile overlap px", self.integer("geometry.tile_overlap_px", -1, 16384))
+        form.addRow("Pad to a multiple of px", self.integer("geometry.size_multiple_px", 0, 1024))
+        layout.addLayout(form)
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Optimisation profile (TensorRT)"), 0, 0)
+        for col, dim in enumerate(("batch", "height_px", "width_px"), start=1):
+            grid.addWidget(QLabel(dim.replace("_px", " px")), 0, col)
+        for row, which in enumerate(("min", "opt", "max"), start=1):
+            grid.addWidget(QLabel(which), row, 0)
+            for col, dim in enumerate(("batch", "height_px", "width_px"), start=1):
+                grid.addWidget(self.integer(f"geometry.profile.{which}.{dim}", 0, 65536), row, col)
+        layout.addLayout(grid)
+        layout.addStretch(1)
+        return page
+
+    # -- masks ----------------------------------------------------------------------------------
+
+    def _masks(self) -> list[dict[str, Any]]:
+        return self.raw.setdefault("masks", [])
+
+    def _refresh_masks(self, select: int | None = None) -> None:
+        masks = self.raw.get("masks", [])
+        self.canvas.masks = masks
+        self.mask_list.blockSignals(True)
+        self.mask_list.clear()
+        for i, m in enumerate(masks):
+            note = f"  {m['note']}" if m.get("note") else ""
+            self.mask_list.addItem(
+                f"{i + 1}: ({m['x0']}, {m['y0']}) – ({m['x1']}, {m['y1']}){note}"
+            )
+        self.mask_list.blockSignals(False)
+        if select is not None:
+            self.mask_list.setCurrentRow(select)
+        self.canvas.update()
+
+    def _add_mask(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        self._masks().append({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "note": ""})
+        self._refresh_masks(len(self._masks()) - 1)
+        self.edited.emit()
+
+    def _select_mask(self, row: int) -> None:
+        self.canvas.selected = row
+        masks = self.raw.get("masks", [])
+        self.mask_note.setText(masks[row].get("note", "") if 0 <= row < len(masks) else "")
+        self.canvas.update()
+
+    def _note_mask(self, text: str) -> None:
+        row = self.mask_list.currentRow()
+        masks = self.raw.get("masks", [])
+        if 0 <= row < len(masks):
+            masks[row]["note"] = text
+            self._refresh_masks(row)
+            self.edited.emit()
+
+    def _remove_mask(self) -> None:
+        row = self.mask_list.currentRow()
+        masks = self.raw.get("masks", [])
+        if 0 <= row < len(masks):
+            del masks[row]
+            if not masks:
+                self.raw.pop("masks", None)
+            self._refresh_masks(min(row, len(masks) - 1))
+            self.edited.emit()
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def load(self, raw: dict[str, Any], shown: dict[str, Any], template: np.ndarray | None) -> None:
+        """Edit ``raw``; inputs show ``shown`` (the validated recipe with its defaults)."""
+        self._loading = True
+        try:
+            self.raw = copy.deepcopy(raw)
+            self.shown = shown
+            for path, (_widget, put) in self._bindings.items():
+                put(get_path(raw, path, get_path(shown, path, _class_default(path))))
+            self.canvas.set_template(template)
+            self._refresh_masks(0 if self.raw.get("masks") else None)
+        finally:
+            self._loading = False
+
+    def mark_invalid(self, fields: frozenset[str]) -> None:
+        """Outline in red every input whose field (or a parent of it) the schema refused."""
+        for path, (widget, _) in self._bindings.items():
+            bad = any(path == f or path.startswith(f + ".") for f in fields)
+            if widget.property("invalid") != bad:
+                widget.setProperty("invalid", bad)
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
+
+
+def _class_default(path: str) -> Any:
+    parts = path.split(".")
+    if parts[0] == "classes" and len(parts) == 3:
+        return ClassRule.model_fields[parts[2]].default
+    return None

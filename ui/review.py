@@ -1,0 +1,426 @@
+"""The review screen: the NG queue, each defect beside the golden template, decided by keyboard.
+
+The queue is the defect log's (``review_queue``): it survives restarts, and a board leaves it when
+every defect on it has a decision. C confirms a defect, F marks a false call, A accepts it (a
+false call that still needs corrective action, with a reason); the cursor then moves to the next
+open defect. Every decision is written through ``record_review`` under the reviewer's name. Below,
+the defect Pareto and the false-call rate of the period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QKeySequence, QPainter, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aoi.storage import ReviewError, Verification
+from aoi.storage.db import DB_ERRORS
+from aoi.storage.queries import (
+    DefectRecord,
+    InspectionRecord,
+    Window,
+    defect_pareto,
+    false_calls,
+    review_queue,
+)
+from ui import theme
+from ui.review_data import CropPair, TemplateCache, aligned_board, crop_pair, registration_of
+from ui.station import Station
+from ui.widgets import ParetoChart, draw_box, fit_rect, local_time, panel, to_qimage
+
+log = logging.getLogger(__name__)
+
+REASONS = (
+    "",
+    "cosmetic, within the customer's limits",
+    "dust or contamination on the board",
+    "misregistration: the board is fine",
+    "template mismatch: board revision changed",
+    "lighting or reflection",
+)
+DECISIONS = {
+    "confirm": (Verification.CONFIRMED, "Confirmed"),
+    "false_call": (Verification.FALSE_CALL, "False call"),
+    "accept": (Verification.ACCEPTED, "Accepted"),
+}
+STATE_TEXT = {v.value: label for v, label in DECISIONS.values()} | {
+    Verification.NOT_VERIFIED.value: "open"
+}
+
+
+def _top_class(board: InspectionRecord) -> str:
+    top = max(board.defects, key=lambda d: d.score, default=None)
+    return top.class_name.replace("_", " ") if top else ""
+
+
+class CropView(QWidget):
+    """A crop enlarged with crisp pixels, with the defect's box drawn on it."""
+
+    def __init__(self, caption: str) -> None:
+        super().__init__()
+        self.caption = caption
+        self.setMinimumSize(240, 240)
+        self.image: np.ndarray | None = None
+        self.box: tuple[int, int, int, int] | None = None
+        self.colour = QColor("#ffffff")
+        self.message = "Select a defect"
+
+    def set_crop(
+        self,
+        image: np.ndarray | None,
+        box: tuple[int, int, int, int] | None,
+        colour: QColor,
+        message: str = "",
+    ) -> None:
+        self.image, self.box, self.colour, self.message = image, box, colour, message
+        self.update()
+
+    def paintEvent(self, _event: object) -> None:  # noqa: N802
+        p = QPainter(self)
+        r = QRectF(self.rect())
+        p.fillRect(r, QColor("#0d1014"))
+        p.setPen(QColor(theme.TEXT_DIM))
+        p.setFont(theme.font(10, bold=True))
+        p.drawText(r.adjusted(6, 4, -6, 0), Qt.AlignmentFlag.AlignLeft, self.caption.upper())
+        area = r.adjusted(6, 24, -6, -6)
+        if self.image is None:
+            p.setFont(theme.font(11))
+            p.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
+            return
+        h, w = self.image.shape[:2]
+        target = fit_rect(w, h, area)
+        p.drawImage(target, to_qimage(self.image))  # no smoothing: pixels stay crisp
+        if self.box is not None:
+            s = target.width() / w
+            x0, y0, x1, y1 = self.box
+            rect = QRectF(
+                target.x() + x0 * s - 2,
+                target.y() + y0 * s - 2,
+                (x1 - x0) * s + 4,
+                (y1 - y0) * s + 4,
+            )
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            draw_box(p, rect, self.colour, "", dashed=False, bounds=target)
+
+
+class ReviewScreen(QWidget):
+    def __init__(self, station: Station, who: Callable[[], str]) -> None:
+        super().__init__()
+        self.station = station
+        self.who = who
+        self.templates = TemplateCache(station.recipes_dir)
+        self.boards: list[InspectionRecord] = []
+        self.board: InspectionRecord | None = None
+        self._aligned: np.ndarray | None = None
+        self._image_note = ""
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 12, 12, 12)
+        top = QHBoxLayout()
+        root.addLayout(top, 3)
+
+        queue_panel, ql = panel("Boards to review")
+        self.queue_count = QLabel("")
+        self.queue_count.setFont(theme.font(13, bold=True))
+        ql.addWidget(self.queue_count)
+        self.queue = QListWidget()
+        self.queue.setMinimumWidth(330)
+        self.queue.currentRowChanged.connect(self._select_board)
+        ql.addWidget(self.queue, 1)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.reload)
+        ql.addWidget(refresh)
+        top.addWidget(queue_panel, 3)
+
+        middle = QVBoxLayout()
+        self.board_label = QLabel("No board selected")
+        self.board_label.setFont(theme.font(15, bold=True))
+        middle.addWidget(self.board_label)
+        crops = QHBoxLayout()
+        self.board_view = CropView("Board as inspected")
+        self.template_view = CropView("Golden template")
+        crops.addWidget(self.board_view)
+        crops.addWidget(self.template_view)
+        middle.addLayout(crops, 1)
+        self.defects = QTableWidget(0, 5)
+        self.defects.setHorizontalHeaderLabels(["#", "Class", "Score", "Area px", "Decision"])
+        self.defects.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.defects.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.defects.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.defects.verticalHeader().setVisible(False)
+        self.defects.horizontalHeader().setStretchLastSection(True)
+        self.defects.setMaximumHeight(150)
+        for col, width in enumerate((40, 170, 70, 80)):
+            self.defects.setColumnWidth(col, width)
+        self.defects.currentCellChanged.connect(lambda *_: self._show_defect())
+        middle.addWidget(self.defects)
+        top.addLayout(middle, 7)
+
+        decide_panel, dl = panel("Decision")
+        self.buttons: dict[str, QPushButton] = {}
+        for key, text in (
+            ("confirm", "Confirm defect   [C]"),
+            ("false_call", "False call   [F]"),
+            ("accept", "Accept with reason   [A]"),
+        ):
+            b = QPushButton(text)
+            b.setObjectName("decision")
+            b.clicked.connect(lambda _=False, k=key: self.decide(k))
+            dl.addWidget(b)
+            self.buttons[key] = b
+        dl.addWidget(QLabel("Reason"))
+        self.reason = QComboBox()
+        self.reason.setEditable(True)
+        self.reason.addItems(REASONS)
+        dl.addWidget(self.reason)
+        self.decision_note = QLabel("↑/↓ choose a defect; PgDn next board.")
+        self.decision_note.setObjectName("dim")
+        self.decision_note.setWordWrap(True)
+        dl.addWidget(self.decision_note)
+        dl.addStretch(1)
+        top.addWidget(decide_panel, 3)
+
+        bottom = QHBoxLayout()
+        self.pareto = ParetoChart()
+        pareto_panel, pl = panel("Defect Pareto")
+        period = QHBoxLayout()
+        self.period = QComboBox()
+        self.period.addItems(["This shift", "Last 24 hours", "Last 7 days"])
+        self.period.currentIndexChanged.connect(lambda _: self.refresh_stats())
+        period.addWidget(self.period)
+        period.addStretch(1)
+        pl.addLayout(period)
+        pl.addWidget(self.pareto, 1)
+        bottom.addWidget(pareto_panel, 3)
+        fc_panel, fl = panel("False calls")
+        self.false_call_rate = QLabel("—")
+        self.false_call_rate.setFont(theme.font(34, bold=True))
+        self.false_call_detail = QLabel("")
+        self.false_call_detail.setObjectName("dim")
+        self.false_call_detail.setWordWrap(True)
+        fl.addWidget(self.false_call_rate)
+        fl.addWidget(self.false_call_detail, 1)
+        bottom.addWidget(fc_panel, 2)
+        root.addLayout(bottom, 2)
+
+        for key, name in (("C", "confirm"), ("F", "false_call"), ("A", "accept")):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(lambda n=name: self.decide(n))
+        nxt = QShortcut(QKeySequence(Qt.Key.Key_PageDown), self)
+        nxt.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        nxt.activated.connect(lambda: self.queue.setCurrentRow(self.queue.currentRow() + 1))
+
+    # -- queue --------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read the queue from the defect log, keeping the selected board where it can."""
+        db = self.station.storage.db if self.station.storage else None
+        if db is None:
+            return
+        try:
+            boards = review_queue(db, station_id=self.station.config.station_id, limit=200)
+        except DB_ERRORS as err:
+            self.queue_count.setText("Database unavailable")
+            self.decision_note.setText(str(err).splitlines()[0])
+            return
+        keep = self.board.uuid if self.board else None
+        self.boards = boards
+        self.queue.blockSignals(True)
+        self.queue.clear()
+        for b in boards:
+            open_n = sum(d.review_state == Verification.NOT_VERIFIED.value for d in b.defects)
+            when = local_time(b.inspected_at).strftime("%H:%M:%S")
+            item = QListWidgetItem(
+                f"{b.verdict:<6} {when}   {b.serial or f'#{b.inspection_id}'}\n"
+                f"        {open_n} open of {len(b.defects)} · {_top_class(b)}"
+            )
+            item.setForeground(QColor("#ff5a52" if b.verdict == "NG" else "#f2a900"))
+            self.queue.addItem(item)
+        self.queue.blockSignals(False)
+        n = len(boards)
+        self.queue_count.setText(
+            f"{n} board{'s' if n != 1 else ''} waiting" if n else "Queue empty"
+        )
+        rows = [i for i, b in enumerate(boards) if b.uuid == keep]
+        if rows:
+            self.queue.setCurrentRow(rows[0])
+        elif boards:
+            self.queue.setCurrentRow(0)
+        else:
+            self._select_board(-1)
+        self.refresh_stats()
+
+    def _select_board(self, row: int) -> None:
+        self.board = self.boards[row] if 0 <= row < len(self.boards) else None
+        self._aligned, self._image_note = None, ""
+        self.defects.setRowCount(0)
+        if self.board is None:
+            self.board_label.setText("No board selected")
+            self._show_defect()
+            return
+        b = self.board
+        when = local_time(b.inspected_at).strftime("%Y-%m-%d %H:%M:%S")
+        name = b.serial or f"inspection {b.inspection_id}"
+        self.board_label.setText(f"{b.verdict} · {name} · {b.recipe_name} · {when}")
+        template = self.templates.get(b.recipe_name)
+        if b.image_path is None:
+            self._image_note = "This board's image was not archived."
+        elif template is None:
+            self._image_note = f"No golden template for recipe {b.recipe_name}."
+        else:
+            reg = registration_of(self.station.storage.db, b.uuid) if self.station.storage else None
+            size = (template.shape[1], template.shape[0])
+            self._aligned = aligned_board(Path(b.image_path), reg, size)
+            if self._aligned is None:
+                self._image_note = "The archived image is not readable (yet): try Refresh."
+        for i, d in enumerate(b.defects):
+            self.defects.insertRow(i)
+            cells = [
+                str(i + 1),
+                d.class_name.replace("_", " "),
+                f"{d.score:.2f}",
+                str(d.area_px),
+                STATE_TEXT.get(d.review_state, d.review_state),
+            ]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if j == 1:
+                    item.setForeground(theme.class_colour(d.class_name))
+                self.defects.setItem(i, j, item)
+        self.defects.setCurrentCell(self._next_open(-1), 0)
+
+    def _next_open(self, after: int) -> int:
+        if self.board is None:
+            return -1
+        states = [d.review_state for d in self.board.defects]
+        for i in list(range(after + 1, len(states))) + list(range(after + 1)):
+            if states[i] == Verification.NOT_VERIFIED.value:
+                return i
+        return -1
+
+    def current_defect(self) -> DefectRecord | None:
+        row = self.defects.currentRow()
+        if self.board is None or not 0 <= row < len(self.board.defects):
+            return None
+        return self.board.defects[row]
+
+    def _show_defect(self) -> None:
+        d = self.current_defect()
+        template = self.templates.get(self.board.recipe_name) if self.board else None
+        if d is None or template is None or self._aligned is None:
+            note = self._image_note or "Select a defect"
+            self.board_view.set_crop(None, None, QColor("#ffffff"), note)
+            self.template_view.set_crop(None, None, QColor("#ffffff"), note if d else "")
+            return
+        pair: CropPair = crop_pair(self._aligned, template, d.bbox_xyxy_px)
+        colour = theme.class_colour(d.class_name)
+        self.board_view.set_crop(pair.board, pair.box, colour)
+        self.template_view.set_crop(pair.template, pair.box, colour)
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def decide(self, key: str) -> bool:
+        """Record the decision ``key`` on the selected defect; True when it was written."""
+        d = self.current_defect()
+        if d is None or self.board is None or self.station.storage is None:
+            return False
+        verification, label = DECISIONS[key]
+        reason = self.reason.currentText().strip()
+        if verification is Verification.ACCEPTED and not reason:
+            self.decision_note.setText("Accept needs a reason: choose or type one, then press A.")
+            self.decision_note.setObjectName("error")
+            self.reason.setFocus()
+            return False
+        try:
+            from aoi.storage.queries import record_review
+
+            record_review(
+                self.station.storage.db,
+                d.id,
+                self.who(),
+                verification,
+                reason,
+                station_id=self.station.config.station_id,
+            )
+        except (ReviewError, *DB_ERRORS) as err:
+            self.decision_note.setText(f"Not saved: {str(err).splitlines()[0]}")
+            return False
+        row = self.defects.currentRow()
+        defects = list(self.board.defects)
+        defects[row] = DefectRecord(**{**d.__dict__, "review_state": verification.value})
+        self.board = InspectionRecord(**{**self.board.__dict__, "defects": tuple(defects)})
+        self.boards[self.queue.currentRow()] = self.board
+        self.defects.item(row, 4).setText(label)
+        self.decision_note.setText(f"Defect {row + 1}: {label} by {self.who()}.")
+        self.reason.setCurrentIndex(0)
+        nxt = self._next_open(row)
+        if nxt >= 0:
+            self.defects.setCurrentCell(nxt, 0)
+        else:
+            self.reload()  # the board is done: it leaves the queue
+        self.refresh_stats()
+        return True
+
+    # -- statistics ---------------------------------------------------------------------------
+
+    def _window(self) -> Window:
+        i = self.period.currentIndex()
+        if i == 0:
+            since = self.station.counters.shift_started.astimezone(UTC)
+        else:
+            since = datetime.now(UTC) - timedelta(days=1 if i == 1 else 7)
+        return Window(since=since, station_id=self.station.config.station_id)
+
+    def refresh_stats(self) -> None:
+        if self.station.storage is None:
+            return
+        db, window = self.station.storage.db, self._window()
+        try:
+            rows = defect_pareto(db, window)
+            fc = false_calls(db, window)
+        except DB_ERRORS as err:
+            self.false_call_detail.setText(f"Database unavailable: {str(err).splitlines()[0]}")
+            return
+        self.pareto.set_rows(rows)
+        if fc.rate is None:
+            self.false_call_rate.setText("—")
+            self.false_call_detail.setText("No defect reviewed in this period yet.")
+            return
+        self.false_call_rate.setText(f"{fc.rate:.1%}")
+        worst = max(fc.by_class.items(), key=lambda kv: kv[1][1], default=None)
+        text = (
+            f"{fc.false_calls} false calls of {fc.reviewed} reviewed defects "
+            f"({fc.confirmed} confirmed)."
+        )
+        if worst and worst[1][1]:
+            name, (reviewed, rejected) = worst[0].replace("_", " "), worst[1]
+            text += f"\nMost false calls: {name} ({rejected} of {reviewed})."
+        if fc.board_rate is not None:
+            text += (
+                f"\nBoards called NG but good: {fc.false_call_boards} of "
+                f"{fc.ng_boards_reviewed} fully reviewed ({fc.board_rate:.0%})."
+            )
+        self.false_call_detail.setText(text)
+
+    def showEvent(self, event: object) -> None:  # noqa: N802
+        super().showEvent(event)  # type: ignore[arg-type]
+        self.reload()
