@@ -1,5 +1,7 @@
 """What the GUI and ``aoi report`` ask the defect log: yield, Pareto, false calls, cycle times,
-lookups, and the writes a person makes (reviews, audit events).
+lookups, and the writes a person makes (reviews, audit events). The lookups live in
+``lookup.py`` and the writes in ``reviews.py``; this module re-exports them, so the GUI imports
+everything from here.
 
 Every function takes a :class:`~aoi.storage.db.Database` and returns frozen dataclasses. Counts
 are made by the database (grouped by UTC hour, so shifts and local hours are rolled up here
@@ -15,18 +17,24 @@ Definitions, as a quality engineer reads them:
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from sqlalchemy import ColumnElement, case, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import case, func, select
 
 from aoi.storage.db import Database, hour_key
+from aoi.storage.lookup import (
+    EXPORT_FIELDS,
+    DefectRecord,
+    InspectionRecord,
+    find_inspections,
+    iter_inspections,
+    review_queue,
+)
 from aoi.storage.models import FALSE_CALLS, Defect, Inspection, Verification
 from aoi.storage.reviews import (
     AuditRecord,
@@ -35,6 +43,7 @@ from aoi.storage.reviews import (
     record_audit,
     record_review,
 )
+from aoi.storage.window import Window
 
 __all__ = [
     "EXPORT_FIELDS",
@@ -60,26 +69,6 @@ __all__ = [
 ]
 
 Grouping = Literal["hour", "shift", "recipe", "station"]
-
-
-@dataclass(frozen=True)
-class Window:
-    """Which inspections a query looks at: a time range (UTC-aware) and optional filters."""
-
-    since: datetime
-    until: datetime | None = None
-    recipe: str | None = None
-    station_id: str | None = None
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        out = [Inspection.inspected_at >= self.since]
-        if self.until is not None:
-            out.append(Inspection.inspected_at < self.until)
-        if self.recipe:
-            out.append(Inspection.recipe_name == self.recipe)
-        if self.station_id:
-            out.append(Inspection.station_id == self.station_id)
-        return out
 
 
 def local(t: datetime, tz: tzinfo | None) -> datetime:
@@ -309,158 +298,3 @@ def cycle_times(db: Database, window: Window, *, bin_ms: float = 5.0, bins: int 
         over_budget=sum(1 for r in rows if r[1]),
         histogram=hist,
     )
-
-
-# -- lookups --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DefectRecord:
-    id: int
-    band: str
-    class_id: int
-    class_name: str
-    bbox_xyxy_px: tuple[int, int, int, int]
-    area_px: int
-    score: float
-    review_state: str
-
-
-@dataclass(frozen=True)
-class InspectionRecord:
-    uuid: str
-    station_id: str
-    inspected_at: datetime
-    inspection_id: int
-    part_sequence: int
-    serial: str
-    recipe_name: str
-    recipe_hash: str
-    model_hash: str
-    backend: str
-    verdict: str
-    cycle_ms: float
-    over_budget: bool
-    stages_ms: dict[str, float]
-    error: str
-    image_path: str | None
-    preview_path: str | None
-    defects: tuple[DefectRecord, ...]
-
-
-def _record(i: Inspection) -> InspectionRecord:
-    return InspectionRecord(
-        uuid=str(i.uuid),
-        station_id=i.station_id,
-        inspected_at=i.inspected_at,
-        inspection_id=i.inspection_id,
-        part_sequence=i.part_sequence,
-        serial=i.serial,
-        recipe_name=i.recipe_name,
-        recipe_hash=i.recipe_hash,
-        model_hash=i.model_hash,
-        backend=i.backend,
-        verdict=i.verdict,
-        cycle_ms=i.cycle_ms,
-        over_budget=i.over_budget,
-        stages_ms=dict(i.stages_ms),
-        error=i.error,
-        image_path=i.image_path,
-        preview_path=i.preview_path,
-        defects=tuple(
-            DefectRecord(
-                d.id,
-                d.band,
-                d.class_id,
-                d.class_name,
-                (d.x0_px, d.y0_px, d.x1_px, d.y1_px),
-                d.area_px,
-                d.score,
-                d.review_state,
-            )
-            for d in i.defects
-        ),
-    )
-
-
-def find_inspections(
-    db: Database,
-    *,
-    serial: str | None = None,
-    part_sequence: int | None = None,
-    inspection_uuid: str | None = None,
-    station_id: str | None = None,
-    limit: int = 50,
-) -> list[InspectionRecord]:
-    """Inspections of one board (by serial, PLC part sequence or UUID), newest first."""
-    if serial is None and part_sequence is None and inspection_uuid is None:
-        msg = "find_inspections needs serial, part_sequence or inspection_uuid"
-        raise ValueError(msg)
-    stmt = select(Inspection).options(selectinload(Inspection.defects))
-    if serial is not None:
-        stmt = stmt.where(Inspection.serial == serial)
-    if part_sequence is not None:
-        stmt = stmt.where(Inspection.part_sequence == part_sequence)
-    if inspection_uuid is not None:
-        stmt = stmt.where(Inspection.uuid == uuid.UUID(inspection_uuid))
-    if station_id is not None:
-        stmt = stmt.where(Inspection.station_id == station_id)
-    stmt = stmt.order_by(Inspection.inspected_at.desc()).limit(limit)
-    with db.session() as s:
-        return [_record(i) for i in s.scalars(stmt)]
-
-
-def review_queue(
-    db: Database, *, station_id: str | None = None, limit: int = 50
-) -> list[InspectionRecord]:
-    """NG and REVIEW boards with defects nobody has reviewed yet, newest first."""
-    pending = (
-        select(Defect.inspection_uuid)
-        .where(Defect.review_state == Verification.NOT_VERIFIED.value)
-        .distinct()
-    )
-    stmt = (
-        select(Inspection)
-        .options(selectinload(Inspection.defects))
-        .where(Inspection.verdict.in_(["NG", "REVIEW"]), Inspection.uuid.in_(pending))
-    )
-    if station_id is not None:
-        stmt = stmt.where(Inspection.station_id == station_id)
-    stmt = stmt.order_by(Inspection.inspected_at.desc()).limit(limit)
-    with db.session() as s:
-        return [_record(i) for i in s.scalars(stmt)]
-
-
-_EXPORT = (
-    Inspection.uuid,
-    Inspection.inspected_at,
-    Inspection.station_id,
-    Inspection.recipe_name,
-    Inspection.recipe_hash,
-    Inspection.model_hash,
-    Inspection.serial,
-    Inspection.part_sequence,
-    Inspection.inspection_id,
-    Inspection.verdict,
-    Inspection.defect_count,
-    Inspection.review_count,
-    Inspection.top_class,
-    Inspection.cycle_ms,
-    Inspection.over_budget,
-    Inspection.error,
-    Inspection.image_path,
-)
-EXPORT_FIELDS: list[str] = [c.key for c in _EXPORT]
-
-
-def iter_inspections(
-    db: Database, window: Window, *, chunk: int = 1000
-) -> Iterator[dict[str, Any]]:
-    """Every inspection in the window, oldest first, as flat rows (for CSV export)."""
-    stmt = select(*_EXPORT).where(*window.clauses()).order_by(Inspection.inspected_at)
-    with db.session() as s:
-        for row in s.execute(stmt.execution_options(yield_per=chunk)):
-            out = row._asdict()
-            out["uuid"] = str(out["uuid"])
-            out["inspected_at"] = out["inspected_at"].isoformat()
-            yield out

@@ -164,8 +164,9 @@ def test_database_locked_for_seconds_loses_nothing_and_raises_the_alarm(
         assert storage.status().ok
     assert storage.status().db_failures >= 1
     assert _count(db_url) == 41
-    # The cycle never waited for the lock (one publish is a few tens of microseconds).
-    assert worst_ms < 50, worst_ms
+    # The cycle never waited for the lock: a publish that did would take the 200 ms busy
+    # timeout at least (one publish is tens of microseconds; the margin is for a loaded CI).
+    assert worst_ms < 150, worst_ms
 
 
 def test_disk_full_simulated_keeps_records_in_the_journal_until_it_recovers(
@@ -190,7 +191,7 @@ def test_disk_full_simulated_keeps_records_in_the_journal_until_it_recovers(
         wait(lambda: storage.status().committed == 30, timeout_s=15, what="recovery")
         assert storage.status().ok
     assert _count(db_url) == 30
-    assert worst_ms < 50, worst_ms
+    assert worst_ms < 150, worst_ms
 
 
 def test_queue_overflow_spills_to_the_journal_and_is_replayed_from_it(
