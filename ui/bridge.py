@@ -46,12 +46,21 @@ class DisplayFrame:
     boxes: tuple[DisplayBox, ...]
 
 
-def display_image(image: np.ndarray, max_px: int = DISPLAY_MAX_PX) -> tuple[np.ndarray, float]:
-    """The frame as 8-bit grey or RGB, shrunk to fit ``max_px``; and the scale applied."""
-    scale = min(1.0, max_px / max(image.shape[0], image.shape[1]))
-    if scale < 1.0:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+def display_image(
+    image: np.ndarray, max_px: int = DISPLAY_MAX_PX, fit: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
+    """The frame as 8-bit grey or RGB, scaled to ``fit`` (w, h) or shrunk to ``max_px``; and the
+    scale applied. Scaling here, off the GUI thread (OpenCV releases the GIL), lets the screen
+    draw the image 1:1."""
+    h, w = image.shape[:2]
+    if fit is not None and fit[0] > 0 and fit[1] > 0:
+        scale = min(fit[0] / w, fit[1] / h, 2048 / max(h, w))
+    else:
+        scale = min(1.0, max_px / max(h, w))
+    if abs(scale - 1.0) > 1e-3:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, size, interpolation=method)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     if image.ndim == 3:
@@ -88,10 +97,12 @@ def frame_boxes(
     return tuple(out)
 
 
-def prepare(result: InspectionResult, max_px: int = DISPLAY_MAX_PX) -> DisplayFrame:
+def prepare(
+    result: InspectionResult, max_px: int = DISPLAY_MAX_PX, fit: tuple[int, int] | None = None
+) -> DisplayFrame:
     if result.frame is None:
         return DisplayFrame(result, None, ())
-    image, scale = display_image(result.frame.image, max_px)
+    image, scale = display_image(result.frame.image, max_px, fit)
     boxes = frame_boxes(result.defects, result.review_defects, result.registration, scale)
     return DisplayFrame(result, image, boxes)
 
@@ -104,6 +115,8 @@ class ResultBridge(QObject):
     def __init__(self, max_px: int = DISPLAY_MAX_PX) -> None:
         super().__init__()
         self.max_px = max_px
+        #: The live view's size in pixels (w, h), set by the GUI thread; frames are scaled to it.
+        self.fit: tuple[int, int] | None = None
         #: While False the subscriber returns at once (``aoi gui --bench``'s detached phases).
         self.attached = True
         self.received = 0
@@ -115,7 +128,7 @@ class ResultBridge(QObject):
         """EventBus subscriber (the bus's GUI thread)."""
         if not self.attached:
             return
-        frame = prepare(result, self.max_px)
+        frame = prepare(result, self.max_px, self.fit)
         with self._lock:
             self.received += 1
             was_empty = self._latest is None

@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         root.setSpacing(0)
         root.addWidget(self._top_bar())
         self.stack = QStackedWidget()
-        self.operator = OperatorScreen()
+        self.operator = OperatorScreen(on_image_resize=self._image_resized)
         self.review = ReviewScreen(station, lambda: self.session.name)
         self.engineer = EngineerScreen(station, lambda: self.session.name)
         self.camera = CameraPage(station, self._camera_settings)
@@ -235,6 +235,9 @@ class MainWindow(QMainWindow):
             return v.recipe.camera
         active = self.station.active_recipe
         return active.recipe.camera if active else CameraSettings()
+
+    def _image_resized(self, width: int, height: int) -> None:
+        self.bridge.fit = (width, height)
 
     # -- the two clocks ----------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ and the alarms with what to do about each. START and STOP sit under the image.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -65,14 +67,14 @@ class OperatorScreen(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, on_image_resize: Callable[[int, int], None] | None = None) -> None:
         super().__init__()
         root = QHBoxLayout(self)
         root.setContentsMargins(12, 12, 12, 12)
         root.setSpacing(12)
 
         left = QVBoxLayout()
-        self.image = ImageView("Press START: the live board appears here")
+        self.image = ImageView("Press START: the live board appears here", on_image_resize)
         left.addWidget(self.image, 1)
         controls = QHBoxLayout()
         self.start_button = QPushButton("START")
@@ -152,7 +154,7 @@ class OperatorScreen(QWidget):
 
     def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
         c = health.counters
-        self.shift_label.setText(f"Shift {c.shift}")
+        self.shift_label.setText(c.shift)
         self.tiles["boards"].set_value(str(c.inspected))
         self.tiles["ok"].set_value(str(c.ok))
         self.tiles["ng"].set_value(str(c.ng))
@@ -168,9 +170,10 @@ class OperatorScreen(QWidget):
             hint = fault
         elif not can_start and state is RunState.STOPPED:
             hint = "Cannot start: no recipe is loaded (see the Engine and Camera lights)."
-        self.state_label.setText(word)
-        colour = {RunState.RUNNING: "#2ecc71", RunState.FAULT: "#ff3b30"}.get(state, theme.TEXT)
-        self.state_label.setStyleSheet(f"color: {colour};")
+        if self.state_label.text() != word:
+            self.state_label.setText(word)
+            colour = {RunState.RUNNING: "#2ecc71", RunState.FAULT: "#ff3b30"}.get(state, theme.TEXT)
+            self.state_label.setStyleSheet(f"color: {colour};")
         self.state_hint.setText(hint)
         self.start_button.setEnabled(can_start and state in (RunState.STOPPED, RunState.FAULT))
         self.stop_button.setEnabled(state is RunState.RUNNING)

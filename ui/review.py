@@ -346,8 +346,7 @@ class ReviewScreen(QWidget):
         verification, label = DECISIONS[key]
         reason = self.reason.currentText().strip()
         if verification is Verification.ACCEPTED and not reason:
-            self.decision_note.setText("Accept needs a reason: choose or type one, then press A.")
-            self.decision_note.setObjectName("error")
+            self._note("Accept needs a reason: choose or type one, then press A.", ok=False)
             self.reason.setFocus()
             return False
         try:
@@ -362,7 +361,7 @@ class ReviewScreen(QWidget):
                 station_id=self.station.config.station_id,
             )
         except (ReviewError, *DB_ERRORS) as err:
-            self.decision_note.setText(f"Not saved: {str(err).splitlines()[0]}")
+            self._note(f"Not saved: {str(err).splitlines()[0]}", ok=False)
             return False
         row = self.defects.currentRow()
         defects = list(self.board.defects)
@@ -370,7 +369,7 @@ class ReviewScreen(QWidget):
         self.board = InspectionRecord(**{**self.board.__dict__, "defects": tuple(defects)})
         self.boards[self.queue.currentRow()] = self.board
         self.defects.item(row, 4).setText(label)
-        self.decision_note.setText(f"Defect {row + 1}: {label} by {self.who()}.")
+        self._note(f"Defect {row + 1}: {label} by {self.who()}.", ok=True)
         self.reason.setCurrentIndex(0)
         nxt = self._next_open(row)
         if nxt >= 0:
@@ -379,6 +378,10 @@ class ReviewScreen(QWidget):
             self.reload()  # the board is done: it leaves the queue
         self.refresh_stats()
         return True
+
+    def _note(self, text: str, *, ok: bool) -> None:
+        self.decision_note.setText(text)
+        self.decision_note.setStyleSheet(f"color: {'#7ee2a8' if ok else '#ff8a80'};")
 
     # -- statistics ---------------------------------------------------------------------------
 

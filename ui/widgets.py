@@ -6,12 +6,12 @@ a counter snapshot, Pareto rows) and paints it, large enough to read from two me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QResizeEvent
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from aoi.station_runner import CounterSnapshot
@@ -87,8 +87,11 @@ def draw_box(
 class ImageView(QWidget):
     """The live board image with its defects boxed in class colours, label and score."""
 
-    def __init__(self, placeholder: str = "No image yet") -> None:
+    def __init__(
+        self, placeholder: str = "No image yet", on_resize: Callable[[int, int], None] | None = None
+    ) -> None:
         super().__init__()
+        self.on_resize = on_resize
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.placeholder = placeholder
@@ -104,6 +107,11 @@ class ImageView(QWidget):
         else:
             self._image, self._boxes = to_qimage(frame.image), frame.boxes
         self.update()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.on_resize is not None:
+            self.on_resize(self.width(), self.height())
 
     def set_image(self, image: np.ndarray | None) -> None:
         """Show a plain 8-bit image (grey or RGB) without boxes."""
@@ -125,8 +133,14 @@ class ImageView(QWidget):
             )
             return
         target = fit_rect(self._image.width(), self._image.height(), QRectF(self.rect()))
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        p.drawImage(target, self._image)
+        if abs(target.width() - self._image.width()) < 1.5:  # scaled by the bridge already
+            target = QRectF(
+                round(target.x()), round(target.y()), self._image.width(), self._image.height()
+            )
+            p.drawImage(target.topLeft(), self._image)
+        else:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            p.drawImage(target, self._image)
         s = target.width() / self._image.width()
         for b in self._boxes:
             rect = QRectF(

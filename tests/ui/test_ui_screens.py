@@ -222,3 +222,73 @@ def test_a_plc_link_drop_turns_the_plc_light_red_with_its_cause(
     qtbot.waitUntil(lambda: light.light.summary == "Online", timeout=10_000)
     w.stop_station()
     qtbot.waitUntil(lambda: not gui.station.running, timeout=10_000)
+
+
+def test_a_dry_run_inspects_the_edited_recipe_off_line(
+    qtbot: QtBot, open_gui: OpenGui, gui_recipe: Path
+) -> None:
+    gui = open_gui(gui_recipe)
+    w = _window(gui)
+    before = gui_recipe.read_text(encoding="utf-8")
+    _run_boards(qtbot, gui, 4)  # NG boards go to the archive: stored images to dry-run on
+    storage = gui.station.storage
+    assert storage is not None
+    qtbot.waitUntil(lambda: storage.status().archive_written >= 1, timeout=10_000)
+    w.log_in(User("ben", Role.ENGINEER))
+    assert w.open_screen("engineer")
+    eng = w.engineer
+    qtbot.waitUntil(lambda: eng.path is not None, timeout=2000)
+    eng.form.widget("classes.spurious_copper.score").setValue(0.99)  # type: ignore[attr-defined]
+    eng.dry_boards.setValue(3)
+    published = storage.status().published
+    eng.start_dry_run()
+    qtbot.waitUntil(lambda: eng._dry_thread is None, timeout=30_000)
+    assert eng.dry_result.text().startswith("3 synthetic boards: OK"), eng.dry_result.text()
+    eng.dry_source.setCurrentIndex(1)  # this station's stored images of the recipe
+    eng.start_dry_run()
+    qtbot.waitUntil(lambda: eng._dry_thread is None, timeout=30_000)
+    assert " stored boards: " in eng.dry_result.text(), eng.dry_result.text()
+    assert "would change verdict" in eng.dry_result.text()
+    assert storage.status().published == published, "a dry run records nothing"
+    assert gui_recipe.read_text(encoding="utf-8") == before, "nor saves the recipe"
+
+
+def test_first_admin_login_and_audited_role_changes(
+    qtbot: QtBot, open_gui: OpenGui, gui_recipe: Path
+) -> None:
+    from ui.admin import LoginDialog
+
+    gui = open_gui(gui_recipe)
+    w = _window(gui)
+    dialog = LoginDialog(w.store)
+    assert dialog.first_admin, "with no admin yet, the dialog creates one"
+    dialog.name.setText("chief")
+    dialog.secret.setText("2468")
+    dialog.again.setText("2469")
+    dialog.try_accept()
+    assert dialog.user is None and "differ" in dialog.message.text()
+    dialog.again.setText("2468")
+    dialog.try_accept()
+    assert dialog.user is not None and dialog.user.role is Role.ADMIN
+    login = LoginDialog(w.store)
+    assert not login.first_admin
+    login.name.setText("chief")
+    login.secret.setText("0000")
+    login.try_accept()
+    assert login.user is None and "wrong PIN" in login.message.text()
+    w.log_in(dialog.user)
+    assert w.open_screen("admin")
+    admin = w.admin
+    admin.name.setText("anna")
+    admin.role.setCurrentText("Operator")
+    admin.secret.setText("1357")
+    assert admin.add_user()
+    admin.role.setCurrentText("Engineer")
+    assert admin.set_role()
+    assert w.store.authenticate("anna", "1357") is not None
+    assert gui.station.storage is not None
+    events = audit_events(gui.station.storage.db, datetime.now(UTC) - timedelta(minutes=5))
+    changes = [(e.who, e.what, e.old_value, e.new_value) for e in events]
+    assert ("chief", "user anna: role", "Operator", "Engineer") in changes
+    assert ("chief", "user anna", None, "Operator") in changes
+    assert admin.audit.rowCount() == len(events)
