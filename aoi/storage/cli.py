@@ -62,6 +62,22 @@ def storage_summary(storage: Storage) -> dict[str, Any]:
     }
 
 
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """``--db URL`` for ``aoi run`` and ``aoi bench``."""
+    parser.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
+
+
+def format_storage_summary(summary: dict[str, Any]) -> str:
+    """The text line(s) of :func:`storage_summary` for the run's printed summary."""
+    line = (
+        f"storage  {summary['database']}  committed {summary['committed']} of "
+        f"{summary['published']}  pending {summary['pending']}  "
+        f"images {summary['archive_written']} (dropped {summary['archive_dropped']}, "
+        f"failed {summary['archive_failed']})"
+    )
+    return "\n".join([line, *(f"  ALARM {a}" for a in summary["alarms"])])
+
+
 def _zone(config: StorageConfig) -> tzinfo | None:
     return ZoneInfo(config.timezone) if config.timezone else None
 
@@ -117,7 +133,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="inspections a lookup shows")
     p.add_argument("--csv", default=None, metavar="FILE", help="export the inspections as CSV")
     p.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
-    p.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
+    add_db_argument(p)
     p.add_argument("--station", default=None, help="station config TOML (default: none)")
     p.set_defaults(func=cmd_report)
     return p

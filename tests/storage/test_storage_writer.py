@@ -402,3 +402,39 @@ def test_two_storages_on_one_journal_are_refused(
             pass
     with make_storage(sqlite_url):  # free again once the first has stopped
         pass
+
+
+def test_open_storage_and_its_summary_for_aoi_run(
+    sqlite_url: str, make_result: ResultFactory, tmp_path: Path
+) -> None:
+    import argparse
+
+    from aoi.station import StationConfig, StorageConfig
+    from aoi.storage.cli import (
+        add_db_argument,
+        format_storage_summary,
+        open_storage,
+        storage_summary,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_db_argument(parser)
+    args = parser.parse_args(["--db", sqlite_url])
+    station = StationConfig(
+        station_id="line-3",
+        storage=StorageConfig(journal_dir=tmp_path / "j", archive_dir=tmp_path / "a"),
+    )
+    with open_storage(args.db, station) as storage:
+        for _ in range(5):
+            storage.publish(make_result())
+    summary = storage_summary(storage)
+    assert summary["database"] == sqlite_url
+    assert (summary["published"], summary["committed"], summary["pending"]) == (5, 5, 0)
+    assert summary["alarms"] == []
+    assert "committed 5 of 5" in format_storage_summary(summary)
+    assert find_station(sqlite_url) == {"line-3"}
+
+
+def find_station(url: str) -> set[str]:
+    with Database(url) as db, db.session() as s:
+        return set(s.scalars(select(Inspection.station_id)))
