@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -48,6 +48,8 @@ from ui.widgets import ParetoChart, draw_box, fit_rect, local_time, panel, to_qi
 
 log = logging.getLogger(__name__)
 
+#: How often an open review screen looks for new NG boards.
+POLL_MS = 3000
 REASONS = (
     "",
     "cosmetic, within the customer's limits",
@@ -216,6 +218,7 @@ class ReviewScreen(QWidget):
         self.false_call_detail = QLabel("")
         self.false_call_detail.setObjectName("dim")
         self.false_call_detail.setWordWrap(True)
+        self.false_call_detail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         fl.addWidget(self.false_call_rate)
         fl.addWidget(self.false_call_detail, 1)
         bottom.addWidget(fc_panel, 2)
@@ -228,20 +231,35 @@ class ReviewScreen(QWidget):
         nxt = QShortcut(QKeySequence(Qt.Key.Key_PageDown), self)
         nxt.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         nxt.activated.connect(lambda: self.queue.setCurrentRow(self.queue.currentRow() + 1))
+        self._poll = QTimer(self)
+        self._poll.timeout.connect(self.poll)
 
     # -- queue --------------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        """Read the queue from the defect log, keeping the selected board where it can."""
+    def _fetch(self) -> list[InspectionRecord] | None:
         db = self.station.storage.db if self.station.storage else None
         if db is None:
-            return
+            return None
         try:
-            boards = review_queue(db, station_id=self.station.config.station_id, limit=200)
+            return review_queue(db, station_id=self.station.config.station_id, limit=200)
         except DB_ERRORS as err:
             self.queue_count.setText("Database unavailable")
-            self.decision_note.setText(str(err).splitlines()[0])
-            return
+            self._note(str(err).splitlines()[0], ok=False)
+            return None
+
+    def poll(self) -> None:
+        """New NG boards join the list while the screen is open (the selection stays)."""
+        boards = self._fetch()
+        if boards is not None and [b.uuid for b in boards] != [b.uuid for b in self.boards]:
+            self._show_queue(boards)
+
+    def reload(self) -> None:
+        """Read the queue from the defect log, keeping the selected board where it can."""
+        boards = self._fetch()
+        if boards is not None:
+            self._show_queue(boards)
+
+    def _show_queue(self, boards: list[InspectionRecord]) -> None:
         keep = self.board.uuid if self.board else None
         self.boards = boards
         self.queue.blockSignals(True)
@@ -270,7 +288,15 @@ class ReviewScreen(QWidget):
         self.refresh_stats()
 
     def _select_board(self, row: int) -> None:
-        self.board = self.boards[row] if 0 <= row < len(self.boards) else None
+        new = self.boards[row] if 0 <= row < len(self.boards) else None
+        if new is not None and self.board is not None and new.uuid == self.board.uuid:
+            # The same board after a queue refresh: keep its image and the reviewer's place.
+            at = self.defects.currentRow()
+            self.board = new
+            self._fill_defects()
+            self.defects.setCurrentCell(at if at >= 0 else self._next_open(-1), 0)
+            return
+        self.board = new
         self._aligned, self._image_note = None, ""
         self.defects.setRowCount(0)
         if self.board is None:
@@ -292,7 +318,14 @@ class ReviewScreen(QWidget):
             self._aligned = aligned_board(Path(b.image_path), reg, size)
             if self._aligned is None:
                 self._image_note = "The archived image is not readable (yet): try Refresh."
-        for i, d in enumerate(b.defects):
+        self._fill_defects()
+        self.defects.setCurrentCell(self._next_open(-1), 0)
+
+    def _fill_defects(self) -> None:
+        assert self.board is not None
+        self.defects.blockSignals(True)
+        self.defects.setRowCount(0)
+        for i, d in enumerate(self.board.defects):
             self.defects.insertRow(i)
             cells = [
                 str(i + 1),
@@ -306,7 +339,7 @@ class ReviewScreen(QWidget):
                 if j == 1:
                     item.setForeground(theme.class_colour(d.class_name))
                 self.defects.setItem(i, j, item)
-        self.defects.setCurrentCell(self._next_open(-1), 0)
+        self.defects.blockSignals(False)
 
     def _next_open(self, after: int) -> int:
         if self.board is None:
@@ -427,3 +460,8 @@ class ReviewScreen(QWidget):
     def showEvent(self, event: object) -> None:  # noqa: N802
         super().showEvent(event)  # type: ignore[arg-type]
         self.reload()
+        self._poll.start(POLL_MS)
+
+    def hideEvent(self, event: object) -> None:  # noqa: N802
+        super().hideEvent(event)  # type: ignore[arg-type]
+        self._poll.stop()

@@ -367,6 +367,13 @@ class ParetoChart(QWidget):
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawPath(path)
         p.setPen(QColor(theme.TEXT_DIM))
+        p.setFont(theme.font(9))
+        p.drawText(
+            QRectF(plot.left() + 6, plot.top() + 2, plot.width() - 12, 16),
+            Qt.AlignmentFlag.AlignRight,
+            "darker part of a bar: false calls · line: cumulative share",
+        )
+        p.setPen(QColor(theme.TEXT_DIM))
         for share in (0.5, 1.0):
             yy = plot.bottom() - share * plot.height()
             p.drawText(

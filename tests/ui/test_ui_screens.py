@@ -121,6 +121,19 @@ def test_a_review_decision_reaches_the_database(
     qtbot.keyClick(review, Qt.Key.Key_A)
     stored = find_inspections(db, inspection_uuid=nxt_board.uuid)[0]
     assert {d.id: d.review_state for d in stored.defects}[nxt.id] == Verification.ACCEPTED.value
+
+    # New NG boards join the open queue; the reviewer stays on the board being reviewed.
+    current, queued = review.board, len(review.boards)
+    assert current is not None
+    ng = gui.station.counters.snapshot().ng
+    w.start_station()
+    qtbot.waitUntil(lambda: gui.station.counters.snapshot().ng >= ng + 2, timeout=30_000)
+    w.stop_station()
+    qtbot.waitUntil(lambda: runner.state is RunState.STOPPED, timeout=10_000)
+    qtbot.waitUntil(lambda: len(review_queue(db)) >= queued + 2, timeout=10_000)
+    review.poll()
+    assert len(review.boards) >= queued + 2
+    assert review.board is not None and review.board.uuid == current.uuid
     assert "False call" in review.false_call_detail.text() or review.false_call_rate.text() != "—"
 
 
