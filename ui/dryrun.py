@@ -46,16 +46,17 @@ class DryRunReport:
 
     def summary(self) -> str:
         v = self.verdicts
-        text = (
-            f"{self.boards} {self.source} boards: OK {v['OK']}, NG {v['NG']}, "
-            f"REVIEW {v['REVIEW']}, ERROR {v['ERROR']}; cycle p50 {self.p50_ms:.1f} ms, "
-            f"p99 {self.p99_ms:.1f} ms"
-        )
+        lines = [
+            f"{self.boards} {self.source} boards" + (" (stopped early)" if self.stopped else ""),
+            f"OK {v['OK']} · NG {v['NG']} · REVIEW {v['REVIEW']} · ERROR {v['ERROR']}",
+            f"cycle p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms",
+        ]
         if self.board_accuracy is not None:
-            text += f"; verdict matches the known truth on {self.board_accuracy:.0%}"
+            lines.append(f"verdict matches the known truth on {self.board_accuracy:.0%}")
         if self.source == STORED:
-            text += f"; {len(self.changed)} would change verdict"
-        return text + (" (stopped early)" if self.stopped else "")
+            n = len(self.changed)
+            lines.append(f"{n} board{'s' if n != 1 else ''} would change verdict")
+        return "\n".join(lines)
 
 
 def stored_images(db: Database, recipe_name: str, limit: int) -> list[tuple[str, str, Path]]:

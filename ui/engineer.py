@@ -123,6 +123,7 @@ class EngineerScreen(QWidget):
         dl.addWidget(self.dry_button)
         self.dry_result = QLabel("Runs the recipe as edited, before saving.")
         self.dry_result.setWordWrap(True)
+        self.dry_result.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.dry_result.setObjectName("dim")
         dl.addWidget(self.dry_result, 1)
         root.addWidget(dry_panel, 2)

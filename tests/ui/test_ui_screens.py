@@ -256,11 +256,11 @@ def test_a_dry_run_inspects_the_edited_recipe_off_line(
     published = storage.status().published
     eng.start_dry_run()
     qtbot.waitUntil(lambda: eng._dry_thread is None, timeout=30_000)
-    assert eng.dry_result.text().startswith("3 synthetic boards: OK"), eng.dry_result.text()
+    assert eng.dry_result.text().startswith("3 synthetic boards\nOK "), eng.dry_result.text()
     eng.dry_source.setCurrentIndex(1)  # this station's stored images of the recipe
     eng.start_dry_run()
     qtbot.waitUntil(lambda: eng._dry_thread is None, timeout=30_000)
-    assert " stored boards: " in eng.dry_result.text(), eng.dry_result.text()
+    assert " stored boards\nOK " in eng.dry_result.text(), eng.dry_result.text()
     assert "would change verdict" in eng.dry_result.text()
     assert storage.status().published == published, "a dry run records nothing"
     assert gui_recipe.read_text(encoding="utf-8") == before, "nor saves the recipe"
