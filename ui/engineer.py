@@ -161,7 +161,7 @@ class EngineerScreen(QWidget):
                 if self.recipes.item(i).data(Qt.ItemDataRole.UserRole) == wanted
             ]
             self.recipes.setCurrentRow(rows[0] if rows else 0)
-        self._update_activate()
+        self.update_activate()
 
     def _open_item(self, item: QListWidgetItem | None) -> None:
         if item is not None:
@@ -179,7 +179,7 @@ class EngineerScreen(QWidget):
         shown = v.recipe.model_dump(mode="json") if v.recipe else raw
         self.form.load(raw, shown, self._template(raw, path))
         self.revalidate()
-        self._update_activate()
+        self.update_activate()
 
     def _template(self, raw: dict[str, Any], path: Path) -> np.ndarray | None:
         try:
@@ -260,7 +260,7 @@ class EngineerScreen(QWidget):
         self.reload_list()
         return True
 
-    def _update_activate(self) -> None:
+    def update_activate(self) -> None:
         active = self.station.active_recipe
         same = (
             active is not None

@@ -266,6 +266,8 @@ class MainWindow(QMainWindow):
         state = runner.state if runner is not None else RunState.STOPPED
         fault = runner.fault if runner is not None else ""
         self.operator.refresh(s.health(), state, runner is not None, fault)
+        if self.stack.currentWidget() is self.engineer:
+            self.engineer.update_activate()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self._refresh_timer.stop()
