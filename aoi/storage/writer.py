@@ -273,6 +273,7 @@ class Writer:
             for e in entries:
                 self._apply([e])
             return
+        self.health.clear_alarm("database")  # before the counts: no one sees both at once
         self.health.committed_batch(this_run, replayed)
 
     def _write(self, conn: Connection, entries: list[Entry]) -> tuple[int, int]:
