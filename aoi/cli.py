@@ -37,6 +37,13 @@ from aoi.recipe import (
 from aoi.sources.factory import SOURCE_SPECS, create_source
 from aoi.station import StationConfig, load_station_config
 from aoi.stats import RunStats
+from aoi.storage.cli import (
+    add_db_argument,
+    add_report_parser,
+    format_storage_summary,
+    open_storage,
+    storage_summary,
+)
 from aoi.types import InspectionResult
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
@@ -122,6 +129,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             f"mismatched {q['mismatched']}  timeouts {q['timeouts']}  "
             f"write p50 {w['p50']:.3f}  p99 {w['p99']:.3f}  max {w['max']:.3f} ms"
         )
+    if "storage" in summary:
+        print(format_storage_summary(summary["storage"]))
     if as_json:
         print(json.dumps(summary, sort_keys=True))
 
@@ -328,10 +337,21 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
     plc_spec = _plc_spec(args, station)
 
     with ExitStack() as stack:
-        events = stack.enter_context(EventBus())
-        sinks: list[VerdictSink] = []
+        # Storage opens first so it closes last, after the PLC and the event bus have drained.
+        # `aoi run` always keeps the defect log; `aoi bench` only when told where (--db).
+        storage = None
+        if args.command == "run" or args.db:
+            storage = stack.enter_context(open_storage(args.db, station))
+        bus = EventBus()
+        if storage is not None:
+            bus.subscribe("storage", storage.finish)
+        events = stack.enter_context(bus)
+        # The journal write comes before the PLC write: a verdict the PLC saw is never lost.
+        sinks: list[VerdictSink] = [storage] if storage is not None else []
 
         def open_rig(recipe: LoadedRecipe) -> _Rig:
+            if storage is not None:
+                storage.note_recipe(recipe.name, recipe.content_hash, recipe.path)
             return _Rig(recipe, args, station, source_spec, sinks, events)
 
         switch = _RecipeSwitch(open_rig, loaded.path.parent)
@@ -364,6 +384,8 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
         )
         stats, rig = _serve(rig, plc, switch, stop, cycles, station.camera.fetch_timeout_s)
         extra: dict[str, Any] = {"source": source_spec}
+    if storage is not None:
+        extra["storage"] = storage_summary(storage)  # final: the writer has drained
     if plc is not None:
         extra["plc"] = plc.summary()  # after the soft PLC finished its last handshake
         if plc.sim is not None:
@@ -518,6 +540,7 @@ def _add_station_args(
         "(default from the station config: server)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
+    add_db_argument(p)
     p.set_defaults(default_plc=default_plc)
 
 
@@ -578,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_recipe_template)
 
     add_eval_parser(sub)
+    add_report_parser(sub)
     add_build_engine_parser(sub)
     add_doctor_parser(sub)
     # Commands of other packages (``aoi gui`` from ui/) mount themselves through entry points,

@@ -19,6 +19,12 @@ SHIPPED_MODEL = REPO / "models" / "aoi-defect-v1.onnx"
 
 
 @pytest.fixture(autouse=True)
+def _station_data_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`aoi run` keeps its defect log in the user's data folder: never the real one in tests."""
+    monkeypatch.setenv("AOI_DATA_DIR", str(tmp_path / "aoi-data"))
+
+
+@pytest.fixture(autouse=True)
 def _no_thread_left_behind() -> Iterator[None]:
     """Fail a test that leaves a Python thread running (napari does the same for QThreads)."""
     before = set(threading.enumerate())

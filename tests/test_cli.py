@@ -101,3 +101,29 @@ def test_console_script_runs_the_embedded_default(tmp_path: Path) -> None:
     assert summary["source"] == "synthetic"
     assert summary["cycles"] == 3
     assert "READY" in proc.stderr
+
+
+def test_bench_with_a_database_logs_every_inspection_and_report_reads_them(
+    make_recipe: RecipeFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    recipe = str(make_recipe())
+    assert main(["bench", "--recipe", recipe, "--cycles", "8", "--db", db, "--json"]) == 0
+    summary = _last_json(capsys.readouterr().out)
+    storage = summary["storage"]
+    assert storage["published"] == storage["committed"] == 8  # type: ignore[index]
+    assert storage["lost"] == 0  # type: ignore[index]
+    assert main(["report", "--db", db, "--since", "1h", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (row,) = report["by_recipe"]
+    assert row["group"] == "test-board"
+    assert row["total"] == 8
+    verdicts = summary["verdicts"]
+    assert (row["ok"], row["ng"]) == (verdicts["OK"], verdicts["NG"])  # type: ignore[index]
+
+
+def test_bench_without_a_database_logs_nothing(
+    make_recipe: RecipeFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--recipe", str(make_recipe()), "--cycles", "2", "--json"]) == 0
+    assert "storage" not in _last_json(capsys.readouterr().out)
