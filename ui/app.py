@@ -81,7 +81,12 @@ class Gui:
         self.window: MainWindow | None = None
 
     def __enter__(self) -> Gui:
-        self.station.__enter__()
+        self.bridge.__enter__()
+        try:
+            self.station.__enter__()
+        except BaseException:
+            self.bridge.__exit__(None, None, None)
+            raise
         try:
             store = UserStore.in_folder(self.station.data_dir)
             self.window = MainWindow(
@@ -93,6 +98,7 @@ class Gui:
             )
         except BaseException:
             self.station.__exit__(None, None, None)
+            self.bridge.__exit__(None, None, None)
             raise
         return self
 
@@ -107,7 +113,10 @@ class Gui:
                 self.window.close()
                 self.window.deleteLater()
         finally:
-            self.station.__exit__(exc_type, exc, tb)
+            try:
+                self.station.__exit__(exc_type, exc, tb)
+            finally:
+                self.bridge.__exit__(None, None, None)
 
 
 def run(args: argparse.Namespace) -> int:

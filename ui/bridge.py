@@ -1,12 +1,12 @@
-"""From the station's event thread into the GUI's: the latest result, downscaled, through a signal.
+"""From the station's event thread into the GUI's: the newest result, scaled, through a signal.
 
-:meth:`ResultBridge.on_result` is an :class:`~aoi.events.EventBus` subscriber. It runs on the bus's
-thread for the GUI, never on the cycle's: it shrinks the frame for display (OpenCV releases the
-GIL while it does), maps the defect boxes onto the shrunk frame, leaves the newest result in a
-one-slot mailbox and emits ``result_ready`` only when the slot was empty. The signal crosses to
-the GUI thread by a queued connection; the GUI takes whatever is newest when it gets there. So a
-busy screen skips display frames, the queue between them never grows, and the station never
-waits for the screen.
+:meth:`ResultBridge.on_result` is an :class:`~aoi.events.EventBus` subscriber: on the bus's GUI
+channel (never the cycle's thread) it only keeps a reference to the newest result. The bridge's
+own display thread waits until the screen has taken the previous frame, then scales the newest
+frame to the live view (OpenCV releases the GIL while it does), maps the defect boxes onto it,
+leaves it in a one-slot mailbox and emits ``result_ready``. The signal crosses into the GUI
+thread by a queued connection. So a busy screen skips display frames (they are never even
+scaled), nothing queues up between the station and the screen, and the station never waits.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ class DisplayBox:
 @dataclass(frozen=True)
 class DisplayFrame:
     result: InspectionResult
-    #: uint8 HxW (grey) or HxWx3 (RGB), at most DISPLAY_MAX_PX on its longest side; None when
-    #: the cycle had no frame (camera timeout).
+    #: uint8 HxWx4 (BGRA), scaled for the live view; None when the cycle had no frame.
     image: np.ndarray | None
     boxes: tuple[DisplayBox, ...]
 
@@ -49,8 +48,8 @@ class DisplayFrame:
 def display_image(
     image: np.ndarray, max_px: int = DISPLAY_MAX_PX, fit: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, float]:
-    """The frame as 8-bit grey or RGB, scaled to ``fit`` (w, h) or shrunk to ``max_px``; and the
-    scale applied. Scaling here, off the GUI thread (OpenCV releases the GIL), lets the screen
+    """The frame as 8-bit BGRA, scaled to ``fit`` (w, h) or shrunk to ``max_px``; and the scale
+    applied. Scaling here, off the GUI thread (OpenCV releases the GIL), lets the screen
     draw the image 1:1."""
     h, w = image.shape[:2]
     if fit is not None and fit[0] > 0 and fit[1] > 0:
@@ -63,9 +62,9 @@ def display_image(
         image = cv2.resize(image, size, interpolation=method)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(image), scale
+    # BGRA: the layout of the screen's own pixels, so painting it is a plain copy.
+    code = cv2.COLOR_GRAY2BGRA if image.ndim == 2 else cv2.COLOR_BGR2BGRA
+    return cv2.cvtColor(image, code), scale
 
 
 def frame_boxes(
@@ -108,7 +107,11 @@ def prepare(
 
 
 class ResultBridge(QObject):
-    """Carries results from the event thread to the GUI thread, newest first; see the module."""
+    """Carries results from the event thread to the GUI thread, newest first; see the module.
+
+    A context manager: its display thread prepares one frame at a time, and only once the
+    screen has taken the previous one, so frames the screen would skip are never scaled.
+    """
 
     result_ready = Signal()
 
@@ -120,32 +123,72 @@ class ResultBridge(QObject):
         #: While False the subscriber returns at once (``aoi gui --bench``'s detached phases).
         self.attached = True
         self.received = 0
+        self.prepared = 0
         self.taken = 0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._raw: InspectionResult | None = None
         self._latest: DisplayFrame | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ResultBridge:
+        self._stop = False
+        self._thread = threading.Thread(target=self._prepare, name="aoi-gui-display", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def on_result(self, result: InspectionResult) -> None:
-        """EventBus subscriber (the bus's GUI thread)."""
+        """EventBus subscriber (the bus's GUI channel): keep the newest result, nothing else."""
         if not self.attached:
             return
-        frame = prepare(result, self.max_px, self.fit)
-        with self._lock:
+        with self._cond:
             self.received += 1
-            was_empty = self._latest is None
-            self._latest = frame
-        if was_empty:
+            self._raw = result
+            self._cond.notify()
+
+    def _prepare(self) -> None:
+        """The display thread: scale the newest result once the screen took the last frame."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stop or (self._raw is not None and self._latest is None)
+                )
+                if self._stop:
+                    return
+                result, self._raw = self._raw, None
+            assert result is not None
+            frame = prepare(result, self.max_px, self.fit)
+            with self._cond:
+                self._latest = frame
+                self.prepared += 1
             self.result_ready.emit()
 
     def take(self) -> DisplayFrame | None:
-        """The newest result not shown yet (GUI thread), or None."""
-        with self._lock:
+        """The newest prepared frame not shown yet (GUI thread), or None."""
+        with self._cond:
             frame, self._latest = self._latest, None
             if frame is not None:
                 self.taken += 1
+                self._cond.notify()
         return frame
 
     @property
+    def idle(self) -> bool:
+        """Nothing waits to be scaled or shown."""
+        with self._cond:
+            return self._raw is None and self._latest is None
+
+    @property
     def skipped(self) -> int:
-        """Display frames replaced by a newer one before the screen got to them."""
-        with self._lock:
-            return self.received - self.taken - (self._latest is not None)
+        """Results never shown because a newer one came before the screen was ready."""
+        with self._cond:
+            pending = (self._raw is not None) + (self._latest is not None)
+            return self.received - self.taken - pending

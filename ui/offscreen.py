@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from aoi.station_runner import RunState
@@ -46,6 +47,16 @@ def pump(app: QApplication, until: Callable[[], bool], timeout_s: float) -> bool
         time.sleep(0.01)
     app.processEvents()
     return True
+
+
+def run_event_loop_until(done: Callable[[], bool], check_ms: int = 50) -> None:
+    """Run Qt's event loop (as ``app.exec`` does: it sleeps until an event) until ``done()``."""
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.timeout.connect(lambda: loop.quit() if done() else None)
+    timer.start(check_ms)
+    loop.exec()
+    timer.stop()
 
 
 def settle(app: QApplication, station: Station, timeout_s: float = 15.0) -> None:
@@ -91,7 +102,7 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
         if station.runner is not None:
             station.start("operator", cycles=args.cycles)
         settle(app, station)
-        pump(app, lambda: gui.bridge.take() is None and not w._frame_timer.isActive(), 2.0)
+        pump(app, lambda: gui.bridge.idle and not w._frame_timer.isActive(), 3.0)
         _grab(app, w, out / "operator.png")
 
         w.log_in(User("screenshot-demo", Role.ADMIN))
@@ -185,7 +196,7 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
             assert station.runner is not None
             station.runner.start(cycles=n)
             if attached:
-                pump(app, lambda: station.runner.state is not RunState.RUNNING, 600)
+                run_event_loop_until(lambda: station.runner.state is not RunState.RUNNING)
             else:
                 station.runner.wait()
             deadline = time.monotonic() + 5

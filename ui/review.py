@@ -80,6 +80,7 @@ class CropView(QWidget):
         super().__init__()
         self.caption = caption
         self.setMinimumSize(240, 240)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.image: np.ndarray | None = None
         self.box: tuple[int, int, int, int] | None = None
         self.colour = QColor("#ffffff")

@@ -21,16 +21,21 @@ from ui import theme
 from ui.bridge import DisplayBox, DisplayFrame
 from ui.health import Level, Light
 
+_FORMATS = {
+    1: QImage.Format.Format_Grayscale8,
+    3: QImage.Format.Format_RGB888,
+    4: QImage.Format.Format_RGB32,  # BGRA bytes: what the screen's backing store holds
+}
 
-def to_qimage(image: np.ndarray) -> QImage:
-    """An owning QImage of a uint8 grey or RGB array."""
+
+def to_qimage(image: np.ndarray, *, copy: bool = True) -> QImage:
+    """A QImage of a uint8 grey, RGB or BGRA array; without ``copy`` it borrows the array's
+    memory, so the caller keeps the array alive as long as the image."""
     image = np.ascontiguousarray(image)
     h, w = image.shape[:2]
-    if image.ndim == 2:
-        q = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_Grayscale8)
-    else:
-        q = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)
-    return q.copy()
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    q = QImage(image.data, w, h, image.strides[0], _FORMATS[channels])
+    return q.copy() if copy else q
 
 
 def local_time(t: datetime) -> datetime:
@@ -51,6 +56,13 @@ def panel(title: str, body: QWidget | None = None) -> tuple[QFrame, QVBoxLayout]
     if body is not None:
         layout.addWidget(body)
     return frame, layout
+
+
+def opaque(widget: QWidget, background: str) -> QColor:
+    """Mark a widget that paints every pixel itself, so Qt never repaints (style-sheeted)
+    parents beneath it; returns the colour its paintEvent fills with first."""
+    widget.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+    return QColor(background)
 
 
 def fit_rect(image_w: int, image_h: int, area: QRectF) -> QRectF:
@@ -92,10 +104,12 @@ class ImageView(QWidget):
     ) -> None:
         super().__init__()
         self.on_resize = on_resize
+        self._bg = opaque(self, "#0d1014")
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.placeholder = placeholder
         self._image: QImage | None = None
+        self._array: np.ndarray | None = None
         self._boxes: tuple[DisplayBox, ...] = ()
         self._caption = ""
 
@@ -105,7 +119,8 @@ class ImageView(QWidget):
             if frame is not None:
                 self.placeholder = f"No image: {frame.result.error}"
         else:
-            self._image, self._boxes = to_qimage(frame.image), frame.boxes
+            self._array = frame.image  # the image borrows its memory: no copy per frame
+            self._image, self._boxes = to_qimage(frame.image, copy=False), frame.boxes
         self.update()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
@@ -122,7 +137,7 @@ class ImageView(QWidget):
     def paintEvent(self, _event: object) -> None:  # noqa: N802 (Qt's name)
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.fillRect(self.rect(), QColor("#0d1014"))
+        p.fillRect(self.rect(), self._bg)
         if self._image is None:
             p.setPen(QColor(theme.TEXT_DIM))
             p.setFont(theme.font(14))
@@ -160,6 +175,7 @@ class VerdictBanner(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(170)
+        self._bg = opaque(self, theme.BACKGROUND)
         self.verdict: Verdict | None = None
         self.detail = "Waiting for the first board"
         self.part = ""
@@ -171,6 +187,7 @@ class VerdictBanner(QWidget):
     def paintEvent(self, _event: object) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), self._bg)
         bg = QColor(theme.VERDICT_BG[self.verdict])
         fg = QColor(theme.VERDICT_FG[self.verdict])
         p.setBrush(bg)
@@ -201,6 +218,7 @@ class LightView(QWidget):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.light = Light(name, Level.OFF, "—", "")
+        self._bg = opaque(self, theme.PANEL)
         self.setMinimumHeight(74)
         self.setToolTip("")
 
@@ -216,6 +234,7 @@ class LightView(QWidget):
     def paintEvent(self, _event: object) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), self._bg)
         colour = QColor(theme.LEVEL_COLOUR[self.light.level])
         d = 40
         p.setPen(QPen(colour.darker(160), 2))
@@ -246,6 +265,7 @@ class CycleChart(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(140)
+        self._bg = opaque(self, theme.PANEL)
         self.snapshot: CounterSnapshot | None = None
 
     def set_snapshot(self, snapshot: CounterSnapshot) -> None:
@@ -256,6 +276,7 @@ class CycleChart(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         r = QRectF(self.rect())
+        p.fillRect(r, self._bg)
         plot = r.adjusted(46, 26, -8, -20)
         p.fillRect(plot, QColor("#14181d"))
         s = self.snapshot
@@ -314,6 +335,7 @@ class ParetoChart(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(180)
+        self._bg = opaque(self, theme.PANEL)
         self.rows: list[ParetoRow] = []
 
     def set_rows(self, rows: Sequence[ParetoRow]) -> None:
@@ -324,6 +346,7 @@ class ParetoChart(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         r = QRectF(self.rect())
+        p.fillRect(r, self._bg)
         plot = r.adjusted(36, 8, -40, -40)
         p.fillRect(plot, QColor("#14181d"))
         p.setFont(theme.font(10))
@@ -389,6 +412,7 @@ class CounterTile(QWidget):
         self.caption = caption
         self.colour = colour
         self.value = "0"
+        self._bg = opaque(self, theme.PANEL)
         self.setMinimumSize(90, 72)
 
     def set_value(self, value: str) -> None:
@@ -399,6 +423,7 @@ class CounterTile(QWidget):
     def paintEvent(self, _event: object) -> None:  # noqa: N802
         p = QPainter(self)
         r = QRectF(self.rect())
+        p.fillRect(r, self._bg)
         p.setPen(QColor(self.colour))
         p.setFont(theme.font(26, bold=True))
         p.drawText(r.adjusted(0, 0, 0, -22), Qt.AlignmentFlag.AlignCenter, self.value)

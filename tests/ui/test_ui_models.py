@@ -263,16 +263,29 @@ def test_large_frames_are_shrunk_for_display_with_their_boxes() -> None:
     assert box.x0 == pytest.approx(4005 * s) and box.y1 == pytest.approx(2990 * s)
 
 
-def test_the_bridge_keeps_only_the_newest_result(qapp: object) -> None:
-    bridge = ResultBridge()
-    emitted: list[int] = []
-    bridge.result_ready.connect(lambda: emitted.append(1))
-    for i in range(5):
-        bridge.on_result(_result(Verdict.OK) if i % 2 else _result(Verdict.NG))
-    assert len(emitted) == 1, "one signal while the slot is full"
-    frame = bridge.take()
-    assert frame is not None and frame.result.verdict is Verdict.NG
-    assert bridge.take() is None and bridge.skipped == 4
-    bridge.attached = False
-    bridge.on_result(_result(Verdict.OK))
-    assert bridge.take() is None
+def test_the_bridge_prepares_only_what_the_screen_takes(qapp: object) -> None:
+    import time
+
+    def until(check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 5
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert check()
+
+    with ResultBridge() as bridge:
+        bridge.on_result(_result(Verdict.OK))
+        until(lambda: bridge.prepared == 1)  # in the slot, waiting for the screen
+        for verdict in (Verdict.OK, Verdict.OK, Verdict.NG):
+            bridge.on_result(_result(verdict))
+        time.sleep(0.05)
+        assert bridge.prepared == 1, "nothing is scaled while the screen is busy"
+        first = bridge.take()
+        assert first is not None and first.result.verdict is Verdict.OK
+        until(lambda: bridge.prepared == 2)
+        newest = bridge.take()
+        assert newest is not None and newest.result.verdict is Verdict.NG
+        assert (bridge.received, bridge.taken, bridge.skipped) == (4, 2, 2)
+        bridge.attached = False
+        bridge.on_result(_result(Verdict.OK))
+        time.sleep(0.05)
+        assert bridge.take() is None and bridge.received == 4
