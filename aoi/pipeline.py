@@ -35,10 +35,10 @@ from aoi.inference.base import InferenceBackend
 from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
-from aoi.types import Frame, InspectionResult, Registration, Trigger, Verdict
+from aoi.types import Frame, GroundTruth, InspectionResult, Registration, Trigger, Verdict
 from aoi.vision.postprocess import Candidates, Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder, to_mono8
-from aoi.vision.registration import Registrar, align
+from aoi.vision.registration import Registrar, align, seen_region
 from aoi.vision.verdict import decide
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,13 @@ class Pipeline:
         self.events = events
         self._next_id = 1
 
+    def _visible_truth(self, frame: Frame | None, reg: Registration | None) -> GroundTruth | None:
+        """What the recipe could have found: truth outside masks and inside what the camera saw."""
+        if frame is None or frame.truth is None:
+            return None
+        seen = seen_region(reg, frame.width_px, frame.height_px) if reg is not None else None
+        return self.post.visible_truth(frame.truth, seen)
+
     def warm_up(self) -> None:
         """Run the network once at the recipe's shape so the first board is not slow."""
         for batch, _tiles in self.inputs.batches(self.template)[:1]:
@@ -142,7 +149,7 @@ class Pipeline:
             over_budget=False,
             registration=reg,
             error=error,
-            truth=self.post.visible_truth(frame.truth) if frame and frame.truth else None,
+            truth=self._visible_truth(frame, reg),
             timestamp_utc=time.time(),
             part_sequence=trigger.part_sequence if trigger else 0,
             serial=trigger.serial if trigger else "",
@@ -186,6 +193,7 @@ class Pipeline:
                 aligned, reg = align(self.registrar, image)
             else:
                 aligned, reg = image, Registration.identity()
+            seen = seen_region(reg, image.shape[1], image.shape[0])
             t, t0 = time.perf_counter_ns(), t
             stages["register"] = _ms(t0, t)
 
@@ -198,7 +206,7 @@ class Pipeline:
             stages["infer"] = _ms(t0, t)
 
             hw = (self.inputs.input_h, self.inputs.input_w)
-            found = merge([self.post.run(probs, tiles, hw) for probs, tiles in outputs])
+            found = merge([self.post.run(probs, tiles, hw, seen) for probs, tiles in outputs])
             t, t0 = time.perf_counter_ns(), t
             stages["postprocess"] = _ms(t0, t)
 

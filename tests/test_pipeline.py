@@ -315,3 +315,16 @@ def test_triggered_run_inspects_announced_parts_and_hands_verdicts_to_the_sink(
     assert [r.part_sequence for r in plc.published] == [1002, 1004, 1006]
     assert [r.serial for r in plc.published] == ["SN2", "SN4", "SN6"]
     assert plc.published[1].verdict is Verdict.ERROR  # the flaky camera's timeout, still answered
+
+
+def test_the_strip_the_camera_did_not_see_gives_no_false_call(
+    make_recipe: RecipeFactory, open_pipeline: Opener
+) -> None:
+    """A board shifted by 3 px leaves a strip of replicated border after registration."""
+    pipeline = open_pipeline(make_recipe())
+    t = pipeline.template
+    moved = cv2.warpAffine(
+        t, np.float32([[1, 0, 3], [0, 1, -3]]), (256, 256), borderMode=cv2.BORDER_CONSTANT
+    )  # a black strip where the camera saw no board
+    result = pipeline.inspect(_frame(moved))
+    assert result.verdict is Verdict.OK, [d.bbox_xyxy_px for d in result.defects]

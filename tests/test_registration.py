@@ -9,7 +9,8 @@ import pytest
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
 from aoi.sources.boardgen import golden_board
-from aoi.vision.registration import Registrar, align
+from aoi.types import Registration
+from aoi.vision.registration import Registrar, align, seen_region
 
 
 def _move(image: np.ndarray, dx: float, dy: float, angle_deg: float) -> np.ndarray:
@@ -101,3 +102,29 @@ def test_registering_many_boards_leaves_the_template_untouched(board: np.ndarray
         assert np.array_equal(level.template, copy)
     assert np.allclose(first.transform, last.transform)
     assert last.correlation > 0.9
+
+
+@pytest.mark.parametrize(
+    ("dx", "dy", "angle", "expected"),
+    [
+        (0.0, 0.0, 0.0, (0, 0, 640, 512)),
+        (3.0, 0.0, 0.0, (4, 4, 633, 508)),  # board moved right: the left strip was not seen
+        (-3.0, 2.0, 0.0, (7, 4, 636, 506)),  # moved left and down: right and top strips
+    ],
+)
+def test_seen_region_excludes_what_the_camera_did_not_see(
+    dx: float, dy: float, angle: float, expected: tuple[int, int, int, int]
+) -> None:
+    m = cv2.getRotationMatrix2D((319.5, 255.5), angle, 1.0)
+    m[:, 2] += (dx, dy)
+    reg = Registration(m.astype(np.float32), dx, dy, angle, 1.0, 0.0)
+    assert seen_region(reg, 640, 512) == expected
+
+
+def test_seen_region_shrinks_with_rotation() -> None:
+    m = cv2.getRotationMatrix2D((319.5, 255.5), 1.0, 1.0)
+    reg = Registration(m.astype(np.float32), 0.0, 0.0, 1.0, 1.0, 0.0)
+    x0, y0, x1, y1 = seen_region(reg, 640, 512)
+    # sin(1 deg) * 256 ~ 4.5 px at the left/right edges, sin(1 deg) * 320 ~ 5.6 px top/bottom
+    assert 8 <= x0 <= 10 and 630 <= x1 <= 632
+    assert 9 <= y0 <= 11 and 501 <= y1 <= 503

@@ -18,6 +18,9 @@ from aoi.recipe import MaskRegion, Recipe
 from aoi.types import DEFECT_CLASSES, Defect, GroundTruth
 from aoi.vision.preprocess import Tile
 
+#: A rectangle x0, y0, x1, y1 in frame pixels (x1, y1 exclusive).
+Region = tuple[int, int, int, int]
+
 
 @dataclass(frozen=True)
 class Candidates:
@@ -46,21 +49,35 @@ class Postprocessor:
                 self._active.append(cid)
         self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
 
-    def _masked(self, cx: float, cy: float) -> bool:
+    def _masked(self, cx: float, cy: float, seen: Region | None = None) -> bool:
+        if seen is not None and not (seen[0] <= cx < seen[2] and seen[1] <= cy < seen[3]):
+            return True
         return any(m.x0 <= cx < m.x1 and m.y0 <= cy < m.y1 for m in self._masks)
 
-    def visible_truth(self, truth: GroundTruth) -> GroundTruth:
-        """The known defects that the recipe inspects: those in don't-care regions are dropped."""
-        if not self._masks or not truth.is_defective:
+    def visible_truth(self, truth: GroundTruth, seen: Region | None = None) -> GroundTruth:
+        """The known defects the recipe inspects: not in don't-care regions, and seen by the
+        camera (inside ``seen``, the registered frame's valid region)."""
+        if (not self._masks and seen is None) or not truth.is_defective:
             return truth
         b = truth.boxes_xyxy_px
         keep = np.array(
-            [not self._masked((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in b], dtype=bool
+            [not self._masked((x0 + x1) / 2, (y0 + y1) / 2, seen) for x0, y0, x1, y1 in b],
+            dtype=bool,
         )
-        return GroundTruth(b[keep], truth.class_ids[keep])
+        return truth if keep.all() else GroundTruth(b[keep], truth.class_ids[keep])
 
-    def run(self, probs: np.ndarray, tiles: list[Tile], input_hw: tuple[int, int]) -> Candidates:
-        """Defects from one batch of probability maps, in frame pixel coordinates."""
+    def run(
+        self,
+        probs: np.ndarray,
+        tiles: list[Tile],
+        input_hw: tuple[int, int],
+        seen: Region | None = None,
+    ) -> Candidates:
+        """Defects from one batch of probability maps, in frame pixel coordinates.
+
+        ``seen`` is the part of the template's field of view the camera really saw (see
+        :func:`aoi.vision.registration.seen_region`); defects outside it are not reported.
+        """
         n_classes = len(DEFECT_CLASSES) + 1
         if probs.ndim != 4 or probs.shape[0] != len(tiles) or probs.shape[1] != n_classes:
             msg = (
@@ -99,7 +116,8 @@ class Postprocessor:
                         continue  # the component lies in the tile's padding only
                     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
                     ox0, oy0, ox1, oy1 = tile.own_xyxy
-                    if not (ox0 <= cx < ox1 and oy0 <= cy < oy1) or self._masked(cx, cy):
+                    owned = ox0 <= cx < ox1 and oy0 <= cy < oy1
+                    if not owned or self._masked(cx, cy, seen):
                         continue
                     score = float(pc[y : y + h, x : x + w][labels[y : y + h, x : x + w] == k].max())
                     d = Defect(cid, DEFECT_CLASSES[cid - 1], (x0, y0, x1, y1), area, score)

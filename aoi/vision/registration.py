@@ -189,6 +189,32 @@ class Registrar:
         )
 
 
+#: Pixels next to the edge of what the camera saw are resampled from the replicated border and
+#: blurred by interpolation: they are not inspected.
+EDGE_MARGIN_PX = 4
+
+
+def seen_region(reg: Registration, width_px: int, height_px: int) -> tuple[int, int, int, int]:
+    """The template-coordinate rectangle (x0, y0, x1, y1) the camera really saw in this frame.
+
+    A shifted or rotated board leaves a strip of the template's field of view outside the
+    frame; after registration that strip holds replicated border pixels, not board. Defects
+    there would be false calls, and truth there cannot be seen.
+    """
+    if reg.shift_x_px == 0 and reg.shift_y_px == 0 and reg.rotation_deg == 0:
+        return (0, 0, width_px, height_px)
+    inverse = cv2.invertAffineTransform(reg.transform.astype(np.float64))
+    w, h = width_px - 1, height_px - 1
+    corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64)
+    tl, tr, br, bl = (inverse @ corners.T).T
+    m = EDGE_MARGIN_PX
+    x0 = max(0.0, tl[0], bl[0]) + m
+    x1 = min(float(w), tr[0], br[0]) - m
+    y0 = max(0.0, tl[1], tr[1]) + m
+    y1 = min(float(h), bl[1], br[1]) - m
+    return (math.ceil(x0), math.ceil(y0), math.floor(x1) + 1, math.floor(y1) + 1)
+
+
 def _residual(aligned: np.ndarray, template: np.ndarray) -> float:
     """Mean absolute grey-level difference, ignoring a border the warp may have replicated."""
     h, w = template.shape
