@@ -320,11 +320,17 @@ def test_triggered_run_inspects_announced_parts_and_hands_verdicts_to_the_sink(
 def test_the_strip_the_camera_did_not_see_gives_no_false_call(
     make_recipe: RecipeFactory, open_pipeline: Opener
 ) -> None:
-    """A board shifted by 3 px leaves a strip of replicated border after registration."""
-    pipeline = open_pipeline(make_recipe())
-    t = pipeline.template
-    moved = cv2.warpAffine(
-        t, np.float32([[1, 0, 3], [0, 1, -3]]), (256, 256), borderMode=cv2.BORDER_CONSTANT
-    )  # a black strip where the camera saw no board
+    """A board shifted 3 px left: the template's left 3 columns were not seen by the camera, and
+    after registration they hold replicated border. A copper stub there must not be a defect."""
+    from aoi.sources.boardgen import golden_board
+
+    template = golden_board(256, 256, 11, "binary")
+    template[:, :4] = 255
+    template[100:160, :3] = 0  # copper touching the left edge of the field of view
+    pipeline = open_pipeline(make_recipe(template=template))
+    shift_left = np.float32([[1, 0, -3], [0, 1, 0]])
+    moved = cv2.warpAffine(template, shift_left, (256, 256), borderMode=cv2.BORDER_REPLICATE)
     result = pipeline.inspect(_frame(moved))
+    assert result.registration is not None
+    assert result.registration.shift_x_px == pytest.approx(-3.0, abs=0.1)
     assert result.verdict is Verdict.OK, [d.bbox_xyxy_px for d in result.defects]
