@@ -1,0 +1,246 @@
+"""Measure a defect model on held-out synthetic boards: board verdicts, false calls, class recall.
+
+Usage::
+
+    python -m models.evaluate --onnx models/aoi-defect-v1.onnx            # the model card's figures
+
+Boards come from ``boardgen.golden_board`` + ``boardgen.board_under_test`` (no misalignment,
+noise_sigma 4), half of them defect-free and 1..4 defects on the others. The post-processing
+mirrors the station's: per-class probability >= threshold, connected components per class,
+component area (in input pixels) >= ``min_area_cells * S * S``, box scaled by the stride S, score =
+max probability. A board is called NG iff it has at least one component. A truth box is recalled
+when a component of its class overlaps it with IoU >= 0.33. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+# boardgen fits illumination with numpy's lstsq; multi-threaded OpenBLAS makes that 4x slower
+# on a busy 2-core CPU. This must run before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aoi.sources import boardgen
+from aoi.types import DEFECT_CLASSES
+
+log = logging.getLogger(__name__)
+
+#: Maps uint8 boards [1, 2, H, W] to probs [1, 7, H/S, W/S].
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected region of a class above threshold, in input pixels."""
+
+    class_id: int
+    box_xyxy_px: tuple[int, int, int, int]
+    area_px: int
+    score: float
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Which held-out boards to draw and how to threshold (the TOML config's ``[eval]`` table)."""
+
+    boards: int = 300
+    size: int = 640
+    look: str = "binary"
+    grey_boards: int = 100
+    grey_size: int = 1024
+    seed: int = 900000
+    threshold: float = 0.5
+    min_area_cells: int = 4
+    iou: float = 0.33
+
+
+def components(probs: np.ndarray, threshold: float, min_area_cells: int) -> list[Component]:
+    """Connected components per defect class of one ``probs [7, h, w]`` map, in output cells."""
+    found: list[Component] = []
+    for class_id in range(1, probs.shape[0]):
+        mask = (probs[class_id] >= threshold).astype(np.uint8)
+        if not mask.any():
+            continue
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for label in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[label])
+            if area < min_area_cells:
+                continue
+            score = float(probs[class_id][labels == label].max())
+            found.append(Component(class_id, (x, y, x + w, y + h), area, score))
+    return found
+
+
+def scale_components(found: list[Component], stride: int) -> list[Component]:
+    """Carry components from output cells to input pixels (boxes and areas times the stride)."""
+    return [
+        Component(
+            c.class_id,
+            (
+                c.box_xyxy_px[0] * stride,
+                c.box_xyxy_px[1] * stride,
+                c.box_xyxy_px[2] * stride,
+                c.box_xyxy_px[3] * stride,
+            ),
+            c.area_px * stride * stride,
+            c.score,
+        )
+        for c in found
+    ]
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``x0, y0, x1, y1`` boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def held_out_boards(
+    count: int, size: int, look: str, seed: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Held-out (test, template, boxes, class ids): even indices clean, odd ones 1..4 defects."""
+    boards = []
+    for i in range(count):
+        board_seed = seed + i
+        template = boardgen.golden_board(size, size, board_seed, look)  # type: ignore[arg-type]
+        rng = np.random.default_rng([board_seed, 7])
+        k = 0 if i % 2 == 0 else int(rng.integers(1, 5))
+        test, truth, _ = boardgen.board_under_test(
+            template,
+            rng,
+            look=look,  # type: ignore[arg-type]
+            defect_count=k,
+            max_shift_px=0,
+            max_rotation_deg=0,
+            noise_sigma=4,
+        )
+        boards.append((test, template, truth.boxes_xyxy_px, truth.class_ids))
+    return boards
+
+
+def evaluate(predict: Predictor, spec: EvalSpec, count: int, size: int, look: str) -> dict:
+    """Run ``predict`` over held-out boards and return the model card's figures as a dict."""
+    boards = held_out_boards(count, size, look, spec.seed + (0 if look == "binary" else 500000))
+    n_classes = len(DEFECT_CLASSES)
+    truth_per_class = np.zeros(n_classes + 1, np.int64)
+    hit_per_class = np.zeros(n_classes + 1, np.int64)
+    located_per_class = np.zeros(n_classes + 1, np.int64)
+    correct = false_calls = clean = escapes = stray = 0
+    infer_ms: list[float] = []
+    for test, template, boxes, class_ids in boards:
+        pair = np.stack([test, template])[None]
+        start = time.perf_counter()
+        probs = predict(pair)[0]
+        infer_ms.append((time.perf_counter() - start) * 1e3)
+        stride = test.shape[0] // probs.shape[1]
+        found = scale_components(components(probs, spec.threshold, spec.min_area_cells), stride)
+        defective, called_ng = len(class_ids) > 0, len(found) > 0
+        correct += int(defective == called_ng)
+        if not defective:
+            clean += 1
+            false_calls += int(called_ng)
+        else:
+            escapes += int(not called_ng)
+        for box, cls in zip(boxes, class_ids, strict=True):
+            truth_per_class[cls] += 1
+            ious = [(box_iou(tuple(box), c.box_xyxy_px), c.class_id) for c in found]
+            hit_per_class[cls] += int(any(i >= spec.iou and c == cls for i, c in ious))
+            located_per_class[cls] += int(any(i >= spec.iou for i, _ in ious))
+        for comp in found:
+            stray += int(all(box_iou(tuple(b), comp.box_xyxy_px) <= 0 for b in boxes))
+    recall = {
+        DEFECT_CLASSES[c - 1]: {
+            "truth": int(truth_per_class[c]),
+            "recall": float(hit_per_class[c] / max(truth_per_class[c], 1)),
+            "located_any_class": float(located_per_class[c] / max(truth_per_class[c], 1)),
+        }
+        for c in range(1, n_classes + 1)
+    }
+    return {
+        "look": look,
+        "size": size,
+        "boards": count,
+        "board_accuracy": correct / count,
+        "clean_boards": clean,
+        "false_call_boards": false_calls,
+        "escaped_ng_boards": escapes,
+        "stray_components": stray,
+        "recall_all": float(hit_per_class.sum() / max(truth_per_class.sum(), 1)),
+        "recall_per_class": recall,
+        "predict_ms_median": float(np.median(infer_ms)),
+    }
+
+
+def format_report(result: dict) -> str:
+    """A few human-readable lines for one :func:`evaluate` result."""
+    lines = [
+        f"{result['look']} {result['size']}x{result['size']}, {result['boards']} boards: "
+        f"board accuracy {result['board_accuracy']:.4f}, false calls "
+        f"{result['false_call_boards']}/{result['clean_boards']} clean, escapes "
+        f"{result['escaped_ng_boards']}, stray components {result['stray_components']}, "
+        f"recall {result['recall_all']:.3f}"
+    ]
+    for name, r in result["recall_per_class"].items():
+        lines.append(
+            f"  {name:16s} n={r['truth']:4d} recall {r['recall']:.3f} "
+            f"(any class {r['located_any_class']:.3f})"
+        )
+    return "\n".join(lines)
+
+
+def onnx_predictor(path: Path, threads: int = 2) -> Predictor:
+    """An ORT CPU predictor for an exported model."""
+    from models.export import INPUT_NAME, OUTPUT_NAME, cpu_session
+
+    session = cpu_session(path, threads)
+
+    def predict(boards: np.ndarray) -> np.ndarray:
+        return session.run([OUTPUT_NAME], {INPUT_NAME: boards})[0]
+
+    return predict
+
+
+def run_spec(predict: Predictor, spec: EvalSpec) -> list[dict]:
+    """Both parts of the model card's evaluation: the main look, then grey at the larger size."""
+    results = []
+    if spec.boards:
+        results.append(evaluate(predict, spec, spec.boards, spec.size, spec.look))
+    if spec.grey_boards:
+        results.append(evaluate(predict, spec, spec.grey_boards, spec.grey_size, "grey"))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: evaluate an ONNX model and print (and optionally save) the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onnx", type=Path, default=Path("models/aoi-defect-v1.onnx"))
+    parser.add_argument("--boards", type=int, default=EvalSpec.boards)
+    parser.add_argument("--grey-boards", type=int, default=EvalSpec.grey_boards)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    spec = EvalSpec(boards=args.boards, grey_boards=args.grey_boards)
+    results = run_spec(onnx_predictor(args.onnx), spec)
+    for result in results:
+        print(format_report(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
