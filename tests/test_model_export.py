@@ -101,7 +101,7 @@ def test_an_injected_defect_gives_a_component_over_its_truth_box(
 
 
 def test_export_round_trip_of_an_untrained_tiny_net_matches_pytorch(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed")
+    torch = pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))  # models/ is a folder of scripts, not an installed package
     from models.export import export_onnx, validate_onnx
