@@ -183,7 +183,8 @@ class AdminScreen(QWidget):
             when = local_time(e.at).strftime("%Y-%m-%d %H:%M:%S")
             for c, text in enumerate((when, e.who, e.what, e.old_value or "", e.new_value or "")):
                 self.audit.setItem(r, c, QTableWidgetItem(text))
-        self.audit.resizeColumnsToContents()
+        for column in range(4):
+            self.audit.resizeColumnToContents(column)
 
     def _say(self, text: str, *, ok: bool) -> None:
         self.message.setText(text)

@@ -106,6 +106,7 @@ def camera_light(
 def engine_light(
     engine_label: str,
     *,
+    on_cpu: bool = False,
     open_error: str = "",
     last: InspectionResult | None = None,
     counters: CounterSnapshot | None = None,
@@ -139,7 +140,10 @@ def engine_light(
                 "Too slow",
                 f"{over} of the last {n} boards took longer than the "
                 f"{counters.budget_ms:.0f} ms budget{p99}.",
-                "Close other programs on the station PC; check the CPU/GPU load and cooling.",
+                "This PC inspects on the CPU: the budget needs the station's GPU (TensorRT or "
+                "ONNX Runtime CUDA)."
+                if on_cpu
+                else "Close other programs on the station PC; check the GPU's load and cooling.",
             )
     return Light(name, Level.OK, "Inspecting" if last else "Loaded", engine_label)
 

@@ -1,7 +1,8 @@
 """``aoi gui --screenshot`` and ``aoi gui --bench``: the GUI run offscreen, for review and measure.
 
 Screenshots: the station inspects ``--cycles`` boards, then every screen is opened and grabbed
-into a PNG. The run uses a temporary data folder, so the pictures show exactly this run; a few
+into a PNG; the operator screen shows the run's last NG board, so its overlays are in the
+picture. The run uses a temporary data folder, so the pictures show exactly this run; a few
 review decisions are made (signed ``screenshot-demo``) so the false-call rate has something to
 show, and two demo accounts appear on the users screen. Nothing outside the temporary folder is
 written; recipe edits shown on the pictures are never saved.
@@ -29,8 +30,9 @@ from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from aoi.station_runner import RunState
-from aoi.types import InspectionResult
+from aoi.types import InspectionResult, Verdict
 from ui.app import Gui
+from ui.bridge import prepare
 from ui.camera_page import viky_producer
 from ui.main_window import MainWindow
 from ui.station import Station, StationOptions
@@ -94,7 +96,13 @@ def _grab(app: QApplication, window: MainWindow, path: Path) -> Path:
 def screenshots(app: QApplication, args: argparse.Namespace, options: StationOptions) -> int:
     out: Path = args.screenshot
     out.mkdir(parents=True, exist_ok=True)
-    with Gui(options) as gui:
+    last_ng: list[InspectionResult] = []
+
+    def keep_ng(r: InspectionResult) -> None:
+        if r.verdict is Verdict.NG:
+            last_ng[:] = [r]
+
+    with Gui(options, subscribers=[("screenshot", keep_ng)]) as gui:
         w, station = gui.window, gui.station
         assert w is not None
         w.resize(1600, 900)
@@ -103,6 +111,8 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
             station.start("operator", cycles=args.cycles)
         settle(app, station)
         pump(app, lambda: gui.bridge.idle and not w._frame_timer.isActive(), 3.0)
+        if last_ng:  # the run's last NG board, so the picture shows the defect overlays
+            w.operator.show_frame(prepare(last_ng[0], fit=gui.bridge.fit))
         _grab(app, w, out / "operator.png")
 
         w.log_in(User("screenshot-demo", Role.ADMIN))

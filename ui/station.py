@@ -410,6 +410,7 @@ class Station:
             ),
             engine_light(
                 engine_label,
+                on_cpu=rig is not None and rig.backend.name.endswith("-cpu"),
                 open_error=str(err) if err is not None and err.part != "camera" else "",
                 last=last,
                 counters=counters,

@@ -259,6 +259,18 @@ class LightView(QWidget):
         )
 
 
+def nice_ticks(top: float, most: int = 5) -> list[float]:
+    """0 and round steps (1, 2 or 5 times a power of ten) up to ``top``, at most ``most``."""
+    step = 1.0
+    while top / step > most - 1:
+        for m in (2.0, 2.5, 2.0):  # 1 -> 2 -> 5 -> 10 -> 20 ...
+            step *= m
+            if top / step <= most - 1:
+                break
+    n = int(top // step)
+    return [i * step for i in range(n + 1)]
+
+
 class CycleChart(QWidget):
     """Recent cycle times as bars against the budget line, with p50 and p99 marked."""
 
@@ -299,10 +311,11 @@ class CycleChart(QWidget):
             p.fillRect(
                 QRectF(x + bw * 0.12, y(ms), bw * 0.76, plot.bottom() - y(ms)), over if late else ok
             )
-        # Axis ticks: 0, budget/2, budget.
-        p.setPen(QColor(theme.TEXT_DIM))
-        for ms in (0.0, s.budget_ms / 2, s.budget_ms):
-            p.drawText(QRectF(0, y(ms) - 9, 42, 18), Qt.AlignmentFlag.AlignRight, f"{ms:.0f}")
+        for ms in nice_ticks(top):
+            p.setPen(QPen(QColor("#2c333c"), 1))
+            p.drawLine(QPointF(plot.left(), y(ms)), QPointF(plot.right(), y(ms)))
+            p.setPen(QColor(theme.TEXT_DIM))
+            p.drawText(QRectF(0, y(ms) - 9, 42, 18), Qt.AlignmentFlag.AlignRight, f"{ms:g}")
         lines = [(s.budget_ms, "#ff3b30", f"budget {s.budget_ms:.0f} ms", Qt.PenStyle.SolidLine)]
         if s.p99_ms is not None and s.p50_ms is not None:
             lines += [
@@ -389,13 +402,7 @@ class ParetoChart(QWidget):
         p.setPen(QPen(QColor("#ffffff"), 2))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawPath(path)
-        p.setPen(QColor(theme.TEXT_DIM))
-        p.setFont(theme.font(9))
-        p.drawText(
-            QRectF(plot.left() + 6, plot.top() + 2, plot.width() - 12, 16),
-            Qt.AlignmentFlag.AlignRight,
-            "darker part of a bar: false calls · line: cumulative share",
-        )
+
         p.setPen(QColor(theme.TEXT_DIM))
         for share in (0.5, 1.0):
             yy = plot.bottom() - share * plot.height()

@@ -289,3 +289,13 @@ def test_the_bridge_prepares_only_what_the_screen_takes(qapp: object) -> None:
         bridge.on_result(_result(Verdict.OK))
         time.sleep(0.05)
         assert bridge.take() is None and bridge.received == 4
+
+
+@pytest.mark.parametrize(
+    ("top", "ticks"),
+    [(62.5, [0, 20, 40, 60]), (180, [0, 50, 100, 150]), (12, [0, 5, 10]), (5000, [0, 2000, 4000])],
+)
+def test_cycle_chart_ticks_are_round_numbers(top: float, ticks: list[float]) -> None:
+    from ui.widgets import nice_ticks
+
+    assert nice_ticks(top) == ticks
