@@ -607,7 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands of other packages (``aoi gui`` from ui/) mount themselves through entry points,
     # so the core never imports them.
     for hook in entry_points(group="aoi.commands"):
-        hook.load()(sub)
+        try:
+            add_parser = hook.load()
+        except (ImportError, AttributeError) as err:  # a broken add-on must not take `aoi` down
+            log.warning("command %s (%s) not available: %s", hook.name, hook.value, err)
+            continue
+        add_parser(sub)
     return parser
 
 
