@@ -24,9 +24,8 @@ from aoi import __version__
 from aoi.errors import AoiError, RecipeError
 from aoi.evaluation import add_eval_parser
 from aoi.events import EventBus
-from aoi.inference import create_backend
 from aoi.inference.cli import add_build_engine_parser, add_doctor_parser
-from aoi.pipeline import Pipeline, VerdictSink, load_template, run_cycles
+from aoi.pipeline import VerdictSink, run_cycles
 from aoi.recipe import (
     DEFAULT_RECIPE,
     LoadedRecipe,
@@ -34,7 +33,8 @@ from aoi.recipe import (
     json_schema,
     load_recipe,
 )
-from aoi.sources.factory import SOURCE_SPECS, create_source
+from aoi.rig import Rig
+from aoi.sources.factory import SOURCE_SPECS
 from aoi.station import StationConfig, load_station_config
 from aoi.stats import RunStats
 from aoi.storage.cli import (
@@ -135,63 +135,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(summary, sort_keys=True))
 
 
-class _Rig:
-    """The recipe-bound part of the running station: recipe, template, backend, source, pipeline.
-
-    A recipe change builds and warms up a whole new rig before the old one closes, so a change
-    that fails leaves the station inspecting as before.
-    """
-
-    def __init__(
-        self,
-        loaded: LoadedRecipe,
-        args: argparse.Namespace,
-        station: StationConfig,
-        source_spec: str,
-        sinks: list[VerdictSink],
-        events: EventBus,
-    ) -> None:
-        self.loaded = loaded
-        g = loaded.recipe.geometry
-        template = load_template(
-            loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
-        )
-        backend_name = args.backend or station.inference.backend
-        threads = args.threads if args.threads is not None else station.inference.threads
-        with ExitStack() as stack:
-            self.backend = stack.enter_context(
-                create_backend(
-                    backend_name,
-                    loaded.model_path,
-                    g.profile,
-                    threads=threads,
-                    recipe=loaded,
-                    inference=station.inference,
-                )
-            )
-            self.source = stack.enter_context(
-                create_source(
-                    source_spec,
-                    loaded,
-                    template,
-                    station,
-                    seed=args.seed,
-                    loop=getattr(args, "loop", False),
-                )
-            )
-            self.pipeline = Pipeline(
-                loaded, self.backend, template=template, sinks=sinks, events=events
-            )
-            self.pipeline.warm_up()
-            self._opened = stack.pop_all()  # all opened: kept until close()
-
-    def close(self) -> None:
-        self._opened.close()
-
-    @property
-    def active(self) -> ActiveRecipe:
-        r = self.loaded
-        return ActiveRecipe.from_hash(r.recipe.product_code, r.content_hash, r.name)
+def active_recipe(loaded: LoadedRecipe) -> ActiveRecipe:
+    """What the PLC is told about the recipe on the line."""
+    return ActiveRecipe.from_hash(loaded.recipe.product_code, loaded.content_hash, loaded.name)
 
 
 def recipe_for_product_code(product_code: int, folder: Path) -> Path:
@@ -230,11 +176,11 @@ class _RecipeSwitch:
     before the next trigger is taken.
     """
 
-    def __init__(self, open_rig: Callable[[LoadedRecipe], _Rig], folder: Path) -> None:
+    def __init__(self, open_rig: Callable[[LoadedRecipe], Rig], folder: Path) -> None:
         self.open_rig = open_rig
         self.folder = folder
         self.interrupt = threading.Event()
-        self.pending: _Rig | None = None
+        self.pending: Rig | None = None
 
     def __call__(self, product_code: int) -> ActiveRecipe:
         loaded = load_recipe(recipe_for_product_code(product_code, self.folder))
@@ -243,7 +189,7 @@ class _RecipeSwitch:
         self.discard()
         self.pending = rig
         self.interrupt.set()
-        return rig.active
+        return active_recipe(rig.loaded)
 
     def discard(self) -> None:
         if self.pending is not None:
@@ -252,13 +198,13 @@ class _RecipeSwitch:
 
 
 def _serve(
-    rig: _Rig,
+    rig: Rig,
     plc: PlcSession | None,
     switch: _RecipeSwitch,
     stop: threading.Event,
     cycles: int | None,
     grab_timeout_s: float,
-) -> tuple[RunStats, _Rig]:
+) -> tuple[RunStats, Rig]:
     """Run cycles until done or stopped, switching rigs whenever the PLC changed the recipe.
 
     Closes every rig it ran; returns the last one (closed) for the summary.
@@ -349,10 +295,20 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
         # The journal write comes before the PLC write: a verdict the PLC saw is never lost.
         sinks: list[VerdictSink] = [storage] if storage is not None else []
 
-        def open_rig(recipe: LoadedRecipe) -> _Rig:
+        def open_rig(recipe: LoadedRecipe) -> Rig:
             if storage is not None:
                 storage.note_recipe(recipe.name, recipe.content_hash, recipe.path)
-            return _Rig(recipe, args, station, source_spec, sinks, events)
+            return Rig(
+                recipe,
+                station,
+                source_spec=source_spec,
+                sinks=sinks,
+                events=events,
+                backend=args.backend,
+                threads=args.threads,
+                seed=args.seed,
+                loop=getattr(args, "loop", False),
+            )
 
         switch = _RecipeSwitch(open_rig, loaded.path.parent)
         stack.callback(switch.discard)
@@ -376,7 +332,7 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
             sinks.append(plc.link)
         rig = open_rig(loaded)
         if plc is not None:
-            plc.link.set_station_ready(rig.active)
+            plc.link.set_station_ready(active_recipe(rig.loaded))
         print(
             f"[aoi] {loaded.name} on {source_spec} with {rig.backend.name}, PLC {plc_spec}: READY",
             file=sys.stderr,

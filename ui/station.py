@@ -23,17 +23,13 @@ from datetime import UTC
 from pathlib import Path
 from types import TracebackType
 
-import numpy as np
-
-from aoi.cli import recipe_for_product_code
+from aoi.cli import active_recipe, recipe_for_product_code
 from aoi.errors import AoiError
 from aoi.events import EventBus, Subscriber
-from aoi.inference import create_backend
-from aoi.inference.base import InferenceBackend
-from aoi.pipeline import Pipeline, VerdictSink, load_template
+from aoi.pipeline import VerdictSink
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
+from aoi.rig import Rig, RigError
 from aoi.sources.base import ImageSource
-from aoi.sources.factory import create_source
 from aoi.station import StationConfig, load_station_config
 from aoi.station_runner import CounterSnapshot, RunState, ShiftCounters, StationRunner
 from aoi.storage import Storage
@@ -73,72 +69,6 @@ class StationOptions:
     data_dir: Path | None = None
     #: The folder the engineer's recipe list shows (default: the starting recipe's folder).
     recipes_dir: Path | None = None
-
-
-class RigError(AoiError):
-    """The recipe's engine or image source could not be opened; ``part`` says which."""
-
-    def __init__(self, part: str, message: str) -> None:
-        super().__init__(message)
-        self.part = part
-
-
-class StationRig:
-    """A recipe's template, backend, source and warmed-up pipeline (a runner's ``Rig``)."""
-
-    def __init__(
-        self,
-        loaded: LoadedRecipe,
-        options: StationOptions,
-        config: StationConfig,
-        sinks: list[VerdictSink],
-        events: EventBus,
-    ) -> None:
-        self.loaded = loaded
-        self.source_spec = options.source
-        g = loaded.recipe.geometry
-        with ExitStack() as stack:
-            try:
-                template = load_template(
-                    loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
-                )
-                self.backend: InferenceBackend = stack.enter_context(
-                    create_backend(
-                        options.backend or config.inference.backend,
-                        loaded.model_path,
-                        g.profile,
-                        threads=options.threads
-                        if options.threads is not None
-                        else config.inference.threads,
-                        recipe=loaded,
-                        inference=config.inference,
-                    )
-                )
-            except AoiError as err:
-                raise RigError("engine", str(err)) from err
-            try:
-                self.source: ImageSource = stack.enter_context(
-                    create_source(options.source, loaded, template, config, seed=options.seed)
-                )
-            except (AoiError, ValueError) as err:
-                raise RigError("camera", str(err)) from err
-            try:
-                self.pipeline = Pipeline(
-                    loaded, self.backend, template=template, sinks=sinks, events=events
-                )
-                self.pipeline.warm_up()
-            except AoiError as err:
-                raise RigError("engine", str(err)) from err
-            self.template: np.ndarray = template
-            self._opened = stack.pop_all()
-
-    @property
-    def active(self) -> ActiveRecipe:
-        r = self.loaded
-        return ActiveRecipe.from_hash(r.recipe.product_code, r.content_hash, r.name)
-
-    def close(self) -> None:
-        self._opened.close()
 
 
 def plc_spec(options: StationOptions, config: StationConfig) -> str:
@@ -282,15 +212,25 @@ class Station:
 
     # -- recipes ---------------------------------------------------------------------------
 
-    def open_rig(self, loaded: LoadedRecipe) -> StationRig:
+    def open_rig(self, loaded: LoadedRecipe) -> Rig:
         """A warmed-up rig for ``loaded`` (raises :class:`RigError`); not yet inspecting."""
         assert self.events is not None
-        rig = StationRig(loaded, self.options, self.config, self._sinks, self.events)
+        o = self.options
+        rig = Rig(
+            loaded,
+            self.config,
+            source_spec=o.source,
+            sinks=self._sinks,
+            events=self.events,
+            backend=o.backend,
+            threads=o.threads,
+            seed=o.seed,
+        )
         if self.storage is not None:
             self.storage.note_recipe(loaded.name, loaded.content_hash, loaded.path)
         return rig
 
-    def _install(self, rig: StationRig) -> None:
+    def _install(self, rig: Rig) -> None:
         self.rig_error = None
         if self.runner is None:
             self.runner = StationRunner(
@@ -304,12 +244,12 @@ class Station:
             self.runner.switch_rig(rig)
         self.counters.budget_ms = rig.loaded.recipe.cycle_budget_ms
         if self.plc is not None:
-            self.plc.link.set_station_ready(rig.active)
+            self.plc.link.set_station_ready(active_recipe(rig.loaded))
 
     @property
-    def rig(self) -> StationRig | None:
+    def rig(self) -> Rig | None:
         rig = self.runner.rig if self.runner is not None else None
-        assert rig is None or isinstance(rig, StationRig)
+        assert rig is None or isinstance(rig, Rig)
         return rig
 
     @property
@@ -352,7 +292,7 @@ class Station:
             f"{old.name} v{old.recipe.version}" if old else None,
             f"{loaded.name} v{loaded.recipe.version} (product code {product_code})",
         )
-        return rig.active
+        return active_recipe(rig.loaded)
 
     # -- commands --------------------------------------------------------------------------
 
