@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aoi.defect_free import Disturbance, run_defect_free
 from aoi.errors import AoiError, SourceError
 from aoi.inference import create_backend
 from aoi.metrics import ImageDetections, Report, evaluate
@@ -223,7 +224,8 @@ def write_worst_overlay(
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    loaded = load_recipe(find_recipe(args.recipe))
+    # With --model the recipe's own model file need not exist (it may not be built yet).
+    loaded = load_recipe(find_recipe(args.recipe), check_files=not args.model)
     if args.model:
         model = Path(args.model)
         settings = loaded.recipe.model.model_copy(update={"path": model.resolve()})
@@ -242,9 +244,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             rate = done / max(1e-9, time.monotonic() - t0)
             print(f"[eval] {done}/{total} pairs  {rate:.1f}/s", file=sys.stderr, flush=True)
 
+    free = None
     with backend:
         pipeline = Pipeline(wide, backend)
         images = run_split(pipeline, entries, progress)
+        if args.defect_free:
+            if loaded.recipe.registration.method == "none":
+                msg = f"{loaded.path}: --defect-free needs registration.method 'ecc', got 'none'"
+                raise AoiError(msg)
+            templates = [e.template for e in entries]
+            free = run_defect_free(
+                loaded, backend, templates, args.defect_free, Disturbance(), progress, read_image
+            )
     thresholds = thresholds_of(loaded)
     names = {cid: DEFECT_CLASSES[cid - 1] for cid in thresholds}
     report = evaluate(images, names, thresholds)
@@ -266,6 +277,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"recall {result['recall']:.4f}  F-score {result['f_score']:.4f}"
     )
     print(f"plots: {out / 'pr_curve.png'}, {out / 'worst_cases.png'}")
+    if free is not None:
+        result["defect_free"] = free.as_json()
+        print(
+            f"defect-free boards: {free.boards}  false calls {free.false_calls} "
+            f"({free.false_calls / max(free.boards, 1):.4f})  review only {free.review_only}  "
+            f"registration errors {free.errors}"
+        )
     if args.json:
         print(json.dumps(result, sort_keys=True))
     return 0
@@ -280,4 +298,12 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--backend", default="auto", help="inference backend (default auto)")
     p.add_argument("--out", default="eval-out", help="folder for the PR plot and overlays")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
+    p.add_argument(
+        "--defect-free",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also inspect N defect-free boards (the split's templates against moved, noisy "
+        "copies of themselves, through registration) and count false calls",
+    )
     p.set_defaults(func=cmd_eval)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aoi.errors import SourceError
+from aoi.errors import AoiError, SourceError
 from aoi.evaluation import add_eval_parser, read_split
 from aoi.sources.boardgen import golden_board
 
@@ -115,3 +115,94 @@ def test_split_errors_name_the_line(tmp_path: Path) -> None:
     split.write_text("g/1/1.jpg g/1_not/1.txt\n")
     with pytest.raises(SourceError, match=r"split\.txt:1: .*1_test\.jpg does not exist"):
         read_split(tmp_path, split)
+
+
+def test_defect_free_boards_through_registration_give_no_false_calls(
+    tmp_path: Path,
+    make_recipe: RecipeFactory,
+    difference_model: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    split = _write_split(tmp_path / "PCBData", 2)
+    recipe = make_recipe(width=640, height=640)
+    args = ["--data", str(tmp_path / "PCBData"), "--split", str(split), "--recipe", str(recipe)]
+    args += ["--model", str(difference_model), "--out", str(tmp_path / "out"), "--json"]
+    result = _eval([*args, "--defect-free", "12"], capsys)
+    free = result["defect_free"]
+    assert free["boards"] == 12  # type: ignore[index]
+    assert free["errors"] == 0  # type: ignore[index]
+    assert free["false_calls"] == 0  # type: ignore[index]
+    assert free["ok"] == 12  # type: ignore[index]
+    assert result["images"] == 2  # the split's own evaluation still runs
+
+
+def test_defect_free_counts_a_board_with_a_defect_as_a_false_call(
+    tmp_path: Path,
+    make_recipe: RecipeFactory,
+    difference_model: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aoi import defect_free
+
+    real = defect_free.disturbed_copy
+
+    def with_copper_on_odd_boards(
+        template: np.ndarray, index: int, how: defect_free.Disturbance
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        image, motion = real(template, index, how)
+        if index % 2:
+            x, y = _free_squares(template, 1, 12)[0]
+            image[y : y + 12, x : x + 12] = 0
+        return image, motion
+
+    monkeypatch.setattr(defect_free, "disturbed_copy", with_copper_on_odd_boards)
+    split = _write_split(tmp_path / "PCBData", 2)
+    recipe = make_recipe(width=640, height=640)
+    args = ["--data", str(tmp_path / "PCBData"), "--split", str(split), "--recipe", str(recipe)]
+    args += ["--model", str(difference_model), "--out", str(tmp_path / "out"), "--json"]
+    free = _eval([*args, "--defect-free", "6"], capsys)["defect_free"]
+    assert free["false_calls"] == 3  # type: ignore[index]
+    assert free["false_call_rate"] == 0.5  # type: ignore[index]
+    assert free["false_defects_by_class"] == {"spurious_copper": 3}  # type: ignore[index]
+
+
+def test_defect_free_needs_registration(
+    tmp_path: Path,
+    make_recipe: RecipeFactory,
+    difference_model: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    split = _write_split(tmp_path / "PCBData", 1)
+    recipe = make_recipe(width=640, height=640, registration="none")
+    args = ["--data", str(tmp_path / "PCBData"), "--split", str(split), "--recipe", str(recipe)]
+    args += ["--model", str(difference_model), "--out", str(tmp_path / "out"), "--defect-free", "2"]
+    with pytest.raises(AoiError, match=r"--defect-free needs registration\.method 'ecc'"):
+        _eval(args, capsys)
+
+
+@pytest.mark.parametrize("index", [0, 10, 20])
+def test_every_tenth_defect_free_board_is_the_template_itself(index: int) -> None:
+    from aoi.defect_free import Disturbance, disturbed_copy
+
+    template = golden_board(128, 128, 3, "binary")
+    image, motion = disturbed_copy(template, index, Disturbance())
+    np.testing.assert_array_equal(image, template)
+    assert motion == {"dx": 0.0, "dy": 0.0, "deg": 0.0, "sigma": 0.0}
+
+
+def test_defect_free_copies_stay_within_their_bounds() -> None:
+    from aoi.defect_free import Disturbance, disturbed_copy
+
+    template = golden_board(128, 128, 3, "binary")
+    how = Disturbance()
+    for index in range(1, 40):
+        if index % 10 == 0:
+            continue
+        image, motion = disturbed_copy(template, index, how)
+        assert image.shape == template.shape and image.dtype == np.uint8
+        assert np.hypot(motion["dx"], motion["dy"]) <= how.max_shift_px
+        assert abs(motion["deg"]) <= how.max_rotation_deg
+        assert how.noise_sigma[0] <= motion["sigma"] <= how.noise_sigma[1]
+    again, _ = disturbed_copy(template, 7, how)
+    np.testing.assert_array_equal(again, disturbed_copy(template, 7, how)[0])  # seeded

@@ -36,7 +36,12 @@ def _recipe(name: str) -> Recipe:
 
 
 def test_every_shipped_recipe_is_covered() -> None:
-    assert {p.stem for p in SHIPPED} == {"board-a-640", "board-b-1024", "panel-c-4096x3000"}
+    assert {p.stem for p in SHIPPED} == {
+        "board-a-640",
+        "board-b-1024",
+        "deeppcb-640",
+        "panel-c-4096x3000",
+    }
 
 
 @pytest.mark.parametrize(
@@ -44,6 +49,12 @@ def test_every_shipped_recipe_is_covered() -> None:
     [
         (
             "board-a-640",
+            ((1, 2, 512, 512), (1, 2, 640, 640), (1, 2, 768, 768)),
+            [(1, 2, 640, 640)],
+            (1, 2, 640, 640),
+        ),
+        (
+            "deeppcb-640",
             ((1, 2, 512, 512), (1, 2, 640, 640), (1, 2, 768, 768)),
             [(1, 2, 640, 640)],
             (1, 2, 640, 640),

@@ -1,0 +1,330 @@
+"""Train the defect network on DeepPCB pairs mixed with synthetic boards, then export it.
+
+Usage (on the GPU machine; see models/aoi-defect-v2.md for the whole recipe)::
+
+    python -m models.train_deeppcb --config models/configs/deeppcb-v2.toml --device cuda \\
+        --out runs/deeppcb-v2
+
+Several ``--config`` files whose ``[run]``, ``[data]``, ``[deeppcb]`` and ``[synthetic]`` tables
+agree train side by side on the very same batches (one data pipeline, one model each); every
+model starts from ``[run] seed``, so each result equals a run of its config alone. Each model is
+written to ``OUT/<config name>/``: ``last.pt``, ``model.onnx`` (validated against PyTorch) and
+``train.json``. Evaluate the ONNX file with the station's own ``aoi eval``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# boardgen fits illumination with numpy's lstsq; multi-threaded OpenBLAS is slower per worker.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import json
+import random
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch.utils.data import DataLoader, Dataset
+
+from models.dataset import SyntheticConfig, SyntheticPairs
+from models.deeppcb import EDGE_BAND, IGNORE, DeepPcbConfig, DeepPcbPairs, MixedPairs, read_list
+from models.deeppcb import target_with_ignore as make_target
+from models.export import export_onnx, validate_onnx
+from models.net import (
+    NUM_CLASSES,
+    OUTPUT_STRIDE,
+    AoiDefectNet,
+    NetConfig,
+    count_macs,
+    count_parameters,
+)
+from models.train import LossConfig, RunConfig, _lr_at
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the pairs are and how batches are mixed (the TOML config's ``[data]`` table)."""
+
+    root: str = "data/deeppcb-pack"
+    train_list: str = "models/splits/deeppcb-train.txt"
+    synthetic_per_batch: int = 8
+    #: Cells on either side of a box edge marked as the edge band (see MaskedLossConfig).
+    edge_band_cells: int = 1
+
+
+@dataclass(frozen=True)
+class GpuRunConfig(RunConfig):
+    """``models.train.RunConfig`` plus bf16 autocast (CUDA only) and a wall-clock guard."""
+
+    bf16: bool = True
+    #: Stop (and say so) once training has run this long; 0 = no limit.
+    max_minutes: float = 0.0
+
+
+@dataclass(frozen=True)
+class MaskedLossConfig(LossConfig):
+    """``models.train.LossConfig`` plus whether the loss skips the box-edge band."""
+
+    ignore_box_edges: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole config file: ``[run] [model] [loss] [data] [deeppcb] [synthetic]``."""
+
+    name: str
+    run: GpuRunConfig = field(default_factory=GpuRunConfig)
+    model: NetConfig = field(default_factory=NetConfig)
+    loss: MaskedLossConfig = field(default_factory=MaskedLossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    deeppcb: DeepPcbConfig = field(default_factory=DeepPcbConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def shared(self) -> tuple[object, ...]:
+        """What configs trained side by side must agree on."""
+        return (self.run, self.data, self.deeppcb, self.synthetic)
+
+
+def _table(cls: type, raw: dict[str, object], name: str, path: Path) -> object:
+    unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
+    if unknown:
+        msg = f"{path}: [{name}] has unknown keys {unknown}"
+        raise ValueError(msg)
+    return cls(**raw)
+
+
+def load_config(path: Path) -> Config:
+    """Read a config TOML; unknown tables or keys are errors that name the file and table."""
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    tables = {"run", "model", "loss", "data", "deeppcb", "synthetic"}
+    unknown = sorted(set(raw) - tables)
+    if unknown:
+        msg = f"{path}: unknown tables {unknown}; expected {sorted(tables)}"
+        raise ValueError(msg)
+    return Config(
+        name=path.stem,
+        run=_table(GpuRunConfig, raw.get("run", {}), "run", path),  # type: ignore[arg-type]
+        model=NetConfig.from_mapping(raw.get("model", {})),
+        loss=_table(MaskedLossConfig, raw.get("loss", {}), "loss", path),  # type: ignore[arg-type]
+        data=_table(DataConfig, raw.get("data", {}), "data", path),  # type: ignore[arg-type]
+        deeppcb=DeepPcbConfig.from_mapping(raw.get("deeppcb", {})),
+        synthetic=SyntheticConfig.from_mapping(raw.get("synthetic", {})),
+    )
+
+
+class TrainingBatches(Dataset):
+    """Mixed pairs as tensors: ``boards`` uint8 [2, H, W], ``target`` int64 [H/S, W/S]."""
+
+    def __init__(self, pairs: MixedPairs, edge_band_cells: int) -> None:
+        self.pairs = pairs
+        self.edge_band_cells = edge_band_cells
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sample, ignore = self.pairs[index]
+        target = make_target(sample, ignore, OUTPUT_STRIDE, self.edge_band_cells)
+        boards = np.stack([sample.test, sample.template])
+        return torch.from_numpy(boards), torch.from_numpy(target)
+
+
+def _worker_init(_worker_id: int) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def masked_loss(logits: torch.Tensor, coded: torch.Tensor, cfg: MaskedLossConfig) -> torch.Tensor:
+    """``models.train.segmentation_loss`` that skips IGNORE (and maybe edge-band) cells."""
+    band = (coded >= EDGE_BAND) & (coded != IGNORE)
+    target = torch.where(band, IGNORE if cfg.ignore_box_edges else coded - EDGE_BAND, coded)
+    weights = torch.full((NUM_CLASSES,), cfg.defect_weight, device=logits.device)
+    weights[0] = cfg.background_weight
+    ce = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE)
+    if cfg.dice_weight <= 0:
+        return ce
+    valid = (target != IGNORE).unsqueeze(1)
+    clean = torch.where(valid.squeeze(1), target, torch.zeros_like(target))
+    probs = torch.softmax(logits, dim=1)[:, 1:] * valid
+    onehot = F.one_hot(clean, NUM_CLASSES).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype) * valid
+    inter = (probs * onehot).sum(dim=(0, 2, 3))
+    denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
+    return ce + cfg.dice_weight * dice.mean()
+
+
+def make_loader(cfg: Config, workers: int, device: str) -> DataLoader:
+    """The one data pipeline every model of the run reads."""
+    run, data = cfg.run, cfg.data
+    n_deeppcb = run.steps * (run.batch - data.synthetic_per_batch)
+    deeppcb = DeepPcbPairs(
+        Path(data.root), read_list(Path(data.train_list)), cfg.deeppcb, n_deeppcb, run.seed
+    )
+    synthetic = SyntheticPairs(
+        replace(cfg.synthetic, crop_sizes=(cfg.deeppcb.crop_px,)),
+        max(run.steps * data.synthetic_per_batch, 1),
+        seed=run.seed,
+    )
+    mixed = MixedPairs(deeppcb, synthetic, run.batch, data.synthetic_per_batch, run.seed)
+    return DataLoader(
+        TrainingBatches(mixed, data.edge_band_cells),
+        batch_size=run.batch,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+        pin_memory=device == "cuda",
+    )
+
+
+def _checkpoint(path: Path, model: AoiDefectNet, step: int) -> None:
+    net = model.config
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(
+        {
+            "net_config": {**asdict(net), "deep_dilations": list(net.deep_dilations)},
+            "model": state,
+            "step": step,
+        },
+        path,
+    )
+
+
+def train(configs: list[Config], out: Path, device: str, workers: int) -> list[AoiDefectNet]:
+    """One optimisation loop per config over shared batches; checkpoints under ``out/<name>``."""
+    base = configs[0]
+    run = base.run
+    random.seed(run.seed)
+    np.random.seed(run.seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    models, optimisers = [], []
+    for cfg in configs:
+        torch.manual_seed(run.seed)  # each model starts as it would alone
+        model = AoiDefectNet(cfg.model).to(device, memory_format=torch.channels_last).train()
+        models.append(model)
+        optimisers.append(
+            torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=run.weight_decay)
+        )
+        (out / cfg.name).mkdir(parents=True, exist_ok=True)
+        print(
+            f"{cfg.name}: {count_parameters(model)} parameters, "
+            f"{count_macs(model, 640, 640) / 1e6:.0f} M MACs at 640x640",
+            flush=True,
+        )
+    torch.manual_seed(run.seed)
+    loader = make_loader(base, workers, device)
+    print(
+        f"{run.steps} steps of {run.batch} ({base.data.synthetic_per_batch} synthetic) "
+        f"crops of {base.deeppcb.crop_px} px, {workers} workers, device {device}",
+        flush=True,
+    )
+    amp = run.bf16 and device == "cuda"
+    start = time.perf_counter()
+    stopped_at = run.steps
+    window = np.zeros(len(models))
+    window_start, seen = start, 0
+    for step, (boards_cpu, target_cpu) in enumerate(loader):
+        boards = boards_cpu.to(device, non_blocking=True)
+        target = target_cpu.to(device, non_blocking=True)
+        lr = _lr_at(step, run)
+        for k, (cfg, model, opt) in enumerate(zip(configs, models, optimisers, strict=True)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast("cuda", torch.bfloat16, enabled=amp):
+                logits = model.logits(boards)
+            loss = masked_loss(logits.float(), target, cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            window[k] += float(loss.detach())
+        seen += 1
+        done = step + 1
+        if done % run.log_every == 0 or done == run.steps:
+            now = time.perf_counter()
+            rate = seen * run.batch / (now - window_start)
+            losses = " ".join(
+                f"{c.name}={v / seen:.4f}" for c, v in zip(configs, window, strict=True)
+            )
+            print(
+                f"step {done:6d}/{run.steps} loss {losses} lr {lr:.2e} {rate:6.0f} samples/s "
+                f"elapsed {now - start:5.0f}s ETA {(run.steps - done) * run.batch / rate:5.0f}s",
+                flush=True,
+            )
+            window[:] = 0
+            window_start, seen = now, 0
+        late = run.max_minutes > 0 and time.perf_counter() - start > 60 * run.max_minutes
+        if done % run.checkpoint_every == 0 or done == run.steps or late:
+            for cfg, model in zip(configs, models, strict=True):
+                _checkpoint(out / cfg.name / "last.pt", model, done)
+        if late and done < run.steps:
+            stopped_at = done
+            print(f"STOPPED EARLY at step {done}: over max_minutes={run.max_minutes}", flush=True)
+            break
+    elapsed = time.perf_counter() - start
+    print(f"trained {stopped_at} of {run.steps} steps in {elapsed:.0f}s", flush=True)
+    for cfg in configs:
+        info = {
+            "seconds": elapsed,
+            "steps": stopped_at,
+            "planned_steps": run.steps,
+            "device": device,
+            "models_side_by_side": len(configs),
+        }
+        if device == "cuda":
+            info["gpu"] = torch.cuda.get_device_name()
+        (out / cfg.name / "train.json").write_text(json.dumps(info, indent=2))
+    return [m.cpu().eval() for m in models]
+
+
+def export(model: AoiDefectNet, folder: Path) -> dict[str, object]:
+    """``folder/model.onnx``, checked against PyTorch; its size figures."""
+    path = folder / "model.onnx"
+    export_onnx(model, path)
+    worst = validate_onnx(model, path)
+    figures = {
+        "parameters": count_parameters(model),
+        "macs_640": count_macs(model, 640, 640),
+        "ort_vs_torch_max_abs": worst,
+    }
+    print(f"{path}: {figures}", flush=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: train one or more configs side by side, then export each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, action="append", required=True)
+    parser.add_argument("--out", type=Path, default=Path("runs/deeppcb"))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--workers", type=int, help="override [run] workers")
+    parser.add_argument("--steps", type=int, help="override [run] steps (smoke tests)")
+    args = parser.parse_args(argv)
+    configs = [load_config(p) for p in args.config]
+    if args.steps is not None:
+        configs = [replace(c, run=replace(c.run, steps=args.steps)) for c in configs]
+    for cfg in configs[1:]:
+        if cfg.shared() != configs[0].shared():
+            msg = f"{cfg.name}: [run] [data] [deeppcb] [synthetic] differ from {configs[0].name}"
+            raise SystemExit(msg)
+    workers = configs[0].run.workers if args.workers is None else args.workers
+    models = train(configs, args.out, args.device, workers)
+    for cfg, model in zip(configs, models, strict=True):
+        figures = export(model, args.out / cfg.name)
+        info_path = args.out / cfg.name / "train.json"
+        info = json.loads(info_path.read_text())
+        info_path.write_text(json.dumps({**info, **figures}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

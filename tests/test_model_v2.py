@@ -1,0 +1,131 @@
+"""aoi-defect-v2 honours the station's ONNX contract and behaves on clean and defective pairs.
+
+Only onnxruntime is needed. The DeepPCB checks read the validation split from
+``../shared/data/deeppcb`` beside the checkout and skip, saying so, where it is not there.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from aoi.inference.onnxruntime import OnnxRuntimeBackend
+from aoi.pipeline import Pipeline
+from aoi.recipe import find_recipe, load_recipe
+from aoi.sources import boardgen
+from aoi.sources.replay import read_annotation, read_image
+from aoi.types import Frame, Verdict
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = REPO / "models" / "aoi-defect-v2.onnx"
+DEEPPCB = REPO.parent / "shared" / "data" / "deeppcb" / "PCBData"
+NUM_CLASSES = 7
+SPURIOUS_COPPER, PIN_HOLE = 5, 6
+
+
+@pytest.fixture(scope="module")
+def session() -> ort.InferenceSession:
+    assert MODEL.is_file(), f"{MODEL} is missing: the station ships it"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(str(MODEL), options, providers=["CPUExecutionProvider"])
+
+
+def _probs(session: ort.InferenceSession, test: np.ndarray, template: np.ndarray) -> np.ndarray:
+    boards = np.stack([test, template])[None].astype(np.uint8)
+    return session.run(["probs"], {"boards": boards})[0][0]
+
+
+def test_input_is_uint8_boards_with_dynamic_batch_height_width(
+    session: ort.InferenceSession,
+) -> None:
+    (inp,) = session.get_inputs()
+    assert (inp.name, inp.type, len(inp.shape), inp.shape[1]) == ("boards", "tensor(uint8)", 4, 2)
+    for axis in (0, 2, 3):
+        assert not isinstance(inp.shape[axis], int), f"axis {axis} is fixed: {inp.shape}"
+
+
+@pytest.mark.parametrize(("batch", "height", "width"), [(1, 256, 320), (2, 640, 640)])
+def test_output_is_a_softmax_over_seven_classes_at_stride_two(
+    session: ort.InferenceSession, batch: int, height: int, width: int
+) -> None:
+    (out,) = session.get_outputs()
+    assert (out.name, out.type) == ("probs", "tensor(float)")
+    rng = np.random.default_rng(0)
+    boards = rng.integers(0, 256, size=(batch, 2, height, width), dtype=np.uint8)
+    probs = session.run(["probs"], {"boards": boards})[0]
+    assert probs.shape == (batch, NUM_CLASSES, height // 2, width // 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert probs.min() >= 0.0
+
+
+@pytest.mark.parametrize("look", ["binary", "grey"])
+def test_a_clean_synthetic_pair_raises_no_defect_pixel(
+    session: ort.InferenceSession, look: str
+) -> None:
+    template = boardgen.golden_board(320, 320, seed=11, look=look)
+    assert _probs(session, template, template)[1:].max() < 0.5
+
+
+@pytest.mark.parametrize("class_id", [SPURIOUS_COPPER, PIN_HOLE])
+def test_an_injected_synthetic_defect_is_found_over_its_box(
+    session: ort.InferenceSession, class_id: int
+) -> None:
+    rng = np.random.default_rng(class_id)
+    layout = boardgen.make_copper_layout(320, 320, seed=21)
+    template = boardgen.render(layout, "binary", rng, noise_sigma=4.0)
+    copper, truth = boardgen.inject_defects(layout, rng, 1, classes=[class_id])
+    test = boardgen.render(copper, "binary", rng, noise_sigma=4.0)
+    probs = _probs(session, test, template)
+    x0, y0, x1, y1 = (int(v) // 2 for v in truth.boxes_xyxy_px[0])
+    window = probs[:, y0 : y1 + 1, x0 : x1 + 1]
+    assert (window.argmax(axis=0) == class_id).sum() >= 4
+    assert window[class_id].max() >= 0.5
+
+
+def _deeppcb_val_pairs(count: int) -> list[tuple[Path, Path, Path]]:
+    if not DEEPPCB.is_dir():
+        pytest.skip(f"DeepPCB is not at {DEEPPCB} (the shared data folder beside the checkout)")
+    lines = (REPO / "models" / "splits" / "deeppcb-val.txt").read_text().splitlines()[:count]
+    out = []
+    for line in lines:
+        image, annotation = line.split()
+        stem = (DEEPPCB / image).with_suffix("")
+        out.append((Path(f"{stem}_test.jpg"), Path(f"{stem}_temp.jpg"), DEEPPCB / annotation))
+    return out
+
+
+def test_deeppcb_recipe_finds_the_defects_of_validation_pairs() -> None:
+    loaded = load_recipe(find_recipe("deeppcb-640"))
+    assert loaded.model_path == MODEL.resolve()
+    found = truth = 0
+    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
+        pipeline = Pipeline(loaded, be)
+        for i, (test, template, annotation) in enumerate(_deeppcb_val_pairs(5)):
+            frame = Frame(
+                read_image(test),
+                i,
+                time.perf_counter_ns(),
+                "test",
+                template=read_image(template),
+                truth=read_annotation(annotation),
+            )
+            result = pipeline.inspect(frame)
+            assert result.verdict == Verdict.NG
+            truth += len(frame.truth.class_ids)  # type: ignore[union-attr]
+            found += len(result.defects)
+    assert found >= 0.9 * truth
+
+
+def test_deeppcb_recipe_passes_a_template_against_itself() -> None:
+    loaded = load_recipe(find_recipe("deeppcb-640"))
+    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
+        for i, (_test, template_path, _ann) in enumerate(_deeppcb_val_pairs(3)):
+            template = read_image(template_path)
+            pipeline = Pipeline(loaded, be, template=template)
+            frame = Frame(template.copy(), i, time.perf_counter_ns(), "test")
+            assert pipeline.inspect(frame).verdict == Verdict.OK
