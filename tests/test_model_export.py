@@ -1,4 +1,4 @@
-"""The shipped defect model honours the station's ONNX contract and behaves on synthetic boards.
+"""The shipped defect models honour the station's ONNX contract and behave on synthetic boards.
 
 The contract tests need only onnxruntime (the station's CI has no torch); the export round-trip
 test needs torch and is skipped with the reason ``torch not installed`` where it is missing.
@@ -17,17 +17,19 @@ import pytest
 from aoi.sources import boardgen
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = REPO / "models" / "aoi-defect-v1.onnx"
+#: Every model the station ships; the recipes point at the newest.
+MODELS = [REPO / "models" / "aoi-defect-v1.onnx", REPO / "models" / "aoi-defect-v2.onnx"]
 NUM_CLASSES = 7
 SPURIOUS_COPPER, PIN_HOLE = 5, 6
 
 
-@pytest.fixture(scope="module")
-def session() -> ort.InferenceSession:
-    assert MODEL.is_file(), f"{MODEL} is missing: the station ships it"
+@pytest.fixture(scope="module", params=MODELS, ids=lambda p: p.stem)
+def session(request: pytest.FixtureRequest) -> ort.InferenceSession:
+    model: Path = request.param
+    assert model.is_file(), f"{model} is missing: the station ships it"
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
-    return ort.InferenceSession(str(MODEL), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 def _probs(session: ort.InferenceSession, test: np.ndarray, template: np.ndarray) -> np.ndarray:
