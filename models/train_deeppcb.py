@@ -27,7 +27,6 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -45,7 +44,7 @@ from models.net import (
     count_macs,
     count_parameters,
 )
-from models.train import LossConfig, RunConfig, _lr_at
+from models.train import LossConfig, RunConfig, _lr_at, _section, _worker_init
 
 
 @dataclass(frozen=True)
@@ -92,14 +91,6 @@ class Config:
         return (self.run, self.data, self.deeppcb, self.synthetic)
 
 
-def _table(cls: type, raw: dict[str, object], name: str, path: Path) -> object:
-    unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
-    if unknown:
-        msg = f"{path}: [{name}] has unknown keys {unknown}"
-        raise ValueError(msg)
-    return cls(**raw)
-
-
 def load_config(path: Path) -> Config:
     """Read a config TOML; unknown tables or keys are errors that name the file and table."""
     with path.open("rb") as fh:
@@ -111,10 +102,10 @@ def load_config(path: Path) -> Config:
         raise ValueError(msg)
     return Config(
         name=path.stem,
-        run=_table(GpuRunConfig, raw.get("run", {}), "run", path),  # type: ignore[arg-type]
+        run=_section(GpuRunConfig, raw.get("run", {}), "run", path),  # type: ignore[arg-type]
         model=NetConfig.from_mapping(raw.get("model", {})),
-        loss=_table(MaskedLossConfig, raw.get("loss", {}), "loss", path),  # type: ignore[arg-type]
-        data=_table(DataConfig, raw.get("data", {}), "data", path),  # type: ignore[arg-type]
+        loss=_section(MaskedLossConfig, raw.get("loss", {}), "loss", path),  # type: ignore[arg-type]
+        data=_section(DataConfig, raw.get("data", {}), "data", path),  # type: ignore[arg-type]
         deeppcb=DeepPcbConfig.from_mapping(raw.get("deeppcb", {})),
         synthetic=SyntheticConfig.from_mapping(raw.get("synthetic", {})),
     )
@@ -135,11 +126,6 @@ class TrainingBatches(Dataset):
         target = make_target(sample, ignore, OUTPUT_STRIDE, self.edge_band_cells)
         boards = np.stack([sample.test, sample.template])
         return torch.from_numpy(boards), torch.from_numpy(target)
-
-
-def _worker_init(_worker_id: int) -> None:
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def masked_loss(logits: torch.Tensor, coded: torch.Tensor, cfg: MaskedLossConfig) -> torch.Tensor:
