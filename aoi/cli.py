@@ -49,7 +49,7 @@ from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
-from plc.station import SPEC_HELP, PlcSession, open_plc, open_soft_plc
+from plc.station import SPEC_HELP, PlcSession, open_plc, open_soft_plc, tcp_spec
 
 log = logging.getLogger("aoi")
 
@@ -267,12 +267,7 @@ def _plc_spec(args: argparse.Namespace, station: StationConfig) -> str:
     if args.plc is not None:
         return str(args.plc)
     if getattr(args, "plc_from_station", False) and "plc" in station.model_fields_set:
-        host = station.plc.host
-        return (
-            f"tcp://[{host}]:{station.plc.port}"
-            if ":" in host
-            else f"tcp://{host}:{station.plc.port}"
-        )
+        return tcp_spec(station.plc.host, station.plc.port)
     return str(args.default_plc)
 
 

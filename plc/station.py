@@ -39,6 +39,11 @@ class PlcSpec:
     port: int = 0
 
 
+def tcp_spec(host: str, port: int) -> str:
+    """The ``--plc`` spec of a PLC at ``host:port`` (an IPv6 host goes in brackets)."""
+    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+
+
 def parse_plc_spec(spec: str) -> PlcSpec:
     """``none``, ``sim`` or ``tcp://HOST:PORT`` (server: listen there; client: connect there)."""
     if spec in ("none", "sim"):

@@ -38,7 +38,7 @@ from aoi.storage.queries import Window, record_audit, yield_table
 from aoi.types import Verdict
 from plc.events import ActiveRecipe
 from plc.settings import LinkSettings
-from plc.station import PlcSession, open_plc
+from plc.station import PlcSession, open_plc, tcp_spec
 from ui.health import (
     Alarm,
     Light,
@@ -76,9 +76,7 @@ def plc_spec(options: StationOptions, config: StationConfig) -> str:
     if options.plc is not None:
         return options.plc
     if "plc" in config.model_fields_set:
-        host = config.plc.host
-        host = f"[{host}]" if ":" in host else host
-        return f"tcp://{host}:{config.plc.port}"
+        return tcp_spec(config.plc.host, config.plc.port)
     return "sim"
 
 
