@@ -32,19 +32,16 @@ import cv2
 import numpy as np
 
 from aoi.sources.replay import read_annotation
-from models.dataset import PairSample, SyntheticPairs, augment, box_target
+from models.dataset import PairSample, SyntheticPairs, augment
+from models.targets import close_pairs
 
 #: PCB groups held out for validation: 150 of the 1,000 trainval pairs, 807 defects, every
 #: class present at least 83 times; the five larger groups stay for training.
 VAL_GROUPS: tuple[str, ...] = ("group50600", "group77000")
 #: Default location of the split lists, relative to the repository root.
 SPLIT_DIR = Path("models/splits")
-#: Target value of cells the loss ignores (a defect mostly cut away by the crop).
-IGNORE = 255
 #: Pixels around a training window that its warps may pull in (shift + rotation + blur).
 WARP_MARGIN = 16
-#: Added to the class of cells near a box edge (see :func:`target_with_ignore`).
-EDGE_BAND = 32
 
 
 @dataclass(frozen=True)
@@ -178,6 +175,11 @@ class DeepPcbConfig:
     offset: tuple[float, float] = (-10.0, 25.0)
     noise_prob: float = 0.4
     noise_sigma: tuple[float, float] = (1.0, 6.0)
+    #: Share of items drawn from the pairs that hold two same-class defects at most
+    #: ``neighbour_gap_px`` apart, windowed on such a neighbour pair (they are rare: ~2 % of
+    #: pairs, and the network must learn to keep them apart).
+    neighbour_prob: float = 0.0
+    neighbour_gap_px: float = 12.0
 
     @classmethod
     def from_mapping(cls, values: dict[str, object]) -> DeepPcbConfig:
@@ -306,54 +308,6 @@ def crop(
     return out, clipped[inside & ~good].reshape(-1, 4)
 
 
-def _cells(box_xyxy_px: np.ndarray, stride: int) -> tuple[int, int, int, int]:
-    """Output cells ``(r0, r1, c0, c1)`` (ends exclusive) that an inclusive-corner box touches."""
-    x0, y0, x1, y1 = (float(v) for v in box_xyxy_px)
-    return (
-        math.floor(y0 / stride),
-        math.floor(y1 / stride) + 1,
-        math.floor(x0 / stride),
-        math.floor(x1 / stride) + 1,
-    )
-
-
-def target_with_ignore(
-    sample: PairSample, ignore_boxes: np.ndarray, stride: int, edge_band_cells: int = 0
-) -> np.ndarray:
-    """Box-filled class map (``models.dataset.box_target``) with IGNORE and edge-band cells.
-
-    Truth boxes have inclusive corners, so every cell a box touches is filled. Cells of boxes
-    cut away by the crop are IGNORE. If ``edge_band_cells`` = k > 0, the k cells on either side
-    of each box edge (where annotators' margins vary) keep their class plus :data:`EDGE_BAND`,
-    so the loss can choose to ignore them (:func:`decode_target`); boxes under 2k + 3 cells keep
-    their edges.
-    """
-    h, w = sample.test.shape
-    exclusive = sample.boxes_xyxy_px.astype(np.float32) + np.array([0, 0, 1, 1], np.float32)
-    target = box_target(exclusive, sample.class_ids, h, w, stride)
-    k = edge_band_cells
-    band = np.zeros(target.shape, bool)
-    for box in sample.boxes_xyxy_px if k > 0 else ():
-        r0, r1, c0, c1 = _cells(box, stride)
-        if min(r1 - r0, c1 - c0) < 2 * k + 3:
-            continue
-        band[max(r0 - k, 0) : r1 + k, max(c0 - k, 0) : c1 + k] = True
-        band[r0 + k : r1 - k, c0 + k : c1 - k] = False
-    target[band] += EDGE_BAND
-    for box in ignore_boxes:
-        r0, r1, c0, c1 = _cells(box, stride)
-        target[max(r0, 0) : r1, max(c0, 0) : c1] = IGNORE
-    return target
-
-
-def decode_target(target: np.ndarray, ignore_edges: bool) -> np.ndarray:
-    """Class ids for the loss: edge-band cells become IGNORE, or their plain class."""
-    band = (target >= EDGE_BAND) & (target != IGNORE)
-    out = target.copy()
-    out[band] = IGNORE if ignore_edges else target[band] - EDGE_BAND
-    return out
-
-
 class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
     """Augmented DeepPCB crops, ``length`` of them, item ``i`` drawn from ``(seed, i)``.
 
@@ -376,6 +330,12 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
         self.length = length
         self.seed = seed
         self.pairs = [load_pair(data_dir, line) for line in lines]
+        #: Pairs holding same-class neighbours (see ``DeepPcbConfig.neighbour_prob``).
+        self.with_neighbours = [
+            k
+            for k, p in enumerate(self.pairs)
+            if next(close_pairs(p.boxes_xyxy_px, p.class_ids, config.neighbour_gap_px), None)
+        ]
 
     def __len__(self) -> int:
         return self.length
@@ -386,14 +346,23 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
         cfg = self.config
         rng = np.random.default_rng([self.seed, index, 11])
         sample = self.pairs[int(rng.integers(len(self.pairs)))]
+        if cfg.neighbour_prob > 0 and self.with_neighbours and rng.random() < cfg.neighbour_prob:
+            pick = self.with_neighbours[int(rng.integers(len(self.with_neighbours)))]
+            sample = dihedral(self.pairs[pick], rng)
+            return self.finish(sample, rng, neighbours=True)
         if rng.random() < cfg.clean_fraction:
             empty = np.zeros((0, 4), np.float32)
             sample = PairSample(sample.template, sample.template, empty, np.zeros(0, np.int64))
         sample = dihedral(sample, rng)
         return self.finish(sample, rng)
 
-    def finish(self, sample: PairSample, rng: np.random.Generator) -> tuple[PairSample, np.ndarray]:
+    def finish(
+        self, sample: PairSample, rng: np.random.Generator, neighbours: bool = False
+    ) -> tuple[PairSample, np.ndarray]:
         """Pick the window, then JPEG, misalignment, pose round trip and photometry on it.
+
+        The window holds one whole defect box with ``defect_centred_prob``, or, with
+        ``neighbours``, both boxes of one same-class neighbour pair.
 
         The work is done on the window plus :data:`WARP_MARGIN` pixels (aligned to JPEG's 8x8
         grid) so what the warps pull in from outside is real board, except at the frame's own
@@ -405,9 +374,20 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
         y = int(rng.integers(0, h - size + 1))
         x = int(rng.integers(0, w - size + 1))
         boxes = sample.boxes_xyxy_px.astype(np.float32)
-        if len(boxes) and rng.random() < cfg.defect_centred_prob:
-            # A window that holds one whole defect box, anywhere in the window.
-            x0, y0, x1, y1 = (int(v) for v in boxes[int(rng.integers(len(boxes)))])
+        near = (
+            list(close_pairs(boxes, sample.class_ids, cfg.neighbour_gap_px)) if neighbours else []
+        )
+        focus = None
+        if near:
+            i, j = near[int(rng.integers(len(near)))]
+            focus = np.concatenate(
+                [np.minimum(boxes[i, :2], boxes[j, :2]), np.maximum(boxes[i, 2:], boxes[j, 2:])]
+            )
+        elif len(boxes) and rng.random() < cfg.defect_centred_prob:
+            focus = boxes[int(rng.integers(len(boxes)))]
+        if focus is not None:
+            # A window that holds the focus box whole, anywhere in the window.
+            x0, y0, x1, y1 = (int(v) for v in focus)
             ys = (max(0, y1 - size + 1), min(y0, h - size))
             xs = (max(0, x1 - size + 1), min(x0, w - size))
             if ys[0] <= ys[1] and xs[0] <= xs[1]:

@@ -33,8 +33,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset
 
 from models.dataset import SyntheticConfig, SyntheticPairs
-from models.deeppcb import EDGE_BAND, IGNORE, DeepPcbConfig, DeepPcbPairs, MixedPairs, read_list
-from models.deeppcb import target_with_ignore as make_target
+from models.deeppcb import DeepPcbConfig, DeepPcbPairs, MixedPairs, read_list
 from models.export import export_onnx, validate_onnx
 from models.net import (
     NUM_CLASSES,
@@ -44,6 +43,8 @@ from models.net import (
     count_macs,
     count_parameters,
 )
+from models.targets import EDGE_BAND, IGNORE, SEAM
+from models.targets import target_with_ignore as make_target
 from models.train import LossConfig, RunConfig, _lr_at, _section, _worker_init
 
 
@@ -56,6 +57,9 @@ class DataConfig:
     synthetic_per_batch: int = 8
     #: Cells on either side of a box edge marked as the edge band (see MaskedLossConfig).
     edge_band_cells: int = 1
+    #: Same-class boxes at most this many pixels apart get a seam between them (0 = none;
+    #: see ``models.targets`` and MaskedLossConfig.separate_neighbours).
+    seam_gap_px: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class MaskedLossConfig(LossConfig):
     """``models.train.LossConfig`` plus whether the loss skips the box-edge band."""
 
     ignore_box_edges: bool = True
+    #: Learn background on the seams between same-class neighbours (else their plain class).
+    separate_neighbours: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,24 +120,33 @@ def load_config(path: Path) -> Config:
 class TrainingBatches(Dataset):
     """Mixed pairs as tensors: ``boards`` uint8 [2, H, W], ``target`` int64 [H/S, W/S]."""
 
-    def __init__(self, pairs: MixedPairs, edge_band_cells: int) -> None:
+    def __init__(self, pairs: MixedPairs, edge_band_cells: int, seam_gap_px: float = 0.0) -> None:
         self.pairs = pairs
         self.edge_band_cells = edge_band_cells
+        self.seam_gap_px = seam_gap_px
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample, ignore = self.pairs[index]
-        target = make_target(sample, ignore, OUTPUT_STRIDE, self.edge_band_cells)
+        target = make_target(sample, ignore, OUTPUT_STRIDE, self.edge_band_cells, self.seam_gap_px)
         boards = np.stack([sample.test, sample.template])
         return torch.from_numpy(boards), torch.from_numpy(target)
 
 
 def masked_loss(logits: torch.Tensor, coded: torch.Tensor, cfg: MaskedLossConfig) -> torch.Tensor:
-    """``models.train.segmentation_loss`` that skips IGNORE (and maybe edge-band) cells."""
-    band = (coded >= EDGE_BAND) & (coded != IGNORE)
-    target = torch.where(band, IGNORE if cfg.ignore_box_edges else coded - EDGE_BAND, coded)
+    """``models.train.segmentation_loss`` that skips IGNORE (and maybe edge-band) cells.
+
+    The coded target is decoded as ``models.targets.decode_target`` does: seam cells become
+    background (``separate_neighbours``) or lose their flag, then edge-band cells are skipped
+    (``ignore_box_edges``) or lose theirs.
+    """
+    flagged = coded != IGNORE
+    seam = flagged & ((coded & SEAM) != 0)
+    target = torch.where(seam, 0 if cfg.separate_neighbours else coded - SEAM, coded)
+    band = flagged & ((target & EDGE_BAND) != 0)
+    target = torch.where(band, IGNORE if cfg.ignore_box_edges else target - EDGE_BAND, target)
     weights = torch.full((NUM_CLASSES,), cfg.defect_weight, device=logits.device)
     weights[0] = cfg.background_weight
     ce = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE)
@@ -161,7 +176,7 @@ def make_loader(cfg: Config, workers: int, device: str) -> DataLoader:
     )
     mixed = MixedPairs(deeppcb, synthetic, run.batch, data.synthetic_per_batch, run.seed)
     return DataLoader(
-        TrainingBatches(mixed, data.edge_band_cells),
+        TrainingBatches(mixed, data.edge_band_cells, data.seam_gap_px),
         batch_size=run.batch,
         shuffle=False,
         num_workers=workers,

@@ -17,22 +17,19 @@ if str(REPO) not in sys.path:
 
 from models.dataset import PairSample  # noqa: E402
 from models.deeppcb import (  # noqa: E402
-    EDGE_BAND,
-    IGNORE,
     VAL_GROUPS,
     DeepPcbConfig,
     DeepPcbPairs,
     MixedPairs,
     SplitLine,
     crop,
-    decode_target,
     dihedral,
     load_pair,
     pack,
     read_list,
     split_by_group,
-    target_with_ignore,
 )
+from models.targets import EDGE_BAND, IGNORE, decode_target, target_with_ignore  # noqa: E402
 
 SPLITS = REPO / "models" / "splits"
 #: A clean config: geometry only, so that the test - template difference is the defect alone.

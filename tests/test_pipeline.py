@@ -334,3 +334,39 @@ def test_the_strip_the_camera_did_not_see_gives_no_false_call(
     assert result.registration is not None
     assert result.registration.shift_x_px == pytest.approx(-3.0, abs=0.1)
     assert result.verdict is Verdict.OK, [d.bbox_xyxy_px for d in result.defects]
+
+
+def test_padded_batches_give_the_unpadded_results(make_recipe: RecipeFactory) -> None:
+    """The CUDA path pads a short batch to the profile's opt batch (one input shape for the
+    provider); the padding must not change the real boards' outputs, and is really fed."""
+    loaded = load_recipe(make_recipe())
+    base = loaded.recipe.geometry.profile
+    profile = base.model_copy(
+        update={
+            "opt": base.opt.model_copy(update={"batch": 4}),
+            "max": base.max.model_copy(update={"batch": 4}),
+        }
+    )
+    rng = np.random.default_rng(7)
+    boards = rng.integers(0, 256, (3, 2, 256, 256), dtype=np.uint8)
+    with OnnxRuntimeBackend(loaded.model_path, profile, threads=1) as plain:
+        assert not plain.pad_batch  # off by default on the CPU
+        expected = plain.predict(boards)
+    with OnnxRuntimeBackend(loaded.model_path, profile, threads=1, pad_batch=True) as padded:
+        session = padded._session
+        assert session is not None
+        fed: list[tuple[int, ...]] = []
+        real_run = session.run
+
+        def recording_run(names, feeds):  # type: ignore[no-untyped-def]
+            fed.append(next(iter(feeds.values())).shape)
+            return real_run(names, feeds)
+
+        session.run = recording_run  # type: ignore[method-assign]
+        got = padded.predict(boards)
+        full = padded.predict(np.concatenate([boards, boards[:1]]))
+    assert fed == [(4, 2, 256, 256), (4, 2, 256, 256)]
+    assert got.shape == expected.shape and got.shape[0] == 3
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(full[:3], expected, atol=1e-5)
+    assert OnnxRuntimeBackend(loaded.model_path, profile, device="cuda").pad_batch

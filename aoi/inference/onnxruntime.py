@@ -37,7 +37,14 @@ def _dims_text(shape: tuple[int, ...] | list[int]) -> str:
 
 
 class OnnxRuntimeBackend:
-    """One ONNX Runtime session for one model and one recipe profile."""
+    """One ONNX Runtime session for one model and one recipe profile.
+
+    On CUDA, a batch smaller than the profile's ``opt`` batch is padded with empty boards up to
+    it and the padding's output dropped (``pad_batch``): the CUDA provider searches convolution
+    algorithms again for every new input shape, so a tiled recipe whose last batch is shorter
+    (a panel of 15 tiles in batches of 8 and 7) would alternate between two shapes every frame.
+    On the CPU there is no such cost and padding would only add work, so it is off by default.
+    """
 
     def __init__(
         self,
@@ -46,11 +53,13 @@ class OnnxRuntimeBackend:
         *,
         device: str = "cpu",
         threads: int = 0,
+        pad_batch: bool | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile
         self.device = device
         self.threads = threads
+        self.pad_batch = device == "cuda" if pad_batch is None else pad_batch
         self.model_hash = ""
         self.name = "onnxruntime-cpu" if device == "cpu" else "onnxruntime-cuda"
         self._session: ort.InferenceSession | None = None
@@ -127,9 +136,14 @@ class OnnxRuntimeBackend:
                 f"{_dims_text(self.profile.max.as_tuple())}"
             )
             raise InferenceError(msg)
+        n = batch.shape[0]
+        fed = batch
+        if self.pad_batch and n < self.profile.opt.batch:
+            fed = np.zeros((self.profile.opt.batch, *batch.shape[1:]), np.uint8)
+            fed[:n] = batch
         try:
-            (probs,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+            (probs,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: fed})
         except _ORT_ERRORS as err:
-            msg = f"onnxruntime failed on input {_dims_text(batch.shape)}: {err}"
+            msg = f"onnxruntime failed on input {_dims_text(fed.shape)}: {err}"
             raise InferenceError(msg) from err
-        return probs
+        return probs[:n]
