@@ -41,6 +41,9 @@ class InferenceConfig(_Strict):
     workspace_mib: int = Field(default=2048, ge=16, le=1_048_576)
     #: Replay TensorRT inference as one CUDA graph per input shape (fewer launches per cycle).
     cuda_graph: bool = False
+    #: Pad a tiled frame's short last batch to the profile's opt batch, so the GPU sees one
+    #: input shape (see ``OnnxRuntimeBackend``); unset = on for ONNX Runtime's CUDA provider only.
+    pad_batch: bool | None = None
 
 
 class StorageConfig(_Strict):

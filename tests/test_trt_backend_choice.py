@@ -111,6 +111,24 @@ def test_station_inference_section(tmp_path: Path) -> None:
         load_station_config(path)
 
 
+def test_station_pad_batch_reaches_the_onnxruntime_backend(
+    make_recipe: RecipeFactory, tmp_path: Path
+) -> None:
+    loaded = load_recipe(make_recipe())
+    profile = loaded.recipe.geometry.profile
+    path = tmp_path / "station.toml"
+    for text, cpu_pads in (
+        ("", False),
+        ("pad_batch = true\n", True),
+        ("pad_batch = false\n", False),
+    ):
+        path.write_text("[inference]\n" + text)
+        config = load_station_config(path).inference
+        backend = create_backend("onnxruntime", loaded.model_path, profile, inference=config)
+        assert isinstance(backend, OnnxRuntimeBackend)
+        assert backend.pad_batch is cpu_pads, text
+
+
 @pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed: the missing-TensorRT path is moot")
 def test_tensorrt_backend_says_why_it_cannot_open(
     make_recipe: RecipeFactory, tmp_path: Path

@@ -67,4 +67,5 @@ def create_backend(
     from aoi.inference.onnxruntime import OnnxRuntimeBackend
 
     device = "cuda" if chosen == "onnxruntime-cuda" else "cpu"
-    return OnnxRuntimeBackend(model_path, profile, device=device, threads=threads)
+    pad = inference.pad_batch if inference is not None else None
+    return OnnxRuntimeBackend(model_path, profile, device=device, threads=threads, pad_batch=pad)
