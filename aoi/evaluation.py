@@ -2,9 +2,10 @@
 
 Each pair of a DeepPCB-layout split (``PCBData/trainval.txt`` format: ``group/G/ID.jpg
 group/G_not/ID.txt`` per line, relative to the ``PCBData`` folder) goes through
-:meth:`Pipeline.inspect` exactly as in the cycle. To draw the precision-recall curve the review
-band of every class is widened down to :data:`CURVE_FLOOR`; the operating point (precision,
-recall, F-score) keeps only detections at or above each class's deployed ``score``.
+:meth:`Pipeline.inspect` exactly as in the cycle, twice: once with the review band of every
+class widened down to :data:`CURVE_FLOOR` (for the precision-recall curves and AP), once with
+the recipe as deployed, whose detections at or above each class's ``score`` give the operating
+point (precision, recall, F-score): exactly what the station would report.
 """
 
 from __future__ import annotations
@@ -246,8 +247,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     free = None
     with backend:
-        pipeline = Pipeline(wide, backend)
-        images = run_split(pipeline, entries, progress)
+        images = run_split(Pipeline(wide, backend), entries, progress)
+        deployed = run_split(Pipeline(loaded, backend), entries, progress)
         if args.defect_free:
             if loaded.recipe.registration.method == "none":
                 msg = f"{loaded.path}: --defect-free needs registration.method 'ecc', got 'none'"
@@ -258,10 +259,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     thresholds = thresholds_of(loaded)
     names = {cid: DEFECT_CLASSES[cid - 1] for cid in thresholds}
-    report = evaluate(images, names, thresholds)
+    report = evaluate(images, names, thresholds, deployed=deployed)
     result = report.as_json()
     write_pr_plot(report, out / "pr_curve.png")
-    worst = write_worst_overlay(entries, images, thresholds, out / "worst_cases.png")
+    worst = write_worst_overlay(entries, deployed, thresholds, out / "worst_cases.png")
     result.update(model=str(loaded.model_path), model_hash=backend.model_hash, worst=worst)
     print(f"{'class':<16} {'AP@.33':>7} {'AP50':>7} {'AP.5:.95':>9} {'truth':>6}")
     for name, pc in result["per_class"].items():  # type: ignore[union-attr]

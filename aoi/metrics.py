@@ -201,8 +201,14 @@ def evaluate(
     class_names: dict[int, str],
     thresholds: dict[int, float],
     iou_thr: float = 0.33,
+    deployed: Sequence[ImageDetections] | None = None,
 ) -> Report:
-    """Per-class AP at ``iou_thr``, at 0.5 and over COCO's 0.5:0.95, and the operating point."""
+    """Per-class AP at ``iou_thr``, at 0.5 and over COCO's 0.5:0.95, and the operating point.
+
+    The curves use ``images``; the operating point uses ``deployed`` where given: the same
+    boards as the station reports them at its own thresholds (components formed at the
+    deployed review floor rather than at the curve's low floor can split differently).
+    """
     report = Report(class_names, len(images))
     for cls, name in class_names.items():
         curve = class_curve(images, cls, iou_thr)
@@ -210,5 +216,5 @@ def evaluate(
         report.ap33[name] = curve.ap
         report.ap50[name] = class_curve(images, cls, 0.5).ap
         report.ap50_95[name] = float(np.mean([class_curve(images, cls, t).ap for t in COCO_IOUS]))
-    report.point = operating_point(images, thresholds, iou_thr)
+    report.point = operating_point(images if deployed is None else deployed, thresholds, iou_thr)
     return report

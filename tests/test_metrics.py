@@ -98,3 +98,15 @@ def test_bad_shapes_are_refused() -> None:
         ImageDetections(
             "x", np.zeros((2, 3)), np.zeros(2), np.zeros((0, 4)), np.zeros(0), np.zeros(0)
         )
+
+
+def test_operating_point_comes_from_the_deployed_pass_when_given() -> None:
+    """The curve pass may merge two defects into one component that the deployed pass (higher
+    review floor) keeps apart: AP reads the first, P/R/F the second."""
+    curve = [_img(TRUTH, [(10, 10, 119, 29, 1, 0.95), (50, 50, 69, 59, 2, 0.9)])]
+    deployed = [_img(TRUTH, [(*t[:4], t[4], 0.9) for t in TRUTH])]
+    merged = evaluate(curve, NAMES, THR).as_json()
+    assert (merged["precision"], merged["recall"]) == (0.5, round(1 / 3, 4))
+    split = evaluate(curve, NAMES, THR, deployed=deployed).as_json()
+    assert split["precision"] == split["recall"] == split["f_score"] == 1.0
+    assert split["map33"] == merged["map33"] < 1.0

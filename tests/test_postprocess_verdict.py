@@ -123,3 +123,54 @@ def test_truth_inside_a_dont_care_region_is_not_expected() -> None:
     visible = Postprocessor(recipe).visible_truth(truth)
     assert visible.class_ids.tolist() == [2]
     assert Postprocessor(BASE).visible_truth(truth) is truth
+
+
+def _reference(recipe: object, probs: np.ndarray, stride: int) -> list[tuple[object, ...]]:
+    """Every cell read, no window: the definition the fast path must reproduce exactly."""
+    import cv2
+
+    post = Postprocessor(recipe)  # type: ignore[arg-type]
+    out = []
+    for p in probs:
+        winner = p.argmax(axis=0)
+        for cid in post._active:
+            mask = ((winner == cid) & (p[cid] >= post._low[cid])).astype(np.uint8)
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            for k in range(1, count):
+                x, y, w, h, cells = (int(v) for v in stats[k])
+                if cells * stride * stride < post._min_area[cid]:
+                    continue
+                box = (x * stride, y * stride, (x + w) * stride - 1, (y + h) * stride - 1)
+                out.append((cid, box, round(float(p[cid][labels == k].max()), 6)))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reading_only_contested_cells_changes_nothing(seed: int) -> None:
+    """Random softmax maps with blobs of every class, near-ties with the background included."""
+    rng = np.random.default_rng(seed)
+    h, w = 96, 128
+    logits = rng.normal(0, 1, (1, 7, h, w)).astype(np.float32)
+    logits[0, 0] += 4.0  # background everywhere ...
+    for _ in range(int(rng.integers(0, 8))):  # ... but for blobs
+        cid = int(rng.integers(1, 7))
+        y, x = int(rng.integers(0, h - 8)), int(rng.integers(0, w - 8))
+        logits[0, cid, y : y + int(rng.integers(2, 8)), x : x + int(rng.integers(2, 8))] += 6.0
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    recipe = _recipe(**{f"classes__{n}__review_score": 0.2 for n in DEFECT_CLASSES})
+    recipe = (
+        _recipe(**{f"classes__{n}__min_area_px": 4 for n in DEFECT_CLASSES}) if seed % 2 else recipe
+    )
+    tile = [Tile(0, 0, w * 4, h * 4, (0, 0, w * 4, h * 4))]
+    found = Postprocessor(recipe).run(probs, tile, (h * 4, w * 4))
+    got = sorted(
+        (d.class_id, d.bbox_xyxy_px, round(d.score, 6)) for d in found.defects + found.review
+    )
+    assert got == _reference(recipe, probs, 4)
+    if seed == 0:
+        empty = _probs(h, w, [])
+        assert Postprocessor(recipe).run(empty, tile, (h * 4, w * 4)) == Candidates((), ())
+        lone = empty.copy()  # nothing but a class winning with the background just under half
+        lone[0, :, 40:44, 60:64] = np.array([0.49, 0.0, 0.0, 0.5, 0.0, 0.01, 0.0])[:, None, None]
+        found = Postprocessor(recipe).run(lone, tile, (h * 4, w * 4))
+        assert [(d.class_id, d.bbox_xyxy_px) for d in found.defects] == [(3, (240, 160, 255, 175))]

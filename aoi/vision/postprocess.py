@@ -2,7 +2,9 @@
 
 The network outputs ``[N, 1 + classes, H/S, W/S]`` softmax probabilities (class 0 background).
 Per class, pixels whose class wins and whose probability reaches the recipe's lowest threshold
-for it form connected components; each component becomes a box (scaled by the stride S and
+for it form connected components (cells where the background has half the probability or more
+cannot be won by a defect class and are skipped, so the cost follows the defect area); each
+component becomes a box (scaled by the stride S and
 shifted by its tile's origin), an area in frame pixels, and a score (the component's peak).
 """
 
@@ -17,6 +19,10 @@ from aoi.errors import InferenceError
 from aoi.recipe import MaskRegion, Recipe
 from aoi.types import DEFECT_CLASSES, Defect, GroundTruth
 from aoi.vision.preprocess import Tile
+
+#: A background probability at or above which no defect class can win a cell's argmax: half the
+#: softmax mass, plus float32 rounding of the sum.
+_BACKGROUND_WINS = 0.5 + 1e-4
 
 #: A rectangle x0, y0, x1, y1 in frame pixels (x1, y1 exclusive).
 Region = tuple[int, int, int, int]
@@ -96,7 +102,16 @@ class Postprocessor:
         stride = int(stride_x)
         defects: list[Defect] = []
         review: list[Defect] = []
-        for p, tile in zip(probs, tiles, strict=True):
+        for full, tile in zip(probs, tiles, strict=True):
+            # Where the background holds half the mass or more, no defect class can win the
+            # argmax (ties go to class 0 too): only the window around the other cells is read.
+            contested = full[0] < _BACKGROUND_WINS
+            rows = np.flatnonzero(contested.any(axis=1))
+            if rows.size == 0:
+                continue
+            cols = np.flatnonzero(contested.any(axis=0))
+            r0, c0 = int(rows[0]), int(cols[0])
+            p = full[:, r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1]
             winner = p.argmax(axis=0)
             for cid in self._active:
                 pc = p[cid]
@@ -107,6 +122,8 @@ class Postprocessor:
                 for k in range(1, count):
                     x, y, w, h, cells = (int(v) for v in stats[k])
                     area = cells * stride * stride
+                    lx, ly = x, y  # in the window
+                    x, y = x + c0, y + r0  # in the tile's output grid
                     if area < self._min_area[cid]:
                         continue
                     x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
@@ -119,7 +136,8 @@ class Postprocessor:
                     owned = ox0 <= cx < ox1 and oy0 <= cy < oy1
                     if not owned or self._masked(cx, cy, seen):
                         continue
-                    score = float(pc[y : y + h, x : x + w][labels[y : y + h, x : x + w] == k].max())
+                    own = labels[ly : ly + h, lx : lx + w] == k
+                    score = float(pc[ly : ly + h, lx : lx + w][own].max())
                     d = Defect(cid, DEFECT_CLASSES[cid - 1], (x0, y0, x1, y1), area, score)
                     (defects if score >= self._score[cid] else review).append(d)
         defects.sort(key=lambda d: -d.score)
