@@ -1,6 +1,6 @@
 """Train the defect network on DeepPCB pairs mixed with synthetic boards, then export it.
 
-Usage (on the GPU machine; see models/aoi-defect-v2.md for the whole recipe)::
+Usage (on the GPU machine; see models/aoi-defect-v3.md for the whole recipe)::
 
     python -m models.train_deeppcb --config models/configs/deeppcb-v2.toml --device cuda \\
         --out runs/deeppcb-v2

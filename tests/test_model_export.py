@@ -18,7 +18,7 @@ from aoi.sources import boardgen
 
 REPO = Path(__file__).resolve().parent.parent
 #: Every model the station ships; the recipes point at the newest.
-MODELS = [REPO / "models" / "aoi-defect-v1.onnx", REPO / "models" / "aoi-defect-v2.onnx"]
+MODELS = sorted((REPO / "models").glob("aoi-defect-v*.onnx"))
 NUM_CLASSES = 7
 SPURIOUS_COPPER, PIN_HOLE = 5, 6
 

@@ -1,4 +1,5 @@
-"""aoi-defect-v2 honours the station's ONNX contract and behaves on clean and defective pairs.
+"""The shipped models behave on clean and defective pairs: aoi-defect-v2 (the synthetic
+products' recipes) on synthetic boards, aoi-defect-v3 (the deeppcb-640 recipe) on DeepPCB pairs.
 
 Only onnxruntime is needed. The DeepPCB checks read the validation split from
 ``../shared/data/deeppcb`` beside the checkout and skip, saying so, where it is not there.
@@ -22,6 +23,7 @@ from aoi.types import Frame, Verdict
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "models" / "aoi-defect-v2.onnx"
+DEEPPCB_MODEL = REPO / "models" / "aoi-defect-v3.onnx"
 DEEPPCB = REPO.parent / "shared" / "data" / "deeppcb" / "PCBData"
 NUM_CLASSES = 7
 SPURIOUS_COPPER, PIN_HOLE = 5, 6
@@ -41,7 +43,7 @@ def _probs(session: ort.InferenceSession, test: np.ndarray, template: np.ndarray
 
 
 # The ONNX contract (input, output, softmax, stride) is checked for every shipped model in
-# tests/test_model_export.py; what follows is v2's own behaviour.
+# tests/test_model_export.py; what follows is each model's own behaviour.
 
 
 @pytest.mark.parametrize("look", ["binary", "grey"])
@@ -82,7 +84,7 @@ def _deeppcb_val_pairs(count: int) -> list[tuple[Path, Path, Path]]:
 
 def test_deeppcb_recipe_finds_the_defects_of_validation_pairs() -> None:
     loaded = load_recipe(find_recipe("deeppcb-640"))
-    assert loaded.model_path == MODEL.resolve()
+    assert loaded.model_path == DEEPPCB_MODEL.resolve()
     found = truth = 0
     with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
         pipeline = Pipeline(loaded, be)
