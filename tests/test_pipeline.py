@@ -370,3 +370,12 @@ def test_padded_batches_give_the_unpadded_results(make_recipe: RecipeFactory) ->
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(full[:3], expected, atol=1e-5)
     assert OnnxRuntimeBackend(loaded.model_path, profile, device="cuda").pad_batch
+
+
+def test_onnxruntime_pool_threads_sleep_between_runs(make_recipe: RecipeFactory) -> None:
+    """Spinning pool threads would take a core from registration and the GUI (2-core PCs)."""
+    loaded = load_recipe(make_recipe())
+    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile) as backend:
+        assert backend._session is not None
+        options = backend._session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from aoi.events import Subscriber
 from ui.bridge import ResultBridge
-from ui.main_window import MainWindow
+from ui.main_window import FRAME_INTERVAL_MS, REFRESH_MS, MainWindow
 from ui.station import Station, StationOptions
 from ui.users import UserStore
 
@@ -69,8 +69,8 @@ class Gui:
         self,
         options: StationOptions,
         *,
-        refresh_ms: int = 250,
-        frame_interval_ms: int = 100,
+        refresh_ms: int = REFRESH_MS,
+        frame_interval_ms: int = FRAME_INTERVAL_MS,
         subscribers: Sequence[tuple[str, Subscriber]] = (),
     ) -> None:
         self.options = options

@@ -48,6 +48,11 @@ SCREENS: tuple[tuple[str, str, Role], ...] = (
     ("admin", "Admin", Role.ADMIN),
 )
 SHIFT_OPERATOR = User("operator", Role.OPERATOR)
+#: Counters, chart, lights and alarms are redrawn this often (2 Hz).
+REFRESH_MS = 500
+#: The live image shows at most one board per this interval (5 Hz); boards in between are
+#: counted but not drawn. Each redraw costs the cycle CPU on a small station PC.
+FRAME_INTERVAL_MS = 200
 
 
 @dataclass
@@ -71,8 +76,8 @@ class MainWindow(QMainWindow):
         bridge: ResultBridge,
         store: UserStore,
         *,
-        refresh_ms: int = 250,
-        frame_interval_ms: int = 100,
+        refresh_ms: int = REFRESH_MS,
+        frame_interval_ms: int = FRAME_INTERVAL_MS,
     ) -> None:
         super().__init__()
         self.station = station
@@ -117,6 +122,7 @@ class MainWindow(QMainWindow):
         self._frame_timer.timeout.connect(self._show_newest)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.timeout.connect(self.refresh)
+        self.refresh_ms = refresh_ms
         self._refresh_timer.start(refresh_ms)
         self._update_session()
         self.refresh()

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -173,6 +174,31 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds used so far by each Python thread of this process (by name, numbered
+    duplicates summed) and by all other threads together (``native``: ONNX Runtime's pool, Qt's
+    own threads), from ``/proc/self/task``; empty where there is no such folder."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {
+        t.native_id: t.name.split("-")[0] if t.name.startswith("Thread-") else t.name
+        for t in threading.enumerate()
+    }
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = names.get(int(tid), "native")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) -> int:
     """Cycle p99 with the GUI attached against detached, alternating blocks in one run."""
     if options.plc is None:
@@ -185,6 +211,7 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
 
     n, blocks = args.bench, args.blocks
     sides: dict[str, list[float]] = {"detached": [], "attached": []}
+    cpu: dict[str, dict[str, float]] = {"detached": {}, "attached": {}}
     with Gui(options, subscribers=[("bench", record)]) as gui:
         w, station = gui.window, gui.station
         assert w is not None
@@ -197,12 +224,13 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
             gui.bridge.attached = attached
             if attached:
                 w.show()
-                w._refresh_timer.start(250)
+                w._refresh_timer.start(w.refresh_ms)
             else:
                 w.hide()
                 w._refresh_timer.stop()
                 app.processEvents()
             before = len(times)
+            cpu_before = thread_cpu_s()
             assert station.runner is not None
             station.runner.start(cycles=n)
             if attached:
@@ -214,11 +242,15 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
                 time.sleep(0.01)
             if attached:
                 app.processEvents()
-            sides["attached" if attached else "detached"].extend(times[before:])
+            side = "attached" if attached else "detached"
+            sides[side].extend(times[before:])
+            for name, used in thread_cpu_s().items():
+                cpu[side][name] = cpu[side].get(name, 0.0) + used - cpu_before.get(name, 0.0)
 
         load_before = os.getloadavg()[0]
         block(False)  # warm-up, not counted
         sides["detached"].clear()
+        cpu["detached"].clear()
         for pair in range(blocks):
             # ABBA order: neither side always follows the other (archive backlog, drift).
             first = pair % 2 == 1
@@ -229,6 +261,10 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
     summary: dict[str, Any] = {side: _percentiles(v) for side, v in sides.items()}
     summary["p99_ratio"] = round(summary["attached"]["p99"] / summary["detached"]["p99"], 4)
     summary["p50_ratio"] = round(summary["attached"]["p50"] / summary["detached"]["p50"], 4)
+    summary["cpu_s_by_thread"] = {
+        side: {k: round(v, 2) for k, v in sorted(c.items(), key=lambda kv: -kv[1]) if v >= 0.01}
+        for side, c in cpu.items()
+    }
     summary.update(
         boards_per_block=n,
         blocks_per_side=blocks,
@@ -249,6 +285,9 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
         f"(p50 {summary['p50_ratio']:.3f}); display frames shown {shown}; "
         f"load average {load_before:.1f} -> {load_after:.1f}"
     )
+    for side in ("detached", "attached"):
+        used = ", ".join(f"{k} {v:.1f}" for k, v in summary["cpu_s_by_thread"][side].items())
+        print(f"CPU seconds {side:<9} {used}")
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     return 0

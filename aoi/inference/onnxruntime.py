@@ -75,6 +75,10 @@ class OnnxRuntimeBackend:
         if self.threads:
             opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
+        # ONNX Runtime's pool threads spin after each run, waiting for the next; on a station PC
+        # with few cores that takes a core from registration and postprocessing (the rest of
+        # the cycle) and from the GUI. They sleep instead (docs/benchmarks.md, "GUI").
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():

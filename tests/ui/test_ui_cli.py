@@ -43,3 +43,43 @@ def test_screenshot_mode_writes_a_png_of_every_screen(
     assert all(p.stat().st_size > 10_000 for p in out.glob("*.png"))
     assert recipe.read_text(encoding="utf-8") == before, "screenshots never save edits"
     assert not (recipe.parent / "history").exists()
+
+
+@pytest.mark.slow
+def test_bench_mode_measures_both_sides_and_where_the_cpu_went(
+    qapp: object, make_recipe: RecipeFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    recipe = make_recipe(registration="none")
+    args = ["gui", "--recipe", str(recipe), "--threads", "1"]
+    assert main([*args, "--bench", "4", "--blocks", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["detached"]["boards"] == summary["attached"]["boards"] == 8
+    assert summary["p99_ratio"] == round(summary["attached"]["p99"] / summary["detached"]["p99"], 4)
+    assert summary["frames_shown"] >= 1
+    assert summary["cpu_s_by_thread"]["attached"], "per-thread CPU seconds were read"
+
+
+def test_thread_cpu_is_attributed_to_the_thread_that_used_it() -> None:
+    import threading
+    import time
+
+    from ui.offscreen import thread_cpu_s
+
+    def burn() -> None:
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        done.wait()
+
+    done = threading.Event()
+    before = thread_cpu_s()
+    worker = threading.Thread(target=burn, name="burner")
+    worker.start()
+    time.sleep(0.5)
+    used = thread_cpu_s()
+    done.set()
+    worker.join()
+    assert used.get("burner", 0.0) >= 0.2
+    assert used["MainThread"] - before["MainThread"] < 0.1  # it slept
