@@ -238,24 +238,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     wide = curve_recipe(loaded)
     backend = create_backend(args.backend, loaded.model_path, loaded.recipe.geometry.profile)
-    t0 = time.monotonic()
 
-    def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
-            rate = done / max(1e-9, time.monotonic() - t0)
-            print(f"[eval] {done}/{total} pairs  {rate:.1f}/s", file=sys.stderr, flush=True)
+    def reporter(what: str) -> Callable[[int, int], None]:
+        t0 = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            if done % 50 == 0 or done == total:
+                rate = done / max(1e-9, time.monotonic() - t0)
+                print(f"[eval] {what} {done}/{total}  {rate:.1f}/s", file=sys.stderr, flush=True)
+
+        return progress
 
     free = None
     with backend:
-        images = run_split(Pipeline(wide, backend), entries, progress)
-        deployed = run_split(Pipeline(loaded, backend), entries, progress)
+        images = run_split(Pipeline(wide, backend), entries, reporter("curves: pairs"))
+        deployed = run_split(Pipeline(loaded, backend), entries, reporter("as deployed: pairs"))
         if args.defect_free:
             if loaded.recipe.registration.method == "none":
                 msg = f"{loaded.path}: --defect-free needs registration.method 'ecc', got 'none'"
                 raise AoiError(msg)
             templates = [e.template for e in entries]
             free = run_defect_free(
-                loaded, backend, templates, args.defect_free, Disturbance(), progress, read_image
+                loaded,
+                backend,
+                templates,
+                args.defect_free,
+                Disturbance(),
+                reporter("defect-free boards"),
+                read_image,
             )
     thresholds = thresholds_of(loaded)
     names = {cid: DEFECT_CLASSES[cid - 1] for cid in thresholds}

@@ -40,9 +40,9 @@ class OnnxRuntimeBackend:
     """One ONNX Runtime session for one model and one recipe profile.
 
     On CUDA, a batch smaller than the profile's ``opt`` batch is padded with empty boards up to
-    it and the padding's output dropped (``pad_batch``): the CUDA provider searches convolution
-    algorithms again for every new input shape, so a tiled recipe whose last batch is shorter
-    (a panel of 15 tiles in batches of 8 and 7) would alternate between two shapes every frame.
+    it and the padding's output dropped (``pad_batch``): each change of input shape cost the CUDA
+    provider 150-370 ms on an H200 (docs/benchmarks.md, "GPU"), and a tiled recipe whose last
+    batch is shorter (a panel of 15 tiles in batches of 8 and 7) changes shape twice per frame.
     On the CPU there is no such cost and padding would only add work, so it is off by default.
     """
 
