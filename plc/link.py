@@ -135,6 +135,13 @@ class StationLink:
 
     # -- the cycle's side -------------------------------------------------------------------
 
+    def set_online(self, online: bool) -> None:
+        """The station's own online/offline switch (an operator's start and stop), as the PLC's
+        SET_ONLINE command would set it: ONLINE and READY follow in the same write."""
+        with self._lock:
+            self.handshake.online = online
+            self._flush()
+
     def set_station_ready(self, recipe: ActiveRecipe) -> None:
         """The station has warmed up: READY may rise (when the PLC side allows it)."""
         with self._lock:

@@ -506,3 +506,16 @@ def test_plc_away_longer_than_the_watchdog_finds_error_not_ok() -> None:
         plc.wait_bits(off=(StatusBit.RESULTS_VALID,))
         plc.write(EN, CLR, plc_heartbeat=6)
         plc.wait_bits(StatusBit.READY, off=(StatusBit.ERROR,))
+
+
+def test_the_station_goes_offline_and_back_on_its_own_command() -> None:
+    """An operator's stop in the GUI: ONLINE and READY fall at once, and rise on start."""
+    with station_server() as (link, plc):
+        plc.write(EN)
+        plc.wait_bits(StatusBit.READY, StatusBit.ONLINE)
+        link.set_online(False)
+        out = plc.status()  # written under the call, no poll needed
+        assert not out.has(StatusBit.ONLINE) and not out.has(StatusBit.READY)
+        link.set_online(True)
+        plc.wait_bits(StatusBit.READY, StatusBit.ONLINE)
+        plc.peer.disconnect()

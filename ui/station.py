@@ -295,10 +295,8 @@ class Station:
     # -- commands --------------------------------------------------------------------------
 
     def _set_online(self, online: bool) -> None:
-        # The station's own SET_ONLINE: the link thread writes ONLINE and READY on its next
-        # poll (a plain attribute of the handshake; the link has no setter for it yet).
         if self.plc is not None:
-            self.plc.link.handshake.online = online
+            self.plc.link.set_online(online)
 
     def start(self, who: str, cycles: int | None = None) -> bool:
         if self.runner is None:
