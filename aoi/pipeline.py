@@ -133,8 +133,10 @@ class Pipeline:
         error: str,
         trigger: Trigger | None,
     ) -> InspectionResult:
+        # A PLC-triggered part keeps the id the PLC link gave it; otherwise the pipeline counts.
+        plc_id = trigger.inspection_id if trigger is not None else 0
         result = InspectionResult(
-            inspection_id=self._next_id,
+            inspection_id=plc_id or self._next_id,
             frame_id=frame.frame_id if frame else -1,
             frame_name=frame.name if frame else "",
             recipe_name=self.recipe.name,

@@ -180,16 +180,24 @@ class Defect:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A part to inspect, as the PLC announced it (part sequence and serial/lot text)."""
+    """A part to inspect, as the PLC announced it (part sequence and serial/lot text).
+
+    ``inspection_id`` is the id the PLC link gave this part (its register ``inspection_id``,
+    0 when the trigger did not come from a PLC); the inspection result carries the same id, so
+    the PLC's record, the database row and the log name one inspection by one number.
+    """
 
     part_sequence: int
     serial: str = ""
     received_ns: int = 0
+    inspection_id: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.part_sequence <= 0xFFFFFFFF:
-            msg = f"Trigger.part_sequence must fit 32 bits unsigned, got {self.part_sequence}"
-            raise ValueError(msg)
+        for name in ("part_sequence", "inspection_id"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0xFFFFFFFF:
+                msg = f"Trigger.{name} must fit 32 bits unsigned, got {value}"
+                raise ValueError(msg)
 
 
 STAGES: tuple[str, ...] = (

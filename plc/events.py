@@ -45,6 +45,8 @@ class PartResult:
     cycle_time_us: int = 0
     error_code: ErrorCode = ErrorCode.NONE
     reason: str = ""
+    #: The inspection this result answers (0: not known, the part sequence alone is checked).
+    inspection_id: int = 0
 
     @classmethod
     def from_inspection(cls, r: InspectionResult) -> PartResult:
@@ -58,6 +60,7 @@ class PartResult:
             cycle_time_us=min(round(r.cycle_ms * 1000), U32_MAX),
             error_code=error_code_for(r.error) if r.verdict is Verdict.ERROR else ErrorCode.NONE,
             reason=r.error,
+            inspection_id=r.inspection_id,
         )
 
 

@@ -372,8 +372,11 @@ class Handshake:
         self.station_ready = True
 
     def post_result(self, result: PartResult, now_s: float) -> bool:
-        """Write ``result`` with RESULTS_VALID; False when it is not for the part in flight."""
-        if self.phase is not Phase.BUSY or result.part_sequence != self.part_sequence:
+        """Write ``result`` with RESULTS_VALID; False when it is not for the part in flight
+        (another part sequence, or another inspection of it: the PLC may trigger the same part
+        sequence again after an abandoned attempt)."""
+        other = result.inspection_id not in (0, self.inspection_id)
+        if self.phase is not Phase.BUSY or result.part_sequence != self.part_sequence or other:
             self.counters.stale_results += 1
             return False
         if result.verdict is Verdict.ERROR:

@@ -299,7 +299,12 @@ class StationLink:
         for event in events:
             if isinstance(event, TriggerAccepted):
                 self._queue.put(
-                    Trigger(event.part_sequence, event.serial, received_ns=time.perf_counter_ns())
+                    Trigger(
+                        event.part_sequence,
+                        event.serial,
+                        received_ns=time.perf_counter_ns(),
+                        inspection_id=event.inspection_id,
+                    )
                 )
             elif isinstance(event, RecipeChangeRequested):
                 self._queue.put(event)

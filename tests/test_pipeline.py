@@ -297,7 +297,12 @@ class _Plc:
         self.calls += 1
         if self.calls % 2:
             return None
-        return Trigger(part_sequence=1000 + self.calls, serial=f"SN{self.calls}")
+        # the PLC link numbers accepted parts (its inspection_id); here 500 + the part's call
+        return Trigger(
+            part_sequence=1000 + self.calls,
+            serial=f"SN{self.calls}",
+            inspection_id=500 + self.calls,
+        )
 
     def publish(self, result: InspectionResult) -> None:
         self.published.append(result)
@@ -314,6 +319,7 @@ def test_triggered_run_inspects_announced_parts_and_hands_verdicts_to_the_sink(
     assert stats.cycles == 3
     assert [r.part_sequence for r in plc.published] == [1002, 1004, 1006]
     assert [r.serial for r in plc.published] == ["SN2", "SN4", "SN6"]
+    assert [r.inspection_id for r in plc.published] == [502, 504, 506]  # the PLC's own ids
     assert plc.published[1].verdict is Verdict.ERROR  # the flaky camera's timeout, still answered
 
 

@@ -426,7 +426,9 @@ def test_events_tell_the_link_what_to_do() -> None:
     events = hs.step(PlcInputs(control=int(EN | TRIG), part_sequence=42, serial="LOT-7"), 0.01)
     assert events == [TriggerAccepted(1, 42, "LOT-7")]
     assert hs.post_result(PartResult(41, Verdict.OK), 0.02) is False, "not the part in flight"
-    assert hs.post_result(PartResult(42, Verdict.OK), 0.02) is True
+    other_attempt = PartResult(42, Verdict.OK, inspection_id=7)
+    assert hs.post_result(other_attempt, 0.02) is False, "same part, another inspection"
+    assert hs.post_result(PartResult(42, Verdict.OK, inspection_id=1), 0.02) is True
     hs.step(PlcInputs(control=int(EN | ACK)), 0.03)
     events = hs.step(PlcInputs(control=int(EN | CMD), command_code=1, command_arg=202), 0.04)
     assert RecipeChangeRequested(202) in events

@@ -58,7 +58,7 @@ FAST = LinkSettings(
 def inspection(trigger: Trigger, verdict: Verdict = Verdict.OK, n: int = 1) -> InspectionResult:
     defects = (Defect(2, "short", (10, 10, 20, 20), 40, 0.876),) if verdict is Verdict.NG else ()
     return InspectionResult(
-        inspection_id=n,
+        inspection_id=trigger.inspection_id or n,  # as the pipeline numbers a PLC's part
         frame_id=n,
         frame_name="",
         recipe_name="board-a",
@@ -176,6 +176,7 @@ def test_one_part_register_by_register() -> None:
         trigger = link.wait_trigger(1.0)
         assert trigger is not None
         assert (trigger.part_sequence, trigger.serial) == (70_001, "SN-70001")
+        assert trigger.inspection_id == out.inspection_id == 1  # one id for PLC, log and DB
         plc.write(EN)
         plc.wait_bits(StatusBit.BUSY, off=(StatusBit.TRIGGER_ACK,))
         link.publish(inspection(trigger, Verdict.NG))
