@@ -146,7 +146,14 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("serial", "plc", 8, "text", "serial / lot text, ASCII, NUL-padded"),
     FieldSpec("status", "station", 0, "bits", "status bits, see below"),
     FieldSpec("station_heartbeat", "station", 1, "u16", "incremented every heartbeat period"),
-    FieldSpec("inspection_id", "station", 2, "u32", "new for every accepted trigger"),
+    FieldSpec(
+        "inspection_id",
+        "station",
+        2,
+        "u32",
+        "new for every accepted trigger; the same number is the inspection's id in the "
+        "station's database and log",
+    ),
     FieldSpec("part_sequence_echo", "station", 4, "u32", "part_sequence latched at the trigger"),
     FieldSpec("verdict", "station", 6, "u16", "0 none, 1 OK, 2 NG, 3 REVIEW, 4 ERROR"),
     FieldSpec("defect_count", "station", 7, "u16", "defects counted toward the verdict"),

@@ -228,7 +228,8 @@ def test_trigger_while_busy_is_acknowledged_as_missed() -> None:
 
 
 def test_lost_result_ack() -> None:
-    with station_server() as (link, plc):
+    # 1 s, not FAST's 0.3 s: the missed trigger must be seen before the timeout on a busy CI box.
+    with station_server(replace(FAST, result_ack_timeout_ms=1000)) as (link, plc):
         plc.write(EN)
         plc.wait_bits(StatusBit.READY)
         plc.write(EN, TRIG, part_sequence=1)
