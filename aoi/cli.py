@@ -39,6 +39,7 @@ from aoi.station import StationConfig, load_station_config
 from aoi.stats import RunStats
 from aoi.storage.cli import (
     add_db_argument,
+    add_prune_parser,
     add_report_parser,
     format_storage_summary,
     open_storage,
@@ -553,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
     add_report_parser(sub)
+    add_prune_parser(sub)
     add_build_engine_parser(sub)
     add_doctor_parser(sub)
     # Commands of other packages (``aoi gui`` from ui/) mount themselves through entry points,

@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 from aoi.station import StationConfig, StorageConfig, load_station_config
 from aoi.storage.db import Database, default_data_dir, default_url
 from aoi.storage.queries import Window, find_inspections
-from aoi.storage.report import build_report, parse_since, render, render_lookup, write_csv
+from aoi.storage.report import (
+    build_report,
+    parse_age,
+    parse_since,
+    render,
+    render_lookup,
+    write_csv,
+)
+from aoi.storage.retention import prune_rows
 from aoi.storage.storage import Storage
 
 DB_HELP = (
@@ -136,6 +144,48 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_db_argument(p)
     p.add_argument("--station", default=None, help="station config TOML (default: none)")
     p.set_defaults(func=cmd_report)
+    return p
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    station = load_station_config(args.station)
+    config = station.storage
+    url = args.db or config.database_url or default_url(default_data_dir())
+    age = parse_age(args.older_than)
+    with Database(url, busy_timeout_ms=config.busy_timeout_ms) as db:
+        db.require_schema()
+        done = prune_rows(db, age, include_unreviewed=args.include_unreviewed, dry_run=args.dry_run)
+    verb = "would delete" if done.dry_run else "deleted"
+    print(
+        f"{db.display}: {verb} {done.inspections} inspections older than "
+        f"{done.cutoff:%Y-%m-%d %H:%M} UTC, {done.defects} defects, {done.reviews} reviews; "
+        f"kept {done.kept_unreviewed} old boards still waiting for review"
+    )
+    if args.json:
+        print(json.dumps({**asdict(done), "cutoff": done.cutoff.isoformat()}, sort_keys=True))
+    return 0
+
+
+def add_prune_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``aoi prune`` (retention of database rows) to the main parser's subcommands."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "prune",
+        help="delete defect-log rows older than an age (the image archive prunes itself)",
+        description=(
+            "Delete inspections older than --older-than, with their defects and reviews, in "
+            "short batches (a running station keeps writing). Boards whose defects still wait "
+            "for review are kept unless --include-unreviewed."
+        ),
+    )
+    p.add_argument("--older-than", required=True, help="age like 365d, 52w, 90d")
+    p.add_argument(
+        "--include-unreviewed", action="store_true", help="also delete boards waiting for review"
+    )
+    p.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON on the last line")
+    add_db_argument(p)
+    p.add_argument("--station", default=None, help="station config TOML (default: none)")
+    p.set_defaults(func=cmd_prune)
     return p
 
 

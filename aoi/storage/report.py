@@ -34,6 +34,14 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def parse_age(text: str) -> timedelta:
+    """``90m``, ``24h``, ``365d``, ``52w`` as a duration; anything else is a StorageError."""
+    if m := _RELATIVE.fullmatch(text.strip()):
+        return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    msg = f"--older-than must be like 90d, 52w or 24h, got {text!r}"
+    raise StorageError(msg)
+
+
 def parse_since(text: str, tz: tzinfo | None, now: datetime | None = None) -> datetime:
     """``24h``, ``90m``, ``7d``, ``2w`` ago, or an ISO date/time (local to ``tz`` if naive)."""
     now = now or datetime.now(UTC)
