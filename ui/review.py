@@ -42,7 +42,14 @@ from aoi.storage.queries import (
     review_queue,
 )
 from ui import theme
-from ui.review_data import CropPair, TemplateCache, aligned_board, crop_pair, registration_of
+from ui.review_data import (
+    CropPair,
+    TemplateCache,
+    aligned_board,
+    crop_pair,
+    registration_of,
+    unreadable_image_note,
+)
 from ui.station import Station
 from ui.widgets import ParetoChart, draw_box, fit_rect, local_time, panel, to_qimage
 
@@ -321,7 +328,8 @@ class ReviewScreen(QWidget):
             size = (template.shape[1], template.shape[0])
             self._aligned = aligned_board(Path(b.image_path), reg, size)
             if self._aligned is None:
-                self._image_note = "The archived image is not readable (yet): try Refresh."
+                now = datetime.now(UTC)
+                self._image_note = unreadable_image_note(Path(b.image_path), b.inspected_at, now)
         self._fill_defects()
         self.defects.setCurrentCell(self._next_open(-1), 0)
 

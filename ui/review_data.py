@@ -12,6 +12,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -61,6 +62,21 @@ def template_to_frame(reg: dict[str, float] | None, width_px: int, height_px: in
     shift = np.array([reg.get("shift_x_px") or 0.0, reg.get("shift_y_px") or 0.0])
     t = centre + shift - rot @ centre
     return np.hstack([rot, t[:, None]])
+
+
+#: How long after the inspection an archived image may still be on its way to disk (the archive
+#: writes it from its own queue after the row is logged).
+ARCHIVE_GRACE = timedelta(seconds=60)
+
+
+def unreadable_image_note(image_path: Path, inspected_at: datetime, now: datetime) -> str:
+    """What the review screen says when a board's archived image cannot be shown."""
+    if image_path.exists() or now - inspected_at < ARCHIVE_GRACE:
+        return "The archived image is not readable (yet): try Refresh."
+    return (
+        "This board's image is not in the archive: it was dropped (archive queue or disk full) "
+        "or deleted by retention. Its defects are all logged."
+    )
 
 
 def aligned_board(

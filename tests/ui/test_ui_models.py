@@ -299,3 +299,26 @@ def test_cycle_chart_ticks_are_round_numbers(top: float, ticks: list[float]) -> 
     from ui.widgets import nice_ticks
 
     assert nice_ticks(top) == ticks
+
+
+@pytest.mark.parametrize(
+    ("exists", "age_s", "says"),
+    [
+        (True, 3600, "not readable (yet)"),  # there, but not an image (or being written)
+        (False, 5, "not readable (yet)"),  # the archive's queue may still hold it
+        (False, 61, "not in the archive: it was dropped"),
+        (False, 86_400, "not in the archive: it was dropped"),
+    ],
+)
+def test_the_review_screen_tells_a_late_image_from_a_dropped_one(
+    tmp_path: Path, exists: bool, age_s: int, says: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ui.review_data import unreadable_image_note
+
+    path = tmp_path / "board.png"
+    if exists:
+        path.write_bytes(b"not a png")
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert says in unreadable_image_note(path, now - timedelta(seconds=age_s), now)
