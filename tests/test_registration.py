@@ -128,3 +128,20 @@ def test_seen_region_shrinks_with_rotation() -> None:
     # sin(1 deg) * 256 ~ 4.5 px at the left/right edges, sin(1 deg) * 320 ~ 5.6 px top/bottom
     assert 8 <= x0 <= 10 and 630 <= x1 <= 632
     assert 9 <= y0 <= 11 and 501 <= y1 <= 503
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "downscale"),
+    [(3000, 4096, 16), (1500, 1000, 16), (1030, 770, 8)],  # sizes that 16 does not divide
+)
+def test_large_frames_register_through_a_pyramid_cut_from_its_finest_level(
+    height: int, width: int, downscale: int
+) -> None:
+    board = golden_board(height, width, 9, "binary")
+    registrar = Registrar(board, RegistrationSettings(downscale=downscale, max_shift_px=12.0))
+    assert registrar._levels[-1].factor == registrar._finest > 1  # never the full frame
+    moved = _move(board, 4.2, -3.1, 0.4)
+    reg = registrar.register(moved)
+    assert reg.shift_x_px == pytest.approx(4.2, abs=0.1)
+    assert reg.shift_y_px == pytest.approx(-3.1, abs=0.1)
+    assert reg.rotation_deg == pytest.approx(0.4, abs=0.05)
