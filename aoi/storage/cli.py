@@ -90,10 +90,15 @@ def _zone(config: StorageConfig) -> tzinfo | None:
     return ZoneInfo(config.timezone) if config.timezone else None
 
 
+def _storage_and_url(args: argparse.Namespace) -> tuple[StorageConfig, str]:
+    """The station config's ``[storage]`` (``--station``) and the database ``--db`` names, else
+    the config's, else the SQLite file in the user's data folder."""
+    config = load_station_config(args.station).storage
+    return config, args.db or config.database_url or default_url(default_data_dir())
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    station = load_station_config(args.station)
-    config = station.storage
-    url = args.db or config.database_url or default_url(default_data_dir())
+    config, url = _storage_and_url(args)
     tz = _zone(config)
     with Database(url, busy_timeout_ms=config.busy_timeout_ms) as db:
         db.require_schema()
@@ -148,9 +153,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    station = load_station_config(args.station)
-    config = station.storage
-    url = args.db or config.database_url or default_url(default_data_dir())
+    config, url = _storage_and_url(args)
     age = parse_age(args.older_than)
     with Database(url, busy_timeout_ms=config.busy_timeout_ms) as db:
         db.require_schema()

@@ -34,19 +34,25 @@ _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_age(text: str) -> timedelta:
-    """``90m``, ``24h``, ``365d``, ``52w`` as a duration; anything else is a StorageError."""
+def _relative(text: str) -> timedelta | None:
+    """``90m``, ``24h``, ``7d``, ``2w`` as a duration, or None."""
     if m := _RELATIVE.fullmatch(text.strip()):
         return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    return None
+
+
+def parse_age(text: str) -> timedelta:
+    """``90m``, ``24h``, ``365d``, ``52w`` as a duration; anything else is a StorageError."""
+    if (age := _relative(text)) is not None:
+        return age
     msg = f"--older-than must be like 90d, 52w or 24h, got {text!r}"
     raise StorageError(msg)
 
 
 def parse_since(text: str, tz: tzinfo | None, now: datetime | None = None) -> datetime:
     """``24h``, ``90m``, ``7d``, ``2w`` ago, or an ISO date/time (local to ``tz`` if naive)."""
-    now = now or datetime.now(UTC)
-    if m := _RELATIVE.fullmatch(text.strip()):
-        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    if (age := _relative(text)) is not None:
+        return (now or datetime.now(UTC)) - age
     try:
         t = datetime.fromisoformat(text.strip())
     except ValueError as err:

@@ -84,9 +84,10 @@ def prune_rows(
     if not include_unreviewed:
         chosen = chosen.where(Inspection.uuid.not_in(_unreviewed()))
     if dry_run:
+        # Counted in the database: a year of rows is too many to fetch just to count them.
+        defects = select(Defect.id).where(Defect.inspection_uuid.in_(chosen))
         with db.session() as s:
-            uuids = list(s.scalars(chosen))
-            defects = select(Defect.id).where(Defect.inspection_uuid.in_(uuids))
+            n_insp = s.scalar(select(func.count()).select_from(chosen.subquery())) or 0
             n_def = s.scalar(select(func.count()).select_from(defects.subquery())) or 0
             n_rev = (
                 s.scalar(
@@ -94,7 +95,7 @@ def prune_rows(
                 )
                 or 0
             )
-        return PruneResult(cutoff, len(uuids), n_def, n_rev, kept, dry_run=True)
+        return PruneResult(cutoff, n_insp, n_def, n_rev, kept, dry_run=True)
     totals = [0, 0, 0]
     while True:
         with db.write_session() as s:
