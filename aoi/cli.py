@@ -21,6 +21,8 @@ from types import FrameType
 from typing import Any
 
 from aoi import __version__
+from aoi.app.rig import Rig
+from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError, RecipeError
 from aoi.evaluation import add_eval_parser
 from aoi.events import EventBus
@@ -33,9 +35,7 @@ from aoi.recipe import (
     json_schema,
     load_recipe,
 )
-from aoi.rig import Rig
 from aoi.sources.factory import SOURCE_SPECS
-from aoi.station import StationConfig, load_station_config
 from aoi.stats import RunStats
 from aoi.storage.cli import (
     add_db_argument,
@@ -48,9 +48,9 @@ from aoi.storage.cli import (
 from aoi.types import InspectionResult
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
+from plc.session import SPEC_HELP, PlcSession, open_plc, open_soft_plc, tcp_spec
 from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
-from plc.station import SPEC_HELP, PlcSession, open_plc, open_soft_plc, tcp_spec
 
 log = logging.getLogger("aoi")
 
@@ -433,7 +433,7 @@ def cmd_recipe_template(args: argparse.Namespace) -> int:
     """Write a synthetic product's golden template from its ``[synthetic]`` settings."""
     import cv2
 
-    from aoi.sources.boardgen import golden_board
+    from aoi.sources.synthetic.boardgen import golden_board
 
     loaded = load_recipe(find_recipe(args.recipe), check_files=False)
     r = loaded.recipe

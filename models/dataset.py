@@ -1,9 +1,9 @@
 """Training pairs for the defect network: the sample type, synthetic boards and per-pixel targets.
 
 A dataset is any sequence of :class:`PairSample` (registered test image, golden template, truth
-boxes, class ids). :class:`SyntheticPairs` draws them from :mod:`aoi.sources.boardgen`; a DeepPCB
-dataset only has to yield the same sample type. Nothing here imports torch, so the station's tools
-can reuse the target and sample code.
+boxes, class ids). :class:`SyntheticPairs` draws them from
+:mod:`aoi.sources.synthetic.boardgen`; a DeepPCB dataset only has to yield the same sample
+type. Nothing here imports torch, so the station's tools can reuse the target and sample code.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from aoi.sources import boardgen
+from aoi.sources.synthetic import boardgen
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aoi.sources import boardgen
+from aoi.sources.synthetic import boardgen
 from aoi.types import DEFECT_CLASSES
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Settings of the PLC link, as the station config's ``[plc]`` section gives them.
 
-``aoi.station.PlcConfig`` is the TOML schema (checked when the config loads); the core must not
+``aoi.config.PlcConfig`` is the TOML schema (checked when the config loads); the core must not
 import ``plc``, so the CLI hands its ``model_dump()`` to :meth:`LinkSettings.from_dict`, which
 builds and checks the register map. A test keeps the two field lists identical.
 """

@@ -132,7 +132,7 @@ def make_recipe(tmp_path: Path, difference_model: Path) -> RecipeFactory:
     """Write a recipe (and a synthetic golden template) into tmp_path; returns the recipe path."""
     import cv2
 
-    from aoi.sources.boardgen import golden_board
+    from aoi.sources.synthetic.boardgen import golden_board
 
     def _make(
         name: str = "test-board",

@@ -13,7 +13,7 @@ import pytest
 
 from aoi.errors import AoiError, SourceError
 from aoi.evaluation import add_eval_parser, read_split
-from aoi.sources.boardgen import golden_board
+from aoi.sources.synthetic.boardgen import golden_board
 
 RecipeFactory = Callable[..., Path]
 

@@ -109,7 +109,7 @@ def test_bad_frames_give_error_verdicts(
 def test_unrelated_board_is_an_error_not_ok(
     make_recipe: RecipeFactory, open_pipeline: Opener
 ) -> None:
-    from aoi.sources.boardgen import golden_board
+    from aoi.sources.synthetic.boardgen import golden_board
 
     pipeline = open_pipeline(make_recipe())
     result = pipeline.inspect(_frame(golden_board(256, 256, 4242, "binary")))
@@ -328,7 +328,7 @@ def test_the_strip_the_camera_did_not_see_gives_no_false_call(
 ) -> None:
     """A board shifted 3 px left: the template's left 3 columns were not seen by the camera, and
     after registration they hold replicated border. A copper stub there must not be a defect."""
-    from aoi.sources.boardgen import golden_board
+    from aoi.sources.synthetic.boardgen import golden_board
 
     template = golden_board(256, 256, 11, "binary")
     template[:, :4] = 255

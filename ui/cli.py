@@ -13,7 +13,7 @@ from typing import Any
 
 from aoi.recipe import DEFAULT_RECIPE
 from aoi.sources.factory import SOURCE_SPECS
-from plc.station import SPEC_HELP
+from plc.session import SPEC_HELP
 
 
 def add_gui_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.inference import create_backend
 from aoi.pipeline import Pipeline, load_template
 from aoi.recipe import LoadedRecipe
 from aoi.sources.replay import read_image
 from aoi.sources.synthetic import SyntheticSource
-from aoi.station import StationConfig
 from aoi.stats import RunStats
 from aoi.storage.db import DB_ERRORS, Database
-from aoi.storage.models import Inspection
+from aoi.storage.tables import Inspection
 from aoi.types import Frame, InspectionResult
 
 SYNTHETIC = "synthetic"

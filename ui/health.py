@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from aoi.station_runner import CounterSnapshot, RunState
+from aoi.runner import CounterSnapshot, RunState
 from aoi.storage import HealthSnapshot
 from aoi.types import InspectionResult, Verdict
 from plc.link import LinkHealth

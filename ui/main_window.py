@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from aoi.recipe import CameraSettings
-from aoi.station_runner import RunState
+from aoi.runner import RunState
 from ui import theme
 from ui.admin import AdminScreen, LoginDialog
 from ui.bridge import ResultBridge

@@ -30,7 +30,7 @@ import numpy as np
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from aoi.station_runner import RunState
+from aoi.runner import RunState
 from aoi.types import InspectionResult, Verdict
 from ui.app import Gui
 from ui.bridge import prepare

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aoi.station_runner import RunState
+from aoi.runner import RunState
 from aoi.types import InspectionResult, Verdict
 from ui import theme
 from ui.bridge import DisplayFrame

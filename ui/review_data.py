@@ -23,7 +23,7 @@ from aoi.errors import AoiError
 from aoi.pipeline import load_template
 from aoi.recipe import load_recipe
 from aoi.storage.db import DB_ERRORS, Database
-from aoi.storage.models import Inspection
+from aoi.storage.tables import Inspection
 from aoi.vision.preprocess import to_mono8
 
 log = logging.getLogger(__name__)

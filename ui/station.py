@@ -2,7 +2,7 @@
 
 Qt-free. :class:`Station` is what ``aoi gui`` opens: the same parts ``aoi run`` wires together
 (the embedded default is the shipped recipe, synthetic boards, ONNX Runtime on the CPU, a soft PLC
-on 127.0.0.1 and a SQLite file in the data folder), with a :class:`~aoi.station_runner.
+on 127.0.0.1 and a SQLite file in the data folder), with a :class:`~aoi.runner.
 StationRunner` that inspects on its own thread and starts and stops on command. The GUI observes
 results through the EventBus subscribers it passes in and reads snapshots (counters, link and
 storage health); it never touches the cycle's objects.
@@ -23,22 +23,22 @@ from datetime import UTC
 from pathlib import Path
 from types import TracebackType
 
+from aoi.app.rig import Rig, RigError
 from aoi.cli import active_recipe, recipe_for_product_code
+from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError
 from aoi.events import EventBus, Subscriber
 from aoi.pipeline import VerdictSink
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
-from aoi.rig import Rig, RigError
+from aoi.runner import CounterSnapshot, RunState, ShiftCounters, StationRunner
 from aoi.sources.base import ImageSource
-from aoi.station import StationConfig, load_station_config
-from aoi.station_runner import CounterSnapshot, RunState, ShiftCounters, StationRunner
 from aoi.storage import Storage
 from aoi.storage.db import DB_ERRORS, default_data_dir
 from aoi.storage.queries import Window, record_audit, yield_table
 from aoi.types import Verdict
 from plc.events import ActiveRecipe
+from plc.session import PlcSession, open_plc, tcp_spec
 from plc.settings import LinkSettings
-from plc.station import PlcSession, open_plc, tcp_spec
 from ui.health import (
     Alarm,
     Light,

@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QResizeEvent
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from aoi.station_runner import CounterSnapshot
+from aoi.runner import CounterSnapshot
 from aoi.storage.queries import ParetoRow
 from aoi.types import Verdict
 from ui import theme

@@ -12,16 +12,16 @@ from aoi.inference.probe import choose_backend
 from aoi.recipe import LoadedRecipe, Profile
 
 if TYPE_CHECKING:
-    from aoi.inference.trt_engine import EngineSettings
-    from aoi.station import InferenceConfig
+    from aoi.config import InferenceConfig
+    from aoi.inference.tensorrt.engine import EngineSettings
 
 log = logging.getLogger(__name__)
 
 
 def engine_settings(config: InferenceConfig | None) -> EngineSettings:
     """The TensorRT engine settings of a station's ``[inference]`` section (defaults if None)."""
-    from aoi.inference.trt_cache import default_engine_dir
-    from aoi.inference.trt_engine import DEFAULT_WORKSPACE_MIB, EngineSettings
+    from aoi.inference.tensorrt.cache import default_engine_dir
+    from aoi.inference.tensorrt.engine import DEFAULT_WORKSPACE_MIB, EngineSettings
 
     if config is None:
         return EngineSettings(default_engine_dir(), DEFAULT_WORKSPACE_MIB, cuda_graph=False)
@@ -61,7 +61,7 @@ def create_backend(
         if recipe.recipe.geometry.profile != profile:
             msg = f"{recipe.path}: the profile given must be the recipe's geometry.profile"
             raise ModelError(msg)
-        from aoi.inference.tensorrt import TensorRTBackend
+        from aoi.inference.tensorrt.backend import TensorRTBackend
 
         return TensorRTBackend(recipe, engine_settings(inference), model_path=model_path)
     from aoi.inference.onnxruntime import OnnxRuntimeBackend

@@ -17,12 +17,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from aoi.config import load_station_config
 from aoi.errors import AoiError, CameraError, ModelError
 from aoi.inference import engine_settings
 from aoi.inference.probe import Finding, choose_backend, probe_gpu, probe_ort_cuda, probe_tensorrt
-from aoi.inference.trt_cache import list_engines
+from aoi.inference.tensorrt.cache import list_engines
 from aoi.recipe import find_recipe, load_recipe, recipes_dir
-from aoi.station import load_station_config
 
 _NVIDIA_SMI_FIELDS = ("index", "name", "compute_cap", "driver_version", "memory.total")
 
@@ -55,8 +55,8 @@ def add_build_engine_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
-    from aoi.inference.cuda_mem import gpu_info, set_device
-    from aoi.inference.trt_engine import engine_target, ensure_engine, import_tensorrt
+    from aoi.inference.tensorrt.cuda_mem import gpu_info, set_device
+    from aoi.inference.tensorrt.engine import engine_target, ensure_engine, import_tensorrt
 
     names = list(args.recipe)
     if args.all:
@@ -161,7 +161,7 @@ def _nvidia_smi() -> dict[str, Any]:
 
 
 def _cuda() -> dict[str, Any]:
-    from aoi.inference import cuda_mem
+    from aoi.inference.tensorrt import cuda_mem
 
     out: dict[str, Any] = {}
     try:
@@ -224,10 +224,10 @@ def _engine_cache(folder: Path) -> dict[str, Any]:
 def _parity(recipe: str, station_path: str | None, trt: Finding) -> dict[str, Any]:
     if not trt.ok:
         return {"ok": False, "detail": f"not run: {trt.detail}"}
-    from aoi.inference.calibration import synthetic_batches
     from aoi.inference.onnxruntime import OnnxRuntimeBackend
     from aoi.inference.parity import run_parity
-    from aoi.inference.tensorrt import TensorRTBackend
+    from aoi.inference.tensorrt.backend import TensorRTBackend
+    from aoi.inference.tensorrt.calibration import synthetic_batches
 
     loaded = load_recipe(find_recipe(recipe))
     settings = engine_settings(load_station_config(station_path).inference)

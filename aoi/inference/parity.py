@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aoi.inference.base import InferenceBackend
-from aoi.inference.trt_plan import dims_text
+from aoi.inference.tensorrt.plan import dims_text
 
 log = logging.getLogger(__name__)
 

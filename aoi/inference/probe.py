@@ -25,7 +25,7 @@ class Finding:
 
 def probe_tensorrt() -> Finding:
     """``import tensorrt``: its version, or the import error."""
-    from aoi.inference.trt_engine import import_tensorrt
+    from aoi.inference.tensorrt.engine import import_tensorrt
 
     try:
         trt = import_tensorrt()
@@ -36,7 +36,7 @@ def probe_tensorrt() -> Finding:
 
 def probe_gpu(index: int = 0) -> Finding:
     """GPU ``index`` through cuda-python: ``NVIDIA H100 80GB HBM3, compute capability 9.0``."""
-    from aoi.inference import cuda_mem
+    from aoi.inference.tensorrt import cuda_mem
 
     try:
         count = cuda_mem.device_count()

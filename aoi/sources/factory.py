@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from aoi.config import StationConfig
 from aoi.errors import SourceError
 from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
-from aoi.station import StationConfig
 
 SOURCE_SPECS = "synthetic | replay:DIR | genicam[:SERIAL_OR_NAME]"
 

@@ -2,15 +2,15 @@
 
 - :class:`Storage` (``storage.py``): the pipeline sink that journals each result and feeds the
   background writer and the image archive; ``storage.health`` carries its alarms.
-- ``models.py``: the schema; ``migrations/``: its Alembic revisions, run at start-up.
+- ``tables.py``: the schema; ``migrations/``: its Alembic revisions, run at start-up.
 - ``queries.py``: yield, Pareto, false calls, cycle times, lookups, reviews and audit events.
 - ``cli.py``: ``aoi report`` and the helpers ``aoi run``/``aoi bench`` use for ``--db``.
 """
 
 from aoi.storage.errors import JournalError, ReviewError, SchemaError, StorageError
 from aoi.storage.health import HealthSnapshot
-from aoi.storage.models import Verification
 from aoi.storage.storage import Storage
+from aoi.storage.tables import Verification
 
 __all__ = [
     "HealthSnapshot",

@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from aoi.config import StationConfig, StorageConfig
 from aoi.events import EventBus
 from aoi.pipeline import Pipeline, VerdictSink, load_template, run_cycles
-from aoi.station import StationConfig, StorageConfig
 from aoi.stats import percentiles
 from aoi.storage.journal import Journal
-from aoi.storage.models import new_uuid
 from aoi.storage.records import inspection_record
 from aoi.storage.storage import Storage
+from aoi.storage.tables import new_uuid
 from aoi.types import Defect, InspectionResult, Registration, Verdict
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aoi.station import StationConfig, StorageConfig, load_station_config
+from aoi.config import StationConfig, StorageConfig, load_station_config
 from aoi.storage.db import Database, default_data_dir, default_url
 from aoi.storage.queries import Window, find_inspections
 from aoi.storage.report import (

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from aoi.storage.db import Database
-from aoi.storage.models import Defect, Inspection, Verification
+from aoi.storage.tables import Defect, Inspection, Verification
 from aoi.storage.window import Window
 
 

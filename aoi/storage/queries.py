@@ -35,7 +35,6 @@ from aoi.storage.lookup import (
     iter_inspections,
     review_queue,
 )
-from aoi.storage.models import FALSE_CALLS, Defect, Inspection, Verification
 from aoi.storage.reviews import (
     AuditRecord,
     ReviewRecord,
@@ -43,6 +42,7 @@ from aoi.storage.reviews import (
     record_audit,
     record_review,
 )
+from aoi.storage.tables import FALSE_CALLS, Defect, Inspection, Verification
 from aoi.storage.window import Window
 
 __all__ = [

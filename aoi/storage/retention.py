@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 
 from aoi.storage.db import Database
-from aoi.storage.models import Defect, Inspection, Review, Verification
+from aoi.storage.tables import Defect, Inspection, Review, Verification
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from aoi.storage.db import Database
 from aoi.storage.errors import ReviewError
-from aoi.storage.models import AuditEvent, Defect, Review, Verification
+from aoi.storage.tables import AuditEvent, Defect, Review, Verification
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from aoi.station import StorageConfig
+from aoi.config import StorageConfig
 from aoi.storage.archive import Archive
 from aoi.storage.db import DB_ERRORS, Database, default_data_dir, default_url
 from aoi.storage.errors import JournalError, StorageError
 from aoi.storage.health import HealthSnapshot, StorageHealth
 from aoi.storage.journal import Entry, Journal
-from aoi.storage.models import new_uuid
 from aoi.storage.records import cycle_record, inspection_record, recipe_record
+from aoi.storage.tables import new_uuid
 from aoi.storage.writer import Writer
 from aoi.types import InspectionResult
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement
 
-from aoi.storage.models import Inspection
+from aoi.storage.tables import Inspection
 
 
 @dataclass(frozen=True)

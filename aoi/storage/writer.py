@@ -31,8 +31,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from aoi.storage.db import DB_ERRORS, Database
 from aoi.storage.health import StorageHealth
 from aoi.storage.journal import Entry, Journal, Position, encode
-from aoi.storage.models import Defect, Inspection, RecipeSeen
 from aoi.storage.records import CYCLE, INSPECTION, RECIPE, defect_rows, inspection_row, utc
+from aoi.storage.tables import Defect, Inspection, RecipeSeen
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from storage_helpers import (
     wait_for,
 )
 
-from aoi.station import StorageConfig
+from aoi.config import StorageConfig
 from aoi.storage import Storage
 from aoi.types import Defect, InspectionResult, Registration, Verdict
 

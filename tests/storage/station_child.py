@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from aoi.config import StorageConfig
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import load_recipe
 from aoi.sources.synthetic import SyntheticSource
-from aoi.station import StorageConfig
 from aoi.storage import Storage
 from aoi.storage.storage import UUID_KEY
 from aoi.types import InspectionResult

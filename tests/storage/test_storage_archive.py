@@ -17,8 +17,8 @@ from storage_helpers import ResultFactory, StorageFactory
 from aoi.storage.archive import Archive, DiskUsage, overlay
 from aoi.storage.db import Database
 from aoi.storage.health import StorageHealth
-from aoi.storage.models import Inspection
 from aoi.storage.storage import IMAGE_KEY
+from aoi.storage.tables import Inspection
 from aoi.types import Defect, Frame, Registration, Verdict
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from aoi.station import StorageConfig
+from aoi.config import StorageConfig
 from aoi.storage import Storage
 from aoi.storage.db import Database
-from aoi.storage.models import Defect, Inspection
+from aoi.storage.tables import Defect, Inspection
 
 CHILD = Path(__file__).with_name("station_child.py")
 

@@ -14,10 +14,10 @@ from aoi.storage import Verification
 from aoi.storage.db import Database
 from aoi.storage.errors import StorageError
 from aoi.storage.lookup import review_queue
-from aoi.storage.models import Defect, Inspection, Review
 from aoi.storage.report import parse_age
 from aoi.storage.retention import prune_rows
 from aoi.storage.reviews import record_review
+from aoi.storage.tables import Defect, Inspection, Review
 from aoi.types import Verdict
 
 NOW = datetime.now(UTC)

@@ -15,11 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Table, insert, inspect, select, text
 
+from aoi.config import load_station_config
 from aoi.errors import StationConfigError
-from aoi.station import load_station_config
 from aoi.storage import SchemaError, StorageError
 from aoi.storage.db import Database
-from aoi.storage.models import AuditEvent, Base, Defect, Inspection, Review
+from aoi.storage.tables import AuditEvent, Base, Defect, Inspection, Review
 
 
 def test_new_database_is_created_at_head_and_matches_the_models(db_url: str) -> None:
@@ -161,7 +161,7 @@ def test_a_database_from_a_newer_aoi_is_refused(sqlite_url: str) -> None:
 
 
 def test_storage_on_a_newer_database_stops_cleanly(sqlite_url: str, tmp_path: Path) -> None:
-    from aoi.station import StorageConfig
+    from aoi.config import StorageConfig
     from aoi.storage import Storage
 
     with Database(sqlite_url) as db:

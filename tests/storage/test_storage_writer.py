@@ -22,9 +22,9 @@ from aoi.storage import StorageError
 from aoi.storage.bench import throughput
 from aoi.storage.db import Database
 from aoi.storage.journal import Journal
-from aoi.storage.models import Defect, Inspection, RecipeSeen, new_uuid
 from aoi.storage.records import inspection_record
 from aoi.storage.storage import UUID_KEY
+from aoi.storage.tables import Defect, Inspection, RecipeSeen, new_uuid
 from aoi.storage.writer import read_rejected
 from aoi.types import Verdict
 
@@ -373,7 +373,7 @@ def test_numpy_numbers_from_the_stages_are_recorded(
 ) -> None:
     import numpy as np
 
-    from aoi.storage.models import Defect as DefectRow
+    from aoi.storage.tables import Defect as DefectRow
     from aoi.types import Defect
 
     d = Defect(np.int64(2), "short", tuple(np.int64(v) for v in (1, 2, 3, 4)), np.int64(4), 0.5)
@@ -409,7 +409,7 @@ def test_open_storage_and_its_summary_for_aoi_run(
 ) -> None:
     import argparse
 
-    from aoi.station import StationConfig, StorageConfig
+    from aoi.config import StationConfig, StorageConfig
     from aoi.storage.cli import (
         add_db_argument,
         format_storage_summary,

@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from aoi.station_runner import RunState
+from aoi.runner import RunState
 from aoi.storage import Verification
 from aoi.storage.queries import audit_events, find_inspections, review_queue
 from ui.app import Gui

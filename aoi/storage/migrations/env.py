@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 
 from aoi.storage.errors import SchemaError
-from aoi.storage.models import Base
+from aoi.storage.tables import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from aoi.sources._raster import DIRS, check_mask
+from aoi.sources.synthetic._raster import DIRS, check_mask
 from aoi.types import DEFECT_CLASSES, GroundTruth
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ import pytest
 
 from aoi.errors import ModelError, RecipeError
 from aoi.inference import engine_settings
-from aoi.inference.calibration import (
+from aoi.inference.parity import compare
+from aoi.inference.tensorrt.calibration import (
     BatchStats,
     CycleInputs,
     batches_of,
@@ -25,9 +26,8 @@ from aoi.inference.calibration import (
     calibration_images,
     check_enough,
 )
-from aoi.inference.cuda_mem import GpuInfo
-from aoi.inference.parity import compare
-from aoi.inference.trt_engine import engine_target
+from aoi.inference.tensorrt.cuda_mem import GpuInfo
+from aoi.inference.tensorrt.engine import engine_target
 from aoi.recipe import LoadedRecipe, load_recipe
 from aoi.sources.synthetic import SyntheticSource
 

@@ -17,12 +17,12 @@ import pytest
 pytest.importorskip("tensorrt", reason="TensorRT is not installed here (see docs/tensorrt.md)")
 pytest.importorskip("cuda.bindings", reason="cuda-python is not installed (see docs/tensorrt.md)")
 
-from aoi.inference.calibration import synthetic_batches
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.inference.parity import run_parity
 from aoi.inference.probe import probe_gpu
-from aoi.inference.tensorrt import TensorRTBackend
-from aoi.inference.trt_engine import EngineSettings
+from aoi.inference.tensorrt.backend import TensorRTBackend
+from aoi.inference.tensorrt.calibration import synthetic_batches
+from aoi.inference.tensorrt.engine import EngineSettings
 from aoi.recipe import LoadedRecipe, load_recipe
 
 RecipeFactory = Callable[..., Path]

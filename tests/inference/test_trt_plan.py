@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from aoi.errors import InferenceError, ModelError, RecipeError
-from aoi.inference.trt_plan import (
+from aoi.inference.tensorrt.plan import (
     BufferPlan,
     ProfileShapes,
     calibration_shape,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aoi.inference.trt_cache import (
+from aoi.inference.tensorrt.cache import (
     CACHE_FORMAT,
     EngineKey,
     calibration_cache_path,
@@ -25,7 +25,7 @@ from aoi.inference.trt_cache import (
     timing_cache_path,
     write_engine,
 )
-from aoi.inference.trt_plan import ProfileShapes
+from aoi.inference.tensorrt.plan import ProfileShapes
 
 PROFILE = ProfileShapes((1, 2, 512, 512), (1, 2, 640, 640), (1, 2, 768, 768))
 KEY = EngineKey(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from aoi.config import PlcConfig, load_station_config
 from aoi.errors import StationConfigError
-from aoi.station import PlcConfig, load_station_config
 from plc.errors import PlcConfigError
 from plc.registers import (
     DEFAULT_MAP,
@@ -27,10 +27,10 @@ from plc.registers import (
     words_text,
     words_u32,
 )
+from plc.session import PlcSpec, parse_plc_spec
 from plc.settings import LinkSettings
-from plc.station import PlcSpec, parse_plc_spec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DoesNotRaise = contextlib.nullcontext
 
 

@@ -9,9 +9,8 @@ import pytest
 
 from aoi.errors import SourceError
 from aoi.recipe import SyntheticSettings
-from aoi.sources import boardgen
 from aoi.sources.base import ImageSource
-from aoi.sources.synthetic import SyntheticSource
+from aoi.sources.synthetic import SyntheticSource, boardgen
 from aoi.types import Frame
 
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import INPUT_NAME, OUTPUT_NAME
-from aoi.inference.cuda_mem import (
+from aoi.inference.tensorrt.build import make_logger
+from aoi.inference.tensorrt.cuda_mem import (
     CapturedGraph,
     DeviceBuffer,
     PinnedBuffer,
@@ -38,15 +39,14 @@ from aoi.inference.cuda_mem import (
     gpu_info,
     set_device,
 )
-from aoi.inference.trt_build import make_logger
-from aoi.inference.trt_engine import (
+from aoi.inference.tensorrt.engine import (
     EngineOutcome,
     EngineSettings,
     engine_target,
     ensure_engine,
     import_tensorrt,
 )
-from aoi.inference.trt_plan import (
+from aoi.inference.tensorrt.plan import (
     BufferPlan,
     ProfileShapes,
     dims_text,

@@ -17,16 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 from aoi.errors import ModelError, RecipeError
-from aoi.inference.calibration import (
-    BatchStats,
-    calibration_batches,
-    calibration_digest,
-    calibration_images,
-    check_enough,
-)
-from aoi.inference.cuda_mem import DeviceBuffer, GpuInfo, set_device
-from aoi.inference.trt_build import BuildRequest, build_serialized, make_calibrator
-from aoi.inference.trt_cache import (
+from aoi.inference.tensorrt.build import BuildRequest, build_serialized, make_calibrator
+from aoi.inference.tensorrt.cache import (
     CacheDecision,
     EngineKey,
     EnginePaths,
@@ -36,7 +28,15 @@ from aoi.inference.trt_cache import (
     timing_cache_path,
     write_engine,
 )
-from aoi.inference.trt_plan import (
+from aoi.inference.tensorrt.calibration import (
+    BatchStats,
+    calibration_batches,
+    calibration_digest,
+    calibration_images,
+    check_enough,
+)
+from aoi.inference.tensorrt.cuda_mem import DeviceBuffer, GpuInfo, set_device
+from aoi.inference.tensorrt.plan import (
     PrecisionPlan,
     ProfileShapes,
     calibration_shape,

@@ -3,7 +3,8 @@
 Everything works on a boolean copper mask (True = copper) at a fixed pixel scale close to DeepPCB's
 (traces 4-14 px wide, >= 7 px clearance), so a bigger image is a bigger board, not a zoomed one.
 Polarity follows DeepPCB in both looks: copper is darker than the substrate. Pure numpy/OpenCV.
-The DeepPCB-style defects are made in :mod:`aoi.sources.defects`; ``inject_defects`` is re-exported.
+The DeepPCB-style defects are made in :mod:`aoi.sources.synthetic.defects`; ``inject_defects``
+is re-exported.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from aoi.sources._raster import (
+from aoi.sources.synthetic._raster import (
     DIRS,
     MIN_SIZE_PX,  # noqa: F401  (public as boardgen.MIN_SIZE_PX)
     check_mask,
     check_size,
 )
-from aoi.sources.defects import inject_defects
+from aoi.sources.synthetic.defects import inject_defects
 from aoi.types import GroundTruth
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import pytest
 
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
-from aoi.sources.boardgen import golden_board
+from aoi.sources.synthetic.boardgen import golden_board
 from aoi.types import Registration
 from aoi.vision.registration import Registrar, align, seen_region
 

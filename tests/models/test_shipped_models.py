@@ -17,11 +17,11 @@ import pytest
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline
 from aoi.recipe import find_recipe, load_recipe
-from aoi.sources import boardgen
 from aoi.sources.replay import read_annotation, read_image
+from aoi.sources.synthetic import boardgen
 from aoi.types import Frame, Verdict
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "aoi-defect-v2.onnx"
 DEEPPCB_MODEL = REPO / "models" / "aoi-defect-v3.onnx"
 DEEPPCB = REPO.parent / "shared" / "data" / "deeppcb" / "PCBData"

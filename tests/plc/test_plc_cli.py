@@ -13,15 +13,15 @@ import pytest
 from test_plc_link import inspection
 
 from aoi.cli import _plc_spec, build_parser, main, recipe_for_product_code
+from aoi.config import load_station_config
 from aoi.errors import RecipeError
-from aoi.station import load_station_config
 from plc.client import RegisterClient
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 from plc.link import StationLink
+from plc.session import open_soft_plc
 from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
-from plc.station import open_soft_plc
 
 RecipeFactory = Callable[..., Path]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aoi.config import load_station_config
 from aoi.errors import InferenceError, ModelError, StationConfigError
 from aoi.inference import create_backend, engine_settings, probe
 from aoi.inference.base import InferenceBackend
@@ -28,9 +29,8 @@ from aoi.inference.cli import (
 )
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.inference.probe import Finding, choose_backend, probe_gpu
-from aoi.inference.tensorrt import TensorRTBackend
+from aoi.inference.tensorrt.backend import TensorRTBackend
 from aoi.recipe import load_recipe
-from aoi.station import load_station_config
 
 TRT_OK = Finding(True, "10.16.1.11")
 TRT_NO = Finding(False, "No module named 'tensorrt'")
@@ -194,7 +194,7 @@ def test_doctor_reports_every_part_in_plain_data(
 def test_cuda_calls_are_checked_against_real_cuda_python() -> None:
     """Real cuda-python on a PC without a GPU: errors name the call and CUDA's error."""
     pytest.importorskip("cuda.bindings", reason="cuda-python is not installed (the gpu extra)")
-    from aoi.inference import cuda_mem
+    from aoi.inference.tensorrt import cuda_mem
 
     if probe_gpu().ok:
         assert cuda_mem.device_count() >= 1

@@ -14,9 +14,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from aoi.sources import boardgen
+from aoi.sources.synthetic import boardgen
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 #: Every model the station ships; the recipes point at the newest.
 MODELS = sorted((REPO / "models").glob("aoi-defect-v*.onnx"))
 NUM_CLASSES = 7

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aoi.errors import FrameError, RecipeError, RegistrationError, SourceError
-from aoi.inference.trt_plan import calibration_shape, dims_text
+from aoi.inference.tensorrt.plan import calibration_shape, dims_text
 from aoi.pipeline import load_template
 from aoi.recipe import LoadedRecipe, file_hash
 from aoi.sources.replay import IMAGE_SUFFIXES, read_image

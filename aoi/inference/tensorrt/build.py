@@ -2,7 +2,7 @@
 
 The flow is TensorRT 10's: a network (always explicit batch in TensorRT 10, so no creation
 flag), the ONNX parser with every parse error reported per node, one optimisation profile from
-the recipe's min/opt/max, precision flags from :func:`aoi.inference.trt_plan.precision_plan`,
+the recipe's min/opt/max, precision flags from :func:`aoi.inference.tensorrt.plan.precision_plan`,
 an INT8 entropy calibrator fed with cycle-made batches, the workspace limit, a persistent
 timing cache, and ``build_serialized_network``. ``tensorrt`` is passed in (imported by the
 caller on first use), so this module imports without TensorRT.
@@ -27,9 +27,9 @@ import numpy as np
 
 from aoi.errors import ModelError
 from aoi.inference.base import INPUT_NAME, OUTPUT_NAME
-from aoi.inference.cuda_mem import DeviceBuffer, copy_to_device_sync
-from aoi.inference.trt_cache import atomic_write
-from aoi.inference.trt_plan import PrecisionPlan, ProfileShapes, Shape4, dims_text
+from aoi.inference.tensorrt.cache import atomic_write
+from aoi.inference.tensorrt.cuda_mem import DeviceBuffer, copy_to_device_sync
+from aoi.inference.tensorrt.plan import PrecisionPlan, ProfileShapes, Shape4, dims_text
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from aoi.errors import SourceError
 from aoi.recipe import SyntheticSettings
-from aoi.sources import boardgen
+from aoi.sources.synthetic import boardgen
 from aoi.types import Frame, GroundTruth
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoi.inference.trt_plan import ProfileShapes
+from aoi.inference.tensorrt.plan import ProfileShapes
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 
 import numpy as np
 
+from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.events import EventBus
 from aoi.inference import create_backend
@@ -20,7 +21,6 @@ from aoi.pipeline import Pipeline, VerdictSink, load_template
 from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
 from aoi.sources.factory import create_source
-from aoi.station import StationConfig
 
 
 class RigError(AoiError):

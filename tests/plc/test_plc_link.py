@@ -32,8 +32,8 @@ from plc.registers import (
     encode_plc,
 )
 from plc.server import RegisterServer
+from plc.session import open_plc
 from plc.settings import LinkSettings
-from plc.station import open_plc
 
 EN, TRIG, ACK, CMD, CLR = (
     ControlBit.TRIGGER_ENABLE,

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aoi.sources import boardgen
+from aoi.sources.synthetic import boardgen
 from aoi.types import GroundTruth
 
 DEEPPCB = Path("/work/shared/data/deeppcb/PCBData")

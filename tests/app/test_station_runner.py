@@ -15,9 +15,9 @@ import pytest
 from aoi.inference import create_backend
 from aoi.pipeline import Pipeline, load_template
 from aoi.recipe import load_recipe
+from aoi.runner import RunState, ShiftCounters, StationRunner, shift_label, shift_start
 from aoi.sources.base import ImageSource
 from aoi.sources.synthetic import SyntheticSource
-from aoi.station_runner import RunState, ShiftCounters, StationRunner, shift_label, shift_start
 from aoi.types import InspectionResult, Trigger, Verdict
 
 RecipeFactory = Callable[..., Path]

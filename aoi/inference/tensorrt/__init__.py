@@ -1,0 +1,1 @@
+"""The TensorRT backend: engine build, cache, runtime and CUDA memory (docs/tensorrt.md)."""
