@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from aoi.app.evaluation import add_eval_parser, read_split
 from aoi.errors import AoiError, SourceError
-from aoi.evaluation import add_eval_parser, read_split
 from aoi.sources.synthetic.boardgen import golden_board
 
 RecipeFactory = Callable[..., Path]
@@ -183,7 +183,7 @@ def test_defect_free_needs_registration(
 
 @pytest.mark.parametrize("index", [0, 10, 20])
 def test_every_tenth_defect_free_board_is_the_template_itself(index: int) -> None:
-    from aoi.defect_free import Disturbance, disturbed_copy
+    from aoi.app.defect_free import Disturbance, disturbed_copy
 
     template = golden_board(128, 128, 3, "binary")
     image, motion = disturbed_copy(template, index, Disturbance())
@@ -192,7 +192,7 @@ def test_every_tenth_defect_free_board_is_the_template_itself(index: int) -> Non
 
 
 def test_defect_free_copies_stay_within_their_bounds() -> None:
-    from aoi.defect_free import Disturbance, disturbed_copy
+    from aoi.app.defect_free import Disturbance, disturbed_copy
 
     template = golden_board(128, 128, 3, "binary")
     how = Disturbance()

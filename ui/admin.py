@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aoi.app.station import Station
 from aoi.storage.db import DB_ERRORS
 from aoi.storage.queries import audit_events
-from ui.station import Station
 from ui.users import Role, User, UserError, UserStore
 from ui.widgets import local_time, panel
 

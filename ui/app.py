@@ -2,7 +2,7 @@
 
 :class:`Gui` puts the pieces together for ``aoi gui``, its ``--screenshot`` and ``--bench``
 modes and the tests: a :class:`~ui.bridge.ResultBridge` subscribed to the station's EventBus, the
-:class:`~ui.station.Station`, the users file in the station's data folder, and the main window.
+:class:`~aoi.app.station.Station`, the users file in the station's data folder, and the main window.
 Closing it closes the window first, then the station (cycle, PLC link, event threads, storage).
 """
 
@@ -21,10 +21,10 @@ from types import TracebackType
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from aoi.app.station import Station, StationOptions
 from aoi.events import Subscriber
 from ui.bridge import ResultBridge
 from ui.main_window import FRAME_INTERVAL_MS, REFRESH_MS, MainWindow
-from ui.station import Station, StationOptions
 from ui.users import UserStore
 
 log = logging.getLogger(__name__)

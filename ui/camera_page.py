@@ -28,11 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aoi.app.station import Station
 from aoi.errors import AoiError
 from aoi.recipe import CameraSettings
 from ui import theme
 from ui.bridge import display_image
-from ui.station import Station
 from ui.widgets import ImageView, panel
 
 log = logging.getLogger(__name__)

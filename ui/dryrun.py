@@ -15,13 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from aoi.app.rig import Rig
 from aoi.config import StationConfig
 from aoi.errors import AoiError
-from aoi.inference import create_backend
-from aoi.pipeline import Pipeline, load_template
+from aoi.pipeline import Pipeline
 from aoi.recipe import LoadedRecipe
 from aoi.sources.replay import read_image
-from aoi.sources.synthetic import SyntheticSource
 from aoi.stats import RunStats
 from aoi.storage.db import DB_ERRORS, Database
 from aoi.storage.tables import Inspection
@@ -91,10 +90,6 @@ def dry_run(
 ) -> DryRunReport:
     """Inspect ``boards`` frames with ``loaded`` (edited, not saved) and report what it found."""
     report = DryRunReport(source)
-    g = loaded.recipe.geometry
-    template = load_template(
-        loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
-    )
     stored: list[tuple[str, str, Path]] = []
     if source == STORED:
         if db is None:
@@ -109,23 +104,16 @@ def dry_run(
             report.errors.append(f"no archived images of {loaded.name} yet; try synthetic boards")
             return report
     stats = RunStats(budget_ms=loaded.recipe.cycle_budget_ms)
-    with create_backend(
-        backend or config.inference.backend,
-        loaded.model_path,
-        g.profile,
-        threads=threads,
-        recipe=loaded,
-        inference=config.inference,
-    ) as engine:
-        pipeline = Pipeline(loaded, engine, template=template)
-        pipeline.warm_up()
+    # The station's own assembly, without sinks or events: nothing reaches the PLC or the log.
+    spec = SYNTHETIC if source == SYNTHETIC else None
+    with Rig(loaded, config, source_spec=spec, backend=backend, threads=threads) as rig:
+        pipeline = rig.pipeline
         if source == SYNTHETIC:
-            with SyntheticSource(template, loaded.recipe.synthetic) as synth:
-                for _ in range(boards):
-                    if stop is not None and stop.is_set():
-                        report.stopped = True
-                        break
-                    stats.add(pipeline.inspect(synth.grab()))
+            for _ in range(boards):
+                if stop is not None and stop.is_set():
+                    report.stopped = True
+                    break
+                stats.add(pipeline.inspect(rig.source.grab(config.camera.fetch_timeout_s)))
         else:
             for i, (name, line_verdict, path) in enumerate(stored):
                 if stop is not None and stop.is_set():

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aoi.app.station import Station
 from aoi.errors import AoiError, RecipeError
 from aoi.pipeline import load_template
 from aoi.storage.db import DB_ERRORS
@@ -37,7 +38,6 @@ from ui import theme
 from ui.dryrun import STORED, SYNTHETIC, DryRunReport, dry_run
 from ui.recipe_edit import Validation, preview, read_raw, restore, save_new_version, validate
 from ui.recipe_form import RecipeForm
-from ui.station import Station
 from ui.widgets import panel
 
 log = logging.getLogger(__name__)

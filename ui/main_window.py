@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aoi.app.station import Station
 from aoi.recipe import CameraSettings
 from aoi.runner import RunState
 from ui import theme
@@ -34,7 +35,7 @@ from ui.camera_page import CameraPage
 from ui.engineer import EngineerScreen
 from ui.operator import OperatorScreen
 from ui.review import ReviewScreen
-from ui.station import Station
+from ui.status import station_health
 from ui.users import Role, User, UserStore
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ class MainWindow(QMainWindow):
         runner = s.runner
         state = runner.state if runner is not None else RunState.STOPPED
         fault = runner.fault if runner is not None else ""
-        self.operator.refresh(s.health(), state, runner is not None, fault)
+        self.operator.refresh(station_health(s), state, runner is not None, fault)
         if self.stack.currentWidget() is self.engineer:
             self.engineer.update_activate()
 

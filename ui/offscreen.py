@@ -30,13 +30,13 @@ import numpy as np
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
+from aoi.app.station import Station, StationOptions
 from aoi.runner import RunState
 from aoi.types import InspectionResult, Verdict
 from ui.app import Gui
 from ui.bridge import prepare
 from ui.camera_page import viky_producer
 from ui.main_window import MainWindow
-from ui.station import Station, StationOptions
 from ui.users import Role, User, UserError
 
 

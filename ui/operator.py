@@ -27,7 +27,7 @@ from aoi.types import InspectionResult, Verdict
 from ui import theme
 from ui.bridge import DisplayFrame
 from ui.health import Level
-from ui.station import StationHealth
+from ui.status import StationHealth
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
 
 STATE_TEXT = {

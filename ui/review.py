@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aoi.app.station import Station
 from aoi.storage import ReviewError, Verification
 from aoi.storage.db import DB_ERRORS
 from aoi.storage.queries import (
@@ -50,7 +51,6 @@ from ui.review_data import (
     registration_of,
     unreadable_image_note,
 )
-from ui.station import Station
 from ui.widgets import ParetoChart, draw_box, fit_rect, local_time, panel, to_qimage
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,9 @@
 """The recipe-bound part of a running station: template, engine, image source, warm pipeline.
 
-``aoi run`` and ``aoi gui`` both assemble their station from it. A recipe change builds and
-warms up a whole new rig before the old one closes, so a change that fails leaves the station
-inspecting as before.
+The station (:mod:`aoi.app.station`) runs its cycles on one; a recipe change builds and warms
+up a whole new rig before the old one closes, so a change that fails leaves the station
+inspecting as before. The dry run, ``aoi eval`` and the storage benchmark open a rig without a
+source (``source_spec=None``) and feed its pipeline frames of their own.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ class Rig:
         loaded: LoadedRecipe,
         config: StationConfig,
         *,
-        source_spec: str,
-        sinks: Sequence[VerdictSink],
-        events: EventBus | None,
+        source_spec: str | None,
+        sinks: Sequence[VerdictSink] = (),
+        events: EventBus | None = None,
         backend: str | None = None,
         threads: int | None = None,
         seed: int | None = None,
@@ -67,12 +68,14 @@ class Rig:
                 )
             except AoiError as err:
                 raise RigError("engine", str(err)) from err
-            try:
-                self.source: ImageSource = stack.enter_context(
-                    create_source(source_spec, loaded, template, config, seed=seed, loop=loop)
-                )
-            except (AoiError, ValueError) as err:
-                raise RigError("camera", str(err)) from err
+            self._source: ImageSource | None = None
+            if source_spec is not None:
+                try:
+                    self._source = stack.enter_context(
+                        create_source(source_spec, loaded, template, config, seed=seed, loop=loop)
+                    )
+                except (AoiError, ValueError) as err:
+                    raise RigError("camera", str(err)) from err
             try:
                 self.pipeline = Pipeline(
                     loaded, self.backend, template=template, sinks=list(sinks), events=events
@@ -83,5 +86,30 @@ class Rig:
             self.template: np.ndarray = template
             self._opened = stack.pop_all()  # all opened: kept until close()
 
+    @property
+    def source(self) -> ImageSource:
+        if self._source is None:
+            msg = f"this rig of {self.loaded.name} was opened without an image source"
+            raise AoiError(msg)
+        return self._source
+
+    def pipeline_for(
+        self,
+        loaded: LoadedRecipe,
+        sinks: Sequence[VerdictSink] = (),
+        events: EventBus | None = None,
+    ) -> Pipeline:
+        """Another pipeline on this rig's engine and template (a variant of the same product:
+        ``aoi eval``'s wide review band, the storage benchmark's logged twin)."""
+        return Pipeline(
+            loaded, self.backend, template=self.template, sinks=list(sinks), events=events
+        )
+
     def close(self) -> None:
         self._opened.close()
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

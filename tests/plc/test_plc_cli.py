@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from test_plc_link import inspection
 
-from aoi.cli import _plc_spec, build_parser, main, recipe_for_product_code
+from aoi.app.plc import plc_spec_for
+from aoi.app.recipes import recipe_for_product_code
+from aoi.cli import build_parser, main, station_options
 from aoi.config import load_station_config
 from aoi.errors import RecipeError
 from plc.client import RegisterClient
@@ -154,4 +156,4 @@ def test_plc_spec_from_flag_station_config_or_default(
         path.write_text(toml)
     argv = [command] + (["--plc", flag] if flag else [])
     args = build_parser().parse_args(argv)
-    assert _plc_spec(args, load_station_config(path)) == expected
+    assert plc_spec_for(station_options(args), load_station_config(path)) == expected

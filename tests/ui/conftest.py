@@ -13,8 +13,8 @@ pytest.importorskip("PySide6", reason="the gui extra (PySide6) is not installed"
 
 from PySide6.QtCore import QThread, QThreadPool
 
+from aoi.app.station import StationOptions
 from ui.app import Gui
-from ui.station import StationOptions
 
 RecipeFactory = Callable[..., Path]
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aoi.defect_free import Disturbance, run_defect_free
+from aoi.app.defect_free import Disturbance, run_defect_free
+from aoi.app.rig import Rig
+from aoi.config import StationConfig
 from aoi.errors import AoiError, SourceError
-from aoi.inference import create_backend
 from aoi.metrics import ImageDetections, Report, evaluate
 from aoi.pipeline import Pipeline
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
@@ -237,7 +238,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wide = curve_recipe(loaded)
-    backend = create_backend(args.backend, loaded.model_path, loaded.recipe.geometry.profile)
+    # The pairs bring their own frames: a rig without a source, on the default station config.
+    rig = Rig(loaded, StationConfig(), source_spec=None, backend=args.backend)
+    backend = rig.backend
 
     def reporter(what: str) -> Callable[[int, int], None]:
         t0 = time.monotonic()
@@ -250,9 +253,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return progress
 
     free = None
-    with backend:
-        images = run_split(Pipeline(wide, backend), entries, reporter("curves: pairs"))
-        deployed = run_split(Pipeline(loaded, backend), entries, reporter("as deployed: pairs"))
+    with rig:
+        images = run_split(rig.pipeline_for(wide), entries, reporter("curves: pairs"))
+        deployed = run_split(rig.pipeline, entries, reporter("as deployed: pairs"))
         if args.defect_free:
             if loaded.recipe.registration.method == "none":
                 msg = f"{loaded.path}: --defect-free needs registration.method 'ecc', got 'none'"

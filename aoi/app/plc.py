@@ -1,0 +1,53 @@
+"""The station's PLC link, chosen from the options and the station config's ``[plc]``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from aoi.config import StationConfig
+from plc.link import RecipeChanger
+from plc.session import PlcSession, open_plc, tcp_spec
+from plc.settings import LinkSettings
+
+if TYPE_CHECKING:
+    from aoi.app.station import StationOptions
+
+__all__ = ["PlcSession", "open_station_plc", "plc_spec_for"]
+
+
+def plc_spec_for(options: StationOptions, config: StationConfig) -> str:
+    """``--plc``; else the PLC the station config's ``[plc]`` names (when allowed); else default.
+
+    ``aoi bench`` never talks to the line's PLC unless told to: a benchmark must not wait for
+    (or trigger) a real line.
+    """
+    if options.plc is not None:
+        return options.plc
+    if options.plc_from_config and "plc" in config.model_fields_set:
+        return tcp_spec(config.plc.host, config.plc.port)
+    return options.default_plc
+
+
+@contextmanager
+def open_station_plc(
+    spec: str,
+    config: StationConfig,
+    options: StationOptions,
+    *,
+    on_recipe_change: RecipeChanger,
+) -> Iterator[PlcSession | None]:
+    """The open link (None for ``none``); READY stays low until the runner starts inspecting."""
+    source = f"{options.station or 'station config'}: [plc]"
+    settings = LinkSettings.from_dict(config.plc.model_dump(), source=source)
+    settings = replace(settings, start_online=False)
+    with open_plc(
+        spec,
+        settings,
+        role=options.plc_role,  # type: ignore[arg-type]
+        sim_parts=options.sim_parts,
+        on_recipe_change=on_recipe_change,
+    ) as session:
+        yield session

@@ -1,0 +1,43 @@
+"""Recipes as the line sees them: the active recipe the PLC is told, and lookup by product code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aoi.errors import RecipeError
+from aoi.recipe import LoadedRecipe, load_recipe
+from plc.errors import UnknownProductCode
+from plc.events import ActiveRecipe
+
+
+def active_recipe(loaded: LoadedRecipe) -> ActiveRecipe:
+    """What the PLC is told about the recipe on the line."""
+    return ActiveRecipe.from_hash(loaded.recipe.product_code, loaded.content_hash, loaded.name)
+
+
+def recipe_for_product_code(product_code: int, folder: Path) -> Path:
+    """The one recipe in ``folder`` whose ``product_code`` is ``product_code``."""
+    matches: list[Path] = []
+    codes: dict[int, str] = {}
+    unreadable: list[str] = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            recipe = load_recipe(path, check_files=False).recipe
+        except RecipeError:
+            unreadable.append(path.name)
+            continue
+        codes[recipe.product_code] = path.name
+        if recipe.product_code == product_code:
+            matches.append(path)
+    if len(matches) > 1:
+        names = [m.name for m in matches]
+        msg = f"product code {product_code} is claimed by {names} in {folder}; one recipe per code"
+        raise RecipeError(msg)
+    if not matches:
+        msg = (
+            f"no recipe in {folder} has product_code = {product_code}; "
+            f"found {dict(sorted(codes.items())) or 'none'}"
+            + (f"; unreadable: {unreadable}" if unreadable else "")
+        )
+        raise UnknownProductCode(msg)
+    return matches[0]
