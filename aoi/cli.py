@@ -49,7 +49,6 @@ from aoi.types import InspectionResult
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 from plc.session import SPEC_HELP, PlcSession, open_plc, open_soft_plc, tcp_spec
-from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
 
 log = logging.getLogger("aoi")
@@ -254,9 +253,9 @@ def _signals_call(handler: Callable[[int, FrameType | None], None]) -> Iterator[
             signal.signal(s, h)
 
 
-def _link_settings(args: argparse.Namespace, station: StationConfig) -> LinkSettings:
-    source = f"{args.station or 'station config'}: [plc]"
-    return LinkSettings.from_dict(station.plc.model_dump(), source=source)
+def _plc_source(args: argparse.Namespace) -> str:
+    """The station config's ``[plc]`` section, as PLC config errors name it."""
+    return f"{args.station or 'station config'}: [plc]"
 
 
 def _plc_spec(args: argparse.Namespace, station: StationConfig) -> str:
@@ -275,7 +274,6 @@ def _plc_spec(args: argparse.Namespace, station: StationConfig) -> str:
 def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> int:
     loaded, station = _open_station(args)
     stop = threading.Event()
-    settings = _link_settings(args, station)
     plc_spec = _plc_spec(args, station)
 
     with ExitStack() as stack:
@@ -318,7 +316,8 @@ def _run(args: argparse.Namespace, *, source_spec: str, cycles: int | None) -> i
         plc = stack.enter_context(
             open_plc(
                 plc_spec,
-                settings,
+                station.plc,
+                source=_plc_source(args),
                 role=args.plc_role,
                 sim_parts=cycles,
                 on_recipe_change=switch,
@@ -363,11 +362,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_plc_sim(args: argparse.Namespace) -> int:
     """A soft PLC against a station; exit 1 unless every part was answered and matched."""
-    settings = _link_settings(args, load_station_config(args.station))
-    heartbeat_ms = args.heartbeat_ms or settings.heartbeat_period_ms
+    config = load_station_config(args.station).plc
+    heartbeat_ms = args.heartbeat_ms or config.heartbeat_period_ms
     timing = SimTiming(
         heartbeat_period_s=heartbeat_ms / 1000,
-        watchdog_periods=settings.watchdog_periods,
+        watchdog_periods=config.watchdog_periods,
         part_period_s=args.period_ms / 1000,
     )
     logic = SoftPlcLogic(args.parts, timing, product_code=args.product_code)
@@ -381,7 +380,13 @@ def cmd_plc_sim(args: argparse.Namespace) -> int:
     with (
         _signals_call(_stop),
         open_soft_plc(
-            args.role, args.host, args.port, settings, logic, scan_s=args.scan_ms / 1000
+            args.role,
+            args.host,
+            args.port,
+            config,
+            logic,
+            source=_plc_source(args),
+            scan_s=args.scan_ms / 1000,
         ) as sim,
     ):
         print(f"[plc-sim] soft PLC as {args.role} on {where}", file=sys.stderr, flush=True)

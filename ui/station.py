@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +38,6 @@ from aoi.storage.queries import Window, record_audit, yield_table
 from aoi.types import Verdict
 from plc.events import ActiveRecipe
 from plc.session import PlcSession, open_plc, tcp_spec
-from plc.settings import LinkSettings
 from ui.health import (
     Alarm,
     Light,
@@ -146,13 +145,13 @@ class Station:
             events.subscribe(name, callback)
         self.events = stack.enter_context(events)
         source = f"{self.options.station or 'station config'}: [plc]"
-        settings = LinkSettings.from_dict(self.config.plc.model_dump(), source=source)
         # The station comes up offline: READY rises when an operator starts it.
-        settings = replace(settings, start_online=False)
+        plc_config = self.config.plc.model_copy(update={"start_online": False})
         self.plc = stack.enter_context(
             open_plc(
                 self.plc_spec,
-                settings,
+                plc_config,
+                source=source,
                 role=self.options.plc_role,  # type: ignore[arg-type]
                 on_recipe_change=self._plc_recipe_change,
             )
@@ -361,7 +360,7 @@ class Station:
     def _plc_light(self) -> Light:
         if self.plc is None:
             return plc_light(self.plc_spec, None)
-        s = self.plc.link.settings
+        s = self.plc.link.config
         address = f"{s.host}:{s.port}"
         if self.plc_spec == "sim":
             address = "the built-in soft PLC"
