@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aoi.types import InspectionResult, Verdict
-from plc.registers import U16_MAX, U32_MAX, ErrorCode
+from plc.protocol import U16_MAX, U32_MAX, ErrorCode
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from aoi.config import PlcConfig
 from aoi.errors import AoiError
 from aoi.types import InspectionResult, Trigger
+from plc.config import handshake_timing, register_map
 from plc.errors import PlcLinkError, UnknownProductCode
 from plc.events import (
     ActiveRecipe,
@@ -38,8 +40,8 @@ from plc.events import (
 )
 from plc.handshake import Handshake, Phase
 from plc.peer import Backoff, LinkState, RegisterPeer
-from plc.registers import ErrorCode, StationOutputs, decode_plc, encode_station
-from plc.settings import LinkSettings
+from plc.protocol import ErrorCode, StationOutputs
+from plc.registers import decode_plc, encode_station
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +69,27 @@ class LinkHealth:
 
 
 class StationLink:
-    """Triggers from the PLC to the cycle and verdicts back; see the module docstring."""
+    """Triggers from the PLC to the cycle and verdicts back; see the module docstring.
+
+    ``config`` is the station config's ``[plc]`` section as the link runs it (overrides
+    applied); ``source`` names that section in the message of a bad register map.
+    """
 
     def __init__(
         self,
         peer: RegisterPeer,
-        settings: LinkSettings,
+        config: PlcConfig,
         *,
+        source: str = "[plc]",
         on_recipe_change: RecipeChanger | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.peer = peer
-        self.settings = settings
-        self.layout = settings.register_map
+        self.config = config
+        self.layout = register_map(config, source)
         self.on_recipe_change = on_recipe_change
         self.handshake = Handshake(
-            settings.timing, online=settings.start_online, link_up=peer.connected
+            handshake_timing(config), online=config.start_online, link_up=peer.connected
         )
         self.write_ms: list[float] = []
         self.state = LinkState.CONNECTING
@@ -92,7 +99,7 @@ class StationLink:
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue[Trigger | RecipeChangeRequested] = queue.Queue()
         self._written: StationOutputs | None = None
-        self._backoff = Backoff(settings.reconnect_min_ms / 1000, settings.reconnect_max_ms / 1000)
+        self._backoff = Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000)
         self._next_attempt_s = 0.0
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -226,7 +233,7 @@ class StationLink:
     # -- the link thread --------------------------------------------------------------------
 
     def _serve(self) -> None:
-        poll_s = self.settings.poll_period_ms / 1000
+        poll_s = self.config.poll_period_ms / 1000
         while not self._stop.is_set():
             if not self.peer.connected and not self._reconnect():
                 continue
@@ -248,7 +255,7 @@ class StationLink:
         if now < self._next_attempt_s:
             with self._lock:
                 self._dispatch(self.handshake.step(None, now))  # timers run while down
-            self._stop.wait(min(self._next_attempt_s - now, self.settings.poll_period_ms / 1000))
+            self._stop.wait(min(self._next_attempt_s - now, self.config.poll_period_ms / 1000))
             return False
         try:
             self.peer.connect()

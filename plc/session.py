@@ -13,17 +13,18 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from aoi.config import PlcConfig
 from aoi.stats import percentiles
 from plc.client import RegisterClient
+from plc.config import Role, register_map
 from plc.errors import PlcConfigError
 from plc.link import RecipeChanger, StationLink
 from plc.peer import RegisterPeer
 from plc.registers import RegisterMap
 from plc.server import RegisterServer
-from plc.settings import LinkSettings, Role
 from plc.softplc import SimTiming, SoftPlc, SoftPlcLogic
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,12 @@ def parse_plc_spec(spec: str) -> PlcSpec:
     return PlcSpec("tcp", m["host"].strip("[]"), int(m["port"]))
 
 
-def sim_timing(settings: LinkSettings) -> SimTiming:
+def sim_timing(config: PlcConfig) -> SimTiming:
     """The soft PLC's clocks, matched to the station's (same heartbeat and watchdog)."""
     return SimTiming(
-        heartbeat_period_s=settings.heartbeat_period_ms / 1000,
-        watchdog_periods=settings.watchdog_periods,
-        result_timeout_s=max(5.0, settings.busy_timeout_ms / 1000 + 1.0),
+        heartbeat_period_s=config.heartbeat_period_ms / 1000,
+        watchdog_periods=config.watchdog_periods,
+        result_timeout_s=max(5.0, config.busy_timeout_ms / 1000 + 1.0),
     )
 
 
@@ -100,65 +101,69 @@ class PlcSession:
 @contextmanager
 def open_plc(
     spec: str,
-    settings: LinkSettings,
+    config: PlcConfig,
     *,
+    source: str = "[plc]",
     role: Role | None = None,
     sim_parts: int | None = None,
     on_recipe_change: RecipeChanger | None = None,
     grace_s: float = 3.0,
 ) -> Iterator[PlcSession | None]:
-    """The link described by ``spec`` (None for ``none``), closed in a safe order on exit."""
+    """The link described by ``spec`` (None for ``none``), closed in a safe order on exit.
+
+    ``config`` is the station config's ``[plc]`` section (``source`` names it in the message of
+    a bad register map, which is refused whatever ``spec`` says); ``role`` overrides its role,
+    ``tcp://HOST:PORT`` its address, and ``sim`` puts both ends on 127.0.0.1 with a free port.
+    The session's ``link.config`` is the section as the link runs it, with the real address.
+    """
     parsed = parse_plc_spec(spec)
+    layout = register_map(config, source)
     if parsed.kind == "none":
         yield None
         return
     if role is not None:
-        settings = replace(settings, role=role)
+        config = config.model_copy(update={"role": role})
     if parsed.kind == "tcp":
-        settings = replace(settings, host=parsed.host, port=parsed.port)
-    elif parsed.kind == "sim":
-        settings = replace(settings, host="127.0.0.1", port=0)
-    layout = settings.register_map
+        config = config.model_copy(update={"host": parsed.host, "port": parsed.port})
     with ExitStack() as stack:
         sim: SoftPlc | None = None
         peer: RegisterPeer
-        if settings.role == "server":
+        if config.role == "server":
+            host, port = ("127.0.0.1", 0) if parsed.kind == "sim" else (config.host, config.port)
             server = stack.enter_context(
-                RegisterServer(
-                    layout.whole, layout.plc_block, settings.host, settings.port, "station-server"
-                )
+                RegisterServer(layout.whole, layout.plc_block, host, port, "station-server")
             )
+            config = config.model_copy(update={"host": host, "port": server.port})
             peer = server
             link = stack.enter_context(
-                StationLink(peer, settings, on_recipe_change=on_recipe_change)
+                StationLink(peer, config, source=source, on_recipe_change=on_recipe_change)
             )
             if parsed.kind == "sim":
                 plc_peer = stack.enter_context(
-                    RegisterClient("127.0.0.1", server.port, settings.unit_id, name="soft-plc")
+                    RegisterClient("127.0.0.1", server.port, config.unit_id, name="soft-plc")
                 )
-                sim = stack.enter_context(_soft_plc(plc_peer, layout, settings, sim_parts))
+                sim = stack.enter_context(_soft_plc(plc_peer, layout, config, sim_parts))
         else:
-            host, port = settings.host, settings.port
             if parsed.kind == "sim":
                 plc_server = stack.enter_context(
                     RegisterServer(layout.whole, layout.station_block, "127.0.0.1", 0, "soft-plc")
                 )
-                sim = stack.enter_context(_soft_plc(plc_server, layout, settings, sim_parts))
-                port = plc_server.port
+                sim = stack.enter_context(_soft_plc(plc_server, layout, config, sim_parts))
+                config = config.model_copy(update={"host": "127.0.0.1", "port": plc_server.port})
             peer = stack.enter_context(
                 RegisterClient(
-                    host,
-                    port,
-                    settings.unit_id,
-                    settings.response_timeout_ms / 1000,
+                    config.host,
+                    config.port,
+                    config.unit_id,
+                    config.response_timeout_ms / 1000,
                     name="station-client",
                 )
             )
             link = stack.enter_context(
-                StationLink(peer, settings, on_recipe_change=on_recipe_change)
+                StationLink(peer, config, source=source, on_recipe_change=on_recipe_change)
             )
         session = PlcSession(parsed, link, sim)
-        log.info("PLC link: %s, station as %s", spec, settings.role)
+        log.info("PLC link: %s, station as %s", spec, config.role)
         try:
             yield session
         finally:
@@ -166,10 +171,10 @@ def open_plc(
 
 
 def _soft_plc(
-    peer: RegisterPeer, layout: RegisterMap, settings: LinkSettings, parts: int | None
+    peer: RegisterPeer, layout: RegisterMap, config: PlcConfig, parts: int | None
 ) -> SoftPlc:
-    logic = SoftPlcLogic(parts, sim_timing(settings))
-    return SoftPlc(peer, layout, logic, reconnect_max_s=settings.reconnect_max_ms / 1000)
+    logic = SoftPlcLogic(parts, sim_timing(config))
+    return SoftPlc(peer, layout, logic, reconnect_max_s=config.reconnect_max_ms / 1000)
 
 
 @contextmanager
@@ -177,23 +182,25 @@ def open_soft_plc(
     role: Role,
     host: str,
     port: int,
-    settings: LinkSettings,
+    config: PlcConfig,
     logic: SoftPlcLogic,
     *,
+    source: str = "[plc]",
     scan_s: float = 0.005,
 ) -> Iterator[SoftPlc]:
     """A stand-alone soft PLC (``aoi plc-sim``): ``role`` is the soft PLC's own.
 
     ``client`` polls a station that serves at ``host:port``; ``server`` serves the PLC's
-    registers there for a station in the client role.
+    registers there for a station in the client role. ``config`` gives the register map (a bad
+    one is refused naming ``source``), the unit id and the timeouts.
     """
-    layout = settings.register_map
+    layout = register_map(config, source)
     with ExitStack() as stack:
         peer: RegisterPeer
         if role == "client":
             peer = stack.enter_context(
                 RegisterClient(
-                    host, port, settings.unit_id, settings.response_timeout_ms / 1000, "soft-plc"
+                    host, port, config.unit_id, config.response_timeout_ms / 1000, "soft-plc"
                 )
             )
         else:
@@ -202,6 +209,6 @@ def open_soft_plc(
             )
         yield stack.enter_context(
             SoftPlc(
-                peer, layout, logic, scan_s=scan_s, reconnect_max_s=settings.reconnect_max_ms / 1000
+                peer, layout, logic, scan_s=scan_s, reconnect_max_s=config.reconnect_max_ms / 1000
             )
         )

@@ -81,7 +81,7 @@ def station_health(station: Station) -> StationHealth:
 def _plc_light(station: Station) -> Light:
     if station.plc is None:
         return plc_light(station.plc_spec, None)
-    s = station.plc.link.settings
+    s = station.plc.link.config
     address = f"{s.host}:{s.port}"
     if station.plc_spec == "sim":
         address = "the built-in soft PLC"

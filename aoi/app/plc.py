@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aoi.config import StationConfig
 from plc.link import RecipeChanger
 from plc.session import PlcSession, open_plc, tcp_spec
-from plc.settings import LinkSettings
 
 if TYPE_CHECKING:
     from aoi.app.station import StationOptions
@@ -41,11 +39,10 @@ def open_station_plc(
 ) -> Iterator[PlcSession | None]:
     """The open link (None for ``none``); READY stays low until the runner starts inspecting."""
     source = f"{options.station or 'station config'}: [plc]"
-    settings = LinkSettings.from_dict(config.plc.model_dump(), source=source)
-    settings = replace(settings, start_online=False)
     with open_plc(
         spec,
-        settings,
+        config.plc.model_copy(update={"start_online": False}),
+        source=source,
         role=options.plc_role,  # type: ignore[arg-type]
         sim_parts=options.sim_parts,
         on_recipe_change=on_recipe_change,

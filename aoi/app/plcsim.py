@@ -16,8 +16,8 @@ from typing import Any
 
 from aoi.app.signals import stop_on_signals
 from aoi.config import load_station_config
+from plc.config import Role
 from plc.session import open_soft_plc
-from plc.settings import LinkSettings, Role
 from plc.softplc import SimTiming, SoftPlcLogic
 
 
@@ -52,13 +52,12 @@ def run_plc_sim(
     progress_every_s: float = 2.0,
 ) -> PlcSimOutcome:
     """Run the soft PLC until its parts are done or ``stop`` is set; the line's view of it."""
-    config = load_station_config(options.station)
+    config = load_station_config(options.station).plc
     source = f"{options.station or 'station config'}: [plc]"
-    settings = LinkSettings.from_dict(config.plc.model_dump(), source=source)
-    heartbeat_ms = options.heartbeat_ms or settings.heartbeat_period_ms
+    heartbeat_ms = options.heartbeat_ms or config.heartbeat_period_ms
     timing = SimTiming(
         heartbeat_period_s=heartbeat_ms / 1000,
-        watchdog_periods=settings.watchdog_periods,
+        watchdog_periods=config.watchdog_periods,
         part_period_s=options.period_ms / 1000,
     )
     logic = SoftPlcLogic(options.parts, timing, product_code=options.product_code)
@@ -66,8 +65,9 @@ def run_plc_sim(
         options.role,
         options.host,
         options.port,
-        settings,
+        config,
         logic,
+        source=source,
         scan_s=options.scan_ms / 1000,
     ) as sim:
         on_started()

@@ -6,7 +6,6 @@ import json
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,13 @@ from test_plc_link import inspection
 from aoi.app.plc import plc_spec_for
 from aoi.app.recipes import recipe_for_product_code
 from aoi.cli import build_parser, main, station_options
-from aoi.config import load_station_config
+from aoi.config import PlcConfig, load_station_config
 from aoi.errors import RecipeError
 from plc.client import RegisterClient
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 from plc.link import StationLink
 from plc.session import open_soft_plc
-from plc.settings import LinkSettings
 from plc.softplc import SimTiming, SoftPlcLogic
 
 RecipeFactory = Callable[..., Path]
@@ -79,7 +77,7 @@ def test_run_switches_recipe_when_the_plc_asks(
     first = make_recipe()
     _second_recipe(first, "test-board-b", 8)
     port = _free_port()
-    settings = LinkSettings(heartbeat_period_ms=100)
+    settings = PlcConfig(heartbeat_period_ms=100)
     logic = SoftPlcLogic(6, SimTiming(heartbeat_period_s=0.1), product_code=8)
     with open_soft_plc("client", "127.0.0.1", port, settings, logic, scan_s=0.002) as sim:
         args = ["run", "--recipe", str(first), "--plc", f"tcp://127.0.0.1:{port}"]
@@ -110,7 +108,7 @@ def test_plc_sim_command_reports_and_sets_its_exit_code(
 ) -> None:
     """`aoi plc-sim --role server` against a station link in the client role."""
     port = _free_port()
-    settings = replace(LinkSettings(), role="client", port=port, heartbeat_period_ms=100)
+    settings = PlcConfig(role="client", port=port, heartbeat_period_ms=100)
     stop = threading.Event()
 
     def station() -> None:
@@ -157,3 +155,14 @@ def test_plc_spec_from_flag_station_config_or_default(
     argv = [command] + (["--plc", flag] if flag else [])
     args = build_parser().parse_args(argv)
     assert plc_spec_for(station_options(args), load_station_config(path)) == expected
+
+
+def test_plc_sim_refuses_a_bad_register_map_naming_the_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "station.toml"
+    path.write_text("[plc.map]\noffsets = { verdict = 7 }\n")
+    args = ["plc-sim", "--station", str(path), "--port", str(_free_port()), "--parts", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}: [plc].map: station field defect_count at 39..39 overlaps verdict" in err

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field, replace
 import pytest
 from pymodbus.client import ModbusTcpClient
 
+from aoi.config import PlcConfig
 from aoi.types import Defect, InspectionResult, Trigger, Verdict
 from plc.client import RegisterClient
+from plc.config import register_map
 from plc.errors import PlcLinkError, UnknownProductCode
 from plc.events import ActiveRecipe
 from plc.link import StationLink
@@ -33,7 +35,6 @@ from plc.registers import (
 )
 from plc.server import RegisterServer
 from plc.session import open_plc
-from plc.settings import LinkSettings
 
 EN, TRIG, ACK, CMD, CLR = (
     ControlBit.TRIGGER_ENABLE,
@@ -43,7 +44,7 @@ EN, TRIG, ACK, CMD, CLR = (
     ControlBit.CLEAR_ERROR,
 )
 RECIPE = ActiveRecipe(101, 0x1234ABCD, "board-a")
-FAST = LinkSettings(
+FAST = PlcConfig(
     heartbeat_period_ms=50,
     require_plc_heartbeat=False,
     poll_period_ms=2,
@@ -117,10 +118,10 @@ class HandPlc:
 
 @contextlib.contextmanager
 def station_server(
-    settings: LinkSettings = FAST, **link_kwargs: object
+    settings: PlcConfig = FAST, **link_kwargs: object
 ) -> Iterator[tuple[StationLink, HandPlc]]:
     """A station serving on a free port, and a hand-driven PLC polling it."""
-    layout = settings.register_map
+    layout = register_map(settings)
     with (
         RegisterServer(layout.whole, layout.plc_block, "127.0.0.1", 0) as server,
         StationLink(server, settings, **link_kwargs) as link,  # type: ignore[arg-type]
@@ -146,9 +147,14 @@ def run_cycle(link: StationLink, parts: int, verdicts: list[Verdict]) -> None:
 
 @pytest.mark.parametrize("role", ["server", "client"])
 def test_full_handshake_with_the_soft_plc(role: str) -> None:
-    settings = replace(FAST, require_plc_heartbeat=True)
+    settings = FAST.model_copy(update={"require_plc_heartbeat": True})
     with open_plc("sim", settings, role=role, sim_parts=20) as session:  # type: ignore[arg-type]
         assert session is not None and session.sim is not None
+        # The overrides went into the link's config: the role asked for, the real address.
+        config, peer = session.link.config, session.link.peer
+        assert isinstance(peer, RegisterServer | RegisterClient)
+        assert config.role == role
+        assert (config.host, config.port) == ("127.0.0.1", peer.port) and peer.port != FAST.port
         session.link.set_station_ready(RECIPE)
         run_cycle(session.link, 20, [Verdict.OK, Verdict.NG, Verdict.REVIEW])
         assert session.sim.wait_done(5.0)
@@ -229,7 +235,7 @@ def test_trigger_while_busy_is_acknowledged_as_missed() -> None:
 
 def test_lost_result_ack() -> None:
     # 1 s, not FAST's 0.3 s: the missed trigger must be seen before the timeout on a busy CI box.
-    with station_server(replace(FAST, result_ack_timeout_ms=1000)) as (link, plc):
+    with station_server(FAST.model_copy(update={"result_ack_timeout_ms": 1000})) as (link, plc):
         plc.write(EN)
         plc.wait_bits(StatusBit.READY)
         plc.write(EN, TRIG, part_sequence=1)
@@ -258,8 +264,10 @@ def test_lost_result_ack() -> None:
 
 def test_plc_heartbeat_stopping_drops_ready_within_three_periods() -> None:
     period_ms = 100
-    settings = replace(FAST, heartbeat_period_ms=period_ms, require_plc_heartbeat=True)
-    layout = settings.register_map
+    settings = FAST.model_copy(
+        update={"heartbeat_period_ms": period_ms, "require_plc_heartbeat": True}
+    )
+    layout = register_map(settings)
     beats: list[float] = []
     drops: list[tuple[float, StationOutputs]] = []
     hb_at = layout.addresses["plc_heartbeat"]
@@ -324,8 +332,8 @@ def _cycle_until(link: StationLink, stop: threading.Event) -> None:
 
 def test_link_drop_mid_cycle_reconnects_and_never_shows_a_stale_ok() -> None:
     """Station as client; the PLC's server goes away during a part and comes back."""
-    settings = replace(FAST, role="client")
-    layout = settings.register_map
+    settings = FAST.model_copy(update={"role": "client"})
+    layout = register_map(settings)
     seen: list[StationOutputs] = []
 
     def observe(start: int, words: list[int], remote: bool) -> None:
@@ -468,8 +476,8 @@ def test_malformed_register_values() -> None:
 
 
 def test_station_client_reconnects_with_backoff_when_no_plc_answers() -> None:
-    settings = replace(FAST, role="client")
-    layout = settings.register_map
+    settings = FAST.model_copy(update={"role": "client"})
+    layout = register_map(settings)
     with RegisterServer(layout.whole, layout.station_block, "127.0.0.1", 0) as probe:
         pass  # bound and released: a port nobody listens on now
     client = RegisterClient("127.0.0.1", probe.port, timeout_s=0.1)
@@ -483,7 +491,7 @@ def test_station_client_reconnects_with_backoff_when_no_plc_answers() -> None:
 
 def test_plc_away_longer_than_the_watchdog_finds_error_not_ok() -> None:
     """Station as server; the PLC's connection drops mid-cycle and comes back after 4 periods."""
-    settings = replace(FAST, require_plc_heartbeat=True)
+    settings = FAST.model_copy(update={"require_plc_heartbeat": True})
     with station_server(settings) as (link, plc):
         plc.write(EN, plc_heartbeat=1)
         plc.write(EN, plc_heartbeat=2)

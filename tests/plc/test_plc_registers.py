@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aoi.config import PlcConfig, load_station_config
+from aoi.config import PlcConfig, PlcMapConfig, load_station_config
 from aoi.errors import StationConfigError
+from plc.config import handshake_timing, register_map
 from plc.errors import PlcConfigError
 from plc.registers import (
     DEFAULT_MAP,
@@ -27,8 +27,7 @@ from plc.registers import (
     words_text,
     words_u32,
 )
-from plc.session import PlcSpec, parse_plc_spec
-from plc.settings import LinkSettings
+from plc.session import PlcSpec, open_plc, parse_plc_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DoesNotRaise = contextlib.nullcontext
@@ -103,22 +102,17 @@ def test_readme_holds_the_map_table() -> None:
     assert markdown_table(DEFAULT_MAP) in readme
 
 
-def test_station_config_and_link_settings_have_the_same_fields() -> None:
-    config = set(PlcConfig.model_fields) - {"map"}
-    link = {f.name for f in fields(LinkSettings)} - {"register_map"}
-    assert config == link
-
-
 def test_station_config_plc_section(tmp_path: Path) -> None:
     path = tmp_path / "station.toml"
     path.write_text(
         '[plc]\nrole = "client"\nhost = "10.0.0.5"\nport = 5020\nheartbeat_period_ms = 100\n'
         "[plc.map]\nstation_base = 100\noffsets = { verdict = 20 }\n"
     )
-    settings = LinkSettings.from_dict(load_station_config(path).plc.model_dump())
-    assert (settings.role, settings.host, settings.port) == ("client", "10.0.0.5", 5020)
-    assert settings.timing.watchdog_s == pytest.approx(0.3)
-    assert settings.register_map.addresses["verdict"] == 120
+    config = load_station_config(path).plc
+    assert (config.role, config.host, config.port) == ("client", "10.0.0.5", 5020)
+    assert handshake_timing(config).watchdog_s == pytest.approx(0.3)
+    assert register_map(config).addresses["verdict"] == 120
+    assert register_map(config).station_block.start == 100
 
 
 def test_station_config_plc_errors_name_the_field(tmp_path: Path) -> None:
@@ -127,9 +121,23 @@ def test_station_config_plc_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(StationConfigError, match=r"plc\.role"):
         load_station_config(path)
     path.write_text("[plc.map]\noffsets = { verdict = 7 }\n")
-    raw = load_station_config(path).plc.model_dump()
+    config = load_station_config(path).plc
     with pytest.raises(PlcConfigError, match=r"station\.toml: \[plc\]\.map: station field"):
-        LinkSettings.from_dict(raw, source="station.toml: [plc]")
+        register_map(config, source="station.toml: [plc]")
+    path.write_text("[plc.map]\noffsets = { verdic = 7 }\n")
+    config = load_station_config(path).plc
+    with pytest.raises(PlcConfigError, match=r"station\.toml: \[plc\]\.map\.offsets: unknown"):
+        register_map(config, source="station.toml: [plc]")
+
+
+def test_a_bad_map_is_refused_even_without_a_plc() -> None:
+    """``--plc none`` opens nothing, but a station config with a broken map is still wrong."""
+    config = PlcConfig(map=PlcMapConfig(station_base=10))
+    with (
+        pytest.raises(PlcConfigError, match=r"line\.toml: \[plc\]\.map: the PLC block 0\.\.23"),
+        open_plc("none", config, source="line.toml: [plc]"),
+    ):
+        pass
 
 
 @pytest.mark.parametrize(

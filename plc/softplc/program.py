@@ -1,47 +1,26 @@
-"""A soft PLC: a real Modbus TCP peer that runs the line's side of the handshake.
+"""The soft PLC's program: the line's side of the handshake, one scan at a time (pure).
 
-It behaves like the PLC program a line integrator writes: it beats its heartbeat, watches the
-station's, optionally loads a recipe by product code first, then for every part waits for READY,
-writes the part sequence and serial, raises TRIGGER, drops it on TRIGGER_ACK, waits for
-RESULTS_VALID, checks the sequence echo and the inspection id, acknowledges, and counts OK / NG /
-REVIEW / ERROR, missed, mismatched and timed-out parts. When the station latches ERROR it pulses
-CLEAR_ERROR (and counts the error code), as an automatic line would after logging the alarm.
-
-:class:`SoftPlcLogic` is the program (pure: one :meth:`~SoftPlcLogic.scan` per PLC cycle);
-:class:`SoftPlc` runs it on a thread over a :class:`~plc.peer.RegisterPeer`, either serving its
-own registers (the station is the client) or polling the station's (the station serves).
+Each :meth:`SoftPlcLogic.scan` reads the station block (None when it could not be read) and
+updates the PLC block the program writes (:attr:`SoftPlcLogic.inputs`); it never touches a socket
+or a clock, so the program is tested scan by scan with made-up times.
 """
 
 from __future__ import annotations
 
 import enum
-import logging
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any
+from dataclasses import dataclass, replace
 
-from aoi.stats import percentiles
 from aoi.types import Verdict
-from plc.errors import PlcLinkError
-from plc.peer import Backoff, RegisterPeer
-from plc.registers import (
+from plc.protocol import (
     U32_MAX,
     CommandCode,
     ControlBit,
     PlcInputs,
-    RegisterMap,
     StationOutputs,
     StatusBit,
-    decode_station,
-    encode_plc,
     error_name,
 )
-
-log = logging.getLogger(__name__)
+from plc.softplc.report import SimReport
 
 
 class Step(enum.Enum):
@@ -52,49 +31,6 @@ class Step(enum.Enum):
     WAIT_RESULT = "wait RESULTS_VALID"
     WAIT_VALID_LOW = "wait RESULTS_VALID low"
     DONE = "done"
-
-
-@dataclass
-class SimReport:
-    """What the soft PLC saw; ``summary()`` gives the issue's counters."""
-
-    parts: int = 0
-    acked: int = 0
-    missed: int = 0
-    mismatched: int = 0
-    timeouts: int = 0
-    verdicts: Counter[str] = field(default_factory=Counter)
-    station_errors: Counter[str] = field(default_factory=Counter)
-    station_heartbeat_lost: int = 0
-    link_drops: int = 0
-    part_ms: list[float] = field(default_factory=list)
-    recipe_change: str = ""
-    problems: list[str] = field(default_factory=list)
-
-    def note(self, problem: str) -> None:
-        log.warning("soft PLC: %s", problem)
-        if len(self.problems) < 20:
-            self.problems.append(problem)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "parts": self.parts,
-            "acked": self.acked,
-            "missed": self.missed,
-            "mismatched": self.mismatched,
-            "timeouts": self.timeouts,
-        }
-
-    def details(self) -> dict[str, Any]:
-        return {
-            **self.summary(),
-            "verdicts": dict(self.verdicts),
-            "station_errors": dict(self.station_errors),
-            "station_heartbeat_lost": self.station_heartbeat_lost,
-            "link_drops": self.link_drops,
-            "trigger_to_result_ms": percentiles(self.part_ms),
-            "recipe_change": self.recipe_change,
-        }
 
 
 @dataclass(frozen=True)
@@ -345,95 +281,3 @@ class SoftPlcLogic:
         for bit in (ControlBit.TRIGGER, ControlBit.RESULT_ACK):
             self._set(bit, False)
         self._goto(Step.IDLE, now_s)
-
-
-class SoftPlc:
-    """Runs :class:`SoftPlcLogic` on a thread over ``peer``, one scan every ``scan_s``."""
-
-    def __init__(
-        self,
-        peer: RegisterPeer,
-        layout: RegisterMap,
-        logic: SoftPlcLogic,
-        *,
-        scan_s: float = 0.005,
-        reconnect_max_s: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.peer = peer
-        self.layout = layout
-        self.logic = logic
-        self.scan_s = scan_s
-        self._clock = clock
-        self._backoff = Backoff(min(0.05, reconnect_max_s), reconnect_max_s)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._written: list[int] | None = None
-        self._was_connected = False
-
-    def __enter__(self) -> SoftPlc:
-        self._thread = threading.Thread(target=self._run, name="soft-plc", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-
-    @property
-    def report(self) -> SimReport:
-        return self.logic.report
-
-    def finish(self, timeout_s: float) -> bool:
-        """Start no new part, let the one in flight complete; True if done within the time."""
-        with self._lock:
-            self.logic.stop_requested = True
-        return self._done.wait(timeout_s)
-
-    def wait_done(self, timeout_s: float | None = None) -> bool:
-        return self._done.wait(timeout_s)
-
-    def freeze_heartbeat(self, frozen: bool = True) -> None:
-        with self._lock:
-            self.logic.heartbeat_frozen = frozen
-
-    def _run(self) -> None:
-        station_block = self.layout.station_block
-        while not self._stop.is_set():
-            try:
-                if not self.peer.connected:
-                    self.peer.connect()
-                    self._backoff.succeeded()
-                    self._written = None
-                    self._was_connected = True
-                station = decode_station(self.layout, self.peer.read(station_block))
-                with self._lock:
-                    self.logic.scan(station, self._clock())
-                    words = encode_plc(self.layout, self.logic.inputs)
-                if words != self._written:
-                    self.peer.write(self.layout.plc_block.start, words)
-                    self._written = words
-            except PlcLinkError as err:
-                self.peer.disconnect()
-                delay = self._backoff.failed()
-                if self._was_connected:
-                    self._was_connected = False
-                    self.logic.report.link_drops += 1
-                log.info("soft PLC: %s; retrying in %.2f s", err, delay)
-                with self._lock:
-                    self.logic.scan(None, self._clock())
-                if self.logic.done:
-                    self._done.set()
-                self._stop.wait(delay)
-                continue
-            if self.logic.done:
-                self._done.set()
-            self._stop.wait(self.scan_s)
