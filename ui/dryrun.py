@@ -18,8 +18,9 @@ from sqlalchemy import select
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.inference import create_backend
-from aoi.pipeline import Pipeline, load_template
+from aoi.pipeline import Pipeline
 from aoi.recipe import LoadedRecipe
+from aoi.recipe.template import load_template
 from aoi.sources.replay import read_image
 from aoi.sources.synthetic import SyntheticSource
 from aoi.stats import RunStats

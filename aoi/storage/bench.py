@@ -23,7 +23,8 @@ import numpy as np
 
 from aoi.config import StationConfig, StorageConfig
 from aoi.events import EventBus
-from aoi.pipeline import Pipeline, VerdictSink, load_template, run_cycles
+from aoi.pipeline import Pipeline, VerdictSink, run_cycles
+from aoi.recipe.template import load_template
 from aoi.stats import percentiles
 from aoi.storage.journal import Journal
 from aoi.storage.records import inspection_record
