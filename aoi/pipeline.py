@@ -16,23 +16,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from aoi.errors import (
     AoiError,
     CameraTimeout,
     FrameError,
-    RecipeError,
     SourceError,
     SourceExhausted,
 )
 from aoi.events import EventBus
 from aoi.inference.base import InferenceBackend
 from aoi.recipe import LoadedRecipe
+from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
 from aoi.types import Frame, GroundTruth, InspectionResult, Registration, Trigger, Verdict
@@ -56,25 +54,6 @@ class TriggerSource(Protocol):
     def wait_trigger(self, timeout_s: float) -> Trigger | None:
         """The next trigger, or None when none came within ``timeout_s``."""
         ...
-
-
-def load_template(path: Path, width_px: int, height_px: int, source: str) -> np.ndarray:
-    """The golden template as uint8 HxW; errors name the recipe, the file and the sizes."""
-    if not path.is_file():
-        msg = f"{source}: template must name an existing image, found no file at {path}"
-        raise RecipeError(msg)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        msg = f"{source}: template {path} is not a readable image"
-        raise RecipeError(msg)
-    image = to_mono8(image[:, :, :3] if image.ndim == 3 else image)
-    if image.shape != (height_px, width_px):
-        msg = (
-            f"{source}: template {path.name} must be {width_px}x{height_px} px like "
-            f"geometry.frame_*_px, got {image.shape[1]}x{image.shape[0]} px"
-        )
-        raise RecipeError(msg)
-    return image
 
 
 def _ms(t0: int, t1: int) -> float:

@@ -5,16 +5,12 @@ Usage::
     python -m models.deeppcb split --data ../shared/data/deeppcb/PCBData     # models/splits/*.txt
     python -m models.deeppcb pack --data ../shared/data/deeppcb/PCBData --out data/deeppcb-pack
 
-- The validation split is carved out of the official trainval list **by PCB group** (whole boards
-  unseen in training): :data:`VAL_GROUPS`. Both lists keep the ``trainval.txt`` format, so
-  ``aoi eval --split`` reads them.
-- ``pack`` writes the training pairs as bilevel PNG (DeepPCB images were binarised before JPEG
-  compression; the JPEG is re-applied as augmentation) and copies the validation pairs as they
-  are, so that the GPU machine can receive the data within its transfer limit.
-- :class:`DeepPcbPairs` yields augmented :class:`models.dataset.PairSample` crops: right-angle
-  rotations/flips of pair and boxes, JPEG re-compression, the station's registration round trip
-  (warp to a shifted/rotated pose and back, with a small residual), brightness and noise.
-- :class:`MixedPairs` interleaves DeepPCB crops with synthetic pairs, batch by batch.
+- :mod:`models.deeppcb_files`: the group split lists (validation = whole PCB groups,
+  :data:`VAL_GROUPS`), a pair's files, and packing for the GPU machine.
+- :mod:`models.deeppcb_augment`: :class:`DeepPcbConfig` and the augmentation steps.
+- Here: :class:`DeepPcbPairs` yields augmented :class:`models.dataset.PairSample` crops, and
+  :class:`MixedPairs` interleaves them with synthetic pairs, batch by batch; the command line.
+  The names of the two modules above are re-exported.
 
 Every item depends only on ``(seed, index)``. Nothing here imports torch.
 """
@@ -22,290 +18,60 @@ Every item depends only on ``(seed, index)``. Nothing here imports torch.
 from __future__ import annotations
 
 import argparse
-import math
-import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from aoi.sources.replay import read_annotation
-from models.dataset import PairSample, SyntheticPairs, augment
+from models.dataset import PairSample, SyntheticPairs
+from models.deeppcb_augment import (
+    DeepPcbConfig,
+    crop,
+    dihedral,
+    jpeg,
+    misalignment,
+    photometric,
+    pose_round_trip,
+    shifted,
+)
+from models.deeppcb_files import (
+    SPLIT_DIR,
+    VAL_GROUPS,
+    SplitLine,
+    load_pair,
+    pack,
+    pair_paths,
+    read_list,
+    split_by_group,
+    write_list,
+)
 from models.targets import close_pairs
 
-#: PCB groups held out for validation: 150 of the 1,000 trainval pairs, 807 defects, every
-#: class present at least 83 times; the five larger groups stay for training.
-VAL_GROUPS: tuple[str, ...] = ("group50600", "group77000")
-#: Default location of the split lists, relative to the repository root.
-SPLIT_DIR = Path("models/splits")
+__all__ = [
+    "SPLIT_DIR",
+    "VAL_GROUPS",
+    "WARP_MARGIN",
+    "DeepPcbConfig",
+    "DeepPcbPairs",
+    "MixedPairs",
+    "SplitLine",
+    "crop",
+    "dihedral",
+    "jpeg",
+    "load_pair",
+    "main",
+    "misalignment",
+    "pack",
+    "pair_paths",
+    "pose_round_trip",
+    "read_list",
+    "shifted",
+    "split_by_group",
+    "write_list",
+]
+
 #: Pixels around a training window that its warps may pull in (shift + rotation + blur).
 WARP_MARGIN = 16
-
-
-@dataclass(frozen=True)
-class SplitLine:
-    """One ``trainval.txt`` line: the pair's image stem path and its annotation, both relative."""
-
-    image: str
-    annotation: str
-
-    @property
-    def group(self) -> str:
-        """The PCB group folder (``groupNNNNN``) the pair belongs to."""
-        return self.image.split("/", 1)[0]
-
-    def text(self) -> str:
-        return f"{self.image} {self.annotation}"
-
-
-def read_list(path: Path) -> list[SplitLine]:
-    """Lines of a ``trainval.txt``-format list; a malformed line names the file and line."""
-    out = []
-    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or "/" not in parts[0]:
-            msg = f"{path}:{no}: expected 'groupG/G/ID.jpg groupG/G_not/ID.txt', found {line!r}"
-            raise ValueError(msg)
-        out.append(SplitLine(parts[0], parts[1]))
-    return out
-
-
-def split_by_group(
-    lines: Sequence[SplitLine], val_groups: Sequence[str] = VAL_GROUPS
-) -> tuple[list[SplitLine], list[SplitLine]]:
-    """(train, val): every pair of a group in ``val_groups`` goes to val, the rest to train."""
-    present = {line.group for line in lines}
-    missing = sorted(set(val_groups) - present)
-    if missing:
-        msg = f"validation groups {missing} are not in the list (it has {sorted(present)})"
-        raise ValueError(msg)
-    val = [line for line in lines if line.group in val_groups]
-    train = [line for line in lines if line.group not in val_groups]
-    return train, val
-
-
-def write_list(lines: Sequence[SplitLine], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line.text() + "\n" for line in lines), encoding="utf-8")
-
-
-def pair_paths(data_dir: Path, line: SplitLine) -> tuple[Path, Path, Path]:
-    """(test, template, annotation) files of a pair; a packed ``.png`` stands in for ``.jpg``."""
-    stem = (data_dir / line.image).with_suffix("")
-    found = []
-    for role in ("test", "temp"):
-        candidates = [Path(f"{stem}_{role}{ext}") for ext in (Path(line.image).suffix, ".png")]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
-            msg = f"{data_dir}: no image for {line.image} ({role}); looked for {candidates}"
-            raise FileNotFoundError(msg)
-        found.append(path)
-    return found[0], found[1], data_dir / line.annotation
-
-
-def load_pair(data_dir: Path, line: SplitLine) -> PairSample:
-    """One pair as stored (uint8 640x640 each) with its boxes (inclusive pixel corners)."""
-    test_path, temp_path, ann_path = pair_paths(data_dir, line)
-    test = cv2.imread(str(test_path), cv2.IMREAD_GRAYSCALE)
-    template = cv2.imread(str(temp_path), cv2.IMREAD_GRAYSCALE)
-    if test is None or template is None:
-        msg = f"{test_path} or {temp_path} is not a readable image"
-        raise ValueError(msg)
-    truth = read_annotation(ann_path)
-    return PairSample(
-        test,
-        template,
-        truth.boxes_xyxy_px.astype(np.float32).reshape(-1, 4),
-        truth.class_ids.astype(np.int64),
-    )
-
-
-def pack(data_dir: Path, train: Sequence[SplitLine], val: Sequence[SplitLine], out: Path) -> int:
-    """Write ``train`` pairs as bilevel PNG and copy ``val`` pairs unchanged; return bytes."""
-    for line in train:
-        for src in pair_paths(data_dir, line)[:2]:
-            dst = out / src.relative_to(data_dir).with_suffix(".png")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            image = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)
-            binary = np.where(image >= 128, 255, 0).astype(np.uint8)
-            cv2.imwrite(str(dst), binary, [cv2.IMWRITE_PNG_BILEVEL, 1])
-    for line in val:
-        for src in pair_paths(data_dir, line)[:2]:
-            dst = out / src.relative_to(data_dir)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-    for line in [*train, *val]:
-        dst = out / line.annotation
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(data_dir / line.annotation, dst)
-    write_list([*train, *val], out / "trainval.txt")
-    return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-
-
-@dataclass(frozen=True)
-class DeepPcbConfig:
-    """How DeepPCB training crops are drawn (the TOML config's ``[deeppcb]`` table)."""
-
-    crop_px: int = 320
-    #: Share of items whose test image is the template itself: clean boards, no boxes.
-    clean_fraction: float = 0.1
-    #: Share of crops placed to hold a randomly chosen defect box whole.
-    defect_centred_prob: float = 0.5
-    #: A clipped box that keeps less than this share of its area becomes "ignore" in the target.
-    min_visible: float = 0.5
-    jpeg_prob: float = 0.9
-    jpeg_quality: tuple[int, int] = (65, 90)
-    #: The station's registration round trip: warp the test to a pose up to this far away
-    #: (border replicated, as a camera frame ends), then back with a small residual error.
-    #: Share of pairs whose test image is moved off its template by up to ``misalign_px``
-    #: (the rest by the registration residual only); boxes move with the test image.
-    misalign_prob: float = 0.5
-    misalign_px: float = 3.5
-    pose_prob: float = 0.5
-    pose_shift_px: float = 3.0
-    pose_rotation_deg: float = 1.0
-    residual_shift_px: float = 0.5
-    residual_rotation_deg: float = 0.03
-    brightness_prob: float = 0.3
-    gain: tuple[float, float] = (0.8, 1.05)
-    offset: tuple[float, float] = (-10.0, 25.0)
-    noise_prob: float = 0.4
-    noise_sigma: tuple[float, float] = (1.0, 6.0)
-    #: Share of items drawn from the pairs that hold two same-class defects at most
-    #: ``neighbour_gap_px`` apart, windowed on such a neighbour pair (they are rare: ~2 % of
-    #: pairs, and the network must learn to keep them apart).
-    neighbour_prob: float = 0.0
-    neighbour_gap_px: float = 12.0
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, object]) -> DeepPcbConfig:
-        """Build a config from a TOML table, rejecting unknown keys by name."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            msg = f"[deeppcb] has unknown keys {unknown}; expected some of {sorted(known)}"
-            raise ValueError(msg)
-        cfg = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})  # type: ignore[arg-type]
-        if cfg.crop_px % 16 or not 16 <= cfg.crop_px <= 640:
-            msg = f"[deeppcb] crop_px must be a multiple of 16 in 16..640, got {cfg.crop_px}"
-            raise ValueError(msg)
-        return cfg
-
-
-def dihedral(sample: PairSample, rng: np.random.Generator) -> PairSample:
-    """``models.dataset.augment`` for boxes with inclusive corners (exact to the pixel)."""
-    one = np.array([0, 0, 1, 1], np.float32)
-    exclusive = PairSample(
-        sample.test, sample.template, sample.boxes_xyxy_px + one, sample.class_ids
-    )
-    out = augment(exclusive, rng)
-    return PairSample(out.test, out.template, out.boxes_xyxy_px - one, out.class_ids)
-
-
-def _rigid(shape: tuple[int, int], dx: float, dy: float, angle_deg: float) -> np.ndarray:
-    h, w = shape
-    matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle_deg, 1.0)
-    matrix[:, 2] += (dx, dy)
-    return matrix
-
-
-def misalignment(rng: np.random.Generator, cfg: DeepPcbConfig) -> tuple[float, float, float]:
-    """How far the test image ends up off its template: ``(dx, dy, degrees)``.
-
-    DeepPCB's own pairs are off by up to about 3.5 px (phase correlation: 20 % of them by more
-    than 1 px, 11 % by more than 2 px); the rest get the sub-pixel residual of a registration.
-    """
-    if rng.random() < cfg.misalign_prob:
-        radius = cfg.misalign_px * math.sqrt(rng.random())  # uniform over the disc
-        direction = rng.uniform(0.0, 2.0 * math.pi)
-        dx, dy = radius * math.cos(direction), radius * math.sin(direction)
-    else:
-        dx, dy = (float(v) for v in rng.uniform(-cfg.residual_shift_px, cfg.residual_shift_px, 2))
-    angle = float(rng.uniform(-cfg.residual_rotation_deg, cfg.residual_rotation_deg))
-    return dx, dy, angle
-
-
-def pose_round_trip(
-    image: np.ndarray,
-    rng: np.random.Generator,
-    cfg: DeepPcbConfig,
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
-) -> np.ndarray:
-    """The board seen at another pose and registered back as the station does, ending
-    ``offset`` = ``(dx, dy, degrees)`` away from where it started.
-
-    The forward warp replicates the border (what lies outside a camera frame is unknown); the
-    way back uses the station's resampling (bilinear, ``WARP_INVERSE_MAP``, replicated border)
-    with an estimate that is off by the offset.
-    """
-    shape = image.shape
-    dx, dy = rng.uniform(-cfg.pose_shift_px, cfg.pose_shift_px, size=2)
-    angle = float(rng.uniform(-cfg.pose_rotation_deg, cfg.pose_rotation_deg))
-    forward = _rigid(shape, float(dx), float(dy), angle)
-    moved = cv2.warpAffine(
-        image, forward, shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    # Inverse mapping with an estimate E = forward - offset moves the content by +offset.
-    estimate = _rigid(shape, float(dx - offset[0]), float(dy - offset[1]), angle - offset[2])
-    return cv2.warpAffine(
-        moved,
-        estimate,
-        shape[::-1],
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-
-
-def shifted(image: np.ndarray, offset: tuple[float, float, float]) -> np.ndarray:
-    """``image`` with its content moved by ``offset`` = ``(dx, dy, degrees)``."""
-    matrix = _rigid(image.shape, offset[0], offset[1], offset[2])
-    return cv2.warpAffine(
-        image, matrix, image.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode as JPEG: the ringing of DeepPCB's own files (about quality 75)."""
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-
-
-def _photometric(image: np.ndarray, rng: np.random.Generator, cfg: DeepPcbConfig) -> np.ndarray:
-    out = image.astype(np.float32)
-    if rng.random() < cfg.brightness_prob:
-        out = out * rng.uniform(*cfg.gain) + rng.uniform(*cfg.offset)
-    if rng.random() < cfg.noise_prob:
-        out = out + rng.normal(0.0, rng.uniform(*cfg.noise_sigma), size=out.shape)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def crop(
-    sample: PairSample, y: int, x: int, size: int, min_visible: float
-) -> tuple[PairSample, np.ndarray]:
-    """A ``size`` square window at ``(y, x)``: (sample with clipped boxes, ignore boxes).
-
-    Boxes keep inclusive corners. A box that keeps less than ``min_visible`` of its area is
-    moved to the ignore boxes: its defect may lie outside the window.
-    """
-    window = np.s_[y : y + size, x : x + size]
-    boxes = sample.boxes_xyxy_px.astype(np.float32) - np.array([x, y, x, y], np.float32)
-    clipped = np.clip(boxes, 0, size - 1)
-    inside = (boxes[:, 2] >= 0) & (boxes[:, 3] >= 0) & (boxes[:, 0] < size) & (boxes[:, 1] < size)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2] + 1, axis=1)
-    kept = np.prod(clipped[:, 2:] - clipped[:, :2] + 1, axis=1)
-    good = inside & (kept >= min_visible * area)
-    out = PairSample(
-        np.ascontiguousarray(sample.test[window]),
-        np.ascontiguousarray(sample.template[window]),
-        clipped[good].reshape(-1, 4),
-        sample.class_ids[good],
-    )
-    return out, clipped[inside & ~good].reshape(-1, 4)
 
 
 class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
@@ -406,8 +172,8 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
             test = pose_round_trip(test, rng, cfg, offset)
         else:
             test = shifted(test, offset)
-        test = _photometric(test, rng, cfg)
-        template = _photometric(template, rng, cfg)
+        test = photometric(test, rng, cfg)
+        template = photometric(template, rng, cfg)
         moved = boxes + np.array([offset[0] - wx0, offset[1] - wy0] * 2, np.float32)
         window = PairSample(test, template, moved.reshape(-1, 4), sample.class_ids)
         return crop(window, y - wy0, x - wx0, size, cfg.min_visible)

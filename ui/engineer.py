@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from aoi.app.station import Station
 from aoi.errors import AoiError, RecipeError
-from aoi.pipeline import load_template
+from aoi.recipe.template import load_template
 from aoi.storage.db import DB_ERRORS
 from ui import theme
 from ui.dryrun import STORED, SYNTHETIC, DryRunReport, dry_run

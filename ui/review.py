@@ -4,19 +4,19 @@ The queue is the defect log's (``review_queue``): it survives restarts, and a bo
 every defect on it has a decision. C confirms a defect, F marks a false call, A accepts it (a
 false call that still needs corrective action, with a reason); the cursor then moves to the next
 open defect. Every decision is written through ``record_review`` under the reviewer's name. Below,
-the defect Pareto and the false-call rate of the period.
+the defect Pareto and the false-call rate of the period (:mod:`ui.review_stats`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QKeySequence, QPainter, QShortcut
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,14 +34,7 @@ from PySide6.QtWidgets import (
 from aoi.app.station import Station
 from aoi.storage import ReviewError, Verification
 from aoi.storage.db import DB_ERRORS
-from aoi.storage.queries import (
-    DefectRecord,
-    InspectionRecord,
-    Window,
-    defect_pareto,
-    false_calls,
-    review_queue,
-)
+from aoi.storage.queries import DefectRecord, InspectionRecord, review_queue
 from ui import theme
 from ui.review_data import (
     CropPair,
@@ -51,7 +44,8 @@ from ui.review_data import (
     registration_of,
     unreadable_image_note,
 )
-from ui.widgets import ParetoChart, draw_box, fit_rect, local_time, panel, to_qimage
+from ui.review_stats import ReviewStats
+from ui.widgets import CropView, local_time, panel
 
 log = logging.getLogger(__name__)
 
@@ -80,58 +74,9 @@ def _top_class(board: InspectionRecord) -> str:
     return top.class_name.replace("_", " ") if top else ""
 
 
-class CropView(QWidget):
-    """A crop enlarged with crisp pixels, with the defect's box drawn on it."""
-
-    def __init__(self, caption: str) -> None:
-        super().__init__()
-        self.caption = caption
-        self.setMinimumSize(240, 240)
-        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        self.image: np.ndarray | None = None
-        self.box: tuple[int, int, int, int] | None = None
-        self.colour = QColor("#ffffff")
-        self.message = "Select a defect"
-
-    def set_crop(
-        self,
-        image: np.ndarray | None,
-        box: tuple[int, int, int, int] | None,
-        colour: QColor,
-        message: str = "",
-    ) -> None:
-        self.image, self.box, self.colour, self.message = image, box, colour, message
-        self.update()
-
-    def paintEvent(self, _event: object) -> None:  # noqa: N802
-        p = QPainter(self)
-        r = QRectF(self.rect())
-        p.fillRect(r, QColor("#0d1014"))
-        p.setPen(QColor(theme.TEXT_DIM))
-        p.setFont(theme.font(10, bold=True))
-        p.drawText(r.adjusted(6, 4, -6, 0), Qt.AlignmentFlag.AlignLeft, self.caption.upper())
-        area = r.adjusted(6, 24, -6, -6)
-        if self.image is None:
-            p.setFont(theme.font(11))
-            p.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
-            return
-        h, w = self.image.shape[:2]
-        target = fit_rect(w, h, area)
-        p.drawImage(target, to_qimage(self.image))  # no smoothing: pixels stay crisp
-        if self.box is not None:
-            s = target.width() / w
-            x0, y0, x1, y1 = self.box
-            rect = QRectF(
-                target.x() + x0 * s - 2,
-                target.y() + y0 * s - 2,
-                (x1 - x0) * s + 4,
-                (y1 - y0) * s + 4,
-            )
-            p.setRenderHint(QPainter.RenderHint.Antialiasing)
-            draw_box(p, rect, self.colour, "", dashed=False, bounds=target)
-
-
 class ReviewScreen(QWidget):
+    """The queue of boards to review, the selected defect's crops, the decision buttons."""
+
     def __init__(self, station: Station, who: Callable[[], str]) -> None:
         super().__init__()
         self.station = station
@@ -208,32 +153,8 @@ class ReviewScreen(QWidget):
         dl.addStretch(1)
         top.addWidget(decide_panel, 3)
 
-        bottom = QHBoxLayout()
-        self.pareto = ParetoChart()
-        pareto_panel, pl = panel("Defect Pareto")
-        period = QHBoxLayout()
-        self.period = QComboBox()
-        self.period.addItems(["This shift", "Last 24 hours", "Last 7 days"])
-        self.period.currentIndexChanged.connect(lambda _: self.refresh_stats())
-        period.addWidget(self.period)
-        period.addStretch(1)
-        legend = QLabel("darker part of a bar: false calls  ·  white line: cumulative share")
-        legend.setObjectName("dim")
-        period.addWidget(legend)
-        pl.addLayout(period)
-        pl.addWidget(self.pareto, 1)
-        bottom.addWidget(pareto_panel, 3)
-        fc_panel, fl = panel("False calls")
-        self.false_call_rate = QLabel("—")
-        self.false_call_rate.setFont(theme.font(34, bold=True))
-        self.false_call_detail = QLabel("")
-        self.false_call_detail.setObjectName("dim")
-        self.false_call_detail.setWordWrap(True)
-        self.false_call_detail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        fl.addWidget(self.false_call_rate)
-        fl.addWidget(self.false_call_detail, 1)
-        bottom.addWidget(fc_panel, 2)
-        root.addLayout(bottom, 2)
+        self.stats = ReviewStats(station)
+        root.addWidget(self.stats, 2)
 
         for key, name in (("C", "confirm"), ("F", "false_call"), ("A", "accept")):
             sc = QShortcut(QKeySequence(key), self)
@@ -296,7 +217,7 @@ class ReviewScreen(QWidget):
             self.queue.setCurrentRow(0)
         else:
             self._select_board(-1)
-        self.refresh_stats()
+        self.stats.refresh()
 
     def _select_board(self, row: int) -> None:
         new = self.boards[row] if 0 <= row < len(self.boards) else None
@@ -421,53 +342,12 @@ class ReviewScreen(QWidget):
             self.defects.setCurrentCell(nxt, 0)
         else:
             self.reload()  # the board is done: it leaves the queue
-        self.refresh_stats()
+        self.stats.refresh()
         return True
 
     def _note(self, text: str, *, ok: bool) -> None:
         self.decision_note.setText(text)
         self.decision_note.setStyleSheet(f"color: {'#7ee2a8' if ok else '#ff8a80'};")
-
-    # -- statistics ---------------------------------------------------------------------------
-
-    def _window(self) -> Window:
-        i = self.period.currentIndex()
-        if i == 0:
-            since = self.station.counters.shift_started.astimezone(UTC)
-        else:
-            since = datetime.now(UTC) - timedelta(days=1 if i == 1 else 7)
-        return Window(since=since, station_id=self.station.config.station_id)
-
-    def refresh_stats(self) -> None:
-        if self.station.storage is None:
-            return
-        db, window = self.station.storage.db, self._window()
-        try:
-            rows = defect_pareto(db, window)
-            fc = false_calls(db, window)
-        except DB_ERRORS as err:
-            self.false_call_detail.setText(f"Database unavailable: {str(err).splitlines()[0]}")
-            return
-        self.pareto.set_rows(rows)
-        if fc.rate is None:
-            self.false_call_rate.setText("—")
-            self.false_call_detail.setText("No defect reviewed in this period yet.")
-            return
-        self.false_call_rate.setText(f"{fc.rate:.1%}")
-        worst = max(fc.by_class.items(), key=lambda kv: kv[1][1], default=None)
-        text = (
-            f"{fc.false_calls} false calls of {fc.reviewed} reviewed defects "
-            f"({fc.confirmed} confirmed)."
-        )
-        if worst and worst[1][1]:
-            name, (reviewed, rejected) = worst[0].replace("_", " "), worst[1]
-            text += f"\nMost false calls: {name} ({rejected} of {reviewed})."
-        if fc.board_rate is not None:
-            text += (
-                f"\nBoards called NG but good: {fc.false_call_boards} of "
-                f"{fc.ng_boards_reviewed} fully reviewed ({fc.board_rate:.0%})."
-            )
-        self.false_call_detail.setText(text)
 
     def showEvent(self, event: object) -> None:  # noqa: N802
         super().showEvent(event)  # type: ignore[arg-type]

@@ -20,8 +20,8 @@ import numpy as np
 from sqlalchemy import select
 
 from aoi.errors import AoiError
-from aoi.pipeline import load_template
 from aoi.recipe import load_recipe
+from aoi.recipe.template import load_template
 from aoi.storage.db import DB_ERRORS, Database
 from aoi.storage.tables import Inspection
 from aoi.vision.preprocess import to_mono8

@@ -18,8 +18,9 @@ from aoi.errors import AoiError
 from aoi.events import EventBus
 from aoi.inference import create_backend
 from aoi.inference.base import InferenceBackend
-from aoi.pipeline import Pipeline, VerdictSink, load_template
+from aoi.pipeline import Pipeline, VerdictSink
 from aoi.recipe import LoadedRecipe
+from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
 from aoi.sources.factory import create_source
 

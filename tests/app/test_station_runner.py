@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from aoi.inference import create_backend
-from aoi.pipeline import Pipeline, load_template
+from aoi.pipeline import Pipeline
 from aoi.recipe import load_recipe
+from aoi.recipe.template import load_template
 from aoi.runner import RunState, ShiftCounters, StationRunner, shift_label, shift_start
 from aoi.sources.base import ImageSource
 from aoi.sources.synthetic import SyntheticSource

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aoi.errors import SourceError
-from aoi.sources.pixelformat import SUPPORTED_FORMATS, bit_depth, to_station_image
+from aoi.sources.genicam.pixelformat import SUPPORTED_FORMATS, bit_depth, to_station_image
 from aoi.types import Frame
 
 W, H = 24, 16

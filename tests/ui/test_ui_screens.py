@@ -134,7 +134,8 @@ def test_a_review_decision_reaches_the_database(
     review.poll()
     assert len(review.boards) >= queued + 2
     assert review.board is not None and review.board.uuid == current.uuid
-    assert "False call" in review.false_call_detail.text() or review.false_call_rate.text() != "—"
+    stats = review.stats
+    assert "False call" in stats.false_call_detail.text() or stats.false_call_rate.text() != "—"
 
 
 def test_an_operator_cannot_open_the_engineer_screen(

@@ -20,8 +20,8 @@ import numpy as np
 
 from aoi.errors import FrameError, RecipeError, RegistrationError, SourceError
 from aoi.inference.tensorrt.plan import calibration_shape, dims_text
-from aoi.pipeline import load_template
 from aoi.recipe import LoadedRecipe, file_hash
+from aoi.recipe.template import load_template
 from aoi.sources.replay import IMAGE_SUFFIXES, read_image
 from aoi.sources.synthetic import SyntheticSource
 from aoi.vision.preprocess import InputBuilder, to_mono8

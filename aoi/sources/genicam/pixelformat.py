@@ -8,8 +8,8 @@ reshapes and converts it. Mono formats deeper than 8 bit (Mono10/12/14/16, unpac
 
 Bayer trap: OpenCV names a Bayer code after the 2x2 pattern that starts at the *second* pixel of
 the *second* row, PFNC after the one at the top-left pixel. So GenICam ``BayerRG8`` (an R at
-(0, 0)) is ``cv2.COLOR_BayerBG2BGR``, not ``COLOR_BayerRG2BGR``. ``tests/test_pixelformat.py``
-checks the mapping on a mosaic built from a known colour.
+(0, 0)) is ``cv2.COLOR_BayerBG2BGR``, not ``COLOR_BayerRG2BGR``.
+``tests/sources/test_pixelformat.py`` checks the mapping on a mosaic built from a known colour.
 
 Packed formats (``Mono12p``, ``Mono10Packed``, ...) are not supported: set the camera to the
 unpacked variant.

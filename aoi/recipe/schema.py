@@ -1,31 +1,18 @@
-"""Recipe: everything needed to inspect one product variant, one TOML file each.
+"""The recipe's schema: pydantic models for everything that inspects one product variant.
 
-The schema is pydantic v2. Loading validates every field and raises :class:`RecipeError` whose
-message names the file, the field, what was expected and what was found. Paths inside a recipe
-are relative to the recipe file. ``schema_version`` is migrated forward on load; a recipe's
-content hash (with the golden template's bytes) identifies exactly what inspected a board.
+Every model is strict (unknown fields are errors) and frozen. Validators check what a single
+field cannot say alone: tiles that fit the frame, profiles ordered min <= opt <= max, masks inside
+the frame. Reading files, migrating old versions and hashing live in :mod:`aoi.recipe.loading`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aoi.errors import RecipeError
 from aoi.types import DEFECT_CLASSES
 
 SCHEMA_VERSION = 1
@@ -314,176 +301,6 @@ class Recipe(_Strict):
         return self.classes.get(class_name, ClassRule())
 
 
-# --- migrations ------------------------------------------------------------------------------
-
-#: ``MIGRATIONS[n]`` turns a raw recipe dict of schema version ``n`` into version ``n + 1``.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-
-def migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
-    """Bring a raw recipe dict forward to :data:`SCHEMA_VERSION`."""
-    version = raw.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        msg = f"{source}: schema_version must be an integer, got {version!r}"
-        raise RecipeError(msg)
-    if version > SCHEMA_VERSION:
-        msg = (
-            f"{source}: schema_version must be <= {SCHEMA_VERSION} (this station's newest), "
-            f"got {version}; upgrade the station software"
-        )
-        raise RecipeError(msg)
-    while version < SCHEMA_VERSION:
-        step = MIGRATIONS.get(version)
-        if step is None:
-            msg = f"{source}: schema_version {version} has no migration to {version + 1}"
-            raise RecipeError(msg)
-        raw = step(dict(raw))
-        version += 1
-        raw["schema_version"] = version
-    return raw
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line per problem: ``file: field must ... (got ...)``."""
-    lines = []
-    for e in err.errors():
-        field = _loc(tuple(e["loc"])) or "(recipe)"
-        found = e.get("input")
-        text = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "missing":
-            lines.append(f"{source}: {field} is required but missing")
-        elif e["type"] == "extra_forbidden":
-            lines.append(f"{source}: {field} is not a recipe field (found {found!r})")
-        else:
-            shown = found if not isinstance(found, dict) else "{...}"
-            lines.append(f"{source}: {field}: {text} (found {shown!r})")
-    return "\n".join(lines)
-
-
-class LoadedRecipe:
-    """A validated recipe, the file it came from, and its content hash."""
-
-    def __init__(self, recipe: Recipe, path: Path, content_hash: str) -> None:
-        self.recipe = recipe
-        self.path = path
-        self.content_hash = content_hash
-
-    @property
-    def name(self) -> str:
-        return self.recipe.name
-
-    def resolve(self, p: Path) -> Path:
-        """A path from the recipe, made absolute against the recipe file's folder."""
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
-
-    @property
-    def template_path(self) -> Path:
-        return self.resolve(self.recipe.template)
-
-    @property
-    def model_path(self) -> Path:
-        return self.resolve(self.recipe.model.path)
-
-
-def parse_recipe(raw: dict[str, Any], source: str) -> Recipe:
-    raw = migrate(raw, source)
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as err:
-        raise RecipeError(format_validation_error(source, err)) from err
-
-
-def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
-    """Read, migrate and validate a recipe file.
-
-    With ``check_files`` the template and the model must exist (the template's bytes go into the
-    content hash).
-    """
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        msg = f"{source}: recipe file not found"
-        raise RecipeError(msg) from err
-    except (OSError, UnicodeDecodeError) as err:
-        msg = f"{source}: cannot read recipe file ({err})"
-        raise RecipeError(msg) from err
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        msg = f"{source}: not valid TOML: {err}"
-        raise RecipeError(msg) from err
-    recipe = parse_recipe(raw, source)
-    loaded = LoadedRecipe(recipe, path.resolve(), "")
-    template_bytes = b""
-    model_digest = ""
-    if check_files:
-        for field, p in (("template", loaded.template_path), ("model.path", loaded.model_path)):
-            if not p.is_file():
-                msg = f"{source}: {field} must name an existing file, found no file at {p}"
-                raise RecipeError(msg)
-        template_bytes = loaded.template_path.read_bytes()
-        model_digest = file_hash(loaded.model_path)
-    loaded.content_hash = recipe_hash(recipe, template_bytes, model_digest)
-    return loaded
-
-
-def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str = "") -> str:
-    """SHA-256 identifying what a recipe inspects with: its settings and its files' contents.
-
-    File locations are left out (a recipe copied to another folder is the same recipe); the
-    golden template's bytes and the model's digest are in.
-    """
-    content = recipe.model_dump(mode="json")
-    content.pop("template")
-    content["model"].pop("path")
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    h = hashlib.sha256(canonical.encode())
-    h.update(hashlib.sha256(template_bytes).digest())
-    h.update(model_digest.encode())
-    return h.hexdigest()
-
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def recipes_dir() -> Path:
-    """The shipped recipes folder (beside the ``aoi`` package in a source or editable install)."""
-    return Path(__file__).resolve().parent.parent / "recipes"
-
-
-DEFAULT_RECIPE = "board-a-640"
-
-
-def find_recipe(name_or_path: str) -> Path:
-    """A recipe by file path, or by name from the shipped recipes folder."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
-        return p
-    candidate = recipes_dir() / f"{name_or_path}.toml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(q.stem for q in recipes_dir().glob("*.toml"))
-    msg = f"recipe {name_or_path!r} not found: not a file, and not one of the shipped {known}"
-    raise RecipeError(msg)
-
-
 def json_schema() -> dict[str, Any]:
+    """The recipe JSON schema, for editors (``aoi recipe schema``)."""
     return Recipe.model_json_schema()

@@ -1,0 +1,30 @@
+"""The recipe's golden template: read from disk and checked against the recipe's frame size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aoi.errors import RecipeError
+from aoi.vision.preprocess import to_mono8
+
+
+def load_template(path: Path, width_px: int, height_px: int, source: str) -> np.ndarray:
+    """The golden template as uint8 HxW; errors name the recipe, the file and the sizes."""
+    if not path.is_file():
+        msg = f"{source}: template must name an existing image, found no file at {path}"
+        raise RecipeError(msg)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        msg = f"{source}: template {path} is not a readable image"
+        raise RecipeError(msg)
+    image = to_mono8(image[:, :, :3] if image.ndim == 3 else image)
+    if image.shape != (height_px, width_px):
+        msg = (
+            f"{source}: template {path.name} must be {width_px}x{height_px} px like "
+            f"geometry.frame_*_px, got {image.shape[1]}x{image.shape[0]} px"
+        )
+        raise RecipeError(msg)
+    return image
