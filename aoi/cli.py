@@ -21,12 +21,13 @@ from types import FrameType
 from typing import Any
 
 from aoi import __version__
+from aoi.app.doctor import add_doctor_parser
+from aoi.app.engines import add_build_engine_parser
 from aoi.app.rig import Rig
 from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError, RecipeError
 from aoi.evaluation import add_eval_parser
 from aoi.events import EventBus
-from aoi.inference.cli import add_build_engine_parser, add_doctor_parser
 from aoi.pipeline import VerdictSink, run_cycles
 from aoi.recipe import (
     DEFAULT_RECIPE,
@@ -45,7 +46,7 @@ from aoi.storage.cli import (
     open_storage,
     storage_summary,
 )
-from aoi.types import InspectionResult
+from aoi.types import BackendName, InspectionResult
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 from plc.session import SPEC_HELP, PlcSession, open_plc, open_soft_plc, tcp_spec
@@ -465,7 +466,7 @@ def _add_station_args(
     )
     p.add_argument(
         "--backend",
-        choices=["auto", "tensorrt", "onnxruntime", "onnxruntime-cuda"],
+        choices=BackendName.choices(),
         default=None,
         help="inference backend (default from the station config: auto)",
     )

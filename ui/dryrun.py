@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from aoi.app.calibration import recipe_calibration
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.inference import create_backend
@@ -116,6 +117,7 @@ def dry_run(
         threads=threads,
         recipe=loaded,
         inference=config.inference,
+        calibration=recipe_calibration,
     ) as engine:
         pipeline = Pipeline(loaded, engine, template=template)
         pipeline.warm_up()
