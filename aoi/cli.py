@@ -17,22 +17,22 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from aoi import __version__
+from aoi.app.doctor import add_doctor_parser
+from aoi.app.engines import add_build_engine_parser
 from aoi.app.evaluation import add_eval_parser
 from aoi.app.plcsim import add_plc_sim_parser
 from aoi.app.recipe_cli import add_recipe_parser
 from aoi.app.signals import stop_on_signals
 from aoi.app.station import Station, StationOptions, run_until_done
 from aoi.errors import AoiError
-from aoi.inference.cli import add_build_engine_parser, add_doctor_parser
 from aoi.recipe import DEFAULT_RECIPE
 from aoi.sources.factory import SOURCE_SPECS
 from aoi.storage.cli import add_db_argument, add_prune_parser, add_report_parser
 from aoi.storage.cli import format_storage_summary as _storage_lines
-from aoi.types import InspectionResult
+from aoi.types import BackendName, InspectionResult
 from plc.session import SPEC_HELP
 
 log = logging.getLogger("aoi")
-BACKENDS = ["auto", "tensorrt", "onnxruntime", "onnxruntime-cuda"]
 
 
 def _say(text: str) -> None:
@@ -159,7 +159,7 @@ def _add_station_args(p: argparse.ArgumentParser, *, default_cycles: int | None,
     p.add_argument("--cycles", type=int, default=default_cycles, help="boards to inspect" + until)
     p.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=BackendName.choices(),
         default=None,
         help="inference backend (default from the station config: auto)",
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aoi.errors import StationConfigError
 from aoi.recipe import format_validation_error
+from aoi.types import BackendName
 
 
 class _Strict(BaseModel):
@@ -32,7 +33,7 @@ class CameraConfig(_Strict):
 class InferenceConfig(_Strict):
     """The inference backend (``[inference]``); docs/tensorrt.md explains the TensorRT fields."""
 
-    backend: Literal["auto", "tensorrt", "onnxruntime", "onnxruntime-cuda"] = "auto"
+    backend: BackendName = BackendName.AUTO
     #: CPU threads for ONNX Runtime; 0 lets it choose (all cores).
     threads: int = Field(default=0, ge=0, le=256)
     #: TensorRT engine cache folder; empty means the user's cache folder (~/.cache/aoi/engines).

@@ -29,13 +29,14 @@ from aoi.errors import (
 )
 from aoi.events import EventBus
 from aoi.inference.base import InferenceBackend
+from aoi.pixels import to_mono8
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
 from aoi.types import Frame, GroundTruth, InspectionResult, Registration, Trigger, Verdict
 from aoi.vision.postprocess import Candidates, Postprocessor, merge
-from aoi.vision.preprocess import InputBuilder, to_mono8
+from aoi.vision.preprocess import InputBuilder
 from aoi.vision.registration import Registrar, align, seen_region
 from aoi.vision.verdict import decide
 

@@ -22,6 +22,26 @@ DEFECT_CLASSES: tuple[str, ...] = (
 )
 
 
+class BackendName(enum.StrEnum):
+    """An inference backend a station may ask for (station config, ``--backend``, the factory).
+
+    These are requests, not reports: ``auto`` is a policy, not a backend, and a created backend
+    names itself in more detail (``InferenceBackend.name``: ``tensorrt-int8``,
+    ``onnxruntime-cpu``), which is what summaries and the database record.
+    """
+
+    AUTO = "auto"
+    #: ONNX Runtime on the CPU (the numerical reference).
+    ONNXRUNTIME = "onnxruntime"
+    ONNXRUNTIME_CUDA = "onnxruntime-cuda"
+    TENSORRT = "tensorrt"
+
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The names as plain strings, for ``argparse``'s ``choices=`` and messages."""
+        return [member.value for member in cls]
+
+
 class Verdict(enum.IntEnum):
     """Verdict of one inspection; the values are the PLC register codes (0 means none yet)."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from aoi.recipe import DEFAULT_RECIPE
 from aoi.sources.factory import SOURCE_SPECS
+from aoi.types import BackendName
 from plc.session import SPEC_HELP
 
 
@@ -31,7 +32,7 @@ def add_gui_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--source", default="synthetic", help=f"image source: {SOURCE_SPECS}")
     p.add_argument(
         "--backend",
-        choices=["auto", "tensorrt", "onnxruntime", "onnxruntime-cuda"],
+        choices=BackendName.choices(),
         default=None,
         help="inference backend (default from the station config: auto)",
     )

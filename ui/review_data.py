@@ -20,11 +20,11 @@ import numpy as np
 from sqlalchemy import select
 
 from aoi.errors import AoiError
+from aoi.pixels import to_mono8
 from aoi.recipe import load_recipe
 from aoi.recipe.template import load_template
 from aoi.storage.db import DB_ERRORS, Database
 from aoi.storage.tables import Inspection
-from aoi.vision.preprocess import to_mono8
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from aoi.pipeline import VerdictSink, run_cycles
 from aoi.recipe import find_recipe, load_recipe
 from aoi.stats import percentiles
 from aoi.storage.storage import Storage
-from aoi.types import InspectionResult
+from aoi.types import BackendName, InspectionResult
 
 
 class _Timed:
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", required=True)
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--block", type=int, default=100)
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--backend", choices=BackendName.choices(), default="auto")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-archive", action="store_true", help="storage without the archive")

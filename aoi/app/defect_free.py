@@ -23,9 +23,9 @@ import numpy as np
 
 from aoi.inference.base import InferenceBackend
 from aoi.pipeline import Pipeline
+from aoi.pixels import to_mono8
 from aoi.recipe import LoadedRecipe
 from aoi.types import Frame, InspectionResult, Verdict
-from aoi.vision.preprocess import to_mono8
 
 #: Every this many boards, one is the template itself, unmoved and noise-free.
 IDENTITY_EVERY = 10

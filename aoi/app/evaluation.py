@@ -30,7 +30,7 @@ from aoi.metrics import ImageDetections, Report, evaluate
 from aoi.pipeline import Pipeline
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
 from aoi.sources.replay import read_annotation, read_image
-from aoi.types import DEFECT_CLASSES, Frame, InspectionResult
+from aoi.types import DEFECT_CLASSES, BackendName, Frame, InspectionResult
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,12 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--split", required=True, help="split list (trainval.txt format)")
     p.add_argument("--model", default=None, help="ONNX model (default: the recipe's)")
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe whose thresholds apply")
-    p.add_argument("--backend", default="auto", help="inference backend (default auto)")
+    p.add_argument(
+        "--backend",
+        choices=BackendName.choices(),
+        default="auto",
+        help="inference backend (default auto)",
+    )
     p.add_argument("--out", default="eval-out", help="folder for the PR plot and overlays")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     p.add_argument(

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 
 import numpy as np
 
+from aoi.app.calibration import recipe_calibration
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.events import EventBus
@@ -65,6 +66,7 @@ class Rig:
                         threads=threads if threads is not None else config.inference.threads,
                         recipe=loaded,
                         inference=config.inference,
+                        calibration=recipe_calibration,
                     )
                 )
             except AoiError as err:

@@ -10,9 +10,11 @@ from aoi.errors import ModelError
 from aoi.inference.base import InferenceBackend
 from aoi.inference.probe import choose_backend
 from aoi.recipe import LoadedRecipe, Profile
+from aoi.types import BackendName
 
 if TYPE_CHECKING:
     from aoi.config import InferenceConfig
+    from aoi.inference.tensorrt.calibration import CalibrationProvider
     from aoi.inference.tensorrt.engine import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,14 @@ def engine_settings(config: InferenceConfig | None) -> EngineSettings:
 
 
 def create_backend(
-    name: str,
+    name: BackendName | str,
     model_path: Path,
     profile: Profile,
     *,
     threads: int = 0,
     recipe: LoadedRecipe | None = None,
     inference: InferenceConfig | None = None,
+    calibration: CalibrationProvider | None = None,
 ) -> InferenceBackend:
     """The backend called ``name`` for one model and recipe profile (not yet entered).
 
@@ -47,11 +50,14 @@ def create_backend(
     given (TensorRT builds for the recipe's precision and calibration); else ONNX Runtime's CUDA
     provider where onnxruntime-gpu offers it; else the CPU. ``inference`` is the station's
     ``[inference]`` section (engine cache folder, builder workspace, CUDA graphs).
+    ``calibration`` gives an INT8 recipe's calibration data
+    (:func:`aoi.app.calibration.recipe_calibration`); TensorRT asks for it when the backend is
+    entered, and makes its batches only when it builds the engine.
     """
     chosen, why = choose_backend(name, has_recipe=recipe is not None)
-    if name == "auto":
+    if name == BackendName.AUTO:
         log.info("backend auto -> %s: %s", chosen, why)
-    if chosen == "tensorrt":
+    if chosen is BackendName.TENSORRT:
         if recipe is None:
             msg = (
                 "backend tensorrt needs the recipe (its precision and INT8 calibration images); "
@@ -63,9 +69,11 @@ def create_backend(
             raise ModelError(msg)
         from aoi.inference.tensorrt.backend import TensorRTBackend
 
-        return TensorRTBackend(recipe, engine_settings(inference), model_path=model_path)
+        return TensorRTBackend(
+            recipe, engine_settings(inference), model_path=model_path, calibration=calibration
+        )
     from aoi.inference.onnxruntime import OnnxRuntimeBackend
 
-    device = "cuda" if chosen == "onnxruntime-cuda" else "cpu"
+    device = "cuda" if chosen is BackendName.ONNXRUNTIME_CUDA else "cpu"
     pad = inference.pad_batch if inference is not None else None
     return OnnxRuntimeBackend(model_path, profile, device=device, threads=threads, pad_batch=pad)

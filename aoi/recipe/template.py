@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from aoi.errors import RecipeError
-from aoi.vision.preprocess import to_mono8
+from aoi.pixels import to_mono8
 
 
 def load_template(path: Path, width_px: int, height_px: int, source: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Backend selection, station settings, the CLI's reports and the errors of a PC without TensorRT.
+"""Backend names and selection, station settings and the errors of a PC without TensorRT.
 
 TensorRT cannot be installed in this project's environment (shared/DEVICE.md). Where a test needs
 "TensorRT and a GPU are present", it monkeypatches the import and GPU probes: that mocks only what
@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aoi.config import load_station_config
+from aoi.cli import build_parser
+from aoi.config import InferenceConfig, load_station_config
 from aoi.errors import InferenceError, ModelError, StationConfigError
 from aoi.inference import create_backend, engine_settings, probe
 from aoi.inference.base import InferenceBackend
-from aoi.inference.cli import (
-    add_build_engine_parser,
-    add_doctor_parser,
-    cmd_build_engine,
-    doctor_report,
-    parse_nvidia_smi,
-)
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.inference.probe import Finding, choose_backend, probe_gpu
 from aoi.inference.tensorrt.backend import TensorRTBackend
-from aoi.recipe import load_recipe
+from aoi.inference.tensorrt.calibration import CalibrationData
+from aoi.recipe import LoadedRecipe, load_recipe
+from aoi.types import BackendName
+from ui.cli import add_gui_parser
 
 TRT_OK = Finding(True, "10.16.1.11")
 TRT_NO = Finding(False, "No module named 'tensorrt'")
@@ -65,11 +61,38 @@ def test_auto_picks_tensorrt_then_ort_cuda_then_cpu(
 
 def test_named_backends_pass_and_unknown_ones_are_refused() -> None:
     for name in ("tensorrt", "onnxruntime", "onnxruntime-cuda"):
-        assert choose_backend(name) == (name, "requested")
-    with pytest.raises(
-        ModelError, match=r"backend must be one of auto, onnxruntime.*got 'openvino'"
-    ):
-        choose_backend("openvino")
+        assert choose_backend(name) == (BackendName(name), "requested")
+    # A name a backend reports about itself is not one a station may ask for.
+    for name in ("openvino", "onnxruntime-cpu", "tensorrt-fp16"):
+        with pytest.raises(
+            ModelError, match=rf"backend must be one of auto, onnxruntime, .*; got '{name}'"
+        ):
+            choose_backend(name)
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_gui_parser(parser.add_subparsers())
+    return parser
+
+
+def test_every_site_takes_exactly_the_backend_names(tmp_path: Path) -> None:
+    """The CLI, the GUI, the station config and the factory accept the same names."""
+    assert BackendName.choices() == ["auto", "onnxruntime", "onnxruntime-cuda", "tensorrt"]
+    station = tmp_path / "station.toml"
+    for name in BackendName.choices():
+        assert build_parser().parse_args(["run", "--backend", name]).backend == name
+        assert _gui_parser().parse_args(["gui", "--backend", name]).backend == name
+        station.write_text(f"[inference]\nbackend = '{name}'\n")
+        assert load_station_config(station).inference.backend is BackendName(name)
+        assert choose_backend(name)[0] is not BackendName.AUTO
+    assert InferenceConfig().backend is BackendName.AUTO
+    for parser, command in ((build_parser(), "run"), (_gui_parser(), "gui")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--backend", "onnxruntime-cpu"])
+    station.write_text("[inference]\nbackend = 'onnxruntime-cpu'\n")
+    with pytest.raises(StationConfigError, match=r"inference\.backend"):
+        load_station_config(station)
 
 
 def test_factory_auto_builds_tensorrt_backend_where_probes_say_so(
@@ -91,6 +114,29 @@ def test_factory_auto_builds_tensorrt_backend_where_probes_say_so(
     assert backend.settings.cuda_graph
     # Without the recipe, auto stays with ONNX Runtime (precision and calibration live there).
     assert isinstance(create_backend("auto", loaded.model_path, profile), OnnxRuntimeBackend)
+
+
+def test_factory_hands_calibration_to_tensorrt_without_asking_for_it(
+    make_recipe: RecipeFactory,
+) -> None:
+    """The calibration provider reaches the backend; nothing is asked before it is entered."""
+    loaded = load_recipe(make_recipe())
+    asked: list[LoadedRecipe] = []
+
+    def provider(recipe: LoadedRecipe) -> CalibrationData:
+        asked.append(recipe)
+        return CalibrationData("d" * 64, lambda: [], "test")
+
+    backend = create_backend(
+        "tensorrt",
+        loaded.model_path,
+        loaded.recipe.geometry.profile,
+        recipe=loaded,
+        calibration=provider,
+    )
+    assert isinstance(backend, TensorRTBackend)
+    assert backend.calibration is provider
+    assert asked == []
 
 
 def test_factory_tensorrt_needs_the_recipe(make_recipe: RecipeFactory) -> None:
@@ -139,56 +185,6 @@ def test_tensorrt_backend_says_why_it_cannot_open(
         backend.__enter__()
     with pytest.raises(InferenceError, match="outside its context manager"):
         backend.predict(np.zeros((1, 2, 256, 256), np.uint8))
-
-
-@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed: the missing-TensorRT path is moot")
-def test_build_engine_without_tensorrt_names_the_fix(make_recipe: RecipeFactory) -> None:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    add_build_engine_parser(sub)
-    add_doctor_parser(sub)
-    args = parser.parse_args(["build-engine", "--recipe", str(make_recipe())])
-    with pytest.raises(ModelError, match=r"pip install 'aoi-station\[gpu\]'"):
-        cmd_build_engine(args)
-    with pytest.raises(ModelError, match="needs --recipe NAME"):
-        cmd_build_engine(parser.parse_args(["build-engine"]))
-
-
-def test_parse_nvidia_smi() -> None:
-    text = "0, NVIDIA H100 80GB HBM3, 9.0, 580.65.06, 81559\n\nnot, a, row\n"
-    assert parse_nvidia_smi(text) == [
-        {
-            "index": "0",
-            "name": "NVIDIA H100 80GB HBM3",
-            "compute_cap": "9.0",
-            "driver_version": "580.65.06",
-            "memory.total": "81559",
-        }
-    ]
-
-
-def test_doctor_reports_every_part_in_plain_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AOI_ENGINE_DIR", str(tmp_path / "engines"))
-    report = doctor_report(None, None)
-    assert set(report) == {
-        "tensorrt",
-        "cuda",
-        "gpu",
-        "nvidia_smi",
-        "onnxruntime",
-        "genicam",
-        "engine_cache",
-        "backend_auto",
-    }
-    assert report["engine_cache"] == {
-        "folder": str(tmp_path / "engines"),
-        "exists": False,
-        "engines": [],
-    }
-    assert report["tensorrt"]["ok"] == HAS_TRT
-    json.dumps(report)
 
 
 def test_cuda_calls_are_checked_against_real_cuda_python() -> None:

@@ -1,137 +1,157 @@
-"""INT8 calibration inputs and engine targets, without TensorRT.
+"""INT8 calibration data as the engine builder takes it, and engine targets, without TensorRT.
 
-Calibration batches must be what the cycle feeds the network (registered board + template, cut
-into tiles, uint8 [N, 2, H, W]); these tests make them from synthetic boards and compare with the
-cycle's own input builder. TensorRT's calibrator itself is not run here (no TensorRT).
+The builder gets a :class:`CalibrationData` from the app layer (aoi/app/calibration.py, tested in
+tests/app/test_calibration.py): its digest goes into the engine key and names the calibration
+cache; its batches are made only for a build, checked against the calibration shape and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from aoi.errors import ModelError, RecipeError
+from aoi.app.calibration import calibration_digest, calibration_images, recipe_calibration
+from aoi.errors import FrameError, ModelError, RecipeError
 from aoi.inference import engine_settings
 from aoi.inference.parity import compare
+from aoi.inference.tensorrt.cache import calibration_cache_path
 from aoi.inference.tensorrt.calibration import (
-    BatchStats,
-    CycleInputs,
-    batches_of,
-    calibration_batches,
-    calibration_digest,
-    calibration_images,
+    MIN_CALIBRATION_BATCHES,
+    CalibrationData,
+    FedCount,
     check_enough,
+    checked_batches,
 )
 from aoi.inference.tensorrt.cuda_mem import GpuInfo
 from aoi.inference.tensorrt.engine import engine_target
 from aoi.recipe import LoadedRecipe, load_recipe
-from aoi.sources.synthetic import SyntheticSource
+from aoi.sources.synthetic.boardgen import golden_board
 
 RecipeFactory = Callable[..., Path]
 GPU = GpuInfo(0, "NVIDIA H100 80GB HBM3", "9.0", 80 << 30)
+TRT = "10.16.1.11"
 
 
-def _int8(path: Path, calibration: str | None = "calib") -> LoadedRecipe:
-    text = path.read_text()
-    line = f'calibration_dir = "{calibration}"\n' if calibration else ""
-    text = text.replace("[model]\n", f'[model]\nprecision = "int8"\n{line}')
+def _int8(path: Path) -> LoadedRecipe:
+    text = path.read_text().replace(
+        "[model]\n", '[model]\nprecision = "int8"\ncalibration_dir = "calib"\n'
+    )
     path.write_text(text)
     return load_recipe(path)
 
 
-def _boards(loaded: LoadedRecipe, folder: Path, count: int) -> list[Path]:
+def _images(folder: Path, count: int) -> list[Path]:
     folder.mkdir(exist_ok=True)
-    template = CycleInputs(loaded).template
     out = []
-    with SyntheticSource(template, loaded.recipe.synthetic, seed=5) as source:
-        for i in range(count):
-            path = folder / f"board-{i:02d}.png"
-            cv2.imwrite(str(path), source.grab().image)
-            out.append(path)
+    for i in range(count):
+        path = folder / f"board-{i:02d}.png"
+        cv2.imwrite(str(path), golden_board(256, 256, 20 + i, "binary"))
+        out.append(path)
     return out
 
 
-@pytest.mark.parametrize(
-    ("setting", "make", "message"),
-    [
-        (None, False, r"model\.calibration_dir is required for precision int8"),
-        ("missing", False, r"model\.calibration_dir must name a folder of images, found none at"),
-        ("calib", True, r"model\.calibration_dir .*calib holds no images; expected .*\.png"),
-    ],
-)
-def test_calibration_folder_errors_name_the_field(
-    make_recipe: RecipeFactory, tmp_path: Path, setting: str | None, make: bool, message: str
-) -> None:
-    loaded = _int8(make_recipe(), setting)
-    if make:
-        (tmp_path / "calib").mkdir()
-        (tmp_path / "calib" / "notes.txt").write_text("not an image")
-    with pytest.raises(RecipeError, match=rf"test-board\.toml: {message}"):
-        calibration_images(loaded)
+class _Provider:
+    """A calibration provider that records what is asked of it."""
 
+    def __init__(self, digest: str = "d" * 64, batches: int = 0) -> None:
+        self.digest = digest
+        self.count = batches
+        self.asked: list[str] = []
+        self.made = 0
 
-def test_batches_have_exactly_the_calibration_shape() -> None:
-    stats = BatchStats()
-    tiles = (np.full((2, 4, 4), i, np.uint8) for i in range(5))
-    batches = list(batches_of(tiles, 2, stats))
-    assert [b.shape for b in batches] == [(2, 2, 4, 4)] * 2
-    assert [int(b[0, 0, 0, 0]) for b in batches] == [0, 2]
-    assert (stats.batches, stats.tiles_left_over) == (2, 1)
+    def __call__(self, loaded: LoadedRecipe) -> CalibrationData:
+        self.asked.append(loaded.name)
+        return CalibrationData(self.digest, self.batches, f"{loaded.path}: test data")
 
-
-def test_calibration_batches_are_the_cycles_inputs(
-    make_recipe: RecipeFactory, tmp_path: Path
-) -> None:
-    loaded = _int8(make_recipe(mode="tiles", tile=128))
-    boards = _boards(loaded, tmp_path / "calib", 3)
-    (tmp_path / "calib" / "z-broken.png").write_bytes(b"not a png")
-    cv2.imwrite(str(tmp_path / "calib" / "z-small.png"), np.zeros((64, 64), np.uint8))
-    images = calibration_images(loaded)
-    assert len(images) == 5
-    stats = BatchStats()
-    batches = list(calibration_batches(loaded, images, stats))
-    # 256x256 in 128 px tiles with 16 px overlap: 3x3 = 9 tiles a board; batches of 4.
-    assert [b.shape for b in batches] == [(4, 2, 128, 128)] * 6
-    assert (stats.images_used, stats.tiles_left_over) == (3, 3)
-    assert [s.split(":")[0] for s in stats.skipped] == ["z-broken.png", "z-small.png"]
-    cycle = CycleInputs(loaded).batches(cv2.imread(str(boards[0]), cv2.IMREAD_UNCHANGED))
-    np.testing.assert_array_equal(batches[0], cycle[0])
-    with pytest.raises(RecipeError, match=r"at least 8 calibration batches, found 6 from 3"):
-        check_enough(stats, str(loaded.path))
-
-
-def test_calibration_digest_follows_images_and_template(
-    make_recipe: RecipeFactory, tmp_path: Path
-) -> None:
-    loaded = _int8(make_recipe())
-    boards = _boards(loaded, tmp_path / "calib", 2)
-    first = calibration_digest(loaded, boards)
-    assert calibration_digest(loaded, boards) == first
-    boards[1].write_bytes(boards[1].read_bytes() + b"\0")
-    assert calibration_digest(loaded, boards) != first
-    second = calibration_digest(loaded, boards)
-    loaded.template_path.write_bytes(loaded.template_path.read_bytes() + b"\0")
-    assert calibration_digest(loaded, boards) != second
+    def batches(self) -> Iterator[np.ndarray]:
+        self.made += 1
+        for i in range(self.count):
+            yield np.full((4, 2, 8, 8), i, np.uint8)
 
 
 def test_engine_targets_for_fp32_and_int8(make_recipe: RecipeFactory, tmp_path: Path) -> None:
     settings = engine_settings(None)
+    provider = _Provider()
     fp32 = load_recipe(make_recipe())
-    target = engine_target(fp32, "10.16.1.11", GPU, settings)
-    assert (target.key.precision, target.key.calibration) == ("fp32", "")
+    target = engine_target(fp32, TRT, GPU, settings, calibration=provider)
+    assert (target.key.precision, target.key.calibration, target.calibration) == ("fp32", "", None)
     assert target.key.gpu_name == GPU.name and target.key.compute_capability == "9.0"
     assert target.paths.engine.parent == settings.engine_dir
+    assert provider.asked == []  # only INT8 recipes need calibration data
     int8 = _int8(make_recipe(name="board-int8"))
-    _boards(int8, tmp_path / "calib", 1)
-    target8 = engine_target(int8, "10.16.1.11", GPU, settings)
-    assert target8.precision.calibrate and len(target8.key.calibration) == 64
-    assert len(target8.calibration_images) == 1
+    target8 = engine_target(int8, TRT, GPU, settings, calibration=provider)
+    assert target8.precision.calibrate and target8.key.calibration == provider.digest
+    assert target8.calibration is not None and target8.calibration.digest == provider.digest
+    assert (provider.asked, provider.made) == (["board-int8"], 0)  # no batches for a target
     with pytest.raises(ModelError, match=r"model\.precision int8 needs TensorRT 10"):
-        engine_target(int8, "11.4.0.106", GPU, settings)
+        engine_target(int8, "11.4.0.106", GPU, settings, calibration=provider)
+
+
+def test_int8_target_needs_calibration_data_with_a_digest(make_recipe: RecipeFactory) -> None:
+    int8 = _int8(make_recipe())
+    settings = engine_settings(None)
+    with pytest.raises(
+        ModelError,
+        match=r"test-board\.toml: model\.precision int8 needs calibration data .*"
+        r"recipe_calibration",
+    ):
+        engine_target(int8, TRT, GPU, settings)
+    with pytest.raises(ModelError, match=r"test data: calibration data must come with a digest"):
+        engine_target(int8, TRT, GPU, settings, calibration=_Provider(digest=""))
+
+
+def test_engine_and_calibration_cache_follow_the_calibration_images(
+    make_recipe: RecipeFactory, tmp_path: Path
+) -> None:
+    """The cache key: same images, same engine and scales; an edited image, new ones."""
+    settings = engine_settings(None)
+    int8 = _int8(make_recipe())
+    images = _images(tmp_path / "calib", 2)
+
+    def target() -> tuple[str, Path, Path]:
+        t = engine_target(int8, TRT, GPU, settings, calibration=recipe_calibration)
+        cache = calibration_cache_path(settings.engine_dir, t.key)
+        return t.key.calibration, t.paths.engine, cache
+
+    first = target()
+    assert first[0] == calibration_digest(int8, calibration_images(int8))
+    assert first[2].name.endswith(f"-{first[0][:16]}.cache")
+    assert target() == first
+    images[1].write_bytes(images[1].read_bytes() + b"\0")
+    second = target()
+    assert all(a != b for a, b in zip(first, second, strict=True))
+    (tmp_path / "calib" / "board-02.png").write_bytes(images[0].read_bytes())
+    assert target()[0] not in (first[0], second[0])
+
+
+def test_batches_are_made_on_demand_checked_and_counted() -> None:
+    provider = _Provider(batches=3)
+    data = CalibrationData("d" * 64, provider.batches, "board.toml: test data", lambda: "from x")
+    fed = FedCount()
+    batches = checked_batches(data, (4, 2, 8, 8), fed)
+    assert provider.made == 0  # nothing until the calibrator asks
+    assert [int(b[0, 0, 0, 0]) for b in batches] == [0, 1, 2]
+    assert (provider.made, fed.batches) == (1, 3)
+    with pytest.raises(
+        RecipeError,
+        match=rf"board\.toml: test data must give at least {MIN_CALIBRATION_BATCHES} "
+        r"calibration batches, found 3 from x",
+    ):
+        check_enough(data, fed)
+    fed.batches = MIN_CALIBRATION_BATCHES
+    check_enough(data, fed)
+    for wrong in ((4, 2, 8, 16), (3, 2, 8, 8)):
+        with pytest.raises(
+            FrameError, match=r"test data: calibration batch uint8 .* must be uint8"
+        ):
+            list(checked_batches(data, wrong, FedCount()))
+    floats = CalibrationData("d", lambda: [np.zeros((4, 2, 8, 8), np.float32)], "f")
+    with pytest.raises(FrameError, match=r"calibration batch float32"):
+        list(checked_batches(floats, (4, 2, 8, 8), FedCount()))
 
 
 @pytest.mark.parametrize(

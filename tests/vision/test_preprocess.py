@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from aoi.errors import FrameError
+from aoi.pixels import to_mono8
 from aoi.recipe import Geometry
-from aoi.vision.preprocess import InputBuilder, plan_tiles, to_mono8
+from aoi.vision.preprocess import InputBuilder, plan_tiles
 
 
 def _geometry(w: int, h: int, mode: str = "full", tile: int = 256, batch: int = 4) -> Geometry:

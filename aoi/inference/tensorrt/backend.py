@@ -31,6 +31,7 @@ import numpy as np
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import INPUT_NAME, OUTPUT_NAME
 from aoi.inference.tensorrt.build import make_logger
+from aoi.inference.tensorrt.calibration import CalibrationProvider
 from aoi.inference.tensorrt.cuda_mem import (
     CapturedGraph,
     DeviceBuffer,
@@ -75,9 +76,17 @@ class TensorRTBackend:
     """One TensorRT engine for one recipe, with its buffers, stream and execution contexts."""
 
     def __init__(
-        self, loaded: LoadedRecipe, settings: EngineSettings, *, model_path: Path | None = None
+        self,
+        loaded: LoadedRecipe,
+        settings: EngineSettings,
+        *,
+        model_path: Path | None = None,
+        calibration: CalibrationProvider | None = None,
     ) -> None:
+        """``calibration`` gives an INT8 recipe's calibration data (:mod:`aoi.app.calibration`);
+        it is asked on ``__enter__`` and its batches are made only if the engine is built."""
         self.loaded = loaded
+        self.calibration = calibration
         self.settings = settings
         self.model_path = model_path or loaded.model_path
         self.profile = loaded.recipe.geometry.profile
@@ -109,7 +118,12 @@ class TensorRTBackend:
             set_device(self.settings.device)
             gpu = gpu_info(self.settings.device)
             target = engine_target(
-                self.loaded, trt.__version__, gpu, self.settings, self.model_path
+                self.loaded,
+                trt.__version__,
+                gpu,
+                self.settings,
+                self.model_path,
+                calibration=self.calibration,
             )
             for warning in target.warnings:
                 log.warning("%s", warning)

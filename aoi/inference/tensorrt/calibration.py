@@ -1,195 +1,92 @@
-"""Network inputs made exactly as the cycle makes them, for INT8 calibration and parity checks.
+"""INT8 calibration data as the engine builder takes it: an identity and batches on demand.
 
-A recipe's ``model.calibration_dir`` holds images of its product as the camera delivers them.
-Each is read like a replayed frame (:func:`aoi.sources.replay.read_image`), turned to mono 8-bit,
-registered to the golden template, and cut into the uint8 ``[N, 2, H, W]`` batches the network
-sees in the cycle (:class:`aoi.vision.preprocess.InputBuilder`). INT8 scales learnt from anything
-else would not match what the station runs on.
+The builder does not know where calibration batches come from. The app layer
+(:mod:`aoi.app.calibration`) makes them from the recipe's ``model.calibration_dir`` exactly as the
+cycle makes its network inputs, and hands over a :class:`CalibrationData`: the digest of what the
+batches are made from (part of the engine key and the calibration cache's name) and a callable
+that makes the batches. The digest is cheap (file hashes); the batches are not (every image is
+registered), so they are made only when an INT8 engine is built without a calibration cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from aoi.errors import FrameError, RecipeError, RegistrationError, SourceError
-from aoi.inference.tensorrt.plan import calibration_shape, dims_text
-from aoi.recipe import LoadedRecipe, file_hash
-from aoi.recipe.template import load_template
-from aoi.sources.replay import IMAGE_SUFFIXES, read_image
-from aoi.sources.synthetic import SyntheticSource
-from aoi.vision.preprocess import InputBuilder, to_mono8
-from aoi.vision.registration import Registrar, align
-
-log = logging.getLogger(__name__)
+from aoi.errors import FrameError, RecipeError
+from aoi.inference.tensorrt.plan import Shape4, dims_text
+from aoi.recipe import LoadedRecipe
 
 #: Fewer usable calibration batches than this make scales that depend on a handful of boards.
 MIN_CALIBRATION_BATCHES = 8
 
 
-def calibration_dir(loaded: LoadedRecipe) -> Path:
-    """The recipe's calibration folder; :class:`RecipeError` naming the field if unusable."""
-    source = str(loaded.path)
-    setting = loaded.recipe.model.calibration_dir
-    if setting is None:
-        msg = (
-            f"{source}: model.calibration_dir is required for precision int8 (a folder of "
-            f"product images for INT8 calibration), found none"
-        )
-        raise RecipeError(msg)
-    folder = loaded.resolve(setting)
-    if not folder.is_dir():
-        msg = (
-            f"{source}: model.calibration_dir must name a folder of images, found none at {folder}"
-        )
-        raise RecipeError(msg)
-    return folder
+def _no_summary() -> str:
+    return ""
 
 
-def calibration_images(loaded: LoadedRecipe) -> list[Path]:
-    """The calibration images, sorted by name (so digests and batches are reproducible)."""
-    folder = calibration_dir(loaded)
-    images = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not images:
-        msg = (
-            f"{loaded.path}: model.calibration_dir {folder} holds no images; expected "
-            f"{', '.join(sorted(IMAGE_SUFFIXES))} files"
-        )
-        raise RecipeError(msg)
-    return images
+@dataclass(frozen=True)
+class CalibrationData:
+    """One recipe's INT8 calibration data: what identifies it, and its batches on demand."""
+
+    #: SHA-256 of everything the batches are made from. It is part of the engine key and names
+    #: the calibration cache, so other data means another engine and fresh scales.
+    digest: str
+    #: Makes the uint8 ``[N, 2, H, W]`` batches, each of :func:`plan.calibration_shape`. Called
+    #: only when an INT8 engine is built and no calibration cache holds the scales.
+    batches: Callable[[], Iterable[np.ndarray]]
+    #: Where the batches come from, at the start of messages (``board.toml:
+    #: model.calibration_dir /data/calib``).
+    origin: str
+    #: Once the batches are used up: a phrase that follows "N batches" in messages, saying what
+    #: they were made from (``from 40 usable image(s), 1 skipped, 3 tile(s) left over``).
+    summary: Callable[[], str] = field(default=_no_summary)
 
 
-def calibration_digest(loaded: LoadedRecipe, images: list[Path]) -> str:
-    """SHA-256 of everything calibration batches are made from: the images (names and bytes),
-    the golden template, and the registration and geometry settings."""
-    recipe = loaded.recipe
-    h = hashlib.sha256()
-    settings = {
-        "registration": recipe.registration.model_dump(mode="json"),
-        "geometry": recipe.geometry.model_dump(mode="json"),
-    }
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    h.update(file_hash(loaded.template_path).encode())
-    for p in images:
-        h.update(p.name.encode())
-        h.update(file_hash(p).encode())
-    return h.hexdigest()
+#: What the builder is given to get a recipe's calibration data; called only for INT8 recipes.
+CalibrationProvider = Callable[[LoadedRecipe], CalibrationData]
 
 
 @dataclass
-class BatchStats:
-    """What making batches from images used and skipped (reported after calibration)."""
+class FedCount:
+    """How many calibration batches went to the calibrator."""
 
-    images_used: int = 0
     batches: int = 0
-    tiles_left_over: int = 0
-    skipped: list[str] = field(default_factory=list)
 
 
-class CycleInputs:
-    """Turns board images into the network inputs the cycle would make from them."""
+def checked_batches(data: CalibrationData, shape: Shape4, fed: FedCount) -> Iterator[np.ndarray]:
+    """``data``'s batches, each checked to be uint8 of exactly ``shape`` and counted in ``fed``.
 
-    def __init__(self, loaded: LoadedRecipe, template: np.ndarray | None = None) -> None:
-        g = loaded.recipe.geometry
-        self.loaded = loaded
-        if template is None:
-            template = load_template(
-                loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
-            )
-        self.template = template
-        self.registrar = Registrar(template, loaded.recipe.registration)
-        self.inputs = InputBuilder(g, template)
-
-    def batches(self, image: np.ndarray) -> list[np.ndarray]:
-        """One board's network batches as the cycle feeds them (copies: the builder reuses
-        its buffer)."""
-        mono = to_mono8(image)
-        self.inputs.check_frame(mono)
-        aligned, _reg = align(self.registrar, mono)
-        return [batch.copy() for batch, _tiles in self.inputs.batches(aligned)]
-
-    def tiles(self, image: np.ndarray) -> list[np.ndarray]:
-        """One board's ``[2, H, W]`` network inputs, tile by tile."""
-        return [tile for batch in self.batches(image) for tile in batch]
-
-
-def batches_of(tiles: Iterable[np.ndarray], batch: int, stats: BatchStats) -> Iterator[np.ndarray]:
-    """Exactly ``batch``-sized ``[batch, 2, H, W]`` arrays from a stream of tiles.
-
-    Tiles of consecutive images share a batch; a last, incomplete batch is left out (counted in
-    ``stats.tiles_left_over``), because a calibration batch must have the calibration shape.
+    A generator: ``data.batches`` is first called when the calibrator asks for a batch, so a
+    build that takes its scales from the calibration cache makes none.
     """
-    pending: list[np.ndarray] = []
-    for tile in tiles:
-        pending.append(tile)
-        if len(pending) == batch:
-            stats.batches += 1
-            yield np.ascontiguousarray(np.stack(pending))
-            pending = []
-    stats.tiles_left_over = len(pending)
+    source = iter(data.batches())
+    try:
+        for batch in source:
+            if batch.dtype != np.uint8 or tuple(batch.shape) != shape:
+                msg = (
+                    f"{data.origin}: calibration batch {batch.dtype} {dims_text(batch.shape)} "
+                    f"must be uint8 {dims_text(shape)}"
+                )
+                raise FrameError(msg)
+            fed.batches += 1
+            yield np.ascontiguousarray(batch)
+    finally:
+        # The builder may stop early (a failure, or scales from the cache): let the maker's
+        # generator release what it holds now rather than when collected.
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
-def calibration_batches(
-    loaded: LoadedRecipe, images: list[Path], stats: BatchStats
-) -> Iterator[np.ndarray]:
-    """Calibration batches of :func:`calibration_shape` from the recipe's images.
-
-    An image that cannot be read, has the wrong size or fails registration is skipped with a
-    warning naming it (the cycle would give that board an ERROR verdict, not inspect it).
-    """
-    maker = CycleInputs(loaded)
-    shape = calibration_shape(loaded.recipe.geometry)
-
-    def tiles() -> Iterator[np.ndarray]:
-        for path in images:
-            try:
-                board_tiles = maker.tiles(read_image(path))
-            except (SourceError, FrameError, RegistrationError) as err:
-                stats.skipped.append(f"{path.name}: {err}")
-                log.warning("calibration image skipped: %s: %s", path, err)
-                continue
-            stats.images_used += 1
-            yield from board_tiles
-
-    for batch in batches_of(tiles(), shape[0], stats):
-        if batch.shape != shape:
-            msg = f"calibration batch {dims_text(batch.shape)} must be {dims_text(shape)}"
-            raise FrameError(msg)
-        yield batch
-
-
-def check_enough(stats: BatchStats, source: str) -> None:
-    """:class:`RecipeError` when calibration had too few usable batches to be trusted."""
-    if stats.batches < MIN_CALIBRATION_BATCHES:
-        skipped = f"; skipped: {stats.skipped[:3]}" if stats.skipped else ""
+def check_enough(data: CalibrationData, fed: FedCount) -> None:
+    """:class:`RecipeError` when calibration had too few batches for its scales to be trusted."""
+    if fed.batches < MIN_CALIBRATION_BATCHES:
+        summary = data.summary()
         msg = (
-            f"{source}: model.calibration_dir must give at least {MIN_CALIBRATION_BATCHES} "
-            f"calibration batches, found {stats.batches} from {stats.images_used} usable "
-            f"image(s){skipped}"
+            f"{data.origin} must give at least {MIN_CALIBRATION_BATCHES} calibration batches, "
+            f"found {fed.batches}{' ' + summary if summary else ''}"
         )
         raise RecipeError(msg)
-
-
-def synthetic_batches(
-    loaded: LoadedRecipe, boards: int, seed: int | None = None
-) -> Iterator[np.ndarray]:
-    """Network batches of ``boards`` synthetic boards of the recipe's product, made like the
-    cycle's (for parity checks where no images of the real product are at hand)."""
-    maker = CycleInputs(loaded)
-    with SyntheticSource(maker.template, loaded.recipe.synthetic, seed=seed) as source:
-        for _ in range(boards):
-            frame = source.grab()
-            try:
-                yield from maker.batches(frame.image)
-            except RegistrationError as err:
-                log.warning("parity board %d skipped: %s", frame.frame_id, err)

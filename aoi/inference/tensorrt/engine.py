@@ -29,11 +29,11 @@ from aoi.inference.tensorrt.cache import (
     write_engine,
 )
 from aoi.inference.tensorrt.calibration import (
-    BatchStats,
-    calibration_batches,
-    calibration_digest,
-    calibration_images,
+    CalibrationData,
+    CalibrationProvider,
+    FedCount,
     check_enough,
+    checked_batches,
 )
 from aoi.inference.tensorrt.cuda_mem import DeviceBuffer, GpuInfo, set_device
 from aoi.inference.tensorrt.plan import (
@@ -90,7 +90,8 @@ class EngineTarget:
     precision: PrecisionPlan
     profile: ProfileShapes
     warnings: tuple[str, ...]
-    calibration_images: tuple[Path, ...] = ()
+    #: For INT8: the calibration data whose digest is in ``key``; None otherwise.
+    calibration: CalibrationData | None = None
 
 
 def engine_target(
@@ -99,8 +100,14 @@ def engine_target(
     gpu: GpuInfo,
     settings: EngineSettings,
     model_path: Path | None = None,
+    *,
+    calibration: CalibrationProvider | None = None,
 ) -> EngineTarget:
-    """Work out the engine for a recipe on this TensorRT and GPU (reads files, builds nothing)."""
+    """Work out the engine for a recipe on this TensorRT and GPU (reads files, builds nothing).
+
+    For an INT8 recipe ``calibration`` is asked for the recipe's calibration data (its digest
+    goes into the key; its batches are not made here); other precisions never call it.
+    """
     source = str(loaded.path)
     model = model_path or loaded.model_path
     if not model.is_file():
@@ -108,11 +115,19 @@ def engine_target(
         raise ModelError(msg)
     profile, warnings = profile_for(loaded.recipe, source)
     plan = precision_plan(loaded.recipe.model.precision, tensorrt_version, source)
-    images: tuple[Path, ...] = ()
-    digest = ""
+    data: CalibrationData | None = None
     if plan.calibrate:
-        images = tuple(calibration_images(loaded))
-        digest = calibration_digest(loaded, list(images))
+        if calibration is None:
+            msg = (
+                f"{source}: model.precision int8 needs calibration data and the caller gave "
+                f"none (aoi.app.calibration.recipe_calibration makes it from the recipe)"
+            )
+            raise ModelError(msg)
+        data = calibration(loaded)
+        if not data.digest:
+            # An empty digest would let other calibration data reuse this engine and its scales.
+            msg = f"{data.origin}: calibration data must come with a digest of what it is made of"
+            raise ModelError(msg)
     key = EngineKey(
         model_sha256=file_hash(model),
         tensorrt_version=tensorrt_version,
@@ -120,7 +135,7 @@ def engine_target(
         compute_capability=gpu.compute_capability,
         precision=plan.precision,
         profile=profile,
-        calibration=digest,
+        calibration=data.digest if data is not None else "",
     )
     return EngineTarget(
         recipe_name=loaded.name,
@@ -131,7 +146,7 @@ def engine_target(
         precision=plan,
         profile=profile,
         warnings=tuple(warnings),
-        calibration_images=images,
+        calibration=data,
     )
 
 
@@ -209,31 +224,32 @@ def _build_int8(
     progress: Progress | None,
     notes: list[str],
 ) -> bytes:
-    """An INT8 build: calibration batches made like the cycle's, through one device buffer."""
+    """An INT8 build: the target's calibration batches, through one device buffer."""
+    data = target.calibration
+    if data is None:
+        msg = f"{target.recipe_path}: an INT8 engine target without calibration data"
+        raise ModelError(msg)
     shape = calibration_shape(loaded.recipe.geometry)
     cache = calibration_cache_path(settings.engine_dir, target.key)
     had_cache = cache.is_file()
-    stats = BatchStats()
-    batches = calibration_batches(loaded, list(target.calibration_images), stats)
+    fed = FedCount()
+    batches = checked_batches(data, shape, fed)
     nbytes = shape[0] * shape[1] * shape[2] * shape[3]
     with DeviceBuffer(nbytes) as device:
         calibrator = make_calibrator(trt, batches, shape, device, cache, progress)
         request = replace(request, calibrator=calibrator, calibration_shape=shape)
         try:
-            data = build_serialized(trt, request, progress)
+            serialized = build_serialized(trt, request, progress)
         finally:
             batches.close()
     if had_cache:
         notes.append(f"INT8 scales taken from the calibration cache {cache}")
-        return data
+        return serialized
     try:
-        check_enough(stats, str(loaded.path))
+        check_enough(data, fed)
     except RecipeError:
         # Scales from too little data are not kept for the next build either.
         cache.unlink(missing_ok=True)
         raise
-    notes.append(
-        f"INT8 calibrated on {stats.batches} batch(es) from {stats.images_used} image(s); "
-        f"{len(stats.skipped)} skipped, {stats.tiles_left_over} tile(s) left over"
-    )
-    return data
+    notes.append(f"INT8 calibrated on {fed.batches} batch(es) {data.summary()}".rstrip())
+    return serialized

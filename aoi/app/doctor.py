@@ -1,9 +1,9 @@
-"""``aoi build-engine`` and ``aoi doctor``: the station's TensorRT and hardware commands.
+"""``aoi doctor``: what this station has (TensorRT, CUDA, GPU, ONNX Runtime, cameras, engines).
 
-Wired into ``aoi`` by :func:`add_build_engine_parser` and :func:`add_doctor_parser`. Like the
-rest of the CLI: progress goes to stderr, results to stdout, ``--json`` puts one JSON object on
-the last line of stdout, and a known failure (an :class:`aoi.errors.AoiError`) ends the command
-with its message through ``aoi``'s main.
+An app-level command: it asks the inference layer's probes (:mod:`aoi.inference.probe`), the
+GenTL producers of the camera source and the engine cache, and with ``--parity`` runs TensorRT
+against ONNX Runtime on synthetic boards. Output follows the CLI's rules (``--json`` puts one
+JSON object on the last line of stdout).
 """
 
 from __future__ import annotations
@@ -12,104 +12,27 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from aoi.app.calibration import recipe_calibration, synthetic_batches
 from aoi.config import load_station_config
-from aoi.errors import AoiError, CameraError, ModelError
+from aoi.errors import AoiError, CameraError
 from aoi.inference import engine_settings
-from aoi.inference.probe import Finding, choose_backend, probe_gpu, probe_ort_cuda, probe_tensorrt
+from aoi.inference.probe import (
+    Finding,
+    choose_backend,
+    probe_cuda,
+    probe_gpu,
+    probe_ort_cuda,
+    probe_tensorrt,
+)
 from aoi.inference.tensorrt.cache import list_engines
-from aoi.recipe import find_recipe, load_recipe, recipes_dir
+from aoi.recipe import find_recipe, load_recipe
+from aoi.types import BackendName
 
 _NVIDIA_SMI_FIELDS = ("index", "name", "compute_cap", "driver_version", "memory.total")
-
-
-def _say(text: str) -> None:
-    print(f"[aoi] {text}", file=sys.stderr, flush=True)
-
-
-# --- build-engine ----------------------------------------------------------------------------
-
-
-def add_build_engine_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``aoi build-engine --recipe NAME [--recipe NAME ...] [--all] [--force] [--station TOML]``."""
-    p = subparsers.add_parser(
-        "build-engine",
-        help="build the TensorRT engines of recipes ahead of time (cached; see docs/tensorrt.md)",
-    )
-    p.add_argument(
-        "--recipe",
-        action="append",
-        default=[],
-        help="recipe name (shipped) or path to a .toml; repeat for several",
-    )
-    p.add_argument("--all", action="store_true", help="every recipe in the shipped recipes folder")
-    p.add_argument("--force", action="store_true", help="rebuild even where the cache is current")
-    p.add_argument("--station", default=None, help="station config TOML ([inference] engine_dir)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
-    p.set_defaults(func=cmd_build_engine)
-    return p
-
-
-def cmd_build_engine(args: argparse.Namespace) -> int:
-    from aoi.inference.tensorrt.cuda_mem import gpu_info, set_device
-    from aoi.inference.tensorrt.engine import engine_target, ensure_engine, import_tensorrt
-
-    names = list(args.recipe)
-    if args.all:
-        names += [str(p) for p in sorted(recipes_dir().glob("*.toml"))]
-    if not names:
-        msg = "build-engine needs --recipe NAME (one or more) or --all"
-        raise ModelError(msg)
-    settings = engine_settings(load_station_config(args.station).inference)
-    recipes = [load_recipe(find_recipe(n)) for n in dict.fromkeys(names)]
-    trt = import_tensorrt()
-    set_device(settings.device)
-    gpu = gpu_info(settings.device)
-    _say(f"TensorRT {trt.__version__} on {gpu.name} (sm {gpu.compute_capability})")
-    _say(f"engine cache {settings.engine_dir}")
-    done: dict[Path, str] = {}
-    rows = []
-    for loaded in recipes:
-        target = engine_target(loaded, trt.__version__, gpu, settings)
-        for warning in target.warnings:
-            _say(f"warning: {warning}")
-        engine = target.paths.engine
-        if engine in done:
-            state = f"shared with {done[engine]}"
-        else:
-            outcome = ensure_engine(
-                loaded,
-                target,
-                settings,
-                force=args.force,
-                progress=lambda text, name=loaded.name: _say(f"{name}: {text}"),
-            )
-            state = f"built in {outcome.build_seconds:.0f} s" if outcome.built else "cached"
-            if outcome.built:
-                _say(f"{loaded.name}: {outcome.decision.reason}")
-            for note in outcome.notes:
-                _say(f"{loaded.name}: {note}")
-            done[engine] = loaded.name
-        rows.append(
-            {
-                "recipe": loaded.name,
-                "precision": target.precision.precision,
-                "profile": target.profile.as_dict(),
-                "engine": str(engine),
-                "state": state,
-            }
-        )
-        print(f"{loaded.name:<24} {target.precision.precision:<5} {state:<24} {engine.name}")
-    if args.json:
-        print(json.dumps({"tensorrt": trt.__version__, "gpu": gpu.name, "engines": rows}))
-    return 0
-
-
-# --- doctor ------------------------------------------------------------------------------------
 
 
 def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -160,33 +83,6 @@ def _nvidia_smi() -> dict[str, Any]:
     return {"ok": True, "gpus": parse_nvidia_smi(done.stdout)}
 
 
-def _cuda() -> dict[str, Any]:
-    from aoi.inference.tensorrt import cuda_mem
-
-    out: dict[str, Any] = {}
-    try:
-        cuda_mem.cudart()
-    except cuda_mem.CudaUnavailable as err:
-        return {"cuda_python": str(err)}
-    try:
-        from cuda import bindings
-
-        out["cuda_python"] = str(bindings.__version__)
-    except ImportError:
-        out["cuda_python"] = "installed (a version before cuda.bindings)"
-    for field, query in (
-        ("driver", cuda_mem.driver_version),
-        ("runtime", cuda_mem.runtime_version),
-    ):
-        try:
-            out[field] = query()
-        except cuda_mem.CudaError as err:
-            out[field] = f"unknown: {err}"
-    if out.get("driver") == "0.0":
-        out["driver"] = "none: no NVIDIA driver is loaded"
-    return out
-
-
 def _genicam(cti_paths: list[Path]) -> dict[str, Any]:
     try:
         from aoi.sources.genicam import describe_device, find_cti_files, list_devices
@@ -227,7 +123,6 @@ def _parity(recipe: str, station_path: str | None, trt: Finding) -> dict[str, An
     from aoi.inference.onnxruntime import OnnxRuntimeBackend
     from aoi.inference.parity import run_parity
     from aoi.inference.tensorrt.backend import TensorRTBackend
-    from aoi.inference.tensorrt.calibration import synthetic_batches
 
     loaded = load_recipe(find_recipe(recipe))
     settings = engine_settings(load_station_config(station_path).inference)
@@ -235,7 +130,9 @@ def _parity(recipe: str, station_path: str | None, trt: Finding) -> dict[str, An
         ort = stack.enter_context(
             OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile)
         )
-        trt_backend = stack.enter_context(TensorRTBackend(loaded, settings))
+        trt_backend = stack.enter_context(
+            TensorRTBackend(loaded, settings, calibration=recipe_calibration)
+        )
         report = run_parity(
             ort, trt_backend, synthetic_batches(loaded, boards=4), loaded.recipe.model.precision
         )
@@ -248,16 +145,16 @@ def doctor_report(station_path: str | None, parity: str | None) -> dict[str, Any
 
     station = load_station_config(station_path)
     trt, gpu, ort_cuda = probe_tensorrt(), probe_gpu(), probe_ort_cuda()
-    backend, why = choose_backend("auto", tensorrt=trt, gpu=gpu, ort_cuda=ort_cuda)
+    backend, why = choose_backend(BackendName.AUTO, tensorrt=trt, gpu=gpu, ort_cuda=ort_cuda)
     report: dict[str, Any] = {
         "tensorrt": {"ok": trt.ok, "detail": trt.detail},
-        "cuda": _cuda(),
+        "cuda": probe_cuda(),
         "gpu": {"ok": gpu.ok, "detail": gpu.detail},
         "nvidia_smi": _nvidia_smi(),
         "onnxruntime": {"version": ort.__version__, "providers": ort.get_available_providers()},
         "genicam": _genicam(list(station.camera.cti_paths)),
         "engine_cache": _engine_cache(engine_settings(station.inference).engine_dir),
-        "backend_auto": {"backend": backend, "why": why},
+        "backend_auto": {"backend": backend.value, "why": why},
     }
     if parity:
         try:

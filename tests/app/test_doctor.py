@@ -1,0 +1,74 @@
+"""``aoi doctor`` and ``aoi build-engine`` (aoi/app/): wiring, reports, a PC without TensorRT."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aoi.app.doctor import doctor_report, parse_nvidia_smi
+from aoi.app.engines import cmd_build_engine
+from aoi.cli import build_parser
+from aoi.errors import ModelError
+
+RecipeFactory = Callable[..., Path]
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def test_aoi_wires_both_commands() -> None:
+    args = build_parser().parse_args(["doctor", "--parity", "board-a-640", "--json"])
+    assert (args.parity, args.json, args.func.__module__) == ("board-a-640", True, "aoi.app.doctor")
+    args = build_parser().parse_args(["build-engine", "--recipe", "a", "--recipe", "b"])
+    assert (args.recipe, args.func) == (["a", "b"], cmd_build_engine)
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed: the missing-TensorRT path is moot")
+def test_build_engine_without_tensorrt_names_the_fix(make_recipe: RecipeFactory) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["build-engine", "--recipe", str(make_recipe())])
+    with pytest.raises(ModelError, match=r"pip install 'aoi-station\[gpu\]'"):
+        cmd_build_engine(args)
+    with pytest.raises(ModelError, match="needs --recipe NAME"):
+        cmd_build_engine(parser.parse_args(["build-engine"]))
+
+
+def test_parse_nvidia_smi() -> None:
+    text = "0, NVIDIA H100 80GB HBM3, 9.0, 580.65.06, 81559\n\nnot, a, row\n"
+    assert parse_nvidia_smi(text) == [
+        {
+            "index": "0",
+            "name": "NVIDIA H100 80GB HBM3",
+            "compute_cap": "9.0",
+            "driver_version": "580.65.06",
+            "memory.total": "81559",
+        }
+    ]
+
+
+def test_doctor_reports_every_part_in_plain_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOI_ENGINE_DIR", str(tmp_path / "engines"))
+    report = doctor_report(None, None)
+    assert set(report) == {
+        "tensorrt",
+        "cuda",
+        "gpu",
+        "nvidia_smi",
+        "onnxruntime",
+        "genicam",
+        "engine_cache",
+        "backend_auto",
+    }
+    assert report["engine_cache"] == {
+        "folder": str(tmp_path / "engines"),
+        "exists": False,
+        "engines": [],
+    }
+    assert report["tensorrt"]["ok"] == HAS_TRT
+    assert report["backend_auto"]["backend"] in {"tensorrt", "onnxruntime", "onnxruntime-cuda"}
+    assert type(report["backend_auto"]["backend"]) is str
+    json.dumps(report)
