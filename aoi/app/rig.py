@@ -88,6 +88,7 @@ class Rig:
                 raise RigError("engine", str(err)) from err
             self.template: np.ndarray = template
             self._opened = stack.pop_all()  # all opened: kept until close()
+            self._closed = False
 
     @property
     def source(self) -> ImageSource:
@@ -108,7 +109,12 @@ class Rig:
             loaded, self.backend, template=self.template, sinks=list(sinks), events=events
         )
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        self._closed = True
         self._opened.close()
 
     def __enter__(self) -> Rig:

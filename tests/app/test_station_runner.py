@@ -5,49 +5,32 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aoi.inference import create_backend
-from aoi.pipeline import Pipeline
+from aoi.app.rig import Rig
+from aoi.config import StationConfig
 from aoi.recipe import load_recipe
-from aoi.recipe.template import load_template
 from aoi.runner import RunState, ShiftCounters, StationRunner, shift_label, shift_start
-from aoi.sources.base import ImageSource
-from aoi.sources.synthetic import SyntheticSource
 from aoi.types import InspectionResult, Trigger, Verdict
 
 RecipeFactory = Callable[..., Path]
 
 
-class _Rig:
-    def __init__(self, pipeline: Pipeline, source: ImageSource, stack: ExitStack) -> None:
-        self.pipeline, self.source, self._stack = pipeline, source, stack
-        self.closed = False
-
-    def close(self) -> None:
-        self.closed = True
-        self._stack.close()
-
-
 @contextmanager
-def _rig_factory(recipe: Path) -> Iterator[Callable[[], _Rig]]:
+def _rig_factory(recipe: Path) -> Iterator[Callable[[], Rig]]:
+    """The station's own rigs (synthetic boards, ONNX Runtime on one thread), all closed after."""
     loaded = load_recipe(recipe)
-    g = loaded.recipe.geometry
-    template = load_template(loaded.template_path, g.frame_width_px, g.frame_height_px, "t")
-    made: list[_Rig] = []
+    made: list[Rig] = []
 
-    def make() -> _Rig:
-        stack = ExitStack()
-        backend = stack.enter_context(
-            create_backend("onnxruntime", loaded.model_path, g.profile, threads=1)
+    def make() -> Rig:
+        rig = Rig(
+            loaded, StationConfig(), source_spec="synthetic", backend="onnxruntime", threads=1
         )
-        source = stack.enter_context(SyntheticSource(template, loaded.recipe.synthetic))
-        rig = _Rig(Pipeline(loaded, backend, template=template), source, stack)
         made.append(rig)
         return rig
 
