@@ -31,7 +31,6 @@ from aoi.events import EventBus, Subscriber
 from aoi.pipeline import VerdictSink
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
 from aoi.runner import CounterSnapshot, RunState, ShiftCounters, StationRunner
-from aoi.sources.base import ImageSource
 from aoi.storage import Storage
 from aoi.storage.db import DB_ERRORS, default_data_dir
 from aoi.storage.queries import Window, record_audit, yield_table
@@ -332,7 +331,7 @@ class Station:
         source_label = engine_label = ""
         warnings: tuple[str, ...] = ()
         if rig is not None:
-            source_label = describe_source(rig.source, rig.loaded.name)
+            source_label = rig.source.describe()
             warnings = tuple(getattr(rig.source, "warnings", ()))
             engine_label = f"{rig.backend.name}, model {rig.backend.model_hash[:8]}"
         counters = self.counters.snapshot()
@@ -375,15 +374,3 @@ class StationHealth:
     lights: list[Light]
     alarms: list[Alarm]
     counters: CounterSnapshot
-
-
-def describe_source(source: ImageSource, recipe_name: str) -> str:
-    """The image source in words for the camera light."""
-    name = getattr(source, "name", type(source).__name__)
-    if name == "synthetic":
-        return f"Simulated camera: synthetic {recipe_name} boards"
-    if name == "genicam":
-        return f"Camera {getattr(source, 'label', '')}".strip()
-    if name == "replay":
-        return f"Replaying stored images ({getattr(source, 'folder', '')})"
-    return f"Image source {name}"
