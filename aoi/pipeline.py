@@ -5,8 +5,9 @@ when the frame became available to the host (``Frame.available_ns``) and stops w
 has been handed to the critical-path sinks (the PLC). Results then leave as typed
 :class:`InspectionResult` objects through the :class:`EventBus`, off the critical path.
 
-A known failure of any stage (:class:`AoiError`) becomes an ERROR verdict with its reason; the
-loop goes on with the next board. The station never reports OK for a board it could not inspect.
+A known failure of any stage (:class:`AoiError`) becomes an ERROR verdict with its kind
+(:class:`ErrorKind`) and its message; the loop goes on with the next board. The station never
+reports OK for a board it could not inspect.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from aoi.errors import (
     AoiError,
     CameraTimeout,
     FrameError,
+    InferenceError,
+    ModelError,
+    RegistrationError,
     SourceError,
     SourceExhausted,
 )
@@ -34,7 +38,15 @@ from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
-from aoi.types import Frame, GroundTruth, InspectionResult, Registration, Trigger, Verdict
+from aoi.types import (
+    ErrorKind,
+    Frame,
+    GroundTruth,
+    InspectionResult,
+    Registration,
+    Trigger,
+    Verdict,
+)
 from aoi.vision.postprocess import Candidates, Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder
 from aoi.vision.registration import Registrar, align, seen_region
@@ -59,6 +71,24 @@ class TriggerSource(Protocol):
 
 def _ms(t0: int, t1: int) -> float:
     return (t1 - t0) / 1e6
+
+
+def error_kind_of(err: AoiError) -> ErrorKind:
+    """The kind of ERROR a known failure gives (most specific class first)."""
+    if isinstance(err, CameraTimeout):
+        return ErrorKind.CAMERA_TIMEOUT
+    if isinstance(err, SourceError | FrameError):
+        return ErrorKind.BAD_FRAME
+    if isinstance(err, RegistrationError):
+        return ErrorKind.REGISTRATION
+    if isinstance(err, InferenceError | ModelError):
+        return ErrorKind.INFERENCE
+    return ErrorKind.OTHER
+
+
+def _message(err: Exception) -> str:
+    # An ERROR result must say why: an exception raised without a message still has its class.
+    return str(err) or type(err).__name__
 
 
 class Pipeline:
@@ -110,8 +140,11 @@ class Pipeline:
         verdict: Verdict,
         found: Candidates,
         reg: Registration | None,
-        error: str,
         trigger: Trigger | None,
+        *,
+        reason: str = "",
+        error: str = "",
+        error_kind: ErrorKind = ErrorKind.NONE,
     ) -> InspectionResult:
         # A PLC-triggered part keeps the id the PLC link gave it; otherwise the pipeline counts.
         plc_id = trigger.inspection_id if trigger is not None else 0
@@ -131,6 +164,8 @@ class Pipeline:
             over_budget=False,
             registration=reg,
             error=error,
+            error_kind=error_kind,
+            verdict_reason=reason,
             truth=self._visible_truth(frame, reg),
             timestamp_utc=time.time(),
             part_sequence=trigger.part_sequence if trigger else 0,
@@ -150,12 +185,18 @@ class Pipeline:
         return result
 
     def error_result(
-        self, reason: str, frame: Frame | None = None, trigger: Trigger | None = None
+        self,
+        kind: ErrorKind,
+        message: str,
+        frame: Frame | None = None,
+        trigger: Trigger | None = None,
     ) -> InspectionResult:
         """An ERROR verdict for a cycle that produced no usable frame (camera timeout, bad file)."""
         now = time.perf_counter_ns()
         empty = Candidates((), ())
-        return self._finish(frame, now, {}, Verdict.ERROR, empty, None, reason, trigger)
+        return self._finish(
+            frame, now, {}, Verdict.ERROR, empty, None, trigger, error=message, error_kind=kind
+        )
 
     def inspect(self, frame: Frame, trigger: Trigger | None = None) -> InspectionResult:
         """Run one board through the critical path; known failures give an ERROR verdict."""
@@ -198,9 +239,19 @@ class Pipeline:
             log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)
             empty = Candidates((), ())
             return self._finish(
-                frame, started, stages, Verdict.ERROR, empty, reg, str(err), trigger
+                frame,
+                started,
+                stages,
+                Verdict.ERROR,
+                empty,
+                reg,
+                trigger,
+                error=_message(err),
+                error_kind=error_kind_of(err),
             )
-        return self._finish(frame, started, stages, decision.verdict, found, reg, "", trigger)
+        return self._finish(
+            frame, started, stages, decision.verdict, found, reg, trigger, reason=decision.reason
+        )
 
 
 def run_cycles(
@@ -235,10 +286,10 @@ def run_cycles(
             frame = source.grab(grab_timeout_s)
         except SourceExhausted:
             break
-        except CameraTimeout as err:
-            result = pipeline.error_result(f"camera timeout: {err}", trigger=trigger)
-        except (SourceError, FrameError, ValueError) as err:
-            result = pipeline.error_result(f"bad frame: {err}", trigger=trigger)
+        except (SourceError, FrameError) as err:
+            result = pipeline.error_result(error_kind_of(err), _message(err), trigger=trigger)
+        except ValueError as err:  # a Frame that refused what the source handed it
+            result = pipeline.error_result(ErrorKind.BAD_FRAME, _message(err), trigger=trigger)
         else:
             result = pipeline.inspect(frame, trigger)
         stats.add(result)

@@ -41,7 +41,7 @@ class RunStats:
         self.last = r
         self.verdicts[r.verdict.name] += 1
         if r.verdict is Verdict.ERROR:
-            self.errors[r.error.split(":")[0]] += 1
+            self.errors[r.error_kind.value] += 1
         if r.frame_id >= 0:
             self.cycle_ms.append(r.cycle_ms)
             for name, ms in r.stages_ms.items():

@@ -51,6 +51,26 @@ class Verdict(enum.IntEnum):
     ERROR = 4
 
 
+class ErrorKind(enum.StrEnum):
+    """Why a board got an ERROR verdict (``NONE`` for every other verdict).
+
+    What the PLC's error code, the GUI's health lights and the statistics switch on; the result's
+    ``error`` text says the details in words. The values are what the database stores.
+    """
+
+    NONE = "none"
+    #: No frame arrived within the fetch timeout (:class:`aoi.errors.CameraTimeout`).
+    CAMERA_TIMEOUT = "camera_timeout"
+    #: The source failed or delivered an unusable frame (size, type, unreadable file).
+    BAD_FRAME = "bad_frame"
+    #: The board could not be aligned to the golden template.
+    REGISTRATION = "registration"
+    #: The model or the inference backend failed on the board.
+    INFERENCE = "inference"
+    #: Another known failure of a stage (an :class:`aoi.errors.AoiError` of no kind above).
+    OTHER = "other"
+
+
 def _check_boxes(name: str, boxes: np.ndarray) -> None:
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         msg = f"{name} must have shape (N, 4), got {boxes.shape}"
@@ -248,21 +268,39 @@ class InspectionResult:
     cycle_ms: float
     over_budget: bool
     registration: Registration | None
+    #: Why the board got ERROR, in words (empty for every other verdict); ``error_kind`` says
+    #: which kind of failure it was.
     error: str = ""
+    error_kind: ErrorKind = ErrorKind.NONE
+    #: Why the verdict rules decided what they did (``aoi.vision.verdict.Decision.reason``);
+    #: empty for ERROR, which no rule decides.
+    verdict_reason: str = ""
     truth: GroundTruth | None = None
     timestamp_utc: float = 0.0
     part_sequence: int = 0
     serial: str = ""
     #: The frame as the source delivered it (for the image archive and the GUI); not copied.
     frame: Frame | None = field(default=None, repr=False, compare=False)
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.verdict, Verdict):
             msg = f"InspectionResult.verdict must be a Verdict, got {self.verdict!r}"
             raise TypeError(msg)
-        if self.verdict is Verdict.ERROR and not self.error:
-            msg = "InspectionResult with verdict ERROR must say why in .error"
+        if not isinstance(self.error_kind, ErrorKind):
+            msg = f"InspectionResult.error_kind must be an ErrorKind, got {self.error_kind!r}"
+            raise TypeError(msg)
+        if self.verdict is Verdict.ERROR:
+            if self.error_kind is ErrorKind.NONE or not self.error:
+                msg = (
+                    "InspectionResult with verdict ERROR must say which failure in .error_kind "
+                    f"(not NONE) and why in .error, got {self.error_kind.name} {self.error!r}"
+                )
+                raise ValueError(msg)
+        elif self.error_kind is not ErrorKind.NONE:
+            msg = (
+                f"InspectionResult with verdict {self.verdict.name} must have error_kind NONE, "
+                f"got {self.error_kind.name}"
+            )
             raise ValueError(msg)
         if self.verdict is Verdict.NG and not self.defects:
             msg = "InspectionResult with verdict NG must carry at least one defect"

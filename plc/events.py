@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aoi.types import InspectionResult, Verdict
+from aoi.types import ErrorKind, InspectionResult, Verdict
 from plc.protocol import U16_MAX, U32_MAX, ErrorCode
 
 
@@ -24,13 +24,21 @@ class ActiveRecipe:
         return cls(product_code, int(content_hash[:8], 16) if content_hash else 0, name)
 
 
-def error_code_for(reason: str) -> ErrorCode:
-    """The error code for an ERROR verdict, from the reason the cycle gave."""
-    if reason.startswith("camera timeout"):
-        return ErrorCode.CAMERA_TIMEOUT
-    if reason.startswith("bad frame"):
-        return ErrorCode.BAD_FRAME
-    return ErrorCode.INSPECTION_FAILED
+#: The PLC's error code for each kind of ERROR; registration and inference failures (and any
+#: other known failure of a stage) are one code to the PLC, the part was not inspected.
+ERROR_CODES: dict[ErrorKind, ErrorCode] = {
+    ErrorKind.NONE: ErrorCode.NONE,
+    ErrorKind.CAMERA_TIMEOUT: ErrorCode.CAMERA_TIMEOUT,
+    ErrorKind.BAD_FRAME: ErrorCode.BAD_FRAME,
+    ErrorKind.REGISTRATION: ErrorCode.INSPECTION_FAILED,
+    ErrorKind.INFERENCE: ErrorCode.INSPECTION_FAILED,
+    ErrorKind.OTHER: ErrorCode.INSPECTION_FAILED,
+}
+
+
+def error_code_for(kind: ErrorKind) -> ErrorCode:
+    """The error code the PLC gets for a kind of ERROR (NONE for a result that is no ERROR)."""
+    return ERROR_CODES[kind]
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class PartResult:
             top_class=top.class_id if top else 0,
             top_score_permille=round(top.score * 1000) if top else 0,
             cycle_time_us=min(round(r.cycle_ms * 1000), U32_MAX),
-            error_code=error_code_for(r.error) if r.verdict is Verdict.ERROR else ErrorCode.NONE,
+            error_code=error_code_for(r.error_kind),
             reason=r.error,
             inspection_id=r.inspection_id,
         )

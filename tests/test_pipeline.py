@@ -25,7 +25,15 @@ from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import load_recipe
 from aoi.sources.synthetic import SyntheticSource
-from aoi.types import STAGES, Frame, GroundTruth, InspectionResult, Trigger, Verdict
+from aoi.types import (
+    STAGES,
+    ErrorKind,
+    Frame,
+    GroundTruth,
+    InspectionResult,
+    Trigger,
+    Verdict,
+)
 
 RecipeFactory = Callable[..., Path]
 Opener = Callable[[Path], Pipeline]
@@ -55,6 +63,11 @@ def test_clean_board_is_ok_and_spurious_copper_is_ng(
     pipeline = open_pipeline(make_recipe())
     clean = pipeline.inspect(_frame(pipeline.template.copy()))
     assert clean.verdict is Verdict.OK, clean.error
+    assert (clean.verdict_reason, clean.error_kind, clean.error) == (
+        "no defect",
+        ErrorKind.NONE,
+        "",
+    )
     assert set(clean.stages_ms) == set(STAGES)
     assert clean.cycle_ms >= sum(clean.stages_ms.values()) - 0.5
     assert clean.recipe_hash == pipeline.loaded.content_hash
@@ -65,6 +78,9 @@ def test_clean_board_is_ok_and_spurious_copper_is_ng(
     dirty[100:112, 60:72] = blob
     result = pipeline.inspect(_frame(dirty, 1))
     assert result.verdict is Verdict.NG
+    # The verdict rules' reason travels with the result (the NG rule, naming the worst defect).
+    n = len(result.defects)
+    assert re.fullmatch(rf"{n} defect\(s\), worst spurious_copper 0\.\d\d", result.verdict_reason)
     top = result.top_defect
     assert top is not None and top.class_name == "spurious_copper"
     x0, y0, x1, y1 = top.bbox_xyxy_px
@@ -90,20 +106,56 @@ def test_shifted_and_rotated_board_is_registered_before_inspection(
 
 
 @pytest.mark.parametrize(
-    ("image", "expected"),
+    ("image", "expected", "kind"),
     [
-        (np.zeros((200, 256), np.uint8), "frame must be 256x256 px as the recipe's geometry says"),
-        (np.full((256, 256), 127, np.uint8), "registration"),
+        (
+            np.zeros((200, 256), np.uint8),
+            "frame must be 256x256 px as the recipe's geometry says",
+            ErrorKind.BAD_FRAME,
+        ),
+        (np.full((256, 256), 127, np.uint8), "registration", ErrorKind.REGISTRATION),
     ],
 )
 def test_bad_frames_give_error_verdicts(
-    make_recipe: RecipeFactory, open_pipeline: Opener, image: np.ndarray, expected: str
+    make_recipe: RecipeFactory,
+    open_pipeline: Opener,
+    image: np.ndarray,
+    expected: str,
+    kind: ErrorKind,
 ) -> None:
     pipeline = open_pipeline(make_recipe())
     result = pipeline.inspect(_frame(image))
     assert result.verdict is Verdict.ERROR
     assert expected in result.error
+    assert result.error_kind is kind
+    assert result.verdict_reason == ""  # no verdict rule decided an ERROR
     assert result.defects == ()
+
+
+def test_a_failing_engine_gives_an_inference_error(make_recipe: RecipeFactory) -> None:
+    loaded = load_recipe(make_recipe())
+    backend = OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=1)
+    with backend:
+        pipeline = Pipeline(loaded, backend)
+    # The session is closed now: the engine refuses to run, as a lost GPU would.
+    result = pipeline.inspect(_frame(pipeline.template.copy()))
+    assert (result.verdict, result.error_kind) == (Verdict.ERROR, ErrorKind.INFERENCE)
+    assert "outside its context manager" in result.error
+    assert set(result.stages_ms) == {"acquire", "register", "preprocess"}
+
+
+def test_results_refuse_an_error_kind_that_contradicts_the_verdict() -> None:
+    from dataclasses import replace
+
+    ok = InspectionResult(1, 0, "f", "r", "h", "m", "cpu", Verdict.OK, (), (), {}, 5.0, False, None)
+    with pytest.raises(ValueError, match="must have error_kind NONE, got BAD_FRAME"):
+        replace(ok, verdict=Verdict.OK, error_kind=ErrorKind.BAD_FRAME)
+    with pytest.raises(ValueError, match=r"must say which failure in \.error_kind"):
+        replace(ok, verdict=Verdict.ERROR, error="lost", error_kind=ErrorKind.NONE)
+    with pytest.raises(ValueError, match=r"and why in \.error"):
+        replace(ok, verdict=Verdict.ERROR, error="", error_kind=ErrorKind.OTHER)
+    with pytest.raises(TypeError, match="must be an ErrorKind"):
+        replace(ok, verdict=Verdict.ERROR, error="lost", error_kind="other")
 
 
 def test_unrelated_board_is_an_error_not_ok(
@@ -114,6 +166,7 @@ def test_unrelated_board_is_an_error_not_ok(
     pipeline = open_pipeline(make_recipe())
     result = pipeline.inspect(_frame(golden_board(256, 256, 4242, "binary")))
     assert result.verdict is Verdict.ERROR
+    assert result.error_kind is ErrorKind.REGISTRATION
     assert "correlation" in result.error
 
 
@@ -181,6 +234,9 @@ class _FlakySource:
     ) -> None:
         return None
 
+    def describe(self) -> str:
+        return "A flaky test camera"
+
     def grab(self, timeout_s: float = 1.0) -> Frame:
         self.calls += 1
         if self.calls == 2:
@@ -198,9 +254,16 @@ def test_camera_timeout_and_bad_file_do_not_stop_the_loop(
     source = _FlakySource(pipeline.template)
     stats = run_cycles(pipeline, source, cycles=4, on_result=results.append)
     assert [r.verdict for r in results] == [Verdict.OK, Verdict.ERROR, Verdict.ERROR, Verdict.OK]
-    assert "camera timeout" in results[1].error
+    assert [r.error_kind for r in results] == [
+        ErrorKind.NONE,
+        ErrorKind.CAMERA_TIMEOUT,
+        ErrorKind.BAD_FRAME,
+        ErrorKind.NONE,
+    ]
+    assert "no frame within" in results[1].error
     assert "bad.png" in results[2].error
     assert stats.verdicts["ERROR"] == 2
+    assert stats.summary()["errors"] == {"camera_timeout": 1, "bad_frame": 1}
 
 
 def test_stop_event_ends_an_endless_run(make_recipe: RecipeFactory, open_pipeline: Opener) -> None:

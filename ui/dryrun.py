@@ -24,7 +24,7 @@ from aoi.sources.replay import read_image
 from aoi.stats import RunStats
 from aoi.storage.db import DB_ERRORS, Database
 from aoi.storage.tables import Inspection
-from aoi.types import Frame, InspectionResult
+from aoi.types import ErrorKind, Frame, InspectionResult
 
 SYNTHETIC = "synthetic"
 STORED = "stored"
@@ -140,5 +140,5 @@ def _inspect_file(pipeline: Pipeline, path: Path, index: int) -> InspectionResul
         image = read_image(path)
         frame = Frame(image, index, time.perf_counter_ns(), "stored", path.name)
     except (AoiError, ValueError) as err:
-        return pipeline.error_result(f"bad frame: {err}")
+        return pipeline.error_result(ErrorKind.BAD_FRAME, str(err))
     return pipeline.inspect(frame)

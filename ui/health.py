@@ -13,13 +13,18 @@ from dataclasses import dataclass
 
 from aoi.runner import CounterSnapshot, RunState
 from aoi.storage import HealthSnapshot
-from aoi.types import InspectionResult, Verdict
+from aoi.types import ErrorKind, InspectionResult
 from plc.link import LinkHealth
 from plc.peer import LinkState
 from plc.registers import ERROR_TEXT, ErrorCode
 
 #: Share of recent boards over budget that turns the engine light amber.
 OVER_BUDGET_WARN = 0.01
+
+#: Kinds of ERROR the camera light shows (no image, or an unusable one); the engine light shows
+#: the others (the board was seen but could not be inspected).
+CAMERA_ERRORS = frozenset({ErrorKind.CAMERA_TIMEOUT, ErrorKind.BAD_FRAME})
+ENGINE_ERRORS = frozenset(ErrorKind) - CAMERA_ERRORS - {ErrorKind.NONE}
 
 
 class Level(enum.IntEnum):
@@ -75,8 +80,9 @@ def camera_light(
             f"Inspection stopped: {fault}",
             "Check the camera's cable and power, then press START.",
         )
-    if last is not None and last.verdict is Verdict.ERROR and last.frame is None:
-        if last.error.startswith("camera timeout"):
+    kind = last.error_kind if last is not None else ErrorKind.NONE
+    if last is not None and kind in CAMERA_ERRORS:
+        if kind is ErrorKind.CAMERA_TIMEOUT:
             return Light(
                 name,
                 Level.FAULT,
@@ -120,7 +126,7 @@ def engine_light(
             f"The inspection engine could not load the recipe: {open_error}",
             "Check the model file the recipe names, or activate another recipe (Engineer).",
         )
-    if last is not None and last.verdict is Verdict.ERROR and last.frame is not None:
+    if last is not None and last.error_kind in ENGINE_ERRORS:
         return Light(
             name,
             Level.WARN,

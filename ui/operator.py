@@ -151,6 +151,7 @@ class OperatorScreen(QWidget):
             part += f" · {r.serial}"
         part += f" · {r.cycle_ms:.1f} ms" + (" (over budget)" if r.over_budget else "")
         self.verdict.set_verdict(r.verdict, verdict_detail(r), part)
+        self.verdict.setToolTip(r.verdict_reason or r.error)  # why, in full, on hover
 
     def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
         c = health.counters

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from aoi.app.station import Station
 from aoi.runner import CounterSnapshot, RunState
-from aoi.sources.base import ImageSource
 from ui.health import (
     Alarm,
     Light,
@@ -33,18 +32,6 @@ class StationHealth:
     counters: CounterSnapshot
 
 
-def describe_source(source: ImageSource, recipe_name: str) -> str:
-    """The image source in words for the camera light."""
-    name = getattr(source, "name", type(source).__name__)
-    if name == "synthetic":
-        return f"Simulated camera: synthetic {recipe_name} boards"
-    if name == "genicam":
-        return f"Camera {getattr(source, 'label', '')}".strip()
-    if name == "replay":
-        return f"Replaying stored images ({getattr(source, 'folder', '')})"
-    return f"Image source {name}"
-
-
 def station_health(station: Station) -> StationHealth:
     """The four lights and the alarms now (cheap: snapshots only)."""
     rig, runner, err = station.rig, station.runner, station.rig_error
@@ -52,7 +39,7 @@ def station_health(station: Station) -> StationHealth:
     source_label = engine_label = ""
     warnings: tuple[str, ...] = ()
     if rig is not None:
-        source_label = describe_source(rig.source, rig.loaded.name)
+        source_label = rig.source.describe()
         warnings = tuple(getattr(rig.source, "warnings", ()))
         engine_label = f"{rig.backend.name}, model {rig.backend.model_hash[:8]}"
     counters = station.counters.snapshot()

@@ -29,7 +29,7 @@ def create_source(
     if kind == "synthetic":
         from aoi.sources.synthetic import SyntheticSource
 
-        return SyntheticSource(template, loaded.recipe.synthetic, seed=seed)
+        return SyntheticSource(template, loaded.recipe.synthetic, seed=seed, board=loaded.name)
     if kind == "replay":
         if not arg:
             msg = f"source {spec!r}: replay needs a folder, as replay:DIR"

@@ -192,6 +192,10 @@ class ReplaySource:
     ) -> None:
         self._entries = None
 
+    def describe(self) -> str:
+        """What the camera light says: the folder whose images are replayed."""
+        return f"Replaying stored images ({self.folder})"
+
     def grab(self, timeout_s: float = 1.0) -> Frame:  # noqa: ARG002 (the protocol's signature)
         """The next image as a Frame; :class:`SourceExhausted` after the last one unless looping.
 

@@ -9,7 +9,7 @@
 
 from aoi.storage.errors import JournalError, ReviewError, SchemaError, StorageError
 from aoi.storage.health import HealthSnapshot
-from aoi.storage.storage import Storage
+from aoi.storage.storage import Storage, StoredInspection
 from aoi.storage.tables import Verification
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "SchemaError",
     "Storage",
     "StorageError",
+    "StoredInspection",
     "Verification",
 ]

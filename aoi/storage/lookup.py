@@ -48,6 +48,8 @@ class InspectionRecord:
     over_budget: bool
     stages_ms: dict[str, float]
     error: str
+    error_kind: str
+    verdict_reason: str
     image_path: str | None
     preview_path: str | None
     defects: tuple[DefectRecord, ...]
@@ -70,6 +72,8 @@ def _record(i: Inspection) -> InspectionRecord:
         over_budget=i.over_budget,
         stages_ms=dict(i.stages_ms),
         error=i.error,
+        error_kind=i.error_kind,
+        verdict_reason=i.verdict_reason,
         image_path=i.image_path,
         preview_path=i.preview_path,
         defects=tuple(
@@ -153,6 +157,8 @@ _EXPORT = (
     Inspection.cycle_ms,
     Inspection.over_budget,
     Inspection.error,
+    Inspection.error_kind,
+    Inspection.verdict_reason,
     Inspection.image_path,
 )
 EXPORT_FIELDS: list[str] = [c.key for c in _EXPORT]

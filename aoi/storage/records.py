@@ -13,12 +13,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aoi.types import Defect, InspectionResult
+from aoi.types import Defect, ErrorKind, InspectionResult, Verdict
 
 INSPECTION, CYCLE, RECIPE = "inspection", "cycle", "recipe"
 
 #: Bumped when a record's fields change; replay reads every version it knows.
-RECORD_VERSION = 1
+#: 2: ``error_kind`` and ``verdict_reason`` (version 1 named the kind by the error's prefix).
+RECORD_VERSION = 2
 
 
 def _defect(d: Defect) -> list[Any]:
@@ -71,6 +72,8 @@ def inspection_record(
             )
         ],
         "error": result.error,
+        "error_kind": result.error_kind.value,
+        "verdict_reason": result.verdict_reason,
         "frame_id": int(result.frame_id),
         "frame_name": result.frame_name,
         "image_path": image_path,
@@ -98,6 +101,21 @@ def _finite(x: float) -> float | None:
 
 
 _REGISTRATION = ("shift_x_px", "shift_y_px", "rotation_deg", "correlation", "residual")
+
+
+def _error_kind(rec: dict[str, Any]) -> str:
+    """The record's error kind; a version 1 record's from its error's prefix, as 0003 does."""
+    if "error_kind" in rec:
+        return str(rec["error_kind"])
+    if rec["verdict"] != Verdict.ERROR.name:
+        return ErrorKind.NONE.value
+    for prefix, kind in (
+        ("camera timeout", ErrorKind.CAMERA_TIMEOUT),
+        ("bad frame", ErrorKind.BAD_FRAME),
+    ):
+        if rec["error"].startswith(prefix):
+            return kind.value
+    return ErrorKind.OTHER.value
 
 
 def utc(ts: float) -> datetime:
@@ -131,6 +149,8 @@ def inspection_row(rec: dict[str, Any]) -> dict[str, Any]:
         if reg is None
         else {k: _finite(v) for k, v in zip(_REGISTRATION, reg, strict=True)},
         "error": rec["error"],
+        "error_kind": _error_kind(rec),
+        "verdict_reason": rec.get("verdict_reason", ""),
         "frame_id": rec["frame_id"],
         "frame_name": rec["frame_name"],
         "image_path": rec["image_path"],

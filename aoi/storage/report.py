@@ -202,7 +202,9 @@ def render_lookup(records: list[InspectionRecord], tz: tzinfo | None) -> str:
             f"recipe {r.recipe_name} ({r.recipe_hash[:12]})  {r.cycle_ms:.1f} ms  {r.uuid}"
         )
         if r.error:
-            lines.append(f"    error: {r.error}")
+            lines.append(f"    error ({r.error_kind}): {r.error}")
+        if r.verdict_reason:
+            lines.append(f"    reason: {r.verdict_reason}")
         if r.image_path:
             lines.append(f"    image: {r.image_path}")
         lines += [

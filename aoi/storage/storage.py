@@ -5,7 +5,9 @@ journal (one ``write``; fsync on request), hands it to the writer's queue withou
 hands the frame to the image archive; it never touches the database, so a locked or vanished
 database cannot stall the cycle, and a verdict the PLC received is always in the journal first.
 ``Storage.finish`` (an :class:`~aoi.events.EventBus` subscriber) records the final cycle time,
-which is only known once the PLC write is done.
+which is only known once the PLC write is done. Where an inspection went (its row's UUID, its
+archived image) is kept by inspection id, ``Storage.stored(inspection_id)``; the result itself is
+frozen and stays as the pipeline made it.
 
 Leaving the ``with`` block stops the archive (after writing what it holds), then the writer
 (after committing what is queued and journaled, within ``stop_timeout_s``, 10 s), then closes the
@@ -17,6 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -33,9 +37,21 @@ from aoi.types import InspectionResult
 
 log = logging.getLogger(__name__)
 
-#: Keys Storage.publish adds to ``InspectionResult.extra`` (the GUI reviews by this UUID).
-UUID_KEY = "inspection_uuid"
-IMAGE_KEY = "image_path"
+#: How many recent inspections ``Storage.stored`` remembers: well over what the EventBus holds
+#: (256 results per subscriber), so ``finish`` always finds the inspection it follows.
+STORED_KEEP = 4096
+
+
+@dataclass(frozen=True)
+class StoredInspection:
+    """Where Storage put one inspection: its row's key, and its image when archived."""
+
+    inspection_id: int
+    uuid: str
+    image_path: str | None
+    #: The result's ``timestamp_utc``: tells this inspection from a later one with the same id
+    #: (a new pipeline after a recipe change counts from 1 again).
+    timestamp_utc: float
 
 
 class Storage:
@@ -71,6 +87,7 @@ class Storage:
         self.writer: Writer | None = None
         self.archive: Archive | None = None
         self._lock = threading.Lock()
+        self._stored: OrderedDict[int, StoredInspection] = OrderedDict()
         self._recipes: set[str] = set()
         self._open = False
 
@@ -144,11 +161,10 @@ class Storage:
 
     # -- the critical path --------------------------------------------------------------------
 
-    def publish(self, result: InspectionResult) -> None:
+    def publish(self, result: InspectionResult) -> StoredInspection:
         """Journal the inspection and queue it for the database and the archive; never waits.
 
-        Adds ``extra["inspection_uuid"]`` (and ``extra["image_path"]`` when archived) to the
-        result, which the final result the pipeline hands on shares.
+        Returns where it went (also kept for :meth:`stored`, once it is in the journal).
         """
         if not self._open:
             msg = f"storage {self.db.display}: publish() outside its with block"
@@ -162,9 +178,12 @@ class Storage:
             str(paths.image) if paths else None,
             str(paths.preview) if paths else None,
         )
-        result.extra[UUID_KEY] = str(record_uuid)
-        if paths is not None:
-            result.extra[IMAGE_KEY] = str(paths.image)
+        stored = StoredInspection(
+            result.inspection_id,
+            str(record_uuid),
+            str(paths.image) if paths else None,
+            result.timestamp_utc,
+        )
         self.health.count("published")
         if result.recipe_hash not in self._recipes:
             self._recipes.add(result.recipe_hash)
@@ -176,8 +195,23 @@ class Storage:
                 f"{self.health.snapshot().lost} inspections lost: neither the journal "
                 f"{self.journal_dir} nor the writer's queue took them",
             )
+        # Remembered only now: whoever finds it (finish) appends after the inspection record.
+        self._remember(stored)
         if paths is not None and self.archive is not None:
             self.archive.submit(result, paths)
+        return stored
+
+    def _remember(self, stored: StoredInspection) -> None:
+        with self._lock:
+            self._stored[stored.inspection_id] = stored
+            self._stored.move_to_end(stored.inspection_id)
+            while len(self._stored) > STORED_KEEP:
+                self._stored.popitem(last=False)
+
+    def stored(self, inspection_id: int) -> StoredInspection | None:
+        """Where the latest inspection with this id went (None: not published, or long ago)."""
+        with self._lock:
+            return self._stored.get(inspection_id)
 
     def _append(self, record: dict[str, object]) -> bool:
         """Journal then queue; False when the record is in neither (lost)."""
@@ -202,10 +236,10 @@ class Storage:
 
     def finish(self, result: InspectionResult) -> None:
         """Record the final cycle time (known after the PLC write); subscribe it to the EventBus."""
-        record_uuid = result.extra.get(UUID_KEY)
-        if not self._open or not isinstance(record_uuid, str):
+        stored = self.stored(result.inspection_id)
+        if not self._open or stored is None or stored.timestamp_utc != result.timestamp_utc:
             return
-        self._append(cycle_record(record_uuid, result.cycle_ms, result.over_budget))
+        self._append(cycle_record(stored.uuid, result.cycle_ms, result.over_budget))
 
     def note_recipe(self, name: str, content_hash: str, path: Path | None) -> None:
         """Record the content of a recipe the station inspects with (call on load or change)."""

@@ -170,6 +170,10 @@ class Inspection(Base):
     #: shift_x_px, shift_y_px, rotation_deg, correlation, residual of the alignment.
     registration: Mapped[dict[str, float] | None] = mapped_column(JSON)
     error: Mapped[str] = mapped_column(Text)
+    #: ``aoi.types.ErrorKind`` value: which kind of failure gave ERROR (``none`` otherwise).
+    error_kind: Mapped[str] = mapped_column(String(16), server_default="none")
+    #: Why the verdict rules decided what they did (empty for ERROR and for rows before 0003).
+    verdict_reason: Mapped[str] = mapped_column(Text, server_default="")
     frame_id: Mapped[int] = mapped_column(BigInteger)
     frame_name: Mapped[str] = mapped_column(String(256))
     #: Lossless image and overlay preview, absolute paths on the station (None: not archived).

@@ -16,7 +16,7 @@ from aoi.app.rig import Rig
 from aoi.config import StationConfig
 from aoi.recipe import load_recipe
 from aoi.runner import RunState, ShiftCounters, StationRunner, shift_label, shift_start
-from aoi.types import InspectionResult, Trigger, Verdict
+from aoi.types import ErrorKind, InspectionResult, Trigger, Verdict
 
 RecipeFactory = Callable[..., Path]
 
@@ -62,6 +62,7 @@ def _result(verdict: Verdict, cycle_ms: float = 10.0, over: bool = False) -> Ins
         over,
         None,
         error="x" if verdict is Verdict.ERROR else "",
+        error_kind=ErrorKind.OTHER if verdict is Verdict.ERROR else ErrorKind.NONE,
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 
 from aoi.config import PlcConfig
-from aoi.types import Defect, InspectionResult, Trigger, Verdict
+from aoi.types import Defect, ErrorKind, InspectionResult, Trigger, Verdict
 from plc.client import RegisterClient
 from plc.config import register_map
 from plc.errors import PlcLinkError, UnknownProductCode
@@ -56,7 +56,13 @@ FAST = PlcConfig(
 )
 
 
-def inspection(trigger: Trigger, verdict: Verdict = Verdict.OK, n: int = 1) -> InspectionResult:
+def inspection(
+    trigger: Trigger,
+    verdict: Verdict = Verdict.OK,
+    n: int = 1,
+    kind: ErrorKind = ErrorKind.CAMERA_TIMEOUT,
+) -> InspectionResult:
+    """What the pipeline would publish for the trigger; ``kind`` is an ERROR's kind."""
     defects = (Defect(2, "short", (10, 10, 20, 20), 40, 0.876),) if verdict is Verdict.NG else ()
     return InspectionResult(
         inspection_id=trigger.inspection_id or n,  # as the pipeline numbers a PLC's part
@@ -73,7 +79,8 @@ def inspection(trigger: Trigger, verdict: Verdict = Verdict.OK, n: int = 1) -> I
         cycle_ms=12.5,
         over_budget=False,
         registration=None,
-        error="camera timeout: none" if verdict is Verdict.ERROR else "",
+        error="no frame within 1 s" if verdict is Verdict.ERROR else "",
+        error_kind=kind if verdict is Verdict.ERROR else ErrorKind.NONE,
         part_sequence=trigger.part_sequence,
         serial=trigger.serial,
     )
@@ -209,6 +216,30 @@ def test_one_part_register_by_register() -> None:
         while link.state is not LinkState.LISTENING and time.monotonic() < deadline:
             time.sleep(0.005)
         assert link.state is LinkState.LISTENING, "serving, but no PLC connected"
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        (ErrorKind.CAMERA_TIMEOUT, ErrorCode.CAMERA_TIMEOUT),
+        (ErrorKind.BAD_FRAME, ErrorCode.BAD_FRAME),
+        (ErrorKind.REGISTRATION, ErrorCode.INSPECTION_FAILED),
+        (ErrorKind.INFERENCE, ErrorCode.INSPECTION_FAILED),
+        (ErrorKind.OTHER, ErrorCode.INSPECTION_FAILED),
+    ],
+)
+def test_an_error_result_carries_the_code_of_its_kind(kind: ErrorKind, code: ErrorCode) -> None:
+    with station_server() as (link, plc):
+        plc.write(EN)
+        plc.wait_bits(StatusBit.READY)
+        plc.write(EN, TRIG, part_sequence=5)
+        plc.wait_bits(StatusBit.TRIGGER_ACK, StatusBit.BUSY)
+        trigger = link.wait_trigger(1.0)
+        assert trigger is not None
+        plc.write(EN)
+        link.publish(inspection(trigger, Verdict.ERROR, kind=kind))
+        out = plc.wait_bits(StatusBit.RESULTS_VALID, StatusBit.ERROR)
+        assert (out.verdict, out.error_code, out.part_sequence_echo) == (4, code, 5)
 
 
 def test_trigger_while_busy_is_acknowledged_as_missed() -> None:

@@ -57,8 +57,10 @@ def test_list_devices_finds_the_viky_cameras() -> None:
 
 
 def test_grab_mono_frames_of_the_roi_size() -> None:
+    assert _viky().describe() == "Camera 0 (not open)"
     with _viky(pixel_format="Mono8", roi_width_px=320, roi_height_px=240) as cam:
         assert isinstance(cam, ImageSource)
+        assert cam.describe().startswith("Camera Viky serial 0 (")  # model and serial, open
         assert cam.node_value("Width") == 320
         assert cam.node_value("Height") == 240
         assert cam.node_value("NoSuchNode") is None

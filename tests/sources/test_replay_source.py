@@ -61,6 +61,7 @@ def _deeppcb_group(root: Path, group: str, pairs: dict[str, str | None]) -> Path
 def test_plain_folder_in_order_with_types(plain_folder: Path) -> None:
     with ReplaySource(plain_folder) as source:
         assert isinstance(source, ImageSource)
+        assert source.describe() == f"Replaying stored images ({plain_folder})"
         assert len(source) == 5
         assert not source.is_deeppcb
         frames = [source.grab() for _ in range(4)]

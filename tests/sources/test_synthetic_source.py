@@ -28,6 +28,10 @@ def test_is_an_image_source(template: np.ndarray) -> None:
     source = SyntheticSource(template, SyntheticSettings())
     assert isinstance(source, ImageSource)
     assert source.name == "synthetic"
+    h, w = template.shape
+    assert source.describe() == f"Simulated camera: synthetic boards of a {w}x{h} px template"
+    named = SyntheticSource(template, SyntheticSettings(), board="board-a-640")
+    assert named.describe() == "Simulated camera: synthetic board-a-640 boards"
 
 
 @pytest.mark.parametrize("look", ["binary", "grey"])

@@ -28,7 +28,7 @@ from storage_helpers import (
 
 from aoi.config import StorageConfig
 from aoi.storage import Storage
-from aoi.types import Defect, InspectionResult, Registration, Verdict
+from aoi.types import Defect, ErrorKind, InspectionResult, Registration, Verdict
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
@@ -144,7 +144,9 @@ def make_result() -> ResultFactory:
             cycle_ms=cycle_ms,
             over_budget=False,
             registration=Registration.identity(0.97, 3.0),
-            error="camera timeout: no frame" if verdict is Verdict.ERROR else "",
+            error="no frame within 2 s" if verdict is Verdict.ERROR else "",
+            error_kind=ErrorKind.CAMERA_TIMEOUT if verdict is Verdict.ERROR else ErrorKind.NONE,
+            verdict_reason="" if verdict is Verdict.ERROR else f"{len(defects)} defect(s)",
             timestamp_utc=time.time() if ts is None else ts,
             part_sequence=i if part_sequence is None else part_sequence,
             serial=serial or f"SN{i:06d}",

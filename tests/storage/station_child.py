@@ -16,15 +16,19 @@ from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import load_recipe
 from aoi.sources.synthetic import SyntheticSource
 from aoi.storage import Storage
-from aoi.storage.storage import UUID_KEY
 from aoi.types import InspectionResult
 
 
 class PrintingPlc:
     """Stands in for the PLC link: a verdict 'reached the PLC' when it is printed."""
 
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
     def publish(self, result: InspectionResult) -> None:
-        sys.stdout.write(f"PLC {result.extra[UUID_KEY]}\n")
+        stored = self.storage.stored(result.inspection_id)
+        assert stored is not None, "storage sits before the PLC in the sinks"
+        sys.stdout.write(f"PLC {stored.uuid}\n")
         sys.stdout.flush()
 
 
@@ -43,7 +47,7 @@ def main() -> None:
         Storage(config, station_id="crash-test", database_url=url, data_dir=data) as storage,
         OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=1) as backend,
     ):
-        pipeline = Pipeline(loaded, backend, sinks=[storage, PrintingPlc()])
+        pipeline = Pipeline(loaded, backend, sinks=[storage, PrintingPlc(storage)])
         source = SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=5)
         with source:
             sys.stdout.write("READY\n")

@@ -17,7 +17,6 @@ from storage_helpers import ResultFactory, StorageFactory
 from aoi.storage.archive import Archive, DiskUsage, overlay
 from aoi.storage.db import Database
 from aoi.storage.health import StorageHealth
-from aoi.storage.storage import IMAGE_KEY
 from aoi.storage.tables import Inspection
 from aoi.types import Defect, Frame, Registration, Verdict
 
@@ -36,15 +35,17 @@ def test_ng_boards_are_archived_losslessly_with_a_preview_and_paths_in_the_datab
     ng = make_result(Verdict.NG, 2, frame=frame)
     ok = make_result(Verdict.OK, frame=_frame(2))
     with make_storage(sqlite_url, archive_images=True) as storage:
-        storage.publish(ng)
-        storage.publish(ok)
+        stored_ng = storage.publish(ng)
+        stored_ok = storage.publish(ok)
+        assert storage.stored(ng.inspection_id) == stored_ng
     assert storage.status().archive_written == 1
-    image = Path(ng.extra[IMAGE_KEY])
+    assert stored_ng.image_path is not None
+    image = Path(stored_ng.image_path)
     assert image.suffix == ".png" and "_NG_" in image.name
     assert np.array_equal(cv2.imread(str(image), cv2.IMREAD_UNCHANGED), frame.image)
     preview = cv2.imread(str(image.with_name(image.name.replace(".png", ".overlay.jpg"))))
     assert preview.shape == (96, 128, 3)
-    assert IMAGE_KEY not in ok.extra  # OK boards are not archived by default
+    assert stored_ok.image_path is None  # OK boards are not archived by default
     with Database(sqlite_url) as db, db.session() as s:
         paths = {i.verdict: (i.image_path, i.preview_path) for i in s.scalars(select(Inspection))}
     assert paths["NG"][0] == str(image)
@@ -119,11 +120,11 @@ def test_an_image_is_skipped_with_an_alarm_when_no_space_can_be_freed(
         assert storage.archive is not None
         storage.archive.disk_usage = lambda _p: DiskUsage(10**10, 10**10, 10**8)
         r = make_result(Verdict.NG, frame=_frame())
-        storage.publish(r)
+        stored = storage.publish(r)
     status = storage.status()
     assert (status.archive_written, status.archive_failed) == (0, 1)
     assert any("below min_free_gb" in a for a in status.alarms)
-    assert not Path(r.extra[IMAGE_KEY]).exists()
+    assert stored.image_path is not None and not Path(stored.image_path).exists()
     assert status.committed == 1  # the inspection itself is recorded all the same
 
 

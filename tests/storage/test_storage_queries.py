@@ -34,7 +34,6 @@ from aoi.storage.queries import (
     yield_table,
 )
 from aoi.storage.report import parse_since
-from aoi.storage.storage import UUID_KEY
 from aoi.types import Verdict
 
 T0 = datetime(2025, 3, 10, 5, 0, tzinfo=UTC)  # a Monday, 05:00 UTC
@@ -82,8 +81,7 @@ def known(db_url: str, make_storage: StorageFactory, make_result: ResultFactory)
                 serial=f"PCB-{int(h * 10):02d}",
                 frame_id=-1 if verdict is Verdict.ERROR else None,
             )
-            storage.publish(r)
-            results.append(r)
+            results.append((r, storage.publish(r)))
     with Database(db_url) as db:
         yield db, results
 
@@ -203,11 +201,15 @@ def test_lookup_by_serial_part_sequence_and_uuid(known: Any) -> None:
     assert by_serial.verdict == "NG"
     assert [d.class_name for d in by_serial.defects] == ["short", "short", "pin_hole"]
     assert by_serial.recipe_hash == "a" * 64
-    r = results[-1]
+    assert (by_serial.error_kind, by_serial.verdict_reason) == ("none", "3 defect(s)")
+    r, stored = results[-1]
     [by_seq] = find_inspections(db, part_sequence=r.part_sequence)
-    assert by_seq.uuid == r.extra[UUID_KEY]
-    [by_uuid] = find_inspections(db, inspection_uuid=r.extra[UUID_KEY])
+    assert by_seq.uuid == stored.uuid
+    [by_uuid] = find_inspections(db, inspection_uuid=stored.uuid)
     assert by_uuid.serial == r.serial
+    [failed] = find_inspections(db, serial="PCB-14")
+    assert (failed.verdict, failed.error_kind) == ("ERROR", "camera_timeout")
+    assert failed.error == "no frame within 2 s"
     assert find_inspections(db, serial="nope") == []
     with pytest.raises(ValueError, match="needs serial"):
         find_inspections(db)

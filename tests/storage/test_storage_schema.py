@@ -1,6 +1,7 @@
 """Schema and migrations on SQLite and PostgreSQL: a new database is made at head with the
-session settings the station relies on; a database of revision 1 keeps its rows when upgraded;
-one from a newer aoi is refused with a message that says so. Also the [storage] config section.
+session settings the station relies on; a database of revision 1 keeps its rows when upgraded,
+one of revision 2 gets its ERROR rows' kinds; one from a newer aoi is refused with a message that
+says so. Also the [storage] config section.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ def test_new_database_is_created_at_head_and_matches_the_models(db_url: str) -> 
     with Database(db_url) as db:
         assert db.current_revision() is None
         db.upgrade()
-        assert db.current_revision() == db.head_revision() == "0002"
+        assert db.current_revision() == db.head_revision() == "0003"
         with db.engine.connect() as conn:
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
             )
         assert diff == []
         db.upgrade()  # idempotent: a second start changes nothing
-        assert db.current_revision() == "0002"
+        assert db.current_revision() == "0003"
 
 
 @pytest.mark.parametrize(("synchronous", "code"), [("NORMAL", 1), ("FULL", 2)])
@@ -53,39 +54,45 @@ def test_sqlite_runs_in_wal_with_foreign_keys_busy_timeout_and_chosen_sync(
             assert pragma("synchronous") == code
 
 
+AT = datetime(2025, 1, 20, 8, 30, tzinfo=UTC)
+
+
+def _revision_1_inspection(u: uuid.UUID, **changes: object) -> dict[str, object]:
+    """The values of an ``inspections`` row as revisions 1 and 2 had its columns."""
+    values: dict[str, object] = {
+        "uuid": u,
+        "station_id": "line-3",
+        "inspected_at": AT,
+        "inspection_id": 7,
+        "part_sequence": 4711,
+        "serial": "PCB-0001",
+        "recipe_name": "board-a",
+        "recipe_hash": "a" * 64,
+        "model_hash": "m" * 64,
+        "backend": "onnxruntime-cpu",
+        "verdict": "NG",
+        "defect_count": 1,
+        "review_count": 0,
+        "top_class": "short",
+        "cycle_ms": 21.5,
+        "over_budget": False,
+        "stages_ms": {"infer": 9.0},
+        "registration": None,
+        "error": "",
+        "frame_id": 7,
+        "frame_name": "b7",
+        "image_path": None,
+        "preview_path": None,
+    }
+    return {**values, **changes}
+
+
 def _rows_at_revision_1(db: Database) -> uuid.UUID:
     """One inspection with a reviewed defect and an audit event, written as revision 1 stood."""
     u = uuid.uuid4()
-    at = datetime(2025, 1, 20, 8, 30, tzinfo=UTC)
+    at = AT
     with db.engine.begin() as conn:
-        conn.execute(
-            insert(cast(Table, Inspection.__table__)),
-            {
-                "uuid": u,
-                "station_id": "line-3",
-                "inspected_at": at,
-                "inspection_id": 7,
-                "part_sequence": 4711,
-                "serial": "PCB-0001",
-                "recipe_name": "board-a",
-                "recipe_hash": "a" * 64,
-                "model_hash": "m" * 64,
-                "backend": "onnxruntime-cpu",
-                "verdict": "NG",
-                "defect_count": 1,
-                "review_count": 0,
-                "top_class": "short",
-                "cycle_ms": 21.5,
-                "over_budget": False,
-                "stages_ms": {"infer": 9.0},
-                "registration": None,
-                "error": "",
-                "frame_id": 7,
-                "frame_name": "b7",
-                "image_path": None,
-                "preview_path": None,
-            },
-        )
+        conn.execute(insert(cast(Table, Inspection.__table__)), _revision_1_inspection(u))
         defect_id = conn.execute(
             insert(cast(Table, Defect.__table__)).returning(Defect.__table__.c.id),
             {
@@ -135,7 +142,7 @@ def test_upgrade_from_revision_1_keeps_every_row(db_url: str) -> None:
 
         db.upgrade()
 
-        assert db.current_revision() == "0002"
+        assert db.current_revision() == "0003"
         names = inspect(db.engine)
         assert "recipes" in names.get_table_names()
         indexes = {ix["name"] for ix in names.get_indexes("inspections")}
@@ -149,6 +156,34 @@ def test_upgrade_from_revision_1_keeps_every_row(db_url: str) -> None:
             assert defect.review_state == "DefectRejected"
             assert [r.comment for r in defect.reviews] == ["dust"]
             assert s.scalars(select(AuditEvent.new_value)).all() == ["0.6"]
+
+
+def test_upgrade_from_revision_2_gives_error_rows_their_kind(db_url: str) -> None:
+    # Before 0003 the kind of an ERROR was only the prefix of its text.
+    errors = {
+        "camera timeout: no frame within 2 s": "camera_timeout",
+        "bad frame: frame must be 640x640 px": "bad_frame",
+        "registration correlation must be >= 0.60, got 0.2": "other",
+    }
+    with Database(db_url) as db:
+        db.upgrade("0002")
+        columns = {c["name"] for c in inspect(db.engine).get_columns("inspections")}
+        assert "error_kind" not in columns
+        ng = _rows_at_revision_1(db)  # an NG board
+        expected = {ng: "none"}
+        with db.engine.begin() as conn:
+            for error, kind in errors.items():
+                u = uuid.uuid4()
+                values = _revision_1_inspection(u, verdict="ERROR", error=error)
+                conn.execute(insert(cast(Table, Inspection.__table__)), values)
+                expected[u] = kind
+
+        db.upgrade()
+
+        assert db.current_revision() == "0003"
+        with db.session() as s:
+            got = {i.uuid: (i.error_kind, i.verdict_reason) for i in s.scalars(select(Inspection))}
+        assert got == {u: (kind, "") for u, kind in expected.items()}
 
 
 def test_a_database_from_a_newer_aoi_is_refused(sqlite_url: str) -> None:

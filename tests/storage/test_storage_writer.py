@@ -5,6 +5,7 @@ waits for any of it.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 import time
@@ -23,10 +24,9 @@ from aoi.storage.bench import throughput
 from aoi.storage.db import Database
 from aoi.storage.journal import Journal
 from aoi.storage.records import inspection_record
-from aoi.storage.storage import UUID_KEY
 from aoi.storage.tables import Defect, Inspection, RecipeSeen, new_uuid
 from aoi.storage.writer import read_rejected
-from aoi.types import Verdict
+from aoi.types import InspectionResult, Verdict
 
 
 def _count(url: str, model: Any = Inspection) -> int:
@@ -37,6 +37,13 @@ def _count(url: str, model: Any = Inspection) -> int:
 def _uuids(url: str) -> set[str]:
     with Database(url) as db, db.session() as s:
         return {str(u) for u in s.scalars(select(Inspection.uuid))}
+
+
+def _stored_uuid(storage: Any, result: Any) -> str:
+    """The row key Storage gave a published result."""
+    stored = storage.stored(result.inspection_id)
+    assert stored is not None, f"inspection {result.inspection_id} was not published"
+    return str(stored.uuid)
 
 
 def _publish_timed(storage: Any, results: list[Any], pause_s: float = 0.0) -> float:
@@ -62,6 +69,7 @@ def test_every_inspection_lands_with_its_defects_in_few_batches(
     event.listen(storage.db.engine, "commit", lambda _conn: commits.append(1))
     with storage:
         _publish_timed(storage, results)
+        first = storage.stored(results[0].inspection_id)
     status = storage.status()
     assert (status.published, status.committed, status.pending, status.lost) == (500, 500, 0, 0)
     assert status.ok, status.alarms
@@ -70,8 +78,8 @@ def test_every_inspection_lands_with_its_defects_in_few_batches(
     # Batched: at most batch_rows per transaction (inspections and the recipe record).
     assert 5 <= status.batches <= 60, status.batches
     assert len(commits) < 80
-    # The result carries its row's key; the journal is gone once everything is committed.
-    assert results[0].extra[UUID_KEY] in _uuids(db_url)
+    # Storage knows each inspection's row by its id; the journal is gone once all is committed.
+    assert first is not None and first.uuid in _uuids(db_url)
     assert not list((storage.journal_dir).glob("journal-*.jsonl"))
 
 
@@ -87,14 +95,44 @@ def test_final_cycle_time_replaces_the_one_before_the_plc(
 ) -> None:
     a, b = make_result(cycle_ms=10.0), make_result(cycle_ms=11.0)
     with make_storage(sqlite_url) as storage:
-        storage.publish(a)
+        stored_a = storage.publish(a)
         storage.finish(replace(a, cycle_ms=14.5, over_budget=True))  # same batch
-        storage.publish(b)
+        stored_b = storage.publish(b)
         wait(lambda: storage.status().committed == 2, what="two commits")
         storage.finish(replace(b, cycle_ms=61.0, over_budget=True))  # a later batch: UPDATE
     with Database(sqlite_url) as db, db.session() as s:
         got = {str(i.uuid): (i.cycle_ms, i.over_budget) for i in s.scalars(select(Inspection))}
-    assert got == {a.extra[UUID_KEY]: (14.5, True), b.extra[UUID_KEY]: (61.0, True)}
+    assert got == {stored_a.uuid: (14.5, True), stored_b.uuid: (61.0, True)}
+
+
+def test_storage_knows_recent_inspections_by_id(
+    sqlite_url: str,
+    make_storage: StorageFactory,
+    make_result: ResultFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aoi.storage import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "STORED_KEEP", 3)
+    a = make_result(cycle_ms=12.5)
+    # The same id again, as a new pipeline after a recipe change counts from 1 again.
+    again = replace(a, timestamp_utc=a.timestamp_utc + 1.0, serial="SN-again")
+    with make_storage(sqlite_url) as storage:
+        stored_a = storage.publish(a)
+        stored_again = storage.publish(again)
+        assert stored_a.uuid != stored_again.uuid
+        assert storage.stored(a.inspection_id) == stored_again
+        storage.finish(replace(again, cycle_ms=50.0))
+        # a's final time, late (a slow bus): its id names the later inspection now; no row gets it.
+        storage.finish(replace(a, cycle_ms=99.0))
+        newer = [make_result() for _ in range(3)]
+        for r in newer:
+            storage.publish(r)
+        assert storage.stored(a.inspection_id) is None  # only the 3 newest are remembered
+        assert [storage.stored(r.inspection_id) is not None for r in newer] == [True] * 3
+    with Database(sqlite_url) as db, db.session() as s:
+        got = {str(i.uuid): i.cycle_ms for i in s.scalars(select(Inspection))}
+    assert (got[stored_a.uuid], got[stored_again.uuid]) == (12.5, 50.0)
 
 
 def test_recipes_seen_with_their_content(
@@ -206,17 +244,18 @@ def test_queue_overflow_spills_to_the_journal_and_is_replayed_from_it(
     with storage:
         fault.on = True
         results = [make_result() for _ in range(100)]
-        storage.publish(results[0])
+        uuids = {storage.publish(results[0]).uuid}
         wait(lambda: fault.hits >= 1, what="a failed write")
         # The writer is now retrying with backoff and reads nothing: the queue fills up.
         _publish_timed(storage, results[1:])
+        uuids |= {_stored_uuid(storage, r) for r in results[1:]}
         status = storage.status()
         assert status.queue_overflows >= 99 - 16
         assert any("records behind" in a for a in status.alarms)
         fault.on = False
         wait(lambda: storage.status().committed == 100, timeout_s=15, what="catch-up")
         wait(lambda: storage.status().ok, what="alarms cleared")
-    assert _uuids(sqlite_url) == {r.extra[UUID_KEY] for r in results}
+    assert _uuids(sqlite_url) == uuids
 
 
 def test_journal_replay_at_start_is_complete_and_idempotent(
@@ -233,6 +272,7 @@ def test_journal_replay_at_start_is_complete_and_idempotent(
         fault.on = True
         results = [make_result(Verdict.NG, 3) for _ in range(120)]
         _publish_timed(first, results)
+        uuids = {_stored_uuid(first, r) for r in results}
     assert first.status().committed == 0
     assert _count(db_url) == 0
     saved = {p.name: p.read_bytes() for p in first.journal_dir.glob("journal-*.jsonl")}
@@ -241,7 +281,7 @@ def test_journal_replay_at_start_is_complete_and_idempotent(
     with make_storage(db_url) as second:
         pass
     assert second.status().replayed == 120
-    assert _uuids(db_url) == {r.extra[UUID_KEY] for r in results}
+    assert _uuids(db_url) == uuids
     assert _count(db_url, Defect) == 360
     assert not list(second.journal_dir.glob("journal-*.jsonl"))
 
@@ -283,6 +323,32 @@ def test_replay_skips_a_torn_last_line_and_sets_refused_records_aside(
     [refused] = read_rejected(tmp_path / "journal" / "rejected.jsonl")
     assert refused["uuid"] == bad["uuid"]
     assert "verdict" in refused["rejected"] or "CHECK" in refused["rejected"]
+
+
+def test_replay_of_version_1_records_names_the_error_kind_by_its_prefix(
+    sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory, tmp_path: Path
+) -> None:
+    # A journal left by a station before record version 2: no error_kind, no verdict_reason.
+    texts = {
+        "camera timeout: no frame within 2 s": "camera_timeout",
+        "bad frame: b.png is not a readable image": "bad_frame",
+        "registration correlation must be >= 0.60, got 0.2": "other",
+    }
+    old = []
+    for text_, kind in texts.items():
+        rec = inspection_record(make_result(Verdict.ERROR), new_uuid(), "s1", None, None)
+        del rec["error_kind"], rec["verdict_reason"]
+        old.append(({**rec, "v": 1, "error": text_}, kind))
+    ok = inspection_record(make_result(Verdict.OK), new_uuid(), "s1", None, None)
+    del ok["error_kind"], ok["verdict_reason"]
+    old.append(({**ok, "v": 1}, "none"))
+    _journal_with(tmp_path / "journal", [rec for rec, _ in old])
+    with make_storage(sqlite_url) as storage:
+        pass
+    assert storage.status().replayed == 4
+    with Database(sqlite_url) as db, db.session() as s:
+        got = {str(i.uuid): (i.error_kind, i.verdict_reason) for i in s.scalars(select(Inspection))}
+    assert got == {rec["uuid"]: (kind, "") for rec, kind in old}
 
 
 def test_a_journal_that_cannot_be_written_still_feeds_the_database(
@@ -347,24 +413,28 @@ def test_publish_outside_the_with_block_is_an_error(
 def test_publish_from_two_threads_keeps_journal_order(
     sqlite_url: str, make_storage: StorageFactory, make_result: ResultFactory
 ) -> None:
-    # publish on the cycle's thread, finish on the EventBus's: both append to one journal.
+    # publish on the cycle's thread, finish on the EventBus's: both append to one journal. As in
+    # the station, a result reaches the finisher only after publish returned (the pipeline hands
+    # it to the bus after its sinks), so each cycle record follows its inspection's record.
     results = [make_result() for _ in range(200)]
+    handed: queue.Queue[InspectionResult | None] = queue.Queue()
     with make_storage(sqlite_url) as storage:
-        done = threading.Event()
 
         def finisher() -> None:
-            for r in results:
-                while UUID_KEY not in r.extra:
-                    time.sleep(0.0005)
+            while (r := handed.get()) is not None:
                 storage.finish(replace(r, cycle_ms=33.0))
-            done.set()
 
         t = threading.Thread(target=finisher)
         t.start()
-        _publish_timed(storage, results)
-        t.join()
+        try:
+            for r in results:
+                storage.publish(r)
+                handed.put(r)
+        finally:
+            handed.put(None)
+            t.join()
     with Database(sqlite_url) as db, db.session() as s:
-        assert set(s.scalars(select(Inspection.cycle_ms))) == {33.0}
+        assert list(s.scalars(select(Inspection.cycle_ms))) == [33.0] * 200
     assert storage.status().ok
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from aoi.errors import RecipeError
 from aoi.storage import HealthSnapshot
-from aoi.types import Defect, InspectionResult, Registration, Verdict
+from aoi.types import Defect, ErrorKind, InspectionResult, Registration, Verdict
 from plc.link import LinkHealth
 from plc.peer import LinkState
 from plc.registers import ErrorCode
@@ -110,7 +110,12 @@ def test_plc_light(health: LinkHealth | None, running: bool, level: Level, summa
         assert "connection refused" in light.cause and "10.0.0.5:502" in light.cause
 
 
-def _result(verdict: Verdict, error: str = "", frame: bool = True) -> InspectionResult:
+def _result(
+    verdict: Verdict,
+    error: str = "",
+    frame: bool = True,
+    kind: ErrorKind = ErrorKind.NONE,
+) -> InspectionResult:
     from aoi.types import Frame
 
     f = Frame(np.zeros((32, 32), np.uint8), 0, 0, "synthetic") if frame else None
@@ -131,6 +136,7 @@ def _result(verdict: Verdict, error: str = "", frame: bool = True) -> Inspection
         False,
         None,
         error=error,
+        error_kind=kind,
         frame=f,
     )
 
@@ -138,13 +144,25 @@ def _result(verdict: Verdict, error: str = "", frame: bool = True) -> Inspection
 def test_camera_engine_and_database_lights() -> None:
     assert camera_light("").level is Level.OFF
     assert camera_light("cam", open_error="no camera found").level is Level.FAULT
-    timeout = _result(Verdict.ERROR, "camera timeout: no frame within 2 s", frame=False)
+    timeout = _result(
+        Verdict.ERROR, "no frame within 2 s", frame=False, kind=ErrorKind.CAMERA_TIMEOUT
+    )
     assert camera_light("cam", last=timeout).summary == "No image"
+    assert engine_light("cpu", last=timeout).level is Level.OK
+    # A frame the recipe cannot use is the camera's, even when the source delivered one.
+    wrong_size = _result(Verdict.ERROR, "frame must be 640x640 px", kind=ErrorKind.BAD_FRAME)
+    assert camera_light("cam", last=wrong_size).summary == "Bad image"
+    assert engine_light("cpu", last=wrong_size).level is Level.OK
     assert camera_light("cam", warnings=("Gain: no such node",)).level is Level.WARN
     assert camera_light("cam", last=_result(Verdict.OK)).level is Level.OK
     assert engine_light("", open_error="model missing").summary == "Not loaded"
-    failed = _result(Verdict.ERROR, "registration correlation must be >= 0.60, got 0.2")
-    assert engine_light("cpu", last=failed).level is Level.WARN
+    failed = _result(
+        Verdict.ERROR,
+        "registration correlation must be >= 0.60, got 0.2",
+        kind=ErrorKind.REGISTRATION,
+    )
+    assert engine_light("cpu", last=failed).summary == "Board not inspected"
+    assert camera_light("cam", last=failed).level is Level.OK
     snap = HealthSnapshot(
         "sqlite:///x.db", (), 10, 10, 0, 1, 0, 0, 0, 0, 0, None, "", 0, 0, 0, 0, None
     )

@@ -86,6 +86,12 @@ class GenICamSource:
         """The device as messages name it."""
         return describe_device(self.device) if self.device else f"{self._wanted or 'first camera'}"
 
+    def describe(self) -> str:
+        """What the camera light says: the camera's model and serial (or the one asked for)."""
+        if self.device:
+            return f"Camera {describe_device(self.device)}"
+        return f"Camera {self._wanted} (not open)" if self._wanted else "First camera (not open)"
+
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
         """Turn a genicam exception into a CameraError naming the device and the operation."""

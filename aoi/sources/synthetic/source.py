@@ -27,7 +27,8 @@ class SyntheticSource:
     name = "synthetic"
 
     def __init__(self, template: np.ndarray, settings: SyntheticSettings, *,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, board: str = "") -> None:
+        """``board`` names what the template shows (the recipe's name), for :meth:`describe`."""
         if not isinstance(template, np.ndarray) or template.dtype != np.uint8 or template.ndim != 2:
             found = (f"{template.dtype} {template.shape}" if isinstance(template, np.ndarray)
                      else type(template).__name__)
@@ -40,6 +41,7 @@ class SyntheticSource:
         self._template = template
         self._settings = settings
         self._seed = settings.seed if seed is None else seed
+        self.board = board
         # The copper of the template is recovered once; board_under_test would redo it per board.
         self._copper = boardgen.copper_from_image(template)
         self._next_id = 0
@@ -54,6 +56,13 @@ class SyntheticSource:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._open = False
+
+    def describe(self) -> str:
+        """What the camera light says: the boards this source simulates."""
+        if self.board:
+            return f"Simulated camera: synthetic {self.board} boards"
+        h, w = self._template.shape
+        return f"Simulated camera: synthetic boards of a {w}x{h} px template"
 
     def grab(self, timeout_s: float = 1.0) -> Frame:  # noqa: ARG002 - generation never waits
         """Generate the next board under test; its frame becomes available when it is rendered."""
