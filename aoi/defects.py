@@ -9,6 +9,7 @@ defect at a time. :mod:`aoi.types` re-exports everything here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Self, overload
@@ -60,6 +61,12 @@ def _checked_column(owner: str, name: str, value: object, rows: int | None) -> n
     return column
 
 
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    """The column names of a box collection class, in field order."""
+    return tuple(f.name for f in fields(cls))
+
+
 def _first_bad(owner: str, name: str, bad: np.ndarray, column: np.ndarray, expected: str) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -85,28 +92,39 @@ class LabelledBoxes:
         owner = type(self).__name__
         boxes = _checked_column(owner, "bbox_xyxy_px", self.bbox_xyxy_px, None)
         object.__setattr__(self, "bbox_xyxy_px", boxes)
-        for f in fields(self)[1:]:
-            column = _checked_column(owner, f.name, getattr(self, f.name), len(boxes))
-            object.__setattr__(self, f.name, column)
-        _first_bad(
-            owner,
-            "bbox_xyxy_px",
-            np.any(boxes[:, 2:] < boxes[:, :2], axis=1),
-            boxes,
-            "hold x1 >= x0 and y1 >= y0 in every box",
-        )
-        ids = self.class_ids
+        for name in _names(type(self))[1:]:
+            column = _checked_column(owner, name, getattr(self, name), len(boxes))
+            object.__setattr__(self, name, column)
+        if len(boxes):
+            self._check_values()
+
+    def _check_values(self) -> None:
+        """Raise ValueError naming the first bad row of any column (called when there are rows)."""
+        owner, boxes, ids = type(self).__name__, self.bbox_xyxy_px, self.class_ids
+        bad = np.any(boxes[:, 2:] < boxes[:, :2], axis=1)
+        _first_bad(owner, "bbox_xyxy_px", bad, boxes, "hold x1 >= x0 and y1 >= y0 in every box")
         bad = (ids < 1) | (ids > len(DEFECT_CLASSES))
         _first_bad(owner, "class_ids", bad, ids, f"lie in 1..{len(DEFECT_CLASSES)}")
+
+    @classmethod
+    def _checked_already(cls, columns: dict[str, np.ndarray]) -> Self:
+        """Rows taken from collections that were checked when built: selections, merges and
+        orderings keep every row valid, so the columns are only made read-only, not re-checked
+        (the cycle selects several times a board)."""
+        out = object.__new__(cls)
+        for name, column in columns.items():
+            column.flags.writeable = False  # a fresh array, or a view of a read-only one
+            object.__setattr__(out, name, column)
+        return out
 
     @classmethod
     def empty(cls) -> Self:
         """No rows."""
         columns = {}
-        for f in fields(cls):
-            _, words, row_shape = _COLUMNS[f.name]
+        for name in _names(cls):
+            _, words, row_shape = _COLUMNS[name]
             dtype = np.float64 if words.startswith("f") else np.int64
-            columns[f.name] = np.zeros((0, *row_shape), dtype)
+            columns[name] = np.zeros((0, *row_shape), dtype)
         return cls(**columns)
 
     @classmethod
@@ -121,8 +139,8 @@ class LabelledBoxes:
             return cls.empty()
         if len(parts) == 1:
             return parts[0]
-        return cls(
-            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
+        return cls._checked_already(
+            {name: np.concatenate([getattr(p, name) for p in parts]) for name in _names(cls)}
         )
 
     def __len__(self) -> int:
@@ -138,7 +156,8 @@ class LabelledBoxes:
         if isinstance(index, np.ndarray) and index.dtype == bool and index.shape != (len(self),):
             msg = f"{type(self).__name__} mask must have shape ({len(self)},), got {index.shape}"
             raise IndexError(msg)
-        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        names = _names(type(self))
+        return self._checked_already({name: getattr(self, name)[index] for name in names})
 
     def __getitem__(self, index: slice | np.ndarray | Sequence[int]) -> Self:
         return self.select(index)
@@ -147,7 +166,7 @@ class LabelledBoxes:
         if type(other) is not type(self):
             return NotImplemented
         return all(
-            np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+            np.array_equal(getattr(self, name), getattr(other, name)) for name in _names(type(self))
         )
 
     #: Columns of arrays have no hash (``__eq__`` compares them).
@@ -185,8 +204,8 @@ class Defects(LabelledBoxes):
     scores: np.ndarray
     areas_px: np.ndarray
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _check_values(self) -> None:
+        super()._check_values()
         s = self.scores
         bad = ~((s >= 0.0) & (s <= 1.0))  # NaN fails both comparisons
         _first_bad("Defects", "scores", bad, s, "lie in 0..1")

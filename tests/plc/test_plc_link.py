@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from aoi.types import Defect, InspectionResult, Trigger, Verdict
+from aoi.types import Defect, Defects, InspectionResult, Trigger, Verdict
 from plc.client import RegisterClient
 from plc.errors import PlcLinkError, UnknownProductCode
 from plc.events import ActiveRecipe
@@ -56,7 +56,7 @@ FAST = LinkSettings(
 
 
 def inspection(trigger: Trigger, verdict: Verdict = Verdict.OK, n: int = 1) -> InspectionResult:
-    defects = (Defect(2, "short", (10, 10, 20, 20), 40, 0.876),) if verdict is Verdict.NG else ()
+    one = [Defect(2, "short", (10, 10, 20, 20), 40, 0.876)] if verdict is Verdict.NG else []
     return InspectionResult(
         inspection_id=trigger.inspection_id or n,  # as the pipeline numbers a PLC's part
         frame_id=n,
@@ -66,8 +66,8 @@ def inspection(trigger: Trigger, verdict: Verdict = Verdict.OK, n: int = 1) -> I
         model_hash="m",
         backend="test",
         verdict=verdict,
-        defects=defects,
-        review_defects=(),
+        defects=Defects.from_items(one),
+        review_defects=Defects.empty(),
         stages_ms={},
         cycle_ms=12.5,
         over_budget=False,
