@@ -13,43 +13,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aoi.types import Defects, GroundTruth
+
 #: IoU thresholds of COCO-style mAP@[.5:.95].
 COCO_IOUS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
 @dataclass(frozen=True)
 class ImageDetections:
-    """Ground truth and detections of one image, boxes ``x0, y0, x1, y1`` in pixels (inclusive)."""
+    """Ground truth and detections of one image (both checked when they were built)."""
 
     name: str
-    truth_boxes: np.ndarray
-    truth_classes: np.ndarray
-    boxes: np.ndarray
-    classes: np.ndarray
-    scores: np.ndarray
-
-    def __post_init__(self) -> None:
-        for label, boxes, classes in (
-            ("truth", self.truth_boxes, self.truth_classes),
-            ("detections", self.boxes, self.classes),
-        ):
-            if boxes.ndim != 2 or boxes.shape[1] != 4 or classes.shape != (boxes.shape[0],):
-                msg = (
-                    f"{self.name}: {label} must be boxes (N, 4) with classes (N,), got "
-                    f"{boxes.shape} and {classes.shape}"
-                )
-                raise ValueError(msg)
-        if self.scores.shape != self.classes.shape:
-            msg = f"{self.name}: scores must match detections, got {self.scores.shape}"
-            raise ValueError(msg)
+    truth: GroundTruth
+    detections: Defects
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` against every box in ``b`` (inclusive pixel corners)."""
-    if a.size == 0 or b.size == 0:
+    """IoU of every box in ``a`` against every box in ``b``: ``(len(a), len(b))``.
+
+    Boxes are ``x0, y0, x1, y1`` with inclusive pixel corners (a box ``0, 0, 9, 9`` is 10 px
+    wide), as :class:`aoi.types.Defects` and :class:`aoi.types.GroundTruth` hold them. The one box
+    overlap of the project: metrics, ``aoi eval`` and ``models.evaluate`` all use it.
+    """
+    if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
     ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
     iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
@@ -62,12 +51,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _match(img: ImageDetections, cls: int, iou_thr: float) -> tuple[np.ndarray, np.ndarray, int]:
     """One class in one image: detection scores (descending), their TP flags, the truth count."""
-    det = img.classes == cls
-    gt = img.truth_classes == cls
-    scores = img.scores[det]
+    found = img.detections
+    det = found.class_ids == cls
+    gt = img.truth.class_ids == cls
+    scores = found.scores[det].astype(np.float64)
     order = np.argsort(-scores, kind="stable")
     scores = scores[order]
-    ious = iou_matrix(img.boxes[det][order], img.truth_boxes[gt])
+    ious = iou_matrix(found.bbox_xyxy_px[det][order], img.truth.bbox_xyxy_px[gt])
     taken = np.zeros(int(gt.sum()), dtype=bool)
     tp = np.zeros(len(scores), dtype=bool)
     for i in range(len(scores)):

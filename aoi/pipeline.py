@@ -47,10 +47,10 @@ from aoi.types import (
     Trigger,
     Verdict,
 )
-from aoi.vision.postprocess import Candidates, Postprocessor, merge
+from aoi.vision.postprocess import Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder
 from aoi.vision.registration import Registrar, align, seen_region
-from aoi.vision.verdict import decide
+from aoi.vision.verdict import Candidates, decide, split
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class Pipeline:
     ) -> InspectionResult:
         """An ERROR verdict for a cycle that produced no usable frame (camera timeout, bad file)."""
         now = time.perf_counter_ns()
-        empty = Candidates((), ())
+        empty = Candidates.none()
         return self._finish(
             frame, now, {}, Verdict.ERROR, empty, None, trigger, error=message, error_kind=kind
         )
@@ -229,15 +229,16 @@ class Pipeline:
             stages["infer"] = _ms(t0, t)
 
             hw = (self.inputs.input_h, self.inputs.input_w)
-            found = merge([self.post.run(probs, tiles, hw, seen) for probs, tiles in outputs])
+            candidates = merge([self.post.run(probs, tiles, hw, seen) for probs, tiles in outputs])
             t, t0 = time.perf_counter_ns(), t
             stages["postprocess"] = _ms(t0, t)
 
+            found = split(self.recipe, candidates)
             decision = decide(self.recipe, found)
             stages["decide"] = _ms(t, time.perf_counter_ns())
         except AoiError as err:
             log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)
-            empty = Candidates((), ())
+            empty = Candidates.none()
             return self._finish(
                 frame,
                 started,

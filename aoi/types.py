@@ -11,15 +11,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: The six bare-board defect classes of DeepPCB, in the order of its annotation ids 1..6.
-DEFECT_CLASSES: tuple[str, ...] = (
-    "open",
-    "short",
-    "mousebite",
-    "spur",
-    "spurious_copper",
-    "pin_hole",
-)
+# The detection type has its own module (this one would pass 400 lines); its names are
+# importable from here too.
+from aoi.defects import DEFECT_CLASSES, Defect, Defects, GroundTruth, LabelledBoxes
+
+__all__ = [
+    "DEFECT_CLASSES",
+    "STAGES",
+    "BackendName",
+    "Defect",
+    "Defects",
+    "ErrorKind",
+    "Frame",
+    "GroundTruth",
+    "InspectionResult",
+    "LabelledBoxes",
+    "Registration",
+    "Trigger",
+    "Verdict",
+]
 
 
 class BackendName(enum.StrEnum):
@@ -69,52 +79,6 @@ class ErrorKind(enum.StrEnum):
     INFERENCE = "inference"
     #: Another known failure of a stage (an :class:`aoi.errors.AoiError` of no kind above).
     OTHER = "other"
-
-
-def _check_boxes(name: str, boxes: np.ndarray) -> None:
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        msg = f"{name} must have shape (N, 4), got {boxes.shape}"
-        raise ValueError(msg)
-    if boxes.size and np.any(boxes[:, 2:] < boxes[:, :2]):
-        msg = f"{name} must hold x1 >= x0 and y1 >= y0 for every box"
-        raise ValueError(msg)
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """Known defects of a board (from the synthetic generator or an annotation file).
-
-    Boxes are in template (registered) pixel coordinates, ``x0, y0, x1, y1``; class ids index
-    :data:`DEFECT_CLASSES` from 1 (0 is background), as in DeepPCB's annotation files.
-    """
-
-    boxes_xyxy_px: np.ndarray
-    class_ids: np.ndarray
-
-    def __post_init__(self) -> None:
-        _check_boxes("GroundTruth.boxes_xyxy_px", self.boxes_xyxy_px)
-        if self.class_ids.shape != (self.boxes_xyxy_px.shape[0],):
-            msg = (
-                f"GroundTruth.class_ids must have shape ({self.boxes_xyxy_px.shape[0]},), "
-                f"got {self.class_ids.shape}"
-            )
-            raise ValueError(msg)
-        if self.class_ids.size and (
-            self.class_ids.min() < 1 or self.class_ids.max() > len(DEFECT_CLASSES)
-        ):
-            msg = (
-                f"GroundTruth.class_ids must lie in 1..{len(DEFECT_CLASSES)}, "
-                f"got {self.class_ids.min()}..{self.class_ids.max()}"
-            )
-            raise ValueError(msg)
-
-    @property
-    def is_defective(self) -> bool:
-        return bool(self.class_ids.size)
-
-    @classmethod
-    def empty(cls) -> GroundTruth:
-        return cls(np.zeros((0, 4), np.int32), np.zeros((0,), np.int32))
 
 
 @dataclass(frozen=True)
@@ -193,32 +157,6 @@ class Registration:
 
 
 @dataclass(frozen=True)
-class Defect:
-    """One defect found on a board, in template (registered frame) pixel coordinates."""
-
-    class_id: int
-    class_name: str
-    bbox_xyxy_px: tuple[int, int, int, int]
-    area_px: int
-    score: float
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.class_id <= len(DEFECT_CLASSES):
-            msg = f"Defect.class_id must lie in 1..{len(DEFECT_CLASSES)}, got {self.class_id}"
-            raise ValueError(msg)
-        x0, y0, x1, y1 = self.bbox_xyxy_px
-        if x1 < x0 or y1 < y0:
-            msg = f"Defect.bbox_xyxy_px must have x1 >= x0 and y1 >= y0, got {self.bbox_xyxy_px}"
-            raise ValueError(msg)
-        if self.area_px < 0:
-            msg = f"Defect.area_px must be >= 0, got {self.area_px}"
-            raise ValueError(msg)
-        if not 0.0 <= self.score <= 1.0:
-            msg = f"Defect.score must lie in 0..1, got {self.score}"
-            raise ValueError(msg)
-
-
-@dataclass(frozen=True)
 class Trigger:
     """A part to inspect, as the PLC announced it (part sequence and serial/lot text).
 
@@ -262,8 +200,8 @@ class InspectionResult:
     model_hash: str
     backend: str
     verdict: Verdict
-    defects: tuple[Defect, ...]
-    review_defects: tuple[Defect, ...]
+    defects: Defects
+    review_defects: Defects
     stages_ms: dict[str, float]
     cycle_ms: float
     over_budget: bool
@@ -286,6 +224,11 @@ class InspectionResult:
         if not isinstance(self.verdict, Verdict):
             msg = f"InspectionResult.verdict must be a Verdict, got {self.verdict!r}"
             raise TypeError(msg)
+        for name in ("defects", "review_defects"):
+            if not isinstance(getattr(self, name), Defects):
+                found = type(getattr(self, name)).__name__
+                msg = f"InspectionResult.{name} must be Defects, got {found}"
+                raise TypeError(msg)
         if not isinstance(self.error_kind, ErrorKind):
             msg = f"InspectionResult.error_kind must be an ErrorKind, got {self.error_kind!r}"
             raise TypeError(msg)
@@ -317,4 +260,4 @@ class InspectionResult:
 
     @property
     def top_defect(self) -> Defect | None:
-        return max(self.defects, key=lambda d: d.score, default=None)
+        return self.defects.top()

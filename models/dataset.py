@@ -153,7 +153,7 @@ class SyntheticPairs(Sequence[PairSample]):
         class_ids = np.zeros((0,), np.int64)
         if count:
             copper, truth = boardgen.inject_defects(copper, rng, count)
-            boxes = np.asarray(truth.boxes_xyxy_px, np.float32).reshape(-1, 4)
+            boxes = np.asarray(truth.bbox_xyxy_px, np.float32).reshape(-1, 4)
             class_ids = np.asarray(truth.class_ids, np.int64)
         test = boardgen.render(copper, board.look, rng, noise_sigma=board.noise_sigma)  # type: ignore[arg-type]
         test = residual_misalignment(

@@ -105,7 +105,7 @@ def load_pair(data_dir: Path, line: SplitLine) -> PairSample:
     return PairSample(
         test,
         template,
-        truth.boxes_xyxy_px.astype(np.float32).reshape(-1, 4),
+        truth.bbox_xyxy_px.astype(np.float32).reshape(-1, 4),
         truth.class_ids.astype(np.int64),
     )
 

@@ -5,11 +5,13 @@ Usage::
     python -m models.evaluate --onnx models/aoi-defect-v1.onnx            # the model card's figures
 
 Boards come from ``boardgen.golden_board`` + ``boardgen.board_under_test`` (no misalignment,
-noise_sigma 4), half of them defect-free and 1..4 defects on the others. The post-processing
-mirrors the station's: per-class probability >= threshold, connected components per class,
-component area (in input pixels) >= ``min_area_cells * S * S``, box scaled by the stride S, score =
-max probability. A board is called NG iff it has at least one component. A truth box is recalled
-when a component of its class overlaps it with IoU >= 0.33. Nothing here imports torch.
+noise_sigma 4), half of them defect-free and 1..4 defects on the others. The post-processing and
+the verdict are the station's own (:mod:`aoi.vision.postprocess`, :mod:`aoi.vision.verdict`),
+run with the shipped default recipe whose every class has ``score = threshold``, no review band
+and ``min_area_px = min_area_cells * S * S`` (S the model's output stride). A board is called
+(NG, or REVIEW for a flood of defects) iff the station's verdict is not OK. A truth box is
+recalled when a defect of its class overlaps it with IoU >= 0.33 (:func:`aoi.metrics.iou_matrix`).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -28,26 +30,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from aoi.metrics import iou_matrix
+from aoi.recipe import DEFAULT_RECIPE, ClassRule, Recipe, find_recipe, load_recipe
 from aoi.sources.synthetic import boardgen
-from aoi.types import DEFECT_CLASSES
+from aoi.types import DEFECT_CLASSES, GroundTruth, Verdict
+from aoi.vision.postprocess import Postprocessor
+from aoi.vision.preprocess import Tile
+from aoi.vision.verdict import decide, split
 
 log = logging.getLogger(__name__)
 
 #: Maps uint8 boards [1, 2, H, W] to probs [1, 7, H/S, W/S].
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Component:
-    """One connected region of a class above threshold, in input pixels."""
-
-    class_id: int
-    box_xyxy_px: tuple[int, int, int, int]
-    area_px: int
-    score: float
 
 
 @dataclass(frozen=True)
@@ -65,54 +61,19 @@ class EvalSpec:
     iou: float = 0.33
 
 
-def components(probs: np.ndarray, threshold: float, min_area_cells: int) -> list[Component]:
-    """Connected components per defect class of one ``probs [7, h, w]`` map, in output cells."""
-    found: list[Component] = []
-    for class_id in range(1, probs.shape[0]):
-        mask = (probs[class_id] >= threshold).astype(np.uint8)
-        if not mask.any():
-            continue
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        for label in range(1, count):
-            x, y, w, h, area = (int(v) for v in stats[label])
-            if area < min_area_cells:
-                continue
-            score = float(probs[class_id][labels == label].max())
-            found.append(Component(class_id, (x, y, x + w, y + h), area, score))
-    return found
-
-
-def scale_components(found: list[Component], stride: int) -> list[Component]:
-    """Carry components from output cells to input pixels (boxes and areas times the stride)."""
-    return [
-        Component(
-            c.class_id,
-            (
-                c.box_xyxy_px[0] * stride,
-                c.box_xyxy_px[1] * stride,
-                c.box_xyxy_px[2] * stride,
-                c.box_xyxy_px[3] * stride,
-            ),
-            c.area_px * stride * stride,
-            c.score,
-        )
-        for c in found
-    ]
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two ``x0, y0, x1, y1`` boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def eval_recipe(spec: EvalSpec, stride: int) -> Recipe:
+    """The shipped default recipe with every class at the spec's threshold and minimum area, no
+    review band and no masks: the station's rules with the model card's thresholds."""
+    base = load_recipe(find_recipe(DEFAULT_RECIPE), check_files=False).recipe
+    rule = ClassRule(score=spec.threshold, min_area_px=spec.min_area_cells * stride * stride)
+    classes = dict.fromkeys(DEFECT_CLASSES, rule)
+    return base.model_copy(update={"classes": classes, "masks": []})
 
 
 def held_out_boards(
     count: int, size: int, look: str, seed: int
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Held-out (test, template, boxes, class ids): even indices clean, odd ones 1..4 defects."""
+) -> list[tuple[np.ndarray, np.ndarray, GroundTruth]]:
+    """Held-out (test, template, truth): even indices clean, odd ones 1..4 defects."""
     boards = []
     for i in range(count):
         board_seed = seed + i
@@ -128,7 +89,7 @@ def held_out_boards(
             max_rotation_deg=0,
             noise_sigma=4,
         )
-        boards.append((test, template, truth.boxes_xyxy_px, truth.class_ids))
+        boards.append((test, template, truth))
     return boards
 
 
@@ -141,27 +102,34 @@ def evaluate(predict: Predictor, spec: EvalSpec, count: int, size: int, look: st
     located_per_class = np.zeros(n_classes + 1, np.int64)
     correct = false_calls = clean = escapes = stray = 0
     infer_ms: list[float] = []
-    for test, template, boxes, class_ids in boards:
+    recipe: Recipe | None = None
+    post: Postprocessor | None = None
+    for test, template, truth in boards:
         pair = np.stack([test, template])[None]
         start = time.perf_counter()
-        probs = predict(pair)[0]
+        probs = predict(pair)
         infer_ms.append((time.perf_counter() - start) * 1e3)
-        stride = test.shape[0] // probs.shape[1]
-        found = scale_components(components(probs, spec.threshold, spec.min_area_cells), stride)
-        defective, called_ng = len(class_ids) > 0, len(found) > 0
+        h, w = test.shape
+        if recipe is None or post is None:
+            recipe = eval_recipe(spec, stride=h // probs.shape[2])
+            post = Postprocessor(recipe)
+        calls = split(recipe, post.run(probs, [Tile(0, 0, w, h, (0, 0, w, h))], (h, w)))
+        found = calls.defects
+        defective = truth.is_defective
+        called_ng = decide(recipe, calls).verdict is not Verdict.OK
         correct += int(defective == called_ng)
         if not defective:
             clean += 1
             false_calls += int(called_ng)
         else:
             escapes += int(not called_ng)
-        for box, cls in zip(boxes, class_ids, strict=True):
-            truth_per_class[cls] += 1
-            ious = [(box_iou(tuple(box), c.box_xyxy_px), c.class_id) for c in found]
-            hit_per_class[cls] += int(any(i >= spec.iou and c == cls for i, c in ious))
-            located_per_class[cls] += int(any(i >= spec.iou for i, _ in ious))
-        for comp in found:
-            stray += int(all(box_iou(tuple(b), comp.box_xyxy_px) <= 0 for b in boxes))
+        ious = iou_matrix(truth.bbox_xyxy_px, found.bbox_xyxy_px)  # truth x found
+        close = ious >= spec.iou
+        same = truth.class_ids[:, None] == found.class_ids[None, :]
+        np.add.at(truth_per_class, truth.class_ids, 1)
+        np.add.at(hit_per_class, truth.class_ids, (close & same).any(axis=1).astype(np.int64))
+        np.add.at(located_per_class, truth.class_ids, close.any(axis=1).astype(np.int64))
+        stray += int((ious <= 0).all(axis=0).sum())
     recall = {
         DEFECT_CLASSES[c - 1]: {
             "truth": int(truth_per_class[c]),

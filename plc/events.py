@@ -58,7 +58,7 @@ class PartResult:
 
     @classmethod
     def from_inspection(cls, r: InspectionResult) -> PartResult:
-        top = r.top_defect or max(r.review_defects, key=lambda d: d.score, default=None)
+        top = r.top_defect or r.review_defects.top()
         return cls(
             part_sequence=r.part_sequence,
             verdict=r.verdict,

@@ -27,6 +27,7 @@ from aoi.recipe import load_recipe
 from aoi.sources.synthetic import SyntheticSource
 from aoi.types import (
     STAGES,
+    Defects,
     ErrorKind,
     Frame,
     GroundTruth,
@@ -129,7 +130,7 @@ def test_bad_frames_give_error_verdicts(
     assert expected in result.error
     assert result.error_kind is kind
     assert result.verdict_reason == ""  # no verdict rule decided an ERROR
-    assert result.defects == ()
+    assert len(result.defects) == 0
 
 
 def test_a_failing_engine_gives_an_inference_error(make_recipe: RecipeFactory) -> None:
@@ -147,7 +148,8 @@ def test_a_failing_engine_gives_an_inference_error(make_recipe: RecipeFactory) -
 def test_results_refuse_an_error_kind_that_contradicts_the_verdict() -> None:
     from dataclasses import replace
 
-    ok = InspectionResult(1, 0, "f", "r", "h", "m", "cpu", Verdict.OK, (), (), {}, 5.0, False, None)
+    no = Defects.empty()
+    ok = InspectionResult(1, 0, "f", "r", "h", "m", "cpu", Verdict.OK, no, no, {}, 5.0, False, None)
     with pytest.raises(ValueError, match="must have error_kind NONE, got BAD_FRAME"):
         replace(ok, verdict=Verdict.OK, error_kind=ErrorKind.BAD_FRAME)
     with pytest.raises(ValueError, match=r"must say which failure in \.error_kind"):

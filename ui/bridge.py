@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from aoi.types import Defect, InspectionResult, Registration
+from aoi.types import Defects, InspectionResult, Registration
 
 #: Longest side of a display frame; the screen's image panel is smaller than this.
 DISPLAY_MAX_PX = 960
@@ -68,8 +68,8 @@ def display_image(
 
 
 def frame_boxes(
-    defects: tuple[Defect, ...],
-    review: tuple[Defect, ...],
+    defects: Defects,
+    review: Defects,
     registration: Registration | None,
     scale: float,
 ) -> tuple[DisplayBox, ...]:

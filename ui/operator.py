@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from aoi.runner import RunState
-from aoi.types import InspectionResult, Verdict
+from aoi.types import Defects, InspectionResult, Verdict
 from ui import theme
 from ui.bridge import DisplayFrame
 from ui.health import Level
@@ -41,7 +41,7 @@ STATE_TEXT = {
 def verdict_detail(r: InspectionResult) -> str:
     """One line under the verdict: which defects, or why the board was not inspected."""
 
-    def names(defects: tuple) -> str:  # type: ignore[type-arg]
+    def names(defects: Defects) -> str:
         top = sorted(defects, key=lambda d: -d.score)[:3]
         text = ", ".join(f"{d.class_name.replace('_', ' ')} {d.score:.2f}" for d in top)
         return text + (" …" if len(defects) > 3 else "")

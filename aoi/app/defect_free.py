@@ -84,8 +84,8 @@ class DefectFreeReport:
             return
         if result.defects:
             self.false_calls += 1
-            self.false_defects_by_class.update(d.class_name for d in result.defects)
-            top = max(d.score for d in result.defects)
+            self.false_defects_by_class.update(result.defects.class_names)
+            top = float(result.defects.scores.max())
             self.max_false_score = max(self.max_false_score, top)
             self.worst.append((name, top))
         elif result.review_defects:

@@ -30,7 +30,7 @@ from aoi.metrics import ImageDetections, Report, evaluate
 from aoi.pipeline import Pipeline
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
 from aoi.sources.replay import read_annotation, read_image
-from aoi.types import DEFECT_CLASSES, BackendName, Frame, InspectionResult
+from aoi.types import DEFECT_CLASSES, BackendName, Defects, Frame, InspectionResult
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +89,9 @@ def curve_recipe(loaded: LoadedRecipe) -> LoadedRecipe:
 
 
 def _detections(name: str, frame: Frame, result: InspectionResult) -> ImageDetections:
-    found = result.defects + result.review_defects
     truth = frame.truth
     assert truth is not None
-    return ImageDetections(
-        name,
-        truth.boxes_xyxy_px.astype(np.float64),
-        truth.class_ids.astype(np.int64),
-        np.array([d.bbox_xyxy_px for d in found], np.float64).reshape(-1, 4),
-        np.array([d.class_id for d in found], np.int64),
-        np.array([d.score for d in found], np.float64),
-    )
+    return ImageDetections(name, truth, Defects.merge([result.defects, result.review_defects]))
 
 
 def run_split(
@@ -184,24 +176,28 @@ def write_worst_overlay(
     for i in ranked:
         img = cv2.cvtColor(read_image(entries[i].test), cv2.COLOR_GRAY2BGR)
         d = images[i]
-        for (x0, y0, x1, y1), c in zip(d.truth_boxes.astype(int), d.truth_classes, strict=True):
+        truth = d.truth
+        for (x0, y0, x1, y1), name in zip(
+            truth.bbox_xyxy_px.tolist(), truth.class_names, strict=True
+        ):
             cv2.rectangle(img, (x0, y0), (x1, y1), (0, 170, 0), 2)
             cv2.putText(
                 img,
-                DEFECT_CLASSES[c - 1],
+                name,
                 (x0, max(10, y0 - 3)),
                 cv2.FONT_HERSHEY_SIMPLEX,
                 0.4,
                 (0, 130, 0),
                 1,
             )
-        for (x0, y0, x1, y1), c, s in zip(d.boxes.astype(int), d.classes, d.scores, strict=True):
-            if s < thresholds.get(int(c), 1.0):
+        for det in d.detections:
+            if det.score < thresholds.get(det.class_id, 1.0):
                 continue
+            x0, y0, x1, y1 = det.bbox_xyxy_px
             cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 230), 1)
             cv2.putText(
                 img,
-                f"{DEFECT_CLASSES[c - 1]} {s:.2f}",
+                f"{det.class_name} {det.score:.2f}",
                 (x0, y1 + 12),
                 cv2.FONT_HERSHEY_SIMPLEX,
                 0.4,

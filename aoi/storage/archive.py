@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from aoi.storage.health import StorageHealth
-from aoi.types import Defect, InspectionResult, Registration, Verdict
+from aoi.types import Defects, InspectionResult, Registration, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class ArchivePaths:
 @dataclass(frozen=True)
 class _Job:
     image: np.ndarray
-    defects: tuple[Defect, ...]
-    review_defects: tuple[Defect, ...]
+    defects: Defects
+    review_defects: Defects
     registration: Registration | None
     paths: ArchivePaths
 
@@ -89,8 +89,8 @@ def _bgr8(image: np.ndarray) -> np.ndarray:
 
 def overlay(
     image: np.ndarray,
-    defects: tuple[Defect, ...],
-    review_defects: tuple[Defect, ...],
+    defects: Defects,
+    review_defects: Defects,
     registration: Registration | None,
     max_side_px: int = 2048,
 ) -> np.ndarray:

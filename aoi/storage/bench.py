@@ -24,13 +24,13 @@ from aoi.storage.journal import Journal
 from aoi.storage.records import inspection_record
 from aoi.storage.storage import Storage
 from aoi.storage.tables import new_uuid
-from aoi.types import Defect, InspectionResult, Registration, Verdict
+from aoi.types import DEFECT_CLASSES, Defect, Defects, InspectionResult, Registration, Verdict
 
 
 def synthetic_results(n: int, defects: int = 5) -> list[InspectionResult]:
     """``n`` NG results with ``defects`` defects each, as the cycle would publish them."""
-    found = tuple(
-        Defect(1 + k % 6, "spurious_copper", (10 * k, 20, 10 * k + 8, 30), 64, 0.9)
+    found = Defects.from_items(
+        Defect(1 + k % 6, DEFECT_CLASSES[k % 6], (10 * k, 20, 10 * k + 8, 30), 64, 0.9)
         for k in range(defects)
     )
     stages = {"acquire": 0.2, "register": 3.1, "preprocess": 0.8, "infer": 9.5, "decide": 0.1}
@@ -46,7 +46,7 @@ def synthetic_results(n: int, defects: int = 5) -> list[InspectionResult]:
             backend="onnxruntime",
             verdict=Verdict.NG if defects else Verdict.OK,
             defects=found,
-            review_defects=(),
+            review_defects=Defects.empty(),
             stages_ms=stages,
             cycle_ms=14.0,
             over_budget=False,

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aoi.types import Defect, ErrorKind, InspectionResult, Verdict
+from aoi.types import Defects, ErrorKind, InspectionResult, Verdict
 
 INSPECTION, CYCLE, RECIPE = "inspection", "cycle", "recipe"
 
@@ -22,14 +22,19 @@ INSPECTION, CYCLE, RECIPE = "inspection", "cycle", "recipe"
 RECORD_VERSION = 2
 
 
-def _defect(d: Defect) -> list[Any]:
-    # Plain Python numbers: a stage may hand on numpy scalars, which drivers store as blobs.
+def _defects(found: Defects) -> list[list[Any]]:
+    """One row per defect: class id, class name, x0, y0, x1, y1, area, score."""
+    # Plain Python numbers (``tolist``): drivers store numpy scalars as blobs.
     return [
-        int(d.class_id),
-        d.class_name,
-        *map(int, d.bbox_xyxy_px),
-        int(d.area_px),
-        float(d.score),
+        [cid, name, *box, area, score]
+        for cid, name, box, area, score in zip(
+            found.class_ids.tolist(),
+            found.class_names,
+            found.bbox_xyxy_px.tolist(),
+            found.areas_px.tolist(),
+            found.scores.tolist(),
+            strict=True,
+        )
     ]
 
 
@@ -78,8 +83,8 @@ def inspection_record(
         "frame_name": result.frame_name,
         "image_path": image_path,
         "preview_path": preview_path,
-        "defects": [_defect(d) for d in result.defects],
-        "review_defects": [_defect(d) for d in result.review_defects],
+        "defects": _defects(result.defects),
+        "review_defects": _defects(result.review_defects),
     }
 
 

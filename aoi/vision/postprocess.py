@@ -6,18 +6,20 @@ for it form connected components (cells where the background has half the probab
 cannot be won by a defect class and are skipped, so the cost follows the defect area); each
 component becomes a box (scaled by the stride S and
 shifted by its tile's origin), an area in frame pixels, and a score (the component's peak).
+
+The result is every candidate at or above its class's review floor, as one :class:`Defects`;
+which of them are defects and which only go to review is the recipe's call, made next to the
+verdict rules (:func:`aoi.vision.verdict.split`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from aoi.errors import InferenceError
 from aoi.recipe import MaskRegion, Recipe
-from aoi.types import DEFECT_CLASSES, Defect, GroundTruth
+from aoi.types import DEFECT_CLASSES, Defects, GroundTruth
 from aoi.vision.preprocess import Tile
 
 #: A background probability at or above which no defect class can win a cell's argmax: half the
@@ -28,49 +30,40 @@ _BACKGROUND_WINS = 0.5 + 1e-4
 Region = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True)
-class Candidates:
-    """Defects that pass their class's score (``defects``) and those only in the review band."""
-
-    defects: tuple[Defect, ...]
-    review: tuple[Defect, ...]
-
-
 class Postprocessor:
     """Turns probability maps into defects with one recipe's thresholds and don't-care masks."""
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
         n = len(DEFECT_CLASSES)
-        self._score = np.ones(n + 1, np.float32)
         self._low = np.ones(n + 1, np.float32)
         self._min_area = np.zeros(n + 1, np.int64)
         self._active = []
         for cid, name in enumerate(DEFECT_CLASSES, start=1):
             rule = recipe.rule_for(name)
-            self._score[cid] = rule.score
             self._low[cid] = rule.review_score if rule.review_score is not None else rule.score
             self._min_area[cid] = rule.min_area_px
             if rule.action != "ignore":
                 self._active.append(cid)
         self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
 
-    def _masked(self, cx: float, cy: float, seen: Region | None = None) -> bool:
-        if seen is not None and not (seen[0] <= cx < seen[2] and seen[1] <= cy < seen[3]):
-            return True
-        return any(m.x0 <= cx < m.x1 and m.y0 <= cy < m.y1 for m in self._masks)
+    def _masked(self, boxes: np.ndarray, seen: Region | None = None) -> np.ndarray:
+        """Per box: whether its centre is outside ``seen`` or inside a don't-care region."""
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        out = np.zeros(len(boxes), bool)
+        if seen is not None:
+            out |= ~((seen[0] <= cx) & (cx < seen[2]) & (seen[1] <= cy) & (cy < seen[3]))
+        for m in self._masks:
+            out |= (m.x0 <= cx) & (cx < m.x1) & (m.y0 <= cy) & (cy < m.y1)
+        return out
 
     def visible_truth(self, truth: GroundTruth, seen: Region | None = None) -> GroundTruth:
         """The known defects the recipe inspects: not in don't-care regions, and seen by the
         camera (inside ``seen``, the registered frame's valid region)."""
         if (not self._masks and seen is None) or not truth.is_defective:
             return truth
-        b = truth.boxes_xyxy_px
-        keep = np.array(
-            [not self._masked((x0 + x1) / 2, (y0 + y1) / 2, seen) for x0, y0, x1, y1 in b],
-            dtype=bool,
-        )
-        return truth if keep.all() else GroundTruth(b[keep], truth.class_ids[keep])
+        keep = ~self._masked(truth.bbox_xyxy_px, seen)
+        return truth if keep.all() else truth[keep]
 
     def run(
         self,
@@ -78,8 +71,8 @@ class Postprocessor:
         tiles: list[Tile],
         input_hw: tuple[int, int],
         seen: Region | None = None,
-    ) -> Candidates:
-        """Defects from one batch of probability maps, in frame pixel coordinates.
+    ) -> Defects:
+        """Candidates from one batch of probability maps, in frame pixels, highest score first.
 
         ``seen`` is the part of the template's field of view the camera really saw (see
         :func:`aoi.vision.registration.seen_region`); defects outside it are not reported.
@@ -100,8 +93,8 @@ class Postprocessor:
             )
             raise InferenceError(msg)
         stride = int(stride_x)
-        defects: list[Defect] = []
-        review: list[Defect] = []
+        # One row per candidate: box, class id, score, area; columns are built once at the end.
+        cands: list[tuple[int, int, int, int, int, float, int]] = []
         for full, tile in zip(probs, tiles, strict=True):
             # Where the background holds half the mass or more, no defect class can win the
             # argmax (ties go to class 0 too): only the window around the other cells is read.
@@ -133,22 +126,22 @@ class Postprocessor:
                         continue  # the component lies in the tile's padding only
                     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
                     ox0, oy0, ox1, oy1 = tile.own_xyxy
-                    owned = ox0 <= cx < ox1 and oy0 <= cy < oy1
-                    if not owned or self._masked(cx, cy, seen):
-                        continue
+                    if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
+                        continue  # another tile owns it
                     own = labels[ly : ly + h, lx : lx + w] == k
                     score = float(pc[ly : ly + h, lx : lx + w][own].max())
-                    d = Defect(cid, DEFECT_CLASSES[cid - 1], (x0, y0, x1, y1), area, score)
-                    (defects if score >= self._score[cid] else review).append(d)
-        defects.sort(key=lambda d: -d.score)
-        review.sort(key=lambda d: -d.score)
-        return Candidates(tuple(defects), tuple(review))
+                    cands.append((x0, y0, x1, y1, cid, score, area))
+        table = np.array(cands, np.float64).reshape(-1, 7)
+        found = Defects(
+            table[:, :4].astype(np.int64),
+            table[:, 4].astype(np.int64),
+            # The network's float32 peak, kept at its own precision (the thresholds compare so).
+            table[:, 5].astype(np.float32),
+            table[:, 6].astype(np.int64),
+        )
+        return found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
 
 
-def merge(parts: list[Candidates]) -> Candidates:
+def merge(parts: list[Defects]) -> Defects:
     """Candidates of several batches of one frame, highest score first."""
-    if len(parts) == 1:
-        return parts[0]
-    defects = sorted((d for c in parts for d in c.defects), key=lambda d: -d.score)
-    review = sorted((d for c in parts for d in c.review), key=lambda d: -d.score)
-    return Candidates(tuple(defects), tuple(review))
+    return parts[0] if len(parts) == 1 else Defects.merge(parts).sorted_by_score()

@@ -1,4 +1,9 @@
-"""Verdict rules: the recipe turns a board's defects into OK / NG / REVIEW.
+"""From recipe thresholds to the verdict: which candidates are defects, then OK / NG / REVIEW.
+
+:func:`split` reads each class's thresholds: a candidate scoring at least its class's ``score``
+is a defect; one in ``[review_score, score)`` only goes to review; anything lower, or of a class
+whose action is ``ignore``, is dropped. :func:`decide` then applies the verdict rules to what
+the split kept.
 
 ERROR is not decided here: it comes from a stage that failed (frame, registration, inference),
 and the cycle sets it before these rules run.
@@ -17,15 +22,56 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from aoi.recipe import Recipe
-from aoi.types import Verdict
-from aoi.vision.postprocess import Candidates
+from aoi.types import DEFECT_CLASSES, Defects, Verdict
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A board's candidates after the split: defects (``defects``) and the review band."""
+
+    defects: Defects
+    review: Defects
+
+    @classmethod
+    def none(cls) -> Candidates:
+        """Nothing found (a failed cycle, or a clean board)."""
+        return cls(Defects.empty(), Defects.empty())
 
 
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     reason: str
+
+
+def _thresholds(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """Per class id (index 0 unused): the defect score and the review floor; inf drops a class."""
+    score = np.full(len(DEFECT_CLASSES) + 1, np.inf, np.float32)
+    floor = score.copy()
+    for cid, name in enumerate(DEFECT_CLASSES, start=1):
+        rule = recipe.rule_for(name)
+        if rule.action == "ignore":
+            continue
+        score[cid] = rule.score
+        floor[cid] = rule.score if rule.review_score is None else rule.review_score
+    return score, floor
+
+
+def split(recipe: Recipe, candidates: Defects) -> Candidates:
+    """Which candidates are defects and which only go to review, by each class's thresholds.
+
+    Scores and thresholds compare in float32, the network's own precision (and the one the
+    postprocessor's review floor is applied at), so a candidate at a threshold stays on its side.
+    """
+    score, floor = _thresholds(recipe)
+    s = candidates.scores.astype(np.float32)
+    c = candidates.class_ids
+    called = s >= score[c]
+    band = ~called & (s >= floor[c])
+    return Candidates(candidates[called], candidates[band])
 
 
 def decide(recipe: Recipe, found: Candidates) -> Decision:
@@ -37,16 +83,21 @@ def decide(recipe: Recipe, found: Candidates) -> Decision:
             Verdict.REVIEW,
             f"{n} defects exceed review_max_defects={rules.review_max_defects}: check the image",
         )
-    ng = [d for d in found.defects if recipe.rule_for(d.class_name).action == "ng"]
-    if len(ng) >= rules.ng_min_defects:
-        worst = max(ng, key=lambda d: d.score)
+    ng_classes = [
+        cid
+        for cid, name in enumerate(DEFECT_CLASSES, start=1)
+        if recipe.rule_for(name).action == "ng"
+    ]
+    ng = found.defects[np.isin(found.defects.class_ids, ng_classes)]
+    worst = ng.top()
+    if worst is not None and len(ng) >= rules.ng_min_defects:
         return Decision(
             Verdict.NG, f"{len(ng)} defect(s), worst {worst.class_name} {worst.score:.2f}"
         )
     if found.defects:
         return Decision(Verdict.REVIEW, f"{n} defect(s) below the NG rule")
-    if found.review:
-        best = found.review[0]
+    best = found.review.top()
+    if best is not None:
         return Decision(
             Verdict.REVIEW,
             f"{len(found.review)} candidate(s) in the review band, top {best.class_name}",

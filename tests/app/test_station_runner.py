@@ -43,9 +43,10 @@ def _rig_factory(recipe: Path) -> Iterator[Callable[[], Rig]]:
 
 
 def _result(verdict: Verdict, cycle_ms: float = 10.0, over: bool = False) -> InspectionResult:
-    from aoi.types import Defect
+    from aoi.types import Defect, Defects
 
-    defects = (Defect(1, "open", (0, 0, 4, 4), 16, 0.9),) if verdict is Verdict.NG else ()
+    one = [Defect(1, "open", (0, 0, 4, 4), 16, 0.9)] if verdict is Verdict.NG else []
+    defects = Defects.from_items(one)
     return InspectionResult(
         1,
         0,
@@ -56,7 +57,7 @@ def _result(verdict: Verdict, cycle_ms: float = 10.0, over: bool = False) -> Ins
         "onnxruntime-cpu",
         verdict,
         defects,
-        (),
+        Defects.empty(),
         {},
         cycle_ms,
         over,

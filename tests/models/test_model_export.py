@@ -89,7 +89,7 @@ def test_an_injected_defect_gives_a_component_over_its_truth_box(
     count, _, stats, _ = cv2.connectedComponentsWithStats(
         (probs[class_id] >= 0.5).astype(np.uint8), connectivity=8
     )
-    x0, y0, x1, y1 = truth.boxes_xyxy_px[0]
+    x0, y0, x1, y1 = truth.bbox_xyxy_px[0]
     overlapping = [
         (x, y, w, h)
         for x, y, w, h, area in stats[1:count]
@@ -99,7 +99,7 @@ def test_an_injected_defect_gives_a_component_over_its_truth_box(
         and y * stride < y1
         and (y + h) * stride > y0
     ]
-    assert overlapping, f"no {class_id} component over truth box {truth.boxes_xyxy_px[0]}"
+    assert overlapping, f"no {class_id} component over truth box {truth.bbox_xyxy_px[0]}"
 
 
 def test_export_round_trip_of_an_untrained_tiny_net_matches_pytorch(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_an_injected_synthetic_defect_is_found_over_its_box(
     copper, truth = boardgen.inject_defects(layout, rng, 1, classes=[class_id])
     test = boardgen.render(copper, "binary", rng, noise_sigma=4.0)
     probs = _probs(session, test, template)
-    x0, y0, x1, y1 = (int(v) // 2 for v in truth.boxes_xyxy_px[0])
+    x0, y0, x1, y1 = (int(v) // 2 for v in truth.bbox_xyxy_px[0])
     window = probs[:, y0 : y1 + 1, x0 : x1 + 1]
     assert (window.argmax(axis=0) == class_id).sum() >= 4
     assert window[class_id].max() >= 0.5

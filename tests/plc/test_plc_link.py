@@ -16,7 +16,7 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 
 from aoi.config import PlcConfig
-from aoi.types import Defect, ErrorKind, InspectionResult, Trigger, Verdict
+from aoi.types import Defect, Defects, ErrorKind, InspectionResult, Trigger, Verdict
 from plc.client import RegisterClient
 from plc.config import register_map
 from plc.errors import PlcLinkError, UnknownProductCode
@@ -63,7 +63,7 @@ def inspection(
     kind: ErrorKind = ErrorKind.CAMERA_TIMEOUT,
 ) -> InspectionResult:
     """What the pipeline would publish for the trigger; ``kind`` is an ERROR's kind."""
-    defects = (Defect(2, "short", (10, 10, 20, 20), 40, 0.876),) if verdict is Verdict.NG else ()
+    one = [Defect(2, "short", (10, 10, 20, 20), 40, 0.876)] if verdict is Verdict.NG else []
     return InspectionResult(
         inspection_id=trigger.inspection_id or n,  # as the pipeline numbers a PLC's part
         frame_id=n,
@@ -73,8 +73,8 @@ def inspection(
         model_hash="m",
         backend="test",
         verdict=verdict,
-        defects=defects,
-        review_defects=(),
+        defects=Defects.from_items(one),
+        review_defects=Defects.empty(),
         stages_ms={},
         cycle_ms=12.5,
         over_budget=False,

@@ -171,7 +171,7 @@ def test_each_defect_class(class_id: int, adds: bool, removes: bool, seed: int,
     new, truth = boardgen.inject_defects(golden, np.random.default_rng(seed), 1, [class_id])
     assert np.array_equal(golden, before), "the input mask must not be modified"
     assert truth.class_ids.tolist() == [class_id]
-    x0, y0, x1, y1 = truth.boxes_xyxy_px[0].tolist()
+    x0, y0, x1, y1 = truth.bbox_xyxy_px[0].tolist()
     h, w = golden.shape
     assert 0 <= x0 <= x1 < w
     assert 0 <= y0 <= y1 < h
@@ -209,7 +209,7 @@ def test_defects_count_and_no_overlap(count: int, layouts: dict[int, np.ndarray]
     assert set(truth.class_ids.tolist()) <= set(range(1, 7))
     if count == 0:
         assert np.array_equal(new, layouts[2])
-    boxes = truth.boxes_xyxy_px
+    boxes = truth.bbox_xyxy_px
     for i in range(count):
         for j in range(i + 1, count):
             a, b = boxes[i], boxes[j]
@@ -276,7 +276,7 @@ def test_board_under_test_truth_is_in_template_coordinates(look: boardgen.Look) 
     back = cv2.warpAffine(image, cv2.invertAffineTransform(matrix), (400, 320),
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     changed = boardgen.copper_from_image(back) != boardgen.copper_from_image(template)
-    for x0, y0, x1, y1 in truth.boxes_xyxy_px:
+    for x0, y0, x1, y1 in truth.bbox_xyxy_px:
         assert changed[y0:y1 + 1, x0:x1 + 1].sum() >= 2, "each defect shows up in its box"
 
 

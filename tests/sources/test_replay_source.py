@@ -167,7 +167,7 @@ def test_deeppcb_layout_pairs_template_and_truth(tmp_path: Path) -> None:
     assert first.template.shape == first.image.shape == (64, 64)
     assert not np.array_equal(first.template, first.image)
     assert first.truth is not None
-    assert first.truth.boxes_xyxy_px.tolist() == [[10, 10, 20, 20], [30, 5, 40, 15]]
+    assert first.truth.bbox_xyxy_px.tolist() == [[10, 10, 20, 20], [30, 5, 40, 15]]
     assert first.truth.class_ids.tolist() == [1, 6]
     assert frames[1].truth is None
     assert frames[2].truth is not None
@@ -219,5 +219,5 @@ def test_real_deeppcb_pairs() -> None:
         assert 1 <= len(frame.truth.class_ids) <= 20
     assert frames[0].name == "00041000_test"
     assert frames[0].truth is not None
-    assert frames[0].truth.boxes_xyxy_px[0].tolist() == [466, 441, 493, 470]
+    assert frames[0].truth.bbox_xyxy_px[0].tolist() == [466, 441, 493, 470]
     assert frames[0].truth.class_ids[0] == 3

@@ -42,7 +42,7 @@ def test_same_seed_same_stream(template: np.ndarray, look: str) -> None:
     for fa, fb in zip(a, b, strict=True):
         assert np.array_equal(fa.image, fb.image)
         assert fa.truth is not None and fb.truth is not None
-        assert np.array_equal(fa.truth.boxes_xyxy_px, fb.truth.boxes_xyxy_px)
+        assert np.array_equal(fa.truth.bbox_xyxy_px, fb.truth.bbox_xyxy_px)
         assert np.array_equal(fa.truth.class_ids, fb.truth.class_ids)
 
 

@@ -28,7 +28,7 @@ from storage_helpers import (
 
 from aoi.config import StorageConfig
 from aoi.storage import Storage
-from aoi.types import Defect, ErrorKind, InspectionResult, Registration, Verdict
+from aoi.types import Defect, Defects, ErrorKind, InspectionResult, Registration, Verdict
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
@@ -123,8 +123,8 @@ def make_result() -> ResultFactory:
         if isinstance(defects, int):
             defects = [("spurious_copper", 0.9)] * defects if verdict is Verdict.NG else []
 
-        def mk(items: list[tuple[str, float]]) -> tuple[Defect, ...]:
-            return tuple(
+        def mk(items: list[tuple[str, float]]) -> Defects:
+            return Defects.from_items(
                 Defect(DEFECT_CLASSES.index(name) + 1, name, (10 * k, 5, 10 * k + 6, 11), 36, s)
                 for k, (name, s) in enumerate(items)
             )

@@ -18,7 +18,7 @@ from aoi.storage.archive import Archive, DiskUsage, overlay
 from aoi.storage.db import Database
 from aoi.storage.health import StorageHealth
 from aoi.storage.tables import Inspection
-from aoi.types import Defect, Frame, Registration, Verdict
+from aoi.types import Defect, Defects, Frame, Registration, Verdict
 
 
 def _frame(i: int = 0, dtype: type = np.uint8) -> Frame:
@@ -148,8 +148,8 @@ def test_overlay_draws_boxes_where_the_registration_puts_them() -> None:
     image = np.zeros((100, 100), np.uint8)
     d = Defect(5, "spurious_copper", (20, 20, 30, 30), 100, 0.9)
     shifted = Registration(np.array([[1, 0, 40], [0, 1, 10]], np.float32), 40, 10, 0, 1, 0)
-    plain = overlay(image, (d,), (), None)
-    moved = overlay(image, (d,), (), shifted)
+    plain = overlay(image, Defects.from_items([d]), Defects.empty(), None)
+    moved = overlay(image, Defects.from_items([d]), Defects.empty(), shifted)
     red = (40, 40, 230)
     assert tuple(plain[18, 25]) == red  # top edge of the box (2 px padding), template place
     assert tuple(moved[28, 65]) == red  # the same edge, 40 px right and 10 px down

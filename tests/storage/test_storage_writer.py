@@ -444,10 +444,15 @@ def test_numpy_numbers_from_the_stages_are_recorded(
     import numpy as np
 
     from aoi.storage.tables import Defect as DefectRow
-    from aoi.types import Defect
+    from aoi.types import Defects
 
-    d = Defect(np.int64(2), "short", tuple(np.int64(v) for v in (1, 2, 3, 4)), np.int64(4), 0.5)
-    r = replace(make_result(), defects=(d,), stages_ms={"infer": np.float32(7.5)})
+    found = Defects(
+        np.array([[1, 2, 3, 4]], np.int32),
+        np.array([2], np.uint8),
+        np.array([0.5], np.float32),
+        np.array([4], np.int64),
+    )
+    r = replace(make_result(), defects=found, stages_ms={"infer": np.float32(7.5)})
     with make_storage(sqlite_url) as storage:
         storage.publish(r)
     assert storage.status().ok, storage.status().alarms

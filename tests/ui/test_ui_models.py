@@ -13,7 +13,7 @@ import pytest
 
 from aoi.errors import RecipeError
 from aoi.storage import HealthSnapshot
-from aoi.types import Defect, ErrorKind, InspectionResult, Registration, Verdict
+from aoi.types import Defect, Defects, ErrorKind, InspectionResult, Registration, Verdict
 from plc.link import LinkHealth
 from plc.peer import LinkState
 from plc.registers import ErrorCode
@@ -119,7 +119,8 @@ def _result(
     from aoi.types import Frame
 
     f = Frame(np.zeros((32, 32), np.uint8), 0, 0, "synthetic") if frame else None
-    defects = (Defect(1, "open", (0, 0, 4, 4), 16, 0.9),) if verdict is Verdict.NG else ()
+    one = [Defect(1, "open", (0, 0, 4, 4), 16, 0.9)] if verdict is Verdict.NG else []
+    defects = Defects.from_items(one)
     return InspectionResult(
         1,
         0 if frame else -1,
@@ -130,7 +131,7 @@ def _result(
         "cpu",
         verdict,
         defects,
-        (),
+        Defects.empty(),
         {},
         5.0,
         False,
@@ -265,8 +266,8 @@ def test_large_frames_are_shrunk_for_display_with_their_boxes() -> None:
         "m",
         "cpu",
         Verdict.NG,
-        (defect,),
-        (),
+        Defects.from_items([defect]),
+        Defects.empty(),
         {},
         40.0,
         False,

@@ -1,4 +1,4 @@
-"""Probability maps to defects, and the recipe's verdict rules, as table tests."""
+"""Probability maps to candidates, and recipe thresholds to the verdict, as table tests."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 from aoi.errors import InferenceError
 from aoi.recipe import find_recipe, load_recipe
-from aoi.types import DEFECT_CLASSES, Defect, GroundTruth, Verdict
-from aoi.vision.postprocess import Candidates, Postprocessor
+from aoi.types import DEFECT_CLASSES, Defects, GroundTruth, Verdict
+from aoi.vision.postprocess import Postprocessor
 from aoi.vision.preprocess import Tile
-from aoi.vision.verdict import decide
+from aoi.vision.verdict import Candidates, decide, split
 
 BASE = load_recipe(find_recipe("board-a-640"), check_files=False).recipe
 
@@ -43,8 +43,8 @@ FULL = [Tile(0, 0, 640, 640, (0, 0, 640, 640))]
 def test_component_becomes_a_box_in_frame_pixels() -> None:
     probs = _probs(160, 160, [(2, 10, 20, 13, 22, 0.9)])
     found = Postprocessor(BASE).run(probs, FULL, (640, 640))
-    assert len(found.defects) == 1
-    d = found.defects[0]
+    assert len(found) == 1
+    d = found[0]
     assert d.class_name == "short"
     assert d.bbox_xyxy_px == (40, 80, 51, 87)
     assert d.area_px == 6 * 16
@@ -57,8 +57,8 @@ def test_tile_origin_shifts_boxes_and_seams_do_not_double_count() -> None:
         [_probs(64, 64, [(5, 58, 10, 62, 12, 0.8)]), _probs(64, 64, [(5, 2, 10, 6, 12, 0.8)])]
     )
     found = Postprocessor(BASE).run(p, tiles, (256, 256))
-    assert len(found.defects) == 1, "the same defect seen by two tiles is reported once"
-    assert found.defects[0].bbox_xyxy_px == (232, 40, 247, 47)
+    assert len(found) == 1, "the same defect seen by two tiles is reported once"
+    assert found[0].bbox_xyxy_px == (232, 40, 247, 47)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,8 @@ def test_thresholds_area_actions_and_masks(
     n_defects: int,
     n_review: int,
 ) -> None:
-    found = Postprocessor(_recipe(**changes)).run(_probs(160, 160, [blob]), FULL, (640, 640))
+    recipe = _recipe(**changes)
+    found = split(recipe, Postprocessor(recipe).run(_probs(160, 160, [blob]), FULL, (640, 640)))
     assert (len(found.defects), len(found.review)) == (n_defects, n_review)
 
 
@@ -92,29 +93,112 @@ def test_output_of_the_wrong_shape_is_an_inference_error() -> None:
         Postprocessor(BASE).run(np.zeros((1, 7, 100, 160), np.float32), FULL, (640, 640))
 
 
-def _d(name: str, score: float = 0.9) -> Defect:
-    return Defect(DEFECT_CLASSES.index(name) + 1, name, (0, 0, 4, 4), 16, score)
+def _candidates(*rows: tuple[str, float]) -> Defects:
+    """Candidates (class name, score), each a 4x4 px box at its own place."""
+    return Defects(
+        np.array([[8 * i, 0, 8 * i + 3, 3] for i in range(len(rows))], np.int64).reshape(-1, 4),
+        np.array([DEFECT_CLASSES.index(name) + 1 for name, _ in rows], np.int64),
+        np.array([score for _, score in rows], np.float32),
+        np.full(len(rows), 16, np.int64),
+    )
 
 
+# Recipe thresholds -> verdict, through the split and the rules. The base recipe has every class
+# at score 0.5 with a review band from 0.35, action ng, ng_min_defects 1, review_max_defects 50.
 @pytest.mark.parametrize(
-    ("defects", "review", "changes", "expected"),
+    ("candidates", "changes", "expected"),
     [
-        ([], [], {}, Verdict.OK),
-        ([_d("open")], [], {}, Verdict.NG),
-        ([], [_d("open", 0.4)], {}, Verdict.REVIEW),
-        ([_d("pin_hole")], [], {"classes__pin_hole__action": "review"}, Verdict.REVIEW),
-        ([_d("open"), _d("pin_hole")], [], {"classes__pin_hole__action": "review"}, Verdict.NG),
-        ([_d("open")], [], {"verdict__ng_min_defects": 2}, Verdict.REVIEW),
-        ([_d("open"), _d("short")], [], {"verdict__ng_min_defects": 2}, Verdict.NG),
-        ([_d("open")] * 4, [], {"verdict__review_max_defects": 3}, Verdict.REVIEW),
+        pytest.param([], {}, (Verdict.OK, 0, 0), id="nothing"),
+        pytest.param([("open", 0.9)], {}, (Verdict.NG, 1, 0), id="one defect"),
+        pytest.param([("open", 0.5)], {}, (Verdict.NG, 1, 0), id="at the score is a defect"),
+        pytest.param([("open", 0.4)], {}, (Verdict.REVIEW, 0, 1), id="in the review band"),
+        pytest.param([("open", 0.35)], {}, (Verdict.REVIEW, 0, 1), id="at the review floor"),
+        pytest.param([("open", 0.3)], {}, (Verdict.OK, 0, 0), id="below the review floor"),
+        pytest.param(
+            [("open", 0.4)],
+            {"classes__open__review_score": None},
+            (Verdict.OK, 0, 0),
+            id="no review band",
+        ),
+        pytest.param(
+            [("open", 0.6)],
+            {"classes__open__score": 0.7},
+            (Verdict.REVIEW, 0, 1),
+            id="a class's own score",
+        ),
+        pytest.param(
+            [("short", 0.6)],
+            {"classes__open__score": 0.7},
+            (Verdict.NG, 1, 0),
+            id="another class's score does not apply",
+        ),
+        pytest.param(
+            [("open", 0.9)],
+            {"classes__open__action": "ignore"},
+            (Verdict.OK, 0, 0),
+            id="ignored class",
+        ),
+        pytest.param(
+            [("pin_hole", 0.9)],
+            {"classes__pin_hole__action": "review"},
+            (Verdict.REVIEW, 1, 0),
+            id="review class",
+        ),
+        pytest.param(
+            [("open", 0.9), ("pin_hole", 0.9)],
+            {"classes__pin_hole__action": "review"},
+            (Verdict.NG, 2, 0),
+            id="ng class beside a review class",
+        ),
+        pytest.param(
+            [("open", 0.9)],
+            {"verdict__ng_min_defects": 2},
+            (Verdict.REVIEW, 1, 0),
+            id="below ng_min_defects",
+        ),
+        pytest.param(
+            [("open", 0.9), ("short", 0.8)],
+            {"verdict__ng_min_defects": 2},
+            (Verdict.NG, 2, 0),
+            id="at ng_min_defects",
+        ),
+        pytest.param(
+            [("open", 0.9), ("short", 0.4)],
+            {"verdict__ng_min_defects": 2},
+            (Verdict.REVIEW, 1, 1),
+            id="review-band candidates do not count towards NG",
+        ),
+        pytest.param(
+            [("open", 0.9)] * 4,
+            {"verdict__review_max_defects": 3},
+            (Verdict.REVIEW, 4, 0),
+            id="a flood of defects",
+        ),
     ],
 )
-def test_verdict_rules(
-    defects: list[Defect], review: list[Defect], changes: dict[str, object], expected: Verdict
+def test_recipe_thresholds_to_verdict(
+    candidates: list[tuple[str, float]],
+    changes: dict[str, object],
+    expected: tuple[Verdict, int, int],
 ) -> None:
-    decision = decide(_recipe(**changes), Candidates(tuple(defects), tuple(review)))
-    assert decision.verdict is expected
+    recipe = _recipe(**changes)
+    found = split(recipe, _candidates(*candidates))
+    decision = decide(recipe, found)
+    assert (decision.verdict, len(found.defects), len(found.review)) == expected
     assert decision.reason
+
+
+def test_split_keeps_rows_whole_and_in_order() -> None:
+    """Each side of the split keeps its candidates' boxes, areas and scores, in input order."""
+    candidates = _candidates(("short", 0.9), ("open", 0.4), ("spur", 0.7), ("open", 0.2))
+    found = split(BASE, candidates)
+    assert found.defects == candidates[np.array([0, 2])]
+    assert found.review == candidates[np.array([1])]
+    assert decide(BASE, found).reason == "2 defect(s), worst short 0.90"
+
+
+def test_nothing_found_is_ok() -> None:
+    assert decide(BASE, Candidates.none()).verdict is Verdict.OK
 
 
 def test_truth_inside_a_dont_care_region_is_not_expected() -> None:
@@ -163,14 +247,12 @@ def test_reading_only_contested_cells_changes_nothing(seed: int) -> None:
     )
     tile = [Tile(0, 0, w * 4, h * 4, (0, 0, w * 4, h * 4))]
     found = Postprocessor(recipe).run(probs, tile, (h * 4, w * 4))
-    got = sorted(
-        (d.class_id, d.bbox_xyxy_px, round(d.score, 6)) for d in found.defects + found.review
-    )
+    got = sorted((d.class_id, d.bbox_xyxy_px, round(d.score, 6)) for d in found)
     assert got == _reference(recipe, probs, 4)
     if seed == 0:
         empty = _probs(h, w, [])
-        assert Postprocessor(recipe).run(empty, tile, (h * 4, w * 4)) == Candidates((), ())
+        assert Postprocessor(recipe).run(empty, tile, (h * 4, w * 4)) == Defects.empty()
         lone = empty.copy()  # nothing but a class winning with the background just under half
         lone[0, :, 40:44, 60:64] = np.array([0.49, 0.0, 0.0, 0.5, 0.0, 0.01, 0.0])[:, None, None]
-        found = Postprocessor(recipe).run(lone, tile, (h * 4, w * 4))
+        found = split(recipe, Postprocessor(recipe).run(lone, tile, (h * 4, w * 4)))
         assert [(d.class_id, d.bbox_xyxy_px) for d in found.defects] == [(3, (240, 160, 255, 175))]

@@ -143,7 +143,7 @@ def test_defect_free_counts_a_board_with_a_defect_as_a_false_call(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aoi import defect_free
+    from aoi.app import defect_free
 
     real = defect_free.disturbed_copy
 
