@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from aoi.app.station import Station
 from aoi.storage.db import DB_ERRORS
 from aoi.storage.queries import audit_events
-from ui.users import Role, User, UserError, UserStore
+from ui.logic.users import Role, User, UserError, UserStore
 from ui.widgets import local_time, panel
 
 

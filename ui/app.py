@@ -24,8 +24,8 @@ from PySide6.QtWidgets import QApplication
 from aoi.app.station import Station, StationOptions
 from aoi.events import Subscriber
 from ui.bridge import ResultBridge
+from ui.logic.users import UserStore
 from ui.main_window import FRAME_INTERVAL_MS, REFRESH_MS, MainWindow
-from ui.users import UserStore
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from aoi.errors import AoiError, RecipeError
 from aoi.recipe.template import load_template
 from aoi.storage.db import DB_ERRORS
 from ui import theme
-from ui.dryrun import STORED, SYNTHETIC, DryRunReport, dry_run
-from ui.recipe_edit import Validation, preview, read_raw, restore, save_new_version, validate
+from ui.logic.dryrun import STORED, SYNTHETIC, DryRunReport, dry_run
+from ui.logic.recipe_edit import Validation, preview, read_raw, restore, save_new_version, validate
 from ui.recipe_form import RecipeForm
 from ui.widgets import panel
 

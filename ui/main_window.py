@@ -33,10 +33,10 @@ from ui.admin import AdminScreen, LoginDialog
 from ui.bridge import ResultBridge
 from ui.camera_page import CameraPage
 from ui.engineer import EngineerScreen
+from ui.logic.status import station_health
+from ui.logic.users import Role, User, UserStore
 from ui.operator import OperatorScreen
 from ui.review import ReviewScreen
-from ui.status import station_health
-from ui.users import Role, User, UserStore
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from aoi.types import InspectionResult, Verdict
 from ui.app import Gui
 from ui.bridge import prepare
 from ui.camera_page import viky_producer
+from ui.logic.users import Role, User, UserError
 from ui.main_window import MainWindow
-from ui.users import Role, User, UserError
 
 
 def pump(app: QApplication, until: Callable[[], bool], timeout_s: float) -> bool:

@@ -26,8 +26,8 @@ from aoi.runner import RunState
 from aoi.types import Defects, InspectionResult, Verdict
 from ui import theme
 from ui.bridge import DisplayFrame
-from ui.health import Level
-from ui.status import StationHealth
+from ui.logic.health import Level
+from ui.logic.status import StationHealth
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
 
 STATE_TEXT = {

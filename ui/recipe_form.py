@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
 from aoi.recipe import CameraSettings, ClassRule, Geometry
 from aoi.types import DEFECT_CLASSES
 from ui import theme
+from ui.logic.recipe_edit import get_path, set_path
 from ui.mask_canvas import MaskCanvas
-from ui.recipe_edit import get_path, set_path
 
 Getter = Callable[[], Any]
 Setter = Callable[[Any], None]

@@ -36,7 +36,7 @@ from aoi.storage import ReviewError, Verification
 from aoi.storage.db import DB_ERRORS
 from aoi.storage.queries import DefectRecord, InspectionRecord, review_queue
 from ui import theme
-from ui.review_data import (
+from ui.logic.review_data import (
     CropPair,
     TemplateCache,
     aligned_board,

@@ -11,7 +11,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
 
 from aoi.types import DEFECT_CLASSES, Verdict
-from ui.health import Level
+from ui.logic.health import Level
 
 BACKGROUND = "#1e2329"
 PANEL = "#2a3038"

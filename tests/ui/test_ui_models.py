@@ -18,10 +18,10 @@ from plc.link import LinkHealth
 from plc.peer import LinkState
 from plc.registers import ErrorCode
 from ui.bridge import DISPLAY_MAX_PX, ResultBridge, prepare
-from ui.health import Level, camera_light, database_light, engine_light, plc_light
-from ui.recipe_edit import changes, read_raw, save_new_version, set_path, validate
-from ui.review_data import crop_pair, template_to_frame
-from ui.users import Role, UserError, UserStore
+from ui.logic.health import Level, camera_light, database_light, engine_light, plc_light
+from ui.logic.recipe_edit import changes, read_raw, save_new_version, set_path, validate
+from ui.logic.review_data import crop_pair, template_to_frame
+from ui.logic.users import Role, UserError, UserStore
 
 RecipeFactory = Callable[..., Path]
 
@@ -334,7 +334,7 @@ def test_the_review_screen_tells_a_late_image_from_a_dropped_one(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from ui.review_data import unreadable_image_note
+    from ui.logic.review_data import unreadable_image_note
 
     path = tmp_path / "board.png"
     if exists:

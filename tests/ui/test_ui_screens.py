@@ -19,10 +19,10 @@ from aoi.runner import RunState
 from aoi.storage import Verification
 from aoi.storage.queries import audit_events, find_inspections, review_queue
 from ui.app import Gui
-from ui.health import Level
+from ui.logic.health import Level
+from ui.logic.recipe_edit import validate
+from ui.logic.users import Role, User
 from ui.main_window import MainWindow
-from ui.recipe_edit import validate
-from ui.users import Role, User
 
 OpenGui = Callable[..., Gui]
 

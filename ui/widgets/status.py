@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QWidget
 
 from aoi.types import Verdict
 from ui import theme
-from ui.health import Level, Light
+from ui.logic.health import Level, Light
 from ui.widgets.basics import opaque
 
 

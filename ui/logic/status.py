@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aoi.app.station import Station
 from aoi.runner import CounterSnapshot, RunState
-from ui.health import (
+from ui.logic.health import (
     Alarm,
     Light,
     alarms_from,
