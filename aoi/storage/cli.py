@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -190,21 +189,3 @@ def add_prune_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--station", default=None, help="station config TOML (default: none)")
     p.set_defaults(func=cmd_prune)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m aoi.storage.cli`` runs ``aoi report`` until the main CLI mounts it."""
-    from aoi.errors import AoiError
-
-    parser = argparse.ArgumentParser(prog="aoi")
-    add_report_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except AoiError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
