@@ -17,6 +17,9 @@ from aoi.errors import StationConfigError
 from aoi.recipe import format_validation_error
 from aoi.types import BackendName
 
+#: The station's Modbus role: server (polled by the PLC) or client (writes into the PLC).
+PlcRole = Literal["server", "client"]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -119,7 +122,7 @@ class PlcConfig(_Strict):
     """The Modbus TCP link to the line PLC (``[plc]``); plc/README.md explains every field."""
 
     #: server: the PLC polls the station; client: the station writes into the PLC's registers.
-    role: Literal["server", "client"] = "server"
+    role: PlcRole = "server"
     #: server: interface to listen on (the line network's address on a production PC);
     #: client: the PLC's address.
     host: str = "127.0.0.1"

@@ -9,14 +9,12 @@ address, starting offline) are ``config.model_copy(update=...)`` by whoever open
 
 from __future__ import annotations
 
-from typing import Literal
-
-from aoi.config import PlcConfig
+from aoi.config import PlcConfig, PlcRole
 from plc.handshake_state import Timing
 from plc.registers import RegisterMap
 
-#: Which end of the link serves the registers; the values of ``PlcConfig.role``.
-Role = Literal["server", "client"]
+#: Which end of the link serves the registers: ``PlcConfig.role``'s type, defined once.
+Role = PlcRole
 
 
 def register_map(config: PlcConfig, source: str = "[plc]") -> RegisterMap:
