@@ -16,6 +16,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO / "models" / "aoi-defect-v1.onnx"
+#: The project's shared data folder sits beside the checkout (``../shared``), never at a
+#: machine's absolute path; a fresh clone elsewhere skips what needs it.
+DEEPPCB_ROOT = REPO.parent / "shared" / "data" / "deeppcb"
+
+
+@pytest.fixture
+def deeppcb_dir() -> Path:
+    """DeepPCB's root (``PCBData/group*/...`` under it), or skip the test where it is absent."""
+    if not (DEEPPCB_ROOT / "PCBData").is_dir():
+        pytest.skip("DeepPCB trainval data not found at ../shared/data/deeppcb beside the checkout")
+    return DEEPPCB_ROOT
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,6 @@ from aoi.types import Frame, Verdict
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "aoi-defect-v2.onnx"
 DEEPPCB_MODEL = REPO / "models" / "aoi-defect-v3.onnx"
-DEEPPCB = REPO.parent / "shared" / "data" / "deeppcb" / "PCBData"
 NUM_CLASSES = 7
 SPURIOUS_COPPER, PIN_HOLE = 5, 6
 
@@ -70,25 +69,24 @@ def test_an_injected_synthetic_defect_is_found_over_its_box(
     assert window[class_id].max() >= 0.5
 
 
-def _deeppcb_val_pairs(count: int) -> list[tuple[Path, Path, Path]]:
-    if not DEEPPCB.is_dir():
-        pytest.skip(f"DeepPCB is not at {DEEPPCB} (the shared data folder beside the checkout)")
+def _deeppcb_val_pairs(deeppcb_dir: Path, count: int) -> list[tuple[Path, Path, Path]]:
+    data = deeppcb_dir / "PCBData"
     lines = (REPO / "models" / "splits" / "deeppcb-val.txt").read_text().splitlines()[:count]
     out = []
     for line in lines:
         image, annotation = line.split()
-        stem = (DEEPPCB / image).with_suffix("")
-        out.append((Path(f"{stem}_test.jpg"), Path(f"{stem}_temp.jpg"), DEEPPCB / annotation))
+        stem = (data / image).with_suffix("")
+        out.append((Path(f"{stem}_test.jpg"), Path(f"{stem}_temp.jpg"), data / annotation))
     return out
 
 
-def test_deeppcb_recipe_finds_the_defects_of_validation_pairs() -> None:
+def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(deeppcb_dir: Path) -> None:
     loaded = load_recipe(find_recipe("deeppcb-640"))
     assert loaded.model_path == DEEPPCB_MODEL.resolve()
     found = truth = 0
     with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
         pipeline = Pipeline(loaded, be)
-        for i, (test, template, annotation) in enumerate(_deeppcb_val_pairs(5)):
+        for i, (test, template, annotation) in enumerate(_deeppcb_val_pairs(deeppcb_dir, 5)):
             frame = Frame(
                 read_image(test),
                 i,
@@ -104,10 +102,10 @@ def test_deeppcb_recipe_finds_the_defects_of_validation_pairs() -> None:
     assert found >= 0.9 * truth
 
 
-def test_deeppcb_recipe_passes_a_template_against_itself() -> None:
+def test_deeppcb_recipe_passes_a_template_against_itself(deeppcb_dir: Path) -> None:
     loaded = load_recipe(find_recipe("deeppcb-640"))
     with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
-        for i, (_test, template_path, _ann) in enumerate(_deeppcb_val_pairs(3)):
+        for i, (_test, template_path, _ann) in enumerate(_deeppcb_val_pairs(deeppcb_dir, 3)):
             template = read_image(template_path)
             pipeline = Pipeline(loaded, be, template=template)
             frame = Frame(template.copy(), i, time.perf_counter_ns(), "test")
