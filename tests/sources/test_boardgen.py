@@ -11,6 +11,7 @@ import pytest
 from aoi.sources.synthetic import boardgen
 from aoi.types import GroundTruth
 
+
 @pytest.fixture(scope="module")
 def layouts() -> dict[int, np.ndarray]:
     return {seed: boardgen.make_copper_layout(320, 400, seed) for seed in range(3)}
