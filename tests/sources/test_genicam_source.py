@@ -177,7 +177,9 @@ def test_grab_times_out_instead_of_hanging_and_other_threads_run() -> None:
         ticks = _ticks_while(timed_out_grab)
         cam.start_acquisition()
         assert cam.grab().frame_id == 0
-    assert 0.5 <= elapsed_s[0] < 1.5
+    # The grab waited out its timeout (a lower bound holds however loaded the machine is; the
+    # epsilon is clock granularity) and then gave up (the upper bound only guards a hang).
+    assert 0.5 - 0.005 <= elapsed_s[0] < 30, elapsed_s
     # One long try_fetch lets other threads in about once per 5 ms switch interval (~30 % of
     # the baseline); 1 ms polls with a pause between them keep ~80 %.
     assert ticks > 0.5 * baseline, f"a waiting grab starved other threads ({ticks}/{baseline})"
