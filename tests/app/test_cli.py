@@ -107,6 +107,7 @@ def test_unknown_source_exits_with_a_message(
     assert "source must be synthetic | replay:DIR | genicam" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # a subprocess, as the console script runs
 def test_console_script_runs_the_embedded_default(tmp_path: Path) -> None:
     """`aoi run --cycles N` with nothing else: shipped recipe, synthetic boards, ONNX Runtime."""
     proc = subprocess.run(

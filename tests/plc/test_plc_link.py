@@ -35,6 +35,8 @@ from plc.server import RegisterServer
 from plc.session import open_plc
 from plc.settings import LinkSettings
 
+pytestmark = pytest.mark.integration  # real Modbus/TCP servers and clients on 127.0.0.1
+
 EN, TRIG, ACK, CMD, CLR = (
     ControlBit.TRIGGER_ENABLE,
     ControlBit.TRIGGER,

@@ -29,9 +29,12 @@ from aoi.types import Frame
 
 VIKY = Path(genicam.__file__).parent / "viky.cti"
 
-pytestmark = pytest.mark.skipif(
-    not VIKY.is_file(), reason=f"the genicam package ships no Viky producer at {VIKY}"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not VIKY.is_file(), reason=f"the genicam package ships no Viky producer at {VIKY}"
+    ),
+    pytest.mark.integration,  # harvesters on the Viky GenTL producer
+]
 
 #: Viky at 100 Hz keeps the tests short.
 FAST = {"AcquisitionFrameRate": 100.0}

@@ -162,6 +162,7 @@ def _lock_postgresql(url: str, server: PgServer) -> Callable[[], None]:
     return release
 
 
+@pytest.mark.slow  # the database stays locked for 3 s
 def test_database_locked_for_seconds_loses_nothing_and_raises_the_alarm(
     db_url: str,
     make_storage: StorageFactory,
@@ -335,6 +336,7 @@ def test_a_journal_that_cannot_be_written_still_feeds_the_database(
     assert _count(sqlite_url) == 3
 
 
+@pytest.mark.integration
 def test_the_database_away_at_start_up_is_retried(
     make_storage: StorageFactory,
     make_result: ResultFactory,
