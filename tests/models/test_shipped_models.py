@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
+from aoi.metrics import iou_matrix
 from aoi.pipeline import Pipeline
 from aoi.recipe import find_recipe, load_recipe
 from aoi.sources.replay import read_annotation, read_image
@@ -83,7 +84,7 @@ def _deeppcb_val_pairs(deeppcb_dir: Path, count: int) -> list[tuple[Path, Path, 
 def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(deeppcb_dir: Path) -> None:
     loaded = load_recipe(find_recipe("deeppcb-640"))
     assert loaded.model_path == DEEPPCB_MODEL.resolve()
-    found = truth = 0
+    found = truth = found_hit = truth_hit = 0
     with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
         pipeline = Pipeline(loaded, be)
         for i, (test, template, annotation) in enumerate(_deeppcb_val_pairs(deeppcb_dir, 5)):
@@ -97,9 +98,21 @@ def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(deeppcb_dir: Path)
             )
             result = pipeline.inspect(frame)
             assert result.verdict == Verdict.NG
-            truth += len(frame.truth.class_ids)  # type: ignore[union-attr]
+            assert frame.truth is not None
+            boxes = np.array([d.bbox_xyxy_px for d in result.defects]).reshape(-1, 4)
+            classes = np.array([d.class_id for d in result.defects])
+            # A hit: a found defect of the true class over the true box (IoU >= 0.5).
+            hit = (iou_matrix(frame.truth.boxes_xyxy_px, boxes) >= 0.5) & (
+                frame.truth.class_ids[:, None] == classes[None, :]
+            )
+            truth += len(frame.truth.class_ids)
             found += len(result.defects)
-    assert found >= 0.9 * truth
+            truth_hit += int(hit.any(axis=1).sum())
+            found_hit += int(hit.any(axis=0).sum())
+    # Recall and precision by location and class, not merely how many defects were reported
+    # (all 31 defects of these 5 pairs are found, each at IoU >= 0.66, none spurious).
+    assert truth_hit >= 0.9 * truth, (truth_hit, truth)
+    assert found_hit >= 0.9 * found, (found_hit, found)
 
 
 def test_deeppcb_recipe_passes_a_template_against_itself(deeppcb_dir: Path) -> None:
