@@ -239,6 +239,8 @@ def test_trigger_while_the_result_waits_for_its_ack_is_missed() -> None:
         trigger = link.wait_trigger(1.0)
         assert trigger is not None
         plc.write(EN)
+        # The station must see TRIGGER low before the next part's edge (it polls its registers).
+        plc.wait_bits(StatusBit.BUSY, off=(StatusBit.TRIGGER_ACK,))
         link.publish(inspection(trigger, Verdict.OK))
         plc.wait_bits(StatusBit.RESULTS_VALID, off=(StatusBit.READY,))
         # The PLC has not acknowledged yet: the next trigger is missed, not inspected.
