@@ -207,7 +207,11 @@ def test_run_on_synthetic_source_publishes_every_result(
     assert len(got) == 12
     assert [r.inspection_id for r in got] == list(range(1, 13))
     assert all(r.truth is not None for r in got)
-    assert stats.board_accuracy is not None
+    # The difference model flags exactly the boards the source made defective.
+    expected = [Verdict.NG if r.truth.is_defective else Verdict.OK for r in got]  # type: ignore[union-attr]
+    assert {Verdict.OK, Verdict.NG} == set(expected), "the stream mixes good and defective boards"
+    assert [r.verdict for r in got] == expected
+    assert stats.board_accuracy == 1.0
     summary = stats.summary()
     assert summary["cycles"] == 12
     assert sum(summary["verdicts"].values()) == 12

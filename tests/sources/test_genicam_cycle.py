@@ -25,9 +25,12 @@ from aoi.types import STAGES, ErrorKind, Verdict
 VIKY = Path(genicam.__file__).parent / "viky.cti"
 RecipeFactory = Callable[..., Path]
 
-pytestmark = pytest.mark.skipif(
-    not VIKY.is_file(), reason=f"the genicam package ships no Viky producer at {VIKY}"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not VIKY.is_file(), reason=f"the genicam package ships no Viky producer at {VIKY}"
+    ),
+    pytest.mark.integration,  # harvesters on the Viky GenTL producer
+]
 
 
 def test_viky_frames_run_through_the_cycle(make_recipe: RecipeFactory, tmp_path: Path) -> None:
@@ -63,6 +66,7 @@ def test_viky_frames_run_through_the_cycle(make_recipe: RecipeFactory, tmp_path:
     assert stats.summary()["cycle_ms"]["p50"] > 0
 
 
+@pytest.mark.slow  # a subprocess importing the station and opening the camera
 def test_aoi_run_on_a_genicam_camera_from_the_environment(tmp_path: Path) -> None:
     """`aoi run --source genicam:0` with GENICAM_GENTL64_PATH, the shipped 640x640 recipe."""
     env = dict(os.environ, GENICAM_GENTL64_PATH=str(VIKY.parent))

@@ -15,8 +15,6 @@ from aoi.sources.base import ImageSource
 from aoi.sources.replay import ReplaySource
 from aoi.types import Frame
 
-DEEPPCB_ROOT = Path("/work/shared/data/deeppcb/PCBData")
-
 
 def _write(path: Path, img: np.ndarray) -> None:
     assert cv2.imwrite(str(path), img), path
@@ -203,9 +201,8 @@ def test_malformed_annotation_names_file_and_line(tmp_path: Path, line: str, fou
     assert f"found {found}" in message
 
 
-@pytest.mark.skipif(not DEEPPCB_ROOT.is_dir(), reason=f"DeepPCB data not found at {DEEPPCB_ROOT}")
-def test_real_deeppcb_pairs() -> None:
-    group = DEEPPCB_ROOT / "group00041" / "00041"
+def test_real_deeppcb_pairs(deeppcb_dir: Path) -> None:
+    group = deeppcb_dir / "PCBData" / "group00041" / "00041"
     with ReplaySource(group, pattern="0004100[0-2]_test.jpg") as source:
         assert source.is_deeppcb
         assert len(source) == 3

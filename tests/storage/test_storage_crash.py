@@ -57,6 +57,7 @@ def _run_and_kill(recipe: Path, url: str, data: Path, verdicts: int) -> list[str
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # the station runs in a child process, killed with SIGKILL
 def test_sigkill_mid_run_loses_no_verdict_that_reached_the_plc(
     make_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:

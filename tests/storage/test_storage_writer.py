@@ -46,16 +46,36 @@ def _stored_uuid(storage: Any, result: Any) -> str:
     return str(stored.uuid)
 
 
-def _publish_timed(storage: Any, results: list[Any], pause_s: float = 0.0) -> float:
-    """Publish each result; the slowest publish in ms."""
-    worst = 0.0
-    for r in results:
-        t = time.perf_counter()
-        storage.publish(r)
-        worst = max(worst, (time.perf_counter() - t) * 1e3)
-        if pause_s:
-            time.sleep(pause_s)
-    return worst
+def _publish_all(storage: Any, results: list[Any], pause_s: float = 0.0) -> None:
+    """Publish each result from a thread of its own, as the cycle does, and fail if that thread
+    ever ran SQL itself or did not get through every publish (60 s hang guard): the cycle must
+    never wait for the database, however slow, locked or away it is."""
+    sql_threads: set[str] = set()
+    errors: list[BaseException] = []
+
+    def note_sql(*_args: Any) -> None:
+        sql_threads.add(threading.current_thread().name)
+
+    def publish() -> None:
+        try:
+            for r in results:
+                storage.publish(r)
+                if pause_s:
+                    time.sleep(pause_s)
+        except BaseException as err:  # noqa: BLE001 - handed to the test's thread below
+            errors.append(err)
+
+    event.listen(storage.db.engine, "before_cursor_execute", note_sql)
+    publisher = threading.Thread(target=publish, name="publisher")
+    try:
+        publisher.start()
+        publisher.join(60)
+    finally:
+        event.remove(storage.db.engine, "before_cursor_execute", note_sql)
+    assert not publisher.is_alive(), "publish() is waiting for something (60 s hang guard)"
+    if errors:
+        raise errors[0]
+    assert "publisher" not in sql_threads, "publish() ran SQL on the cycle's thread"
 
 
 def test_every_inspection_lands_with_its_defects_in_few_batches(
@@ -68,7 +88,7 @@ def test_every_inspection_lands_with_its_defects_in_few_batches(
     commits: list[int] = []
     event.listen(storage.db.engine, "commit", lambda _conn: commits.append(1))
     with storage:
-        _publish_timed(storage, results)
+        _publish_all(storage, results)
         first = storage.stored(results[0].inspection_id)
     status = storage.status()
     assert (status.published, status.committed, status.pending, status.lost) == (500, 500, 0, 0)
@@ -83,11 +103,19 @@ def test_every_inspection_lands_with_its_defects_in_few_batches(
     assert not list((storage.journal_dir).glob("journal-*.jsonl"))
 
 
-def test_writer_throughput_floor_on_sqlite(tmp_path: Path) -> None:
-    # A sanity floor only; the measured figure is in docs/benchmarks.md.
-    out = throughput(f"sqlite:///{tmp_path / 'b.db'}", n=1000, defects=5, folder=tmp_path)
-    assert out["queued_inspections_per_s"] > 300, out
-    assert out["replay_inspections_per_s"] > 300, out
+def test_writer_bench_commits_every_inspection_queued_and_replayed(tmp_path: Path) -> None:
+    # What `aoi bench`'s storage figures rest on; the figures themselves are in
+    # docs/benchmarks.md, never a test's threshold.
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    out = throughput(url, n=300, defects=5, folder=tmp_path)
+    assert (out["inspections"], out["defects_each"]) == (300, 5)
+    assert out["queued_inspections_per_s"] > 0 and out["replay_inspections_per_s"] > 0
+    assert 1 <= out["batches"] < 300, "the queue is written in batches"
+    p = out["publish_us"]
+    assert 0 < p["p50"] <= p["p99"] <= p["max"]
+    # Both passes (through the queue, then by journal replay) landed every row.
+    assert _count(url) == 600
+    assert _count(url, Defect) == 3000
 
 
 def test_final_cycle_time_replaces_the_one_before_the_plc(
@@ -172,6 +200,7 @@ def _lock_postgresql(url: str, server: PgServer) -> Callable[[], None]:
     return release
 
 
+@pytest.mark.slow  # the database stays locked for 3 s
 def test_database_locked_for_seconds_loses_nothing_and_raises_the_alarm(
     db_url: str,
     make_storage: StorageFactory,
@@ -189,7 +218,8 @@ def test_database_locked_for_seconds_loses_nothing_and_raises_the_alarm(
             release = _lock_postgresql(db_url, request.getfixturevalue("pg_server"))
         try:
             held = time.monotonic()
-            worst_ms = _publish_timed(storage, [make_result() for _ in range(40)], 0.05)
+            # Every publish returns while the database is still locked.
+            _publish_all(storage, [make_result() for _ in range(40)], 0.05)
             wait(lambda: not storage.status().ok, what="the database alarm")
             alarm = " ".join(storage.status().alarms)
             assert "is not taking records" in alarm
@@ -198,13 +228,10 @@ def test_database_locked_for_seconds_loses_nothing_and_raises_the_alarm(
             assert storage.status().committed == 1
         finally:
             release()
-        wait(lambda: storage.status().committed == 41, timeout_s=15, what="recovery")
+        wait(lambda: storage.status().committed == 41, timeout_s=60, what="recovery")
         assert storage.status().ok
     assert storage.status().db_failures >= 1
     assert _count(db_url) == 41
-    # The cycle never waited for the lock: a publish that did would take the 200 ms busy
-    # timeout at least (one publish is tens of microseconds; the margin is for a loaded CI).
-    assert worst_ms < 150, worst_ms
 
 
 def test_disk_full_simulated_keeps_records_in_the_journal_until_it_recovers(
@@ -218,7 +245,7 @@ def test_disk_full_simulated_keeps_records_in_the_journal_until_it_recovers(
     fault = write_fault(storage)
     with storage:
         fault.on = True
-        worst_ms = _publish_timed(storage, [make_result() for _ in range(30)], 0.01)
+        _publish_all(storage, [make_result() for _ in range(30)], 0.01)
         wait(lambda: fault.hits >= 2, what="failed writes")
         status = storage.status()
         assert "disk is full" in status.last_error or "No space left" in status.last_error
@@ -226,10 +253,9 @@ def test_disk_full_simulated_keeps_records_in_the_journal_until_it_recovers(
         assert status.committed == 0
         assert list(storage.journal_dir.glob("journal-*.jsonl"))
         fault.on = False
-        wait(lambda: storage.status().committed == 30, timeout_s=15, what="recovery")
+        wait(lambda: storage.status().committed == 30, timeout_s=60, what="recovery")
         assert storage.status().ok
     assert _count(db_url) == 30
-    assert worst_ms < 150, worst_ms
 
 
 def test_queue_overflow_spills_to_the_journal_and_is_replayed_from_it(
@@ -247,13 +273,13 @@ def test_queue_overflow_spills_to_the_journal_and_is_replayed_from_it(
         uuids = {storage.publish(results[0]).uuid}
         wait(lambda: fault.hits >= 1, what="a failed write")
         # The writer is now retrying with backoff and reads nothing: the queue fills up.
-        _publish_timed(storage, results[1:])
+        _publish_all(storage, results[1:])
         uuids |= {_stored_uuid(storage, r) for r in results[1:]}
         status = storage.status()
         assert status.queue_overflows >= 99 - 16
         assert any("records behind" in a for a in status.alarms)
         fault.on = False
-        wait(lambda: storage.status().committed == 100, timeout_s=15, what="catch-up")
+        wait(lambda: storage.status().committed == 100, timeout_s=60, what="catch-up")
         wait(lambda: storage.status().ok, what="alarms cleared")
     assert _uuids(sqlite_url) == uuids
 
@@ -271,7 +297,7 @@ def test_journal_replay_at_start_is_complete_and_idempotent(
     with first:
         fault.on = True
         results = [make_result(Verdict.NG, 3) for _ in range(120)]
-        _publish_timed(first, results)
+        _publish_all(first, results)
         uuids = {_stored_uuid(first, r) for r in results}
     assert first.status().committed == 0
     assert _count(db_url) == 0
@@ -376,6 +402,7 @@ def test_a_journal_that_cannot_be_written_still_feeds_the_database(
     assert _count(sqlite_url) == 3
 
 
+@pytest.mark.integration
 def test_the_database_away_at_start_up_is_retried(
     make_storage: StorageFactory,
     make_result: ResultFactory,
@@ -393,11 +420,17 @@ def test_the_database_away_at_start_up_is_retried(
         admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
         storage = make_storage(url)
         with storage:
-            assert any("unavailable at start-up" in a for a in storage.status().alarms)
+            # The start-up alarm, or the writer's own once its first retry has failed too (on a
+            # loaded machine the retry can come before this line).
+            alarms = storage.status().alarms
+            assert any(
+                name in a and ("unavailable at start-up" in a or "is not taking records" in a)
+                for a in alarms
+            ), alarms
             storage.publish(make_result())
             time.sleep(0.3)
             admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
-            wait(lambda: storage.status().committed == 1, timeout_s=15, what="migration + commit")
+            wait(lambda: storage.status().committed == 1, timeout_s=60, what="migration + commit")
             assert storage.status().ok
     assert _count(url) == 1
 

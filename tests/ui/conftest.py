@@ -31,13 +31,13 @@ def _no_qthread_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(QThread, "start", start)
     yield
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 10.0
     while any(t.isRunning() for t in started) and time.monotonic() < deadline:
         time.sleep(0.02)
     running = [t.objectName() or repr(t) for t in started if t.isRunning()]
     assert not running, f"test left QThreads running: {running}"
     pool = QThreadPool.globalInstance()
-    pool.waitForDone(2000)
+    pool.waitForDone(10_000)
     assert pool.activeThreadCount() == 0, "test left QThreadPool tasks running"
 
 

@@ -68,18 +68,26 @@ def test_thread_cpu_is_attributed_to_the_thread_that_used_it() -> None:
     from ui.offscreen import thread_cpu_s
 
     def burn() -> None:
+        # CPU time, not wall time: on a loaded machine the burner takes longer, never less.
         end = time.thread_time() + 0.3
         while time.thread_time() < end:
             pass
+        burnt.set()
         done.wait()
 
-    done = threading.Event()
+    burnt, done = threading.Event(), threading.Event()
     before = thread_cpu_s()
     worker = threading.Thread(target=burn, name="burner")
     worker.start()
-    time.sleep(0.5)
-    used = thread_cpu_s()
-    done.set()
-    worker.join()
-    assert used.get("burner", 0.0) >= 0.2
-    assert used["MainThread"] - before["MainThread"] < 0.1  # it slept
+    try:
+        assert burnt.wait(60), "the burner never got its 0.3 CPU seconds (hang guard)"
+        used = thread_cpu_s()  # the burner is alive and idle now, its CPU time final
+    finally:
+        done.set()
+        worker.join()
+    assert "burner" in used and "burner" not in before, "the thread is read under its own name"
+    # /proc counts in clock ticks (10 ms): 0.3 s burnt reads as at least 0.25 s.
+    assert used["burner"] >= 0.25, used
+    # The main thread only waited on an event meanwhile: a blocked wait costs no CPU time.
+    assert used["MainThread"] - before["MainThread"] < 0.1, (before, used)
+    assert used["burner"] > 2 * (used["MainThread"] - before["MainThread"])

@@ -286,7 +286,7 @@ def test_the_bridge_prepares_only_what_the_screen_takes(qapp: object) -> None:
     import time
 
     def until(check: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not check() and time.monotonic() < deadline:
             time.sleep(0.005)
         assert check()
