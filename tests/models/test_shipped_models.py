@@ -99,10 +99,9 @@ def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(deeppcb_dir: Path)
             result = pipeline.inspect(frame)
             assert result.verdict == Verdict.NG
             assert frame.truth is not None
-            boxes = np.array([d.bbox_xyxy_px for d in result.defects]).reshape(-1, 4)
-            classes = np.array([d.class_id for d in result.defects])
+            boxes, classes = result.defects.bbox_xyxy_px, result.defects.class_ids
             # A hit: a found defect of the true class over the true box (IoU >= 0.5).
-            hit = (iou_matrix(frame.truth.boxes_xyxy_px, boxes) >= 0.5) & (
+            hit = (iou_matrix(frame.truth.bbox_xyxy_px, boxes) >= 0.5) & (
                 frame.truth.class_ids[:, None] == classes[None, :]
             )
             truth += len(frame.truth.class_ids)

@@ -76,7 +76,7 @@ def test_full_panel_frame_has_copper_and_defects_inside_it() -> None:
     assert 0.06 < mask.mean() < 0.45, "copper as dense as on a 640x640 board"
     new, truth = boardgen.inject_defects(mask, np.random.default_rng(1), 6)
     assert truth.class_ids.size == 6
-    boxes = truth.boxes_xyxy_px
+    boxes = truth.bbox_xyxy_px
     assert (boxes[:, [0, 2]] >= 0).all() and (boxes[:, [0, 2]] < w).all()
     assert (boxes[:, [1, 3]] >= 0).all() and (boxes[:, [1, 3]] < h).all()
     changed = new != mask

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from storage_helpers import ResultFactory, StorageFactory
 
+from aoi.cli import main as report_main
 from aoi.storage import ReviewError, Verification
-from aoi.storage.cli import main as report_main
 from aoi.storage.db import Database
 from aoi.storage.queries import (
     Window,
