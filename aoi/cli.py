@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from aoi import __version__
+from aoi.app.arguments import add_station_arguments, station_options
 from aoi.app.doctor import add_doctor_parser
 from aoi.app.engines import add_build_engine_parser
 from aoi.app.evaluation import add_eval_parser
@@ -25,12 +26,10 @@ from aoi.app.recipe_cli import add_recipe_parser
 from aoi.app.signals import stop_on_signals
 from aoi.app.station import Station, StationOptions, run_until_done
 from aoi.errors import AoiError
-from aoi.recipe import DEFAULT_RECIPE
 from aoi.sources.factory import SOURCE_SPECS
-from aoi.storage.cli import add_db_argument, add_prune_parser, add_report_parser
+from aoi.storage.cli import add_prune_parser, add_report_parser
 from aoi.storage.cli import format_storage_summary as _storage_lines
-from aoi.types import BackendName, InspectionResult
-from plc.session import SPEC_HELP
+from aoi.types import InspectionResult
 
 log = logging.getLogger("aoi")
 
@@ -88,29 +87,22 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(summary, sort_keys=True))
 
 
-def station_options(args: argparse.Namespace) -> StationOptions:
+def options_for(args: argparse.Namespace) -> StationOptions:
     """What ``aoi run`` / ``aoi bench`` ask the station for.
 
     A benchmark inspects synthetic boards, keeps no log unless told where (``--db``) and never
     drives the line's PLC unless told to (``--plc``).
     """
-    bench = args.command == "bench"
-    return StationOptions(
-        recipe=args.recipe,
-        station=args.station,
-        source="synthetic" if bench else args.source,
-        backend=args.backend,
-        threads=args.threads,
-        seed=args.seed,
-        loop=getattr(args, "loop", False),
-        plc=args.plc,
-        default_plc="none" if bench else "sim",
-        plc_from_config=not bench,
-        plc_role=args.plc_role,
-        sim_parts=args.cycles,
-        keep_log=bool(args.db) if bench else True,
-        db_url=args.db,
-    )
+    if args.command == "bench":
+        return station_options(
+            args,
+            source="synthetic",
+            default_plc="none",
+            plc_from_config=False,
+            keep_log=bool(args.db),
+            sim_parts=args.cycles,
+        )
+    return station_options(args, sim_parts=args.cycles)
 
 
 def _run(args: argparse.Namespace, options: StationOptions) -> int:
@@ -146,44 +138,14 @@ def _run(args: argparse.Namespace, options: StationOptions) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(args, station_options(args))
+    return _run(args, options_for(args))
 
 
-def _add_station_args(p: argparse.ArgumentParser, *, default_cycles: int | None, plc: str) -> None:
-    p.add_argument(
-        "--recipe",
-        default=DEFAULT_RECIPE,
-        help=f"recipe name (shipped) or path to a .toml (default {DEFAULT_RECIPE})",
-    )
+def _add_run_args(p: argparse.ArgumentParser, *, default_cycles: int | None, plc: str) -> None:
+    add_station_arguments(p, default_plc=plc)
     until = "" if default_cycles else " (default: until Ctrl-C)"
     p.add_argument("--cycles", type=int, default=default_cycles, help="boards to inspect" + until)
-    p.add_argument(
-        "--backend",
-        choices=BackendName.choices(),
-        default=None,
-        help="inference backend (default from the station config: auto)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
-    p.add_argument(
-        "--seed", type=int, default=None, help="synthetic source seed (default recipe's)"
-    )
-    p.add_argument("--station", default=None, help="station config TOML (default: none)")
-    where = "" if plc == "none" else "the PLC of the station config's [plc] section, else "
-    p.add_argument(
-        "--plc",
-        default=None,
-        help=f"PLC link: {SPEC_HELP}; sim starts a soft PLC "
-        f"in-process on 127.0.0.1 (default {where}{plc})",
-    )
-    p.add_argument(
-        "--plc-role",
-        choices=["server", "client"],
-        default=None,
-        help="station as Modbus server polled by the PLC, or as client writing into "
-        "the PLC (default from the station config: server)",
-    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
-    add_db_argument(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,13 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("run", help="run the station headless")
-    _add_station_args(p, default_cycles=None, plc="sim")
+    _add_run_args(p, default_cycles=None, plc="sim")
     p.add_argument("--source", default="synthetic", help=f"image source: {SOURCE_SPECS}")
     p.add_argument("--loop", action="store_true", help="replay: start again after the last image")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="benchmark the cycle on synthetic boards")
-    _add_station_args(p, default_cycles=200, plc="none")
+    _add_run_args(p, default_cycles=200, plc="none")
     p.set_defaults(func=cmd_run)
 
     for add in (add_plc_sim_parser, add_recipe_parser, add_eval_parser, add_report_parser):

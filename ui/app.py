@@ -21,6 +21,7 @@ from types import TracebackType
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from aoi.app.arguments import station_options
 from aoi.app.station import Station, StationOptions
 from aoi.events import Subscriber
 from ui.bridge import ResultBridge
@@ -35,19 +36,8 @@ GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def options_from(args: argparse.Namespace, data_dir: Path | None = None) -> StationOptions:
-    return StationOptions(
-        recipe=args.recipe,
-        station=args.station,
-        source=args.source,
-        backend=args.backend,
-        threads=args.threads,
-        seed=args.seed,
-        plc=args.plc,
-        plc_role=args.plc_role,
-        db_url=args.db,
-        data_dir=data_dir or args.data_dir,
-        recipes_dir=args.recipes_dir,
-    )
+    """The station ``aoi gui`` asks for (the shared station arguments, then the GUI's own)."""
+    return station_options(args, data_dir=data_dir or args.data_dir)
 
 
 def application(*, offscreen: bool = False) -> QApplication:

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aoi.app.arguments import add_station_arguments
 from aoi.recipe import DEFAULT_RECIPE
 from aoi.sources.factory import SOURCE_SPECS
-from aoi.types import BackendName
-from plc.session import SPEC_HELP
 
 
 def add_gui_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -28,24 +27,8 @@ def add_gui_parser(subparsers: Any) -> argparse.ArgumentParser:
             "file in the data folder. The station comes up stopped; press START."
         ),
     )
-    p.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name or .toml path")
+    add_station_arguments(p, default_plc="sim")
     p.add_argument("--source", default="synthetic", help=f"image source: {SOURCE_SPECS}")
-    p.add_argument(
-        "--backend",
-        choices=BackendName.choices(),
-        default=None,
-        help="inference backend (default from the station config: auto)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
-    p.add_argument("--seed", type=int, default=None, help="synthetic source seed")
-    p.add_argument("--station", default=None, help="station config TOML (default: none)")
-    p.add_argument(
-        "--plc",
-        default=None,
-        help=f"PLC link: {SPEC_HELP} (default: the station config's [plc], else sim)",
-    )
-    p.add_argument("--plc-role", choices=["server", "client"], default=None)
-    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: SQLite)")
     p.add_argument(
         "--data-dir",
         type=Path,

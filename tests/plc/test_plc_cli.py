@@ -13,7 +13,7 @@ from test_plc_link import inspection
 
 from aoi.app.plc import plc_spec_for
 from aoi.app.recipes import recipe_for_product_code
-from aoi.cli import build_parser, main, station_options
+from aoi.cli import build_parser, main, options_for
 from aoi.config import PlcConfig, load_station_config
 from aoi.errors import RecipeError
 from plc.client import RegisterClient
@@ -165,7 +165,7 @@ def test_plc_spec_from_flag_station_config_or_default(
         path.write_text(toml)
     argv = [command] + (["--plc", flag] if flag else [])
     args = build_parser().parse_args(argv)
-    assert plc_spec_for(station_options(args), load_station_config(path)) == expected
+    assert plc_spec_for(options_for(args), load_station_config(path)) == expected
 
 
 def test_plc_sim_refuses_a_bad_register_map_naming_the_file_and_field(
