@@ -50,7 +50,7 @@ from aoi.types import (
 from aoi.vision.postprocess import Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder
 from aoi.vision.registration import Registrar, align, seen_region
-from aoi.vision.verdict import Candidates, decide, split
+from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ class Pipeline:
         self.registrar = Registrar(template, recipe.registration)
         self.inputs = InputBuilder(g, template)
         self.post = Postprocessor(recipe)
+        self.rules = VerdictRules.of(recipe)
         self.sinks = list(sinks)
         self.events = events
         self._next_id = 1
@@ -233,8 +234,8 @@ class Pipeline:
             t, t0 = time.perf_counter_ns(), t
             stages["postprocess"] = _ms(t0, t)
 
-            found = split(self.recipe, candidates)
-            decision = decide(self.recipe, found)
+            found = split(self.rules, candidates)
+            decision = decide(self.rules, found)
             stages["decide"] = _ms(t, time.perf_counter_ns())
         except AoiError as err:
             log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)

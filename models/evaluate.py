@@ -38,7 +38,7 @@ from aoi.sources.synthetic import boardgen
 from aoi.types import DEFECT_CLASSES, GroundTruth, Verdict
 from aoi.vision.postprocess import Postprocessor
 from aoi.vision.preprocess import Tile
-from aoi.vision.verdict import decide, split
+from aoi.vision.verdict import VerdictRules, decide, split
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def evaluate(predict: Predictor, spec: EvalSpec, count: int, size: int, look: st
     located_per_class = np.zeros(n_classes + 1, np.int64)
     correct = false_calls = clean = escapes = stray = 0
     infer_ms: list[float] = []
-    recipe: Recipe | None = None
+    rules: VerdictRules | None = None
     post: Postprocessor | None = None
     for test, template, truth in boards:
         pair = np.stack([test, template])[None]
@@ -110,13 +110,13 @@ def evaluate(predict: Predictor, spec: EvalSpec, count: int, size: int, look: st
         probs = predict(pair)
         infer_ms.append((time.perf_counter() - start) * 1e3)
         h, w = test.shape
-        if recipe is None or post is None:
+        if rules is None or post is None:
             recipe = eval_recipe(spec, stride=h // probs.shape[2])
-            post = Postprocessor(recipe)
-        calls = split(recipe, post.run(probs, [Tile(0, 0, w, h, (0, 0, w, h))], (h, w)))
+            post, rules = Postprocessor(recipe), VerdictRules.of(recipe)
+        calls = split(rules, post.run(probs, [Tile(0, 0, w, h, (0, 0, w, h))], (h, w)))
         found = calls.defects
         defective = truth.is_defective
-        called_ng = decide(recipe, calls).verdict is not Verdict.OK
+        called_ng = decide(rules, calls).verdict is not Verdict.OK
         correct += int(defective == called_ng)
         if not defective:
             clean += 1

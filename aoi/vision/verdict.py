@@ -47,48 +47,64 @@ class Decision:
     reason: str
 
 
-def _thresholds(recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """Per class id (index 0 unused): the defect score and the review floor; inf drops a class."""
-    score = np.full(len(DEFECT_CLASSES) + 1, np.inf, np.float32)
-    floor = score.copy()
-    for cid, name in enumerate(DEFECT_CLASSES, start=1):
-        rule = recipe.rule_for(name)
-        if rule.action == "ignore":
-            continue
-        score[cid] = rule.score
-        floor[cid] = rule.score if rule.review_score is None else rule.review_score
-    return score, floor
+@dataclass(frozen=True)
+class VerdictRules:
+    """A recipe's thresholds and verdict rules as tables indexed by class id (0 unused).
+
+    Built once per recipe (the pipeline holds one), so the cycle reads arrays instead of the
+    recipe's per-class settings on every board.
+    """
+
+    #: The defect score per class; inf drops the class (action ``ignore``).
+    score: np.ndarray
+    #: The review band's floor per class (the score itself where the class has no band).
+    floor: np.ndarray
+    #: Classes whose action is ``ng``.
+    ng_class: np.ndarray
+    ng_min_defects: int
+    review_max_defects: int
+
+    @classmethod
+    def of(cls, recipe: Recipe) -> VerdictRules:
+        n = len(DEFECT_CLASSES) + 1
+        score = np.full(n, np.inf, np.float32)
+        floor = score.copy()
+        ng_class = np.zeros(n, bool)
+        for cid, name in enumerate(DEFECT_CLASSES, start=1):
+            rule = recipe.rule_for(name)
+            ng_class[cid] = rule.action == "ng"
+            if rule.action == "ignore":
+                continue
+            score[cid] = rule.score
+            floor[cid] = rule.score if rule.review_score is None else rule.review_score
+        for table in (score, floor, ng_class):
+            table.setflags(write=False)
+        v = recipe.verdict
+        return cls(score, floor, ng_class, v.ng_min_defects, v.review_max_defects)
 
 
-def split(recipe: Recipe, candidates: Defects) -> Candidates:
+def split(rules: VerdictRules, candidates: Defects) -> Candidates:
     """Which candidates are defects and which only go to review, by each class's thresholds.
 
     Scores and thresholds compare in float32, the network's own precision (and the one the
     postprocessor's review floor is applied at), so a candidate at a threshold stays on its side.
     """
-    score, floor = _thresholds(recipe)
     s = candidates.scores.astype(np.float32)
     c = candidates.class_ids
-    called = s >= score[c]
-    band = ~called & (s >= floor[c])
+    called = s >= rules.score[c]
+    band = ~called & (s >= rules.floor[c])
     return Candidates(candidates[called], candidates[band])
 
 
-def decide(recipe: Recipe, found: Candidates) -> Decision:
+def decide(rules: VerdictRules, found: Candidates) -> Decision:
     """Apply the recipe's verdict rules to the defects found on one board."""
-    rules = recipe.verdict
     n = len(found.defects)
     if n > rules.review_max_defects:
         return Decision(
             Verdict.REVIEW,
             f"{n} defects exceed review_max_defects={rules.review_max_defects}: check the image",
         )
-    ng_classes = [
-        cid
-        for cid, name in enumerate(DEFECT_CLASSES, start=1)
-        if recipe.rule_for(name).action == "ng"
-    ]
-    ng = found.defects[np.isin(found.defects.class_ids, ng_classes)]
+    ng = found.defects[rules.ng_class[found.defects.class_ids]]
     worst = ng.top()
     if worst is not None and len(ng) >= rules.ng_min_defects:
         return Decision(

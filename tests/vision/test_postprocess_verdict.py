@@ -10,7 +10,7 @@ from aoi.recipe import find_recipe, load_recipe
 from aoi.types import DEFECT_CLASSES, Defects, GroundTruth, Verdict
 from aoi.vision.postprocess import Postprocessor
 from aoi.vision.preprocess import Tile
-from aoi.vision.verdict import Candidates, decide, split
+from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
 BASE = load_recipe(find_recipe("board-a-640"), check_files=False).recipe
 
@@ -80,7 +80,10 @@ def test_thresholds_area_actions_and_masks(
     n_review: int,
 ) -> None:
     recipe = _recipe(**changes)
-    found = split(recipe, Postprocessor(recipe).run(_probs(160, 160, [blob]), FULL, (640, 640)))
+    found = split(
+        VerdictRules.of(recipe),
+        Postprocessor(recipe).run(_probs(160, 160, [blob]), FULL, (640, 640)),
+    )
     assert (len(found.defects), len(found.review)) == (n_defects, n_review)
 
 
@@ -182,8 +185,8 @@ def test_recipe_thresholds_to_verdict(
     expected: tuple[Verdict, int, int],
 ) -> None:
     recipe = _recipe(**changes)
-    found = split(recipe, _candidates(*candidates))
-    decision = decide(recipe, found)
+    found = split(VerdictRules.of(recipe), _candidates(*candidates))
+    decision = decide(VerdictRules.of(recipe), found)
     assert (decision.verdict, len(found.defects), len(found.review)) == expected
     assert decision.reason
 
@@ -191,14 +194,14 @@ def test_recipe_thresholds_to_verdict(
 def test_split_keeps_rows_whole_and_in_order() -> None:
     """Each side of the split keeps its candidates' boxes, areas and scores, in input order."""
     candidates = _candidates(("short", 0.9), ("open", 0.4), ("spur", 0.7), ("open", 0.2))
-    found = split(BASE, candidates)
+    found = split(VerdictRules.of(BASE), candidates)
     assert found.defects == candidates[np.array([0, 2])]
     assert found.review == candidates[np.array([1])]
-    assert decide(BASE, found).reason == "2 defect(s), worst short 0.90"
+    assert decide(VerdictRules.of(BASE), found).reason == "2 defect(s), worst short 0.90"
 
 
 def test_nothing_found_is_ok() -> None:
-    assert decide(BASE, Candidates.none()).verdict is Verdict.OK
+    assert decide(VerdictRules.of(BASE), Candidates.none()).verdict is Verdict.OK
 
 
 def test_truth_inside_a_dont_care_region_is_not_expected() -> None:
@@ -254,5 +257,7 @@ def test_reading_only_contested_cells_changes_nothing(seed: int) -> None:
         assert Postprocessor(recipe).run(empty, tile, (h * 4, w * 4)) == Defects.empty()
         lone = empty.copy()  # nothing but a class winning with the background just under half
         lone[0, :, 40:44, 60:64] = np.array([0.49, 0.0, 0.0, 0.5, 0.0, 0.01, 0.0])[:, None, None]
-        found = split(recipe, Postprocessor(recipe).run(lone, tile, (h * 4, w * 4)))
+        found = split(
+            VerdictRules.of(recipe), Postprocessor(recipe).run(lone, tile, (h * 4, w * 4))
+        )
         assert [(d.class_id, d.bbox_xyxy_px) for d in found.defects] == [(3, (240, 160, 255, 175))]
