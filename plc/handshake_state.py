@@ -147,6 +147,16 @@ class HandshakeState:
             recipe_checksum=self.recipe.checksum if self.recipe else 0,
         )
 
+    @property
+    def result_collected(self) -> bool:
+        """No result waits for RESULT_ACK and the PLC has let go of RESULT_ACK again.
+
+        The PLC's handshake for a part ends when it has seen RESULTS_VALID drop after its ACK
+        and dropped the ACK itself; a station that closes before that leaves the PLC waiting.
+        """
+        ack_high = self._last is not None and self._last.has(ControlBit.RESULT_ACK)
+        return self.phase is not Phase.RESULT and not ack_high
+
     def _not_ready_reason(self) -> str:
         """Why a trigger now would be missed ('' when READY, judged before TRIGGER_ACK rises)."""
         plc_ok = self.plc_alive or not self.timing.require_plc_heartbeat

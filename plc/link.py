@@ -131,10 +131,18 @@ class StationLink:
 
     def wait_result_acked(self, timeout_s: float) -> bool:
         """Wait until no result waits for RESULT_ACK (the PLC collected the last part)."""
+        return self._wait(lambda: self.handshake.phase is not Phase.RESULT, timeout_s)
+
+    def wait_result_collected(self, timeout_s: float) -> bool:
+        """Wait until the PLC acknowledged the last result and let go of RESULT_ACK, so it has
+        seen RESULTS_VALID drop: its handshake for the part is complete (before a shutdown)."""
+        return self._wait(lambda: self.handshake.result_collected, timeout_s)
+
+    def _wait(self, done: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
-                if self.handshake.phase is not Phase.RESULT:
+                if done():
                     return True
             if time.monotonic() >= deadline:
                 return False

@@ -94,8 +94,11 @@ class PlcSession:
         if self.sim is not None:
             if not self.sim.finish(grace_s):
                 log.warning("soft PLC did not finish its last handshake within %.1f s", grace_s)
-        elif not self.link.wait_result_acked(grace_s):
-            log.warning("the PLC did not acknowledge the last result within %.1f s", grace_s)
+        elif not self.link.wait_result_collected(grace_s):
+            log.warning(
+                "the PLC did not acknowledge the last result and release RESULT_ACK within %.1f s",
+                grace_s,
+            )
 
 
 @contextmanager

@@ -90,12 +90,11 @@ def test_run_switches_recipe_when_the_plc_asks(
     assert summary["recipe"] == "test-board-b", "the parts after the change used the new recipe"
     assert summary["cycles"] == 6
     assert logic.report.recipe_change == "product code 8 loaded"
-    # Every part reached the PLC with its verdict, and the station saw every part acknowledged.
-    # (The PLC's own acked count also needs it to read RESULTS_VALID low once more after its last
-    # ACK; `aoi run` closes the link as soon as it has the ACK, so on a loaded machine that
-    # last read can find the station gone: a shutdown race, not a lost part.)
+    # Every part reached the PLC with its verdict and the PLC completed every handshake: the
+    # station stays on the line at shutdown until the PLC has let go of its last RESULT_ACK.
     assert sum(logic.report.verdicts.values()) == 6
-    assert (logic.report.missed, logic.report.mismatched) == (0, 0)
+    r = logic.report
+    assert (r.acked, r.missed, r.mismatched, r.timeouts) == (6, 0, 0, 0), r.problems
     plc = summary["plc"]
     assert isinstance(plc, dict)
     assert (plc["parts"], plc["acked"], plc["timeouts"]) == (6, 6, 0)

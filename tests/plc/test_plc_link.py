@@ -220,6 +220,28 @@ def test_one_part_register_by_register() -> None:
         assert link.state is LinkState.LISTENING, "serving, but no PLC connected"
 
 
+def test_a_shutdown_waits_until_the_plc_has_let_go_of_its_last_ack() -> None:
+    """The PLC's handshake ends when it drops RESULT_ACK after seeing RESULTS_VALID fall; a
+    station that closed at the ACK itself would leave the PLC waiting for that edge."""
+    with station_server() as (link, plc):
+        plc.write(EN)
+        plc.wait_bits(StatusBit.READY)
+        plc.write(EN, TRIG, part_sequence=9)
+        plc.wait_bits(StatusBit.TRIGGER_ACK)
+        trigger = link.wait_trigger(1.0)
+        assert trigger is not None
+        plc.write(EN)
+        link.publish(inspection(trigger, Verdict.OK))
+        plc.wait_bits(StatusBit.RESULTS_VALID)
+        assert not link.wait_result_collected(0.05), "no ACK yet"
+        plc.write(EN, ACK)
+        plc.wait_bits(off=(StatusBit.RESULTS_VALID,))
+        assert link.wait_result_acked(30.0)
+        assert not link.wait_result_collected(0.05), "the PLC still holds RESULT_ACK"
+        plc.write(EN)
+        assert link.wait_result_collected(30.0)
+
+
 @pytest.mark.parametrize(
     ("kind", "code"),
     [
