@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +21,9 @@ class ImageSource(Protocol):
     """
 
     name: str
+    #: What the source could not do as the recipe asked (a camera node it lacks), in words;
+    #: empty when everything applied. The camera light shows them.
+    warnings: Sequence[str]
 
     def __enter__(self) -> ImageSource: ...
 

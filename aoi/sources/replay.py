@@ -134,6 +134,8 @@ class ReplaySource:
     """An :class:`aoi.sources.base.ImageSource` that replays the images of a folder."""
 
     name = "replay"
+    #: Nothing a synthetic board or a stored image can fail to apply.
+    warnings: tuple[str, ...] = ()
 
     def __init__(self, folder: Path, *, loop: bool = False, pattern: str | None = None) -> None:
         """``pattern`` is a glob (``"*.png"``) that narrows a plain folder; ``loop`` repeats it."""

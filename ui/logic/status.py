@@ -40,7 +40,7 @@ def station_health(station: Station) -> StationHealth:
     warnings: tuple[str, ...] = ()
     if rig is not None:
         source_label = rig.source.describe()
-        warnings = tuple(getattr(rig.source, "warnings", ()))
+        warnings = tuple(rig.source.warnings)
         engine_label = f"{rig.backend.name}, model {rig.backend.model_hash[:8]}"
     counters = station.counters.snapshot()
     lights = [

@@ -25,6 +25,8 @@ class SyntheticSource:
     """
 
     name = "synthetic"
+    #: Nothing a synthetic board or a stored image can fail to apply.
+    warnings: tuple[str, ...] = ()
 
     def __init__(self, template: np.ndarray, settings: SyntheticSettings, *,
                  seed: int | None = None, board: str = "") -> None:
