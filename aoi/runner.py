@@ -1,10 +1,10 @@
-"""Runs an assembled station's cycles on a worker thread, and counts what a screen shows about it.
+"""The station's only cycle loop, on a worker thread, and what a screen counts about it.
 
-Qt-free and generic: ``aoi gui`` drives it from its own thread through :meth:`StationRunner.start`
-and :meth:`StationRunner.stop`, which never wait for the cycle; any front end (or a headless
-``aoi run``) can do the same. The runner owns the cycle's thread; the recipe-bound parts (pipeline
-and source) come in a :class:`Rig` that the runner can swap between two parts, so a recipe change
-never interrupts a board.
+Qt-free and generic: :class:`aoi.app.station.Station` (what ``aoi run``, ``aoi bench`` and
+``aoi gui`` open) drives it through :meth:`StationRunner.start` and :meth:`StationRunner.stop`,
+which never wait for the cycle. The runner owns the cycle's thread; the recipe-bound parts
+(pipeline and source) come in a :class:`Rig` that the runner can swap between two parts, so a
+recipe change never interrupts a board.
 
 :class:`ShiftCounters` keeps the shift's verdict counts, first-pass yield and a rolling window of
 cycle times. It is updated on the cycle's thread with a few integer additions under a lock, and
