@@ -69,6 +69,26 @@ class TriggerSource(Protocol):
         ...
 
 
+class InspectionIds:
+    """Numbers inspections that no PLC trigger numbered; thread-safe, shared by every pipeline a
+    station builds (a recipe change must not start again at 1), and started after the last id
+    the station gave (``aoi.storage.Storage.last_inspection_id``), so ids stay unique."""
+
+    def __init__(self, last: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._last = last
+
+    @property
+    def last(self) -> int:
+        """The last id given (the one the station started after, before the first)."""
+        return self._last
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = self._last % 0xFFFFFFFF + 1  # 32 bits, as the PLC's register
+            return self._last
+
+
 def _ms(t0: int, t1: int) -> float:
     return (t1 - t0) / 1e6
 
@@ -102,6 +122,7 @@ class Pipeline:
         template: np.ndarray | None = None,
         sinks: Sequence[VerdictSink] = (),
         events: EventBus | None = None,
+        ids: InspectionIds | None = None,
     ) -> None:
         recipe = loaded.recipe
         self.loaded = loaded
@@ -119,7 +140,7 @@ class Pipeline:
         self.rules = VerdictRules.of(recipe)
         self.sinks = list(sinks)
         self.events = events
-        self._next_id = 1
+        self.ids = ids or InspectionIds()
 
     def _visible_truth(self, frame: Frame | None, reg: Registration | None) -> GroundTruth | None:
         """What the recipe could have found: truth outside masks and inside what the camera saw."""
@@ -150,7 +171,7 @@ class Pipeline:
         # A PLC-triggered part keeps the id the PLC link gave it; otherwise the pipeline counts.
         plc_id = trigger.inspection_id if trigger is not None else 0
         result = InspectionResult(
-            inspection_id=plc_id or self._next_id,
+            inspection_id=plc_id or self.ids.next(),
             frame_id=frame.frame_id if frame else -1,
             frame_name=frame.name if frame else "",
             recipe_name=self.recipe.name,
@@ -173,7 +194,6 @@ class Pipeline:
             serial=trigger.serial if trigger else "",
             frame=frame,
         )
-        self._next_id += 1
         for sink in self.sinks:
             sink.publish(result)
         cycle_ms = _ms(started_ns, time.perf_counter_ns())

@@ -40,7 +40,7 @@ from plc.events import (
 )
 from plc.handshake import Handshake, Phase
 from plc.peer import Backoff, LinkState, RegisterPeer
-from plc.protocol import ErrorCode, StationOutputs
+from plc.protocol import U32_MAX, ErrorCode, StationOutputs
 from plc.registers import decode_plc, encode_station
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,12 @@ class StationLink:
             self._stop.wait(0.01)
 
     # -- the cycle's side -------------------------------------------------------------------
+
+    def continue_ids_after(self, last: int) -> None:
+        """Number the next triggered part ``last + 1``: a restarted station goes on after the
+        last inspection id it gave, so ids stay unique for the life of its database."""
+        with self._lock:
+            self.handshake.inspection_id = last % U32_MAX
 
     def set_online(self, online: bool) -> None:
         """The station's own online/offline switch (an operator's start and stop), as the PLC's

@@ -19,7 +19,7 @@ from aoi.errors import AoiError
 from aoi.events import EventBus
 from aoi.inference import create_backend
 from aoi.inference.base import InferenceBackend
-from aoi.pipeline import Pipeline, VerdictSink
+from aoi.pipeline import InspectionIds, Pipeline, VerdictSink
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
@@ -49,6 +49,7 @@ class Rig:
         threads: int | None = None,
         seed: int | None = None,
         loop: bool = False,
+        ids: InspectionIds | None = None,
     ) -> None:
         self.loaded = loaded
         self.source_spec = source_spec
@@ -81,7 +82,12 @@ class Rig:
                     raise RigError("camera", str(err)) from err
             try:
                 self.pipeline = Pipeline(
-                    loaded, self.backend, template=template, sinks=list(sinks), events=events
+                    loaded,
+                    self.backend,
+                    template=template,
+                    sinks=list(sinks),
+                    events=events,
+                    ids=ids,
                 )
                 self.pipeline.warm_up()
             except AoiError as err:
@@ -106,7 +112,12 @@ class Rig:
         """Another pipeline on this rig's engine and template (a variant of the same product:
         ``aoi eval``'s wide review band, the storage benchmark's logged twin)."""
         return Pipeline(
-            loaded, self.backend, template=self.template, sinks=list(sinks), events=events
+            loaded,
+            self.backend,
+            template=self.template,
+            sinks=list(sinks),
+            events=events,
+            ids=self.pipeline.ids,
         )
 
     @property

@@ -31,7 +31,7 @@ from aoi.app.rig import Rig, RigError
 from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError
 from aoi.events import EventBus, Subscriber
-from aoi.pipeline import VerdictSink
+from aoi.pipeline import InspectionIds, VerdictSink
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
 from aoi.runner import RunState, ShiftCounters, StationRunner
 from aoi.stats import RunStats
@@ -100,6 +100,8 @@ class Station:
         self._notify = notify or (lambda text: log.info("%s", text))
         self.counters = _shift_counters(self.config, self.loaded_at_start, clock)
         self.stats = RunStats(budget_ms=self.loaded_at_start.recipe.cycle_budget_ms)
+        #: Numbers inspections no PLC trigger numbered, across recipe changes and restarts.
+        self.ids = InspectionIds()
         self.storage: Storage | None = None
         self.events: EventBus | None = None
         self.plc: PlcSession | None = None
@@ -141,6 +143,8 @@ class Station:
                 )
             )
             self._seed_counters()
+            # Ids go on after the last one this station gave, whatever restarted it.
+            self.ids = InspectionIds(self.storage.last_inspection_id())
         events = EventBus()
         if self.storage is not None:
             events.subscribe("storage", self.storage.finish)
@@ -156,6 +160,8 @@ class Station:
                 on_recipe_change=self._plc_recipe_change,
             )
         )
+        if self.plc is not None:
+            self.plc.link.continue_ids_after(self.ids.last)
         self._sinks = critical_sinks(self.storage, self.plc.link if self.plc else None)
         stack.callback(self._close_runner)
         try:
@@ -211,6 +217,7 @@ class Station:
             threads=o.threads,
             seed=o.seed,
             loop=o.loop,
+            ids=self.ids,
         )
         if self.storage is not None:
             self.storage.note_recipe(loaded.name, loaded.content_hash, loaded.path)

@@ -29,6 +29,7 @@ from aoi.storage.archive import Archive
 from aoi.storage.db import DB_ERRORS, Database, default_data_dir, default_url
 from aoi.storage.errors import JournalError, StorageError
 from aoi.storage.health import HealthSnapshot, StorageHealth
+from aoi.storage.ids import last_inspection_id
 from aoi.storage.journal import Entry, Journal
 from aoi.storage.records import cycle_record, inspection_record, recipe_record
 from aoi.storage.tables import new_uuid
@@ -251,6 +252,11 @@ class Storage:
                 log.warning("storage: recipe %s not recorded (%s)", path, err)
         self._recipes.add(content_hash)
         self._append(recipe_record(name, content_hash, content, time.time()))
+
+    def last_inspection_id(self) -> int:
+        """The highest inspection id this station gave (database or journal): a restarted
+        station numbers on from there, so ids stay unique for the life of the database."""
+        return last_inspection_id(self.db, self.journal, self.station_id)
 
     def status(self) -> HealthSnapshot:
         """Counters and alarms now (for the GUI's health panel and the CLI's summary)."""

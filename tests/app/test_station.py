@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from aoi.app.station import Station, StationOptions, critical_sinks
 from aoi.errors import AoiError
 from aoi.runner import RunState
+from aoi.storage.db import Database
 from aoi.storage.reviews import audit_events
+from aoi.storage.tables import Inspection
 from aoi.types import InspectionResult
 
 pytestmark = pytest.mark.integration
@@ -116,3 +119,20 @@ def test_activation_needs_a_stopped_station_and_is_audited(
     assert changes == [("engineer", f"test-board v{v}", f"test-board-b v{v}")]
     states = [(e.who, e.new_value) for e in reversed(events) if e.what == "station.state"]
     assert states == [("operator", "running"), ("operator", "stopped")]
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("plc", ["sim", "none"])
+def test_a_restarted_station_numbers_on_after_its_last_inspection(
+    make_recipe: RecipeFactory, tmp_path: Path, plc: str
+) -> None:
+    """Ids are unique for the life of the database: a restart (or a recipe change) goes on."""
+    recipe = make_recipe(registration="none")
+    for _ in range(2):
+        with Station(_options(recipe, tmp_path, plc=plc, sim_parts=3)) as station:
+            assert station.start("test", cycles=3)
+            assert station.wait(60.0)
+    url = f"sqlite:///{(tmp_path / 'data' / 'aoi.db').as_posix()}"
+    with Database(url) as db, db.session() as s:
+        ids = sorted(s.scalars(select(Inspection.inspection_id)))
+    assert ids == [1, 2, 3, 4, 5, 6]
