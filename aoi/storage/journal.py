@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,18 @@ def _plain(value: object) -> object:
     raise TypeError(msg)
 
 
+def free_space(folder: Path) -> str:
+    """Free space on ``folder``'s disk in words ("12.3 MB"), for messages about a full disk."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if free >= size:
+            return f"{free / size:.1f} {unit}"
+    return f"{free} bytes"
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """One journal line. NaN is written as Python's json writes it (and reads it back)."""
     return json.dumps(record, separators=(",", ":"), default=_plain).encode() + b"\n"
@@ -94,15 +107,23 @@ class Journal:
         except OSError as err:
             msg = f"journal folder {self.folder} cannot be created ({err})"
             raise JournalError(msg) from err
-        self._lock()
-        checkpoint = self.load_checkpoint()
-        segments = self.segments()
-        end = checkpoint
-        if segments:
-            last = segments[-1]
-            end = max(end, (last, self._segment_path(last).stat().st_size))
-        self._pos = self.start = end
-        self._open_segment(max(end[0], segments[-1] if segments else 0) + 1)
+        try:
+            self._lock()
+            checkpoint = self.load_checkpoint()
+            segments = self.segments()
+            end = checkpoint
+            if segments:
+                last = segments[-1]
+                end = max(end, (last, self._segment_path(last).stat().st_size))
+            self._pos = self.start = end
+            self._open_segment(max(end[0], segments[-1] if segments else 0) + 1)
+        except OSError as err:  # a full disk (ENOSPC), a read-only or failing one
+            self._release_lock()
+            msg = (
+                f"journal {self.folder} cannot be written ({err.strerror or err}); "
+                f"{free_space(self.folder)} free on its disk"
+            )
+            raise JournalError(msg) from err
 
     def _lock(self) -> None:
         """Hold ``journal.lock``: two stations (or two runs) on one journal would corrupt it."""
@@ -122,9 +143,14 @@ class Journal:
                 "give each station its own [storage] journal_dir"
             )
             raise JournalError(msg) from err
+        self._lock_fd = fd  # held from here on, so a failing write below still releases it
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
     def _segment_path(self, number: int) -> Path:
         return self.folder / f"journal-{number:08d}.jsonl"
@@ -191,9 +217,7 @@ class Journal:
                 self.save_checkpoint(self._pos)
                 self.prune((self.segment + 1, 0))
         finally:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the lock
-                self._lock_fd = None
+            self._release_lock()
 
     # -- writer side -------------------------------------------------------------------------
 
