@@ -50,3 +50,8 @@ class ModelError(AoiError):
 
 class InferenceError(AoiError):
     """An inference backend failed to run, or was given an input outside its profile."""
+
+
+class RecordNotDurable(AoiError):
+    """A critical-path sink could not record the verdict durably (the journal's disk is full or
+    failing): no later sink may see that verdict; the line gets an ERROR instead."""

@@ -27,6 +27,7 @@ from aoi.errors import (
     FrameError,
     InferenceError,
     ModelError,
+    RecordNotDurable,
     RegistrationError,
     SourceError,
     SourceExhausted,
@@ -39,6 +40,7 @@ from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
 from aoi.types import (
+    Defects,
     ErrorKind,
     Frame,
     GroundTruth,
@@ -195,7 +197,21 @@ class Pipeline:
             frame=frame,
         )
         for sink in self.sinks:
-            sink.publish(result)
+            try:
+                sink.publish(result)
+            except RecordNotDurable as err:
+                # The journal comes first: a verdict it could not keep must not reach the PLC.
+                log.warning("inspection %d answered ERROR: %s", result.inspection_id, err)
+                none = Defects.empty()
+                result = replace(
+                    result,
+                    verdict=Verdict.ERROR,
+                    error=_message(err),
+                    error_kind=ErrorKind.STORAGE,
+                    verdict_reason="",
+                    defects=none,
+                    review_defects=none,
+                )
         cycle_ms = _ms(started_ns, time.perf_counter_ns())
         # The result is frozen: the final cycle time (with the sinks) goes into a copy.
         result = replace(

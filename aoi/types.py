@@ -77,6 +77,9 @@ class ErrorKind(enum.StrEnum):
     REGISTRATION = "registration"
     #: The model or the inference backend failed on the board.
     INFERENCE = "inference"
+    #: The defect log could not record the verdict (its journal's disk is full or failing), so
+    #: the line is not told a verdict that would not survive a restart.
+    STORAGE = "storage"
     #: Another known failure of a stage (an :class:`aoi.errors.AoiError` of no kind above).
     OTHER = "other"
 

@@ -32,6 +32,7 @@ ERROR_CODES: dict[ErrorKind, ErrorCode] = {
     ErrorKind.BAD_FRAME: ErrorCode.BAD_FRAME,
     ErrorKind.REGISTRATION: ErrorCode.INSPECTION_FAILED,
     ErrorKind.INFERENCE: ErrorCode.INSPECTION_FAILED,
+    ErrorKind.STORAGE: ErrorCode.STORAGE_UNAVAILABLE,
     ErrorKind.OTHER: ErrorCode.INSPECTION_FAILED,
 }
 

@@ -200,3 +200,11 @@ class HandshakeState:
 
     def _clear_condition(self, code: ErrorCode) -> None:
         self.conditions.pop(code, None)
+
+    def hold_fault(self, code: ErrorCode, message: str) -> None:
+        """A fault of the station's own (its journal cannot be written): READY low and ERROR
+        latched with ``code`` until :meth:`release_fault`, then CLEAR_ERROR clears the latch."""
+        self._set_condition(code, message)
+
+    def release_fault(self, code: ErrorCode) -> None:
+        self._clear_condition(code)

@@ -150,6 +150,21 @@ class StationLink:
 
     # -- the cycle's side -------------------------------------------------------------------
 
+    def set_station_fault(self, code: ErrorCode, message: str | None) -> None:
+        """Hold (``message``) or clear (None) a station-side fault such as STORAGE_UNAVAILABLE:
+        while held, READY stays low and ERROR shows ``code``; CLEAR_ERROR works once it clears."""
+        with self._lock:
+            held = code in self.handshake.conditions
+            if message is not None and not held:
+                self.handshake.hold_fault(code, message)
+            elif message is None and held:
+                self.handshake.release_fault(code)
+                log.warning("station fault over: %s; CLEAR_ERROR clears the latch", code.name)
+            else:
+                return
+            self._flush()
+        self._log_events(self.handshake.drain_events())
+
     def continue_ids_after(self, last: int) -> None:
         """Number the next triggered part ``last + 1``: a restarted station goes on after the
         last inspection id it gave, so ids stay unique for the life of its database."""

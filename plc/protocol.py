@@ -79,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     BAD_REGISTER_VALUE = 11
     STATION_STOPPING = 12
     COMMAND_NOT_SUPPORTED = 13
+    STORAGE_UNAVAILABLE = 15
 
 
 #: What each error code means, for the README table, logs and the soft PLC's report.
@@ -97,6 +98,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.BAD_REGISTER_VALUE: "a PLC register holds a value outside its range",
     ErrorCode.STATION_STOPPING: "the station is shutting down; the part was not inspected",
     ErrorCode.COMMAND_NOT_SUPPORTED: "this station cannot carry out the command",
+    ErrorCode.STORAGE_UNAVAILABLE: "the defect log's journal cannot be written (disk full or "
+    "failing): parts are answered ERROR and READY stays low until it can",
 }
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from aoi.app.plc import PlcSession, open_station_plc, plc_spec_for
 from aoi.app.recipes import active_recipe, recipe_for_product_code
 from aoi.app.rig import Rig, RigError
+from aoi.app.watch import JournalWatch
 from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError
 from aoi.events import EventBus, Subscriber
@@ -162,6 +163,8 @@ class Station:
         )
         if self.plc is not None:
             self.plc.link.continue_ids_after(self.ids.last)
+            if self.storage is not None:
+                stack.enter_context(JournalWatch(self.storage, self.plc.link))
         self._sinks = critical_sinks(self.storage, self.plc.link if self.plc else None)
         stack.callback(self._close_runner)
         try:

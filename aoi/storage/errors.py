@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aoi.errors import AoiError
+from aoi.errors import AoiError, RecordNotDurable
 
 
 class StorageError(AoiError):
@@ -19,3 +19,8 @@ class JournalError(StorageError):
 
 class ReviewError(StorageError):
     """A review names a defect that does not exist or a decision that is not known."""
+
+
+class JournalUnavailable(JournalError, RecordNotDurable):
+    """The journal refused an inspection record (disk full or failing): the verdict is not
+    durable, so the line must be answered ERROR for that part."""

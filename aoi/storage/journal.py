@@ -62,6 +62,14 @@ def _plain(value: object) -> object:
     raise TypeError(msg)
 
 
+def free_bytes(folder: Path) -> int:
+    """Free bytes on ``folder``'s disk (0 when it cannot be read)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
 def free_space(folder: Path) -> str:
     """Free space on ``folder``'s disk in words ("12.3 MB"), for messages about a full disk."""
     try:
@@ -92,6 +100,8 @@ class Journal:
         self.fsync = fsync
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        #: A write failed part-way: the next line must go to a new segment.
+        self._torn = False
         self.segment = 0
         self._size = 0
         self._pos: Position = (0, 0)
@@ -181,6 +191,9 @@ class Journal:
         except (TypeError, ValueError) as err:
             msg = f"journal {self.folder}: record cannot be encoded ({err})"
             raise JournalError(msg) from err
+        if self._torn:
+            self._open_segment(self.segment + 1)  # JournalError while the disk still refuses
+            self._torn = False
         if self._size and self._size + len(line) > self.segment_bytes:
             self._open_segment(self.segment + 1)
         try:
@@ -191,12 +204,14 @@ class Journal:
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as err:
-            # A partial line may be on disk: start a new segment so the next line is whole.
-            # The reader skips the torn line as it skips one torn by a crash.
-            self._size += len(line) - len(view)
-            if self._size:
+            # A partial line may be on disk: the next line starts a new segment, so it is whole
+            # (the reader skips the torn line as it skips one torn by a crash). Opening that
+            # segment is the next append's first step, retried while the disk refuses.
+            written = len(line) - len(view)
+            if written:
+                self._size += written
                 self._pos = (self.segment, self._size)
-                self._open_segment(self.segment + 1)
+                self._torn = True
             msg = f"journal segment {self._segment_path(self.segment)} cannot be written ({err})"
             raise JournalError(msg) from err
         prev = self._pos

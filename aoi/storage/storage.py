@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,10 +28,10 @@ from types import TracebackType
 from aoi.config import StorageConfig
 from aoi.storage.archive import Archive
 from aoi.storage.db import DB_ERRORS, Database, default_data_dir, default_url
-from aoi.storage.errors import JournalError, StorageError
+from aoi.storage.errors import JournalError, JournalUnavailable, StorageError
 from aoi.storage.health import HealthSnapshot, StorageHealth
 from aoi.storage.ids import last_inspection_id
-from aoi.storage.journal import Entry, Journal
+from aoi.storage.journal import Entry, Journal, free_bytes, free_space
 from aoi.storage.records import cycle_record, inspection_record, recipe_record
 from aoi.storage.tables import new_uuid
 from aoi.storage.writer import Writer
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 #: How many recent inspections ``Storage.stored`` remembers: well over what the EventBus holds
 #: (256 results per subscriber), so ``finish`` always finds the inspection it follows.
 STORED_KEEP = 4096
+#: Free space the journal's disk needs before a station that ran out of it takes parts again.
+JOURNAL_MIN_FREE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class Storage:
         self.archive: Archive | None = None
         self._lock = threading.Lock()
         self._stored: OrderedDict[int, StoredInspection] = OrderedDict()
+        #: The journal refused the last record (set and cleared under ``_lock``).
+        self._journal_failing = False
+        #: Told at once, on the cycle's thread, when the journal refuses an inspection (the
+        #: station drops READY before the PLC can start another part).
+        self.on_journal_refused: Callable[[str], None] | None = None
         self._recipes: set[str] = set()
         self._open = False
 
@@ -185,17 +193,12 @@ class Storage:
             str(paths.image) if paths else None,
             result.timestamp_utc,
         )
-        self.health.count("published")
         if result.recipe_hash not in self._recipes:
             self._recipes.add(result.recipe_hash)
             self._append(recipe_record(result.recipe_name, result.recipe_hash, "", time.time()))
-        if not self._append(record):
-            self.health.count("lost")
-            self.health.raise_alarm(
-                "lost",
-                f"{self.health.snapshot().lost} inspections lost: neither the journal "
-                f"{self.journal_dir} nor the writer's queue took them",
-            )
+        # The inspection itself must be in the journal before the PLC hears its verdict.
+        self._append(record, durable=True)
+        self.health.count("published")
         # Remembered only now: whoever finds it (finish) appends after the inspection record.
         self._remember(stored)
         if paths is not None and self.archive is not None:
@@ -214,24 +217,46 @@ class Storage:
         with self._lock:
             return self._stored.get(inspection_id)
 
-    def _append(self, record: dict[str, object]) -> bool:
-        """Journal then queue; False when the record is in neither (lost)."""
+    def _append(self, record: dict[str, object], *, durable: bool = False) -> bool:
+        """Journal then queue; False when the record is in neither (lost).
+
+        ``durable``: the record must be in the journal (an inspection whose verdict the PLC is
+        about to hear); when the journal refuses it, :class:`JournalUnavailable` is raised and
+        the record goes nowhere. Other records (the final cycle time, recipe texts) go to the
+        database only while the journal refuses.
+        """
         assert self.writer is not None
         with self._lock:
             try:
                 entry = self.journal.append(record)
             except JournalError as err:
                 self.health.count("journal_failures")
+                self._journal_failing = True
                 self.health.raise_alarm(
                     "journal",
-                    f"journal {self.journal_dir} cannot be written ({err}): records go to the "
-                    "database only, and are lost if the station stops before they are committed",
+                    f"the journal {self.journal_dir} cannot be written ({err}; "
+                    f"{free_space(self.journal_dir)} free): parts are answered ERROR until it can",
                 )
+                if durable:
+                    msg = f"the defect log cannot record the verdict: {err}"
+                    if self.on_journal_refused is not None:
+                        self.on_journal_refused(msg)
+                    raise JournalUnavailable(msg) from err
                 pos = self.journal.position
                 return self.writer.offer(Entry(record, pos, pos, journaled=False))
+            if self._journal_failing:
+                self._journal_failing = False
+                log.warning("storage: the journal %s is written again", self.journal_dir)
             self.health.clear_alarm("journal")
             self.writer.offer(entry)
             return True
+
+    def journal_ready(self) -> bool:
+        """Whether the next inspection can be journaled: True unless the journal refused the
+        last record and its disk still has less than :data:`JOURNAL_MIN_FREE_BYTES` free."""
+        if not self._journal_failing:
+            return True
+        return free_bytes(self.journal_dir) >= JOURNAL_MIN_FREE_BYTES
 
     # -- off the critical path ----------------------------------------------------------------
 

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fault_helpers import fill
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a 256 kB tmpfs filled to the last byte (needs root, as CI and the line PC's
-    installer have; skips with the reason elsewhere)."""
-    mount = tmp_path / "full"
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a real 1 MB tmpfs of its own, for a disk that fills (needs root, as CI and
+    the line PC's installer have; skips with the reason elsewhere)."""
+    mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
@@ -25,10 +25,13 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs to fill (needs root): {done.stderr.strip()}")
     try:
-        with contextlib.suppress(OSError), (mount / "filler").open("wb") as f:
-            while True:
-                f.write(bytes(4096))
-                f.flush()
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def full_disk(small_disk: Path) -> Path:
+    """A folder on a tmpfs filled to the last byte."""
+    fill(small_disk)
+    return small_disk

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fault_helpers import fill
+from sqlalchemy import select
 
+from aoi.app.rig import Rig
+from aoi.app.station import Station, StationOptions, critical_sinks
 from aoi.cli import main
+from aoi.config import StationConfig, StorageConfig
+from aoi.recipe import load_recipe
+from aoi.storage import Storage
+from aoi.storage.db import Database
+from aoi.storage.tables import Inspection
+from aoi.types import ErrorKind, InspectionResult, Verdict
+from plc.protocol import ErrorCode
 
 pytestmark = pytest.mark.fault
 
@@ -30,3 +43,104 @@ def test_starting_on_a_full_disk_is_one_line_naming_the_folder_and_its_free_spac
     assert f"journal {journal} cannot be written" in lines[0]
     assert "free on its disk" in lines[0]
     assert "Traceback" not in err
+
+
+class _LineRecorder:
+    """What the PLC would hear: the verdict sink after the journal."""
+
+    def __init__(self) -> None:
+        self.heard: list[InspectionResult] = []
+
+    def publish(self, result: InspectionResult) -> None:
+        self.heard.append(result)
+
+
+def test_a_disk_that_fills_while_running_answers_error_and_loses_no_verdict(
+    small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
+) -> None:
+    """No verdict reaches the line that is not in the journal; the journal comes back by itself."""
+    loaded = load_recipe(make_recipe(registration="none"))
+    config = StorageConfig(journal_dir=small_disk / "journal", archive_images=False)
+    url = f"sqlite:///{(tmp_path / 'aoi.db').as_posix()}"
+    line = _LineRecorder()
+    with (
+        Storage(config, station_id="s1", database_url=url) as storage,
+        Rig(loaded, StationConfig(), source_spec="synthetic", threads=1) as rig,
+    ):
+        pipeline = rig.pipeline_for(loaded, critical_sinks(storage, line))
+
+        def inspect(n: int) -> list[InspectionResult]:
+            return [pipeline.inspect(rig.source.grab(5.0)) for _ in range(n)]
+
+        before = inspect(4)
+        filler = fill(small_disk)
+        during = inspect(12)  # the last page the journal holds may take a record or two
+        assert not storage.journal_ready(), "the station must not take parts on a full disk"
+        filler.unlink()
+        assert storage.journal_ready(), "room again: ready by itself"
+        after = inspect(4)
+        alarms = storage.status().alarms
+    assert all(r.verdict is not Verdict.ERROR for r in before + after)
+    refused = [i for i, r in enumerate(during) if r.verdict is Verdict.ERROR]
+    assert refused, "a full journal disk answers parts ERROR"
+    # From the first refusal on, every part is refused until there is room again.
+    assert refused == list(range(refused[0], len(during)))
+    assert {r.error_kind for r in during[refused[0] :]} == {ErrorKind.STORAGE}
+    assert all("cannot record the verdict" in r.error for r in during[refused[0] :])
+    everything = before + during + after
+    assert [r.inspection_id for r in line.heard] == [r.inspection_id for r in everything]
+    # Every verdict the line heard as OK/NG/REVIEW is in the database; nothing else is.
+    with Database(url) as db, db.session() as s:
+        rows = dict(s.execute(select(Inspection.inspection_id, Inspection.verdict)).all())
+    kept = {r.inspection_id: r.verdict.name for r in everything if r.verdict is not Verdict.ERROR}
+    assert rows == kept
+    assert not any("cannot be written" in a for a in alarms), alarms
+
+
+def _until(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s  # a hang guard, not a speed limit
+    while not check():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.02)
+
+
+def test_the_plc_sees_not_ready_while_the_journal_disk_is_full_and_ready_when_it_has_room(
+    small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
+) -> None:
+    station_toml = tmp_path / "station.toml"
+    station_toml.write_text(f'[storage]\njournal_dir = "{(small_disk / "journal").as_posix()}"\n')
+    options = StationOptions(
+        recipe=str(make_recipe(registration="none")),
+        station=str(station_toml),
+        data_dir=tmp_path / "data",
+        plc="sim",
+        threads=1,
+    )
+    with Station(options) as station:
+        assert station.plc is not None and station.plc.sim is not None
+        link, report = station.plc.link, station.plc.sim.report
+        assert station.start("test")
+        _until(lambda: report.acked >= 3, "answered the first parts")
+        filler = fill(small_disk)
+        _until(
+            lambda: link.health().error_code is ErrorCode.STORAGE_UNAVAILABLE
+            and not link.health().ready,
+            "held NOT READY with STORAGE_UNAVAILABLE",
+        )
+        parts_while_full = report.parts
+        time.sleep(0.5)  # a PLC that asks now finds the station not ready
+        assert report.parts == parts_while_full, "no part is taken while the disk is full"
+        filler.unlink()
+        _until(lambda: link.health().ready, "ready again by itself")
+        acked = report.acked
+        _until(lambda: report.acked >= acked + 3, "answered parts again")
+        station.stop("test")
+        assert station.wait(60.0)
+    summary = station.summary()
+    heard = report.verdicts
+    kept = sum(n for verdict, n in heard.items() if verdict != "ERROR")
+    # READY fell as the journal refused its first part: that part alone was answered ERROR.
+    assert heard["ERROR"] == 1, heard
+    # Every verdict the PLC heard as OK / NG / REVIEW is in the database: nothing was lost.
+    assert summary["storage"]["committed"] == kept
+    assert summary["storage"]["pending"] == 0

@@ -377,12 +377,15 @@ def test_replay_of_version_1_records_names_the_error_kind_by_its_prefix(
     assert got == {rec["uuid"]: (kind, "") for rec, kind in old}
 
 
-def test_a_journal_that_cannot_be_written_still_feeds_the_database(
+def test_an_inspection_the_journal_refuses_is_refused_not_kept_in_memory(
     sqlite_url: str,
     make_storage: StorageFactory,
     make_result: ResultFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """No verdict may reach the PLC that is not durably journaled (tests/faults has the real
+    full disk): publish raises, so the pipeline answers the part ERROR instead."""
+    from aoi.errors import RecordNotDurable
     from aoi.storage.errors import JournalError
 
     with make_storage(sqlite_url) as storage:
@@ -393,13 +396,15 @@ def test_a_journal_that_cannot_be_written_still_feeds_the_database(
             raise JournalError(msg)
 
         monkeypatch.setattr(storage.journal, "append", refuse)
-        storage.publish(make_result())
+        with pytest.raises(RecordNotDurable, match="cannot record the verdict"):
+            storage.publish(make_result())
         assert any("cannot be written" in a for a in storage.status().alarms)
         monkeypatch.undo()
         storage.publish(make_result())
         assert not any("cannot be written" in a for a in storage.status().alarms)
-    assert storage.status().journal_failures == 1
-    assert _count(sqlite_url) == 3
+    status = storage.status()
+    assert (status.journal_failures, status.published, status.committed) == (1, 2, 2)
+    assert _count(sqlite_url) == 2
 
 
 @pytest.mark.integration
