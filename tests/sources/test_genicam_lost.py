@@ -141,9 +141,11 @@ def test_a_removed_camera_is_lost_then_reopened_with_backoff(tmp_path: Path) -> 
         assert cam.node_value("AcquisitionFrameRate") == 100.0
         assert [cam.grab().frame_id for _ in range(3)] == [2, 3, 4]
 
-        # A second loss starts the schedule from the first delay again.
-        cam._acquirer.destroy()  # type: ignore[union-attr]
-        with pytest.raises(CameraLost):
+        # A second loss, the way a Harvester reset (or update) leaves the acquirer obsolete,
+        # starts the schedule from the first delay again.
+        assert cam._harvester is not None
+        cam._harvester.reset()
+        with pytest.raises(CameraLost, match="IndexError"):
             cam.grab()
         assert cam.reconnect_delay_s == 0.5
         assert cam.grab(timeout_s=1.0).frame_id == 5  # still plugged: the first attempt works
