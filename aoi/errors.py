@@ -32,6 +32,10 @@ class CameraTimeout(CameraError):
     """No frame arrived within the fetch timeout."""
 
 
+class CameraLost(CameraError):
+    """The camera is gone (unplugged, powered off, its acquirer destroyed); reconnecting."""
+
+
 class SourceExhausted(SourceError):
     """A finite source (a replay folder) has delivered its last frame."""
 

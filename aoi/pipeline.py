@@ -23,6 +23,7 @@ import numpy as np
 
 from aoi.errors import (
     AoiError,
+    CameraLost,
     CameraTimeout,
     FrameError,
     InferenceError,
@@ -97,6 +98,8 @@ def _ms(t0: int, t1: int) -> float:
 
 def error_kind_of(err: AoiError) -> ErrorKind:
     """The kind of ERROR a known failure gives (most specific class first)."""
+    if isinstance(err, CameraLost):
+        return ErrorKind.CAMERA_LOST
     if isinstance(err, CameraTimeout):
         return ErrorKind.CAMERA_TIMEOUT
     if isinstance(err, SourceError | FrameError):

@@ -71,6 +71,8 @@ class ErrorKind(enum.StrEnum):
     NONE = "none"
     #: No frame arrived within the fetch timeout (:class:`aoi.errors.CameraTimeout`).
     CAMERA_TIMEOUT = "camera_timeout"
+    #: The camera went away mid-run; the source reopens it (:class:`aoi.errors.CameraLost`).
+    CAMERA_LOST = "camera_lost"
     #: The source failed or delivered an unusable frame (size, type, unreadable file).
     BAD_FRAME = "bad_frame"
     #: The board could not be aligned to the golden template.

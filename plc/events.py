@@ -29,6 +29,7 @@ class ActiveRecipe:
 ERROR_CODES: dict[ErrorKind, ErrorCode] = {
     ErrorKind.NONE: ErrorCode.NONE,
     ErrorKind.CAMERA_TIMEOUT: ErrorCode.CAMERA_TIMEOUT,
+    ErrorKind.CAMERA_LOST: ErrorCode.CAMERA_LOST,
     ErrorKind.BAD_FRAME: ErrorCode.BAD_FRAME,
     ErrorKind.REGISTRATION: ErrorCode.INSPECTION_FAILED,
     ErrorKind.INFERENCE: ErrorCode.INSPECTION_FAILED,

@@ -79,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     BAD_REGISTER_VALUE = 11
     STATION_STOPPING = 12
     COMMAND_NOT_SUPPORTED = 13
+    CAMERA_LOST = 14
     STORAGE_UNAVAILABLE = 15
 
 
@@ -98,9 +99,17 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.BAD_REGISTER_VALUE: "a PLC register holds a value outside its range",
     ErrorCode.STATION_STOPPING: "the station is shutting down; the part was not inspected",
     ErrorCode.COMMAND_NOT_SUPPORTED: "this station cannot carry out the command",
+    ErrorCode.CAMERA_LOST: "the camera is gone (unplugged, powered off); the station reconnects",
     ErrorCode.STORAGE_UNAVAILABLE: "the defect log's journal cannot be written (disk full or "
     "failing): parts are answered ERROR and READY stays low until it can",
 }
+
+
+def error_code_table() -> str:
+    """The error codes as the Markdown table in plc/README.md (a test keeps the README in step)."""
+    rows = ["| code | name | meaning |", "|---:|---|---|"]
+    rows += [f"| {int(code)} | `{code.name}` | {ERROR_TEXT[code]} |" for code in ErrorCode]
+    return "\n".join(rows)
 
 
 def error_name(code: int) -> str:

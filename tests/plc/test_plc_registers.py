@@ -12,6 +12,7 @@ from aoi.config import PlcConfig, PlcMapConfig, load_station_config
 from aoi.errors import StationConfigError
 from plc.config import handshake_timing, register_map
 from plc.errors import PlcConfigError
+from plc.protocol import error_code_table
 from plc.registers import (
     DEFAULT_MAP,
     PlcInputs,
@@ -100,6 +101,7 @@ def test_map_checks(kwargs: dict[str, Any], expectation: Any) -> None:
 def test_readme_holds_the_map_table() -> None:
     readme = (REPO / "plc" / "README.md").read_text(encoding="utf-8")
     assert markdown_table(DEFAULT_MAP) in readme
+    assert error_code_table() in readme  # every error code, CAMERA_LOST included
 
 
 def test_station_config_plc_section(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ OVER_BUDGET_WARN = 0.01
 
 #: Kinds of ERROR the camera light shows (no image, or an unusable one); the engine light shows
 #: the others (the board was seen but could not be inspected).
-CAMERA_ERRORS = frozenset({ErrorKind.CAMERA_TIMEOUT, ErrorKind.BAD_FRAME})
+CAMERA_ERRORS = frozenset({ErrorKind.CAMERA_TIMEOUT, ErrorKind.CAMERA_LOST, ErrorKind.BAD_FRAME})
 ENGINE_ERRORS = frozenset(ErrorKind) - CAMERA_ERRORS - {ErrorKind.NONE}
 
 
@@ -82,6 +82,15 @@ def camera_light(
         )
     kind = last.error_kind if last is not None else ErrorKind.NONE
     if last is not None and kind in CAMERA_ERRORS:
+        if kind is ErrorKind.CAMERA_LOST:
+            return Light(
+                name,
+                Level.FAULT,
+                "Camera lost: reconnecting",
+                f"The camera stopped answering and the last part got no image: {last.error}",
+                "Check the camera's cable and power; the station reconnects by itself and the "
+                "next good image clears this.",
+            )
         if kind is ErrorKind.CAMERA_TIMEOUT:
             return Light(
                 name,

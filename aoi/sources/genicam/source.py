@@ -10,6 +10,13 @@ Traps handled here (each cost someone a day; the producer-once and import traps 
   converted inside the block.
 - ``fetch``/``try_fetch`` with ``timeout=0`` wait forever; never pass 0.
 - ``ImageAcquirer`` installs a SIGINT handler that swallows Ctrl+C; the previous one is restored.
+- A removed device (or an acquirer destroyed under the source) shows as an IndexError from
+  ``try_fetch``, an AttributeError from the acquirer's internals or a GenTL handle error
+  (:data:`~aoi.sources.genicam.reconnect.LOST_ERRORS`). The grab raises
+  :class:`~aoi.errors.CameraLost`, and later grabs reopen the device on a backoff schedule. An
+  acquirer cannot be revived and a Harvester's ``update`` makes every acquirer obsolete (#174,
+  #371, #202), so reopening tears down the acquirer *and* the Harvester (tolerating their
+  failures: #246) and builds both anew; the producer stays claimed by this source meanwhile.
 """
 
 from __future__ import annotations
@@ -18,15 +25,15 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from aoi.errors import CameraError, CameraTimeout, SourceError
+from aoi.errors import CameraError, CameraLost, CameraTimeout, SourceError
 from aoi.recipe import CameraSettings
 from aoi.sources.genicam.devices import (
     Harvester,
@@ -41,6 +48,7 @@ from aoi.sources.genicam.devices import (
 )
 from aoi.sources.genicam.nodes import GENICAM_ERRORS, apply_settings, read_node, short_error
 from aoi.sources.genicam.pixelformat import to_station_image
+from aoi.sources.genicam.reconnect import LOST_ERRORS, RECONNECT_FIRST_S, RECONNECT_MAX_S, Backoff
 from aoi.types import Frame
 
 logger = logging.getLogger(__name__)
@@ -63,8 +71,16 @@ class GenICamSource:
         device: str | None = None,
         settings: CameraSettings | None = None,
         fetch_timeout_s: float = 1.0,
+        reconnect_first_s: float = RECONNECT_FIRST_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``device`` picks the camera by serial, user-defined name, id or model (None: first)."""
+        """``device`` picks the camera by serial, user-defined name, id or model (None: first).
+
+        A lost camera is reopened ``reconnect_first_s`` after the loss, then at doubling
+        intervals up to ``reconnect_max_s``; ``clock`` and ``sleep`` time those attempts.
+        """
         self._cti_paths = cti_paths
         self._wanted = device
         self.settings = settings or CameraSettings()
@@ -80,6 +96,18 @@ class GenICamSource:
         self._acquirer: ImageAcquirer | None = None
         self._trigger = "free_run"  # the trigger actually in effect on the device
         self._next_frame_id = 0
+        self._backoff = Backoff(reconnect_first_s, reconnect_max_s, clock)
+        self._sleep = sleep
+
+    @property
+    def lost(self) -> bool:
+        """True while the camera is gone and the source tries to reopen it."""
+        return self._backoff.lost
+
+    @property
+    def reconnect_delay_s(self) -> float:
+        """The wait between the last and the next reopen attempt (0 while the camera is there)."""
+        return self._backoff.delay_s
 
     @property
     def label(self) -> str:
@@ -88,6 +116,8 @@ class GenICamSource:
 
     def describe(self) -> str:
         """What the camera light says: the camera's model and serial (or the one asked for)."""
+        if self.device and self.lost:
+            return f"Camera {describe_device(self.device)} (lost, reconnecting)"
         if self.device:
             return f"Camera {describe_device(self.device)}"
         return f"Camera {self._wanted} (not open)" if self._wanted else "First camera (not open)"
@@ -106,24 +136,30 @@ class GenICamSource:
     def __enter__(self) -> GenICamSource:
         ctis = find_cti_files(self._cti_paths)
         self.cti_files = claim_producers(self, ctis)
-        self.warnings = []
         self._next_frame_id = 0
-        self._stack = ExitStack()
+        self._backoff.recovered()
         try:
-            self._harvester = self._stack.enter_context(open_harvester(ctis))
-            infos = self._harvester.device_info_list
-            self.devices = [{**describe_info(i), "in_use": ""} for i in infos]
-            index = select_device(self.devices, self._wanted, ctis)
-            self.devices[index]["in_use"] = "open in this process"
-            self.device = self.devices[index]
-            self._acquirer = self._create_acquirer(index)
-            self._configure(self.settings)
-            self.start_acquisition()
+            self._open_device(ctis, self._wanted)
         except BaseException:
             self._close(pending=True)
             raise
         logger.info("camera %s open (trigger %s)", self.label, self._trigger)
         return self
+
+    def _open_device(self, ctis: Sequence[Path], wanted: str | None) -> None:
+        """A new Harvester and acquirer on the device ``wanted``, configured and streaming."""
+        self.warnings = []
+        self._stack = ExitStack()
+        self._harvester = self._stack.enter_context(open_harvester(ctis))
+        infos = self._harvester.device_info_list
+        self.devices = [{**describe_info(i), "in_use": ""} for i in infos]
+        index = select_device(self.devices, wanted, ctis)
+        self.devices[index]["in_use"] = "open in this process"
+        self.device = self.devices[index]
+        self._acquirer = ia = self._create_acquirer(index)
+        self._configure(self.settings)
+        with self._call("starting acquisition"):
+            ia.start()
 
     def _create_acquirer(self, index: int) -> ImageAcquirer:
         assert self._harvester is not None
@@ -147,6 +183,14 @@ class GenICamSource:
     def _close(self, *, pending: bool) -> None:
         """Stop, destroy and reset everything held; failures are logged, and raised if none is."""
         release_producers(self)
+        self._backoff.recovered()
+        failures = self._teardown()
+        if failures and not pending:
+            msg = f"camera {self.label}: closing failed: {'; '.join(failures)}"
+            raise CameraError(msg)
+
+    def _teardown(self) -> list[str]:
+        """Stop and destroy the acquirer and reset the Harvester; what failed, one line each."""
         failures: list[str] = []
         ia, self._acquirer = self._acquirer, None
         try:
@@ -156,14 +200,12 @@ class GenICamSource:
         finally:
             self._harvester = None
             self._cleanup("reset the Harvester", self._stack.close, failures)
-        if failures and not pending:
-            msg = f"camera {self.label}: closing failed: {'; '.join(failures)}"
-            raise CameraError(msg)
+        return failures
 
     def _cleanup(self, step: str, action: Any, failures: list[str]) -> None:
         try:
             action()
-        except (*GENICAM_ERRORS, CameraError) as err:
+        except (*GENICAM_ERRORS, *LOST_ERRORS, CameraError) as err:
             logger.error("camera %s: %s failed while closing", self.label, step, exc_info=True)
             failures.append(f"{step}: {short_error(err)}")
 
@@ -180,24 +222,82 @@ class GenICamSource:
     def start_acquisition(self) -> None:
         """Start streaming (the source does this on opening)."""
         ia = self._require_open()
-        with self._call("starting acquisition"):
+        with self._device_call("starting acquisition"):
             ia.start()
 
     def stop_acquisition(self) -> None:
         """Stop streaming; a grab then times out until :meth:`start_acquisition`."""
         ia = self._require_open()
-        with self._call("stopping acquisition"):
+        with self._device_call("stopping acquisition"):
             ia.stop()
 
     def node_value(self, name: str) -> object:
         """The current value of a node of the camera, or None if it has no readable such node."""
         ia = self._require_open()
-        with self._call(f"reading {name}"):
+        with self._device_call(f"reading {name}"):
             return read_node(ia.remote_device.node_map, name)
+
+    # --- losing and reopening the device ----------------------------------------------------
+
+    @contextmanager
+    def _device_call(self, operation: str) -> Iterator[None]:
+        """Like :meth:`_call`, and a sign that the device is gone becomes :class:`CameraLost`."""
+        try:
+            yield
+        except LOST_ERRORS as err:  # before GENICAM_ERRORS: the GenTL ones are among them
+            self._lose(f"{operation} failed: {type(err).__name__}: {short_error(err)}", err)
+        except GENICAM_ERRORS as err:
+            msg = f"camera {self.label}: {operation} failed: {short_error(err)}"
+            raise CameraError(msg) from err
+
+    def _lose(self, why: str, err: BaseException) -> NoReturn:
+        """Drop the dead acquirer and Harvester, schedule a reopen, raise CameraLost."""
+        logger.error("camera %s lost (%s); reconnecting", self.label, why)
+        for failure in self._teardown():  # a removed device fails its teardown too (#246)
+            logger.warning("camera %s: after the loss, %s", self.label, failure)
+        self._backoff.lose()
+        msg = (
+            f"camera {self.label} lost ({why}); reconnecting, next attempt in "
+            f"{self._backoff.wait_s():.1f} s"
+        )
+        raise CameraLost(msg) from err
+
+    def _reconnect(self, timeout_s: float) -> float:
+        """Reopen the lost device once its attempt is due; the time left of ``timeout_s``.
+
+        An attempt due after ``timeout_s`` is not waited for: CameraLost at once. One due
+        sooner is waited for, so a free-running loop does not spin on a lost camera.
+        """
+        wait = self._backoff.wait_s()
+        if wait > timeout_s:
+            msg = f"camera {self.label} lost; reconnecting, next attempt in {wait:.1f} s"
+            raise CameraLost(msg)
+        if wait > 0:
+            self._sleep(wait)
+        # The same device again: by its serial when it has one, else as asked for.
+        wanted = self.device.get("serial_number") or self._wanted
+        try:
+            self._open_device(find_cti_files(self._cti_paths), wanted)
+        except (CameraError, *GENICAM_ERRORS) as err:
+            self._teardown()
+            self._backoff.failed()
+            msg = (
+                f"camera {self.label} lost; reconnect attempt {self._backoff.attempts} "
+                f"failed: {err}; next attempt in {self._backoff.delay_s:.1f} s"
+            )
+            raise CameraLost(msg) from err
+        logger.warning(
+            "camera %s reopened after %d failed attempt(s)", self.label, self._backoff.attempts
+        )
+        self._backoff.recovered()
+        return max(timeout_s - wait, POLL_TIMEOUT_S)
 
     # --- grabbing ----------------------------------------------------------------------------
 
     def _require_open(self) -> ImageAcquirer:
+        if self._acquirer is None and self.lost:
+            msg = f"camera {self.label} lost; reconnecting on the next grab"
+            raise CameraLost(msg)
         if self._acquirer is None:
             msg = f"camera {self.label} is not open; use the source in a 'with' block"
             raise SourceError(msg)
@@ -205,7 +305,7 @@ class GenICamSource:
 
     def _poll(self, ia: ImageAcquirer) -> Any:
         """One short ``try_fetch``: a Buffer, or None."""
-        with self._call("fetching a buffer"):
+        with self._device_call("fetching a buffer"):
             got = ia.try_fetch(timeout=POLL_TIMEOUT_S)
             if isinstance(got, list):  # one per data stream: keep the first, give back the rest
                 for extra in got[1:]:
@@ -220,7 +320,7 @@ class GenICamSource:
             stale = self._poll(ia)
             if stale is None:
                 return
-            with self._call("returning a stale buffer"):
+            with self._device_call("returning a stale buffer"):
                 stale.queue()
             logger.debug("camera %s: discarded a frame queued before the grab", self.label)
 
@@ -230,14 +330,17 @@ class GenICamSource:
         With a software trigger the camera is triggered first; free-running, older queued frames
         are dropped; with a hardware trigger, queued frames are delivered in order. Raises
         :class:`CameraTimeout` when none arrives within ``timeout_s`` (default: the source's
-        ``fetch_timeout_s``) and :class:`CameraError` when the camera fails.
+        ``fetch_timeout_s``), :class:`CameraLost` when the device is gone (later grabs reopen it,
+        see :meth:`_reconnect`) and :class:`CameraError` when the camera fails.
         """
-        ia = self._require_open()
         timeout_s = self.fetch_timeout_s if timeout_s is None else timeout_s
+        if self._backoff.lost:
+            timeout_s = self._reconnect(timeout_s)
+        ia = self._require_open()
         if self._trigger != "hardware":
             self._discard_stale(ia)
         if self._trigger == "software":
-            with self._call("executing TriggerSoftware"):
+            with self._device_call("executing TriggerSoftware"):
                 ia.remote_device.node_map.TriggerSoftware.execute()
         deadline = time.perf_counter() + max(timeout_s, POLL_TIMEOUT_S)
         while (buffer := self._poll(ia)) is None:
