@@ -7,6 +7,7 @@ default so a station with no file runs the embedded default (synthetic boards, C
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -142,7 +143,28 @@ class PlcConfig(_Strict):
     busy_timeout_ms: float = Field(default=10_000.0, ge=100, le=600_000)
     #: ONLINE at start; the PLC switches it with the SET_ONLINE command.
     start_online: bool = True
+    #: Server role: PLC addresses (IPs or CIDRs such as ``192.168.10.0/24``) that may connect;
+    #: empty admits any address, with a warning at start when not listening on loopback.
+    allowed_clients: tuple[str, ...] = ()
+    #: Server role: connections besides the controlling one may read (their writes are answered
+    #: exception 01); false refuses them at connect.
+    allow_readers: bool = True
+    #: Server role: connections beyond this many are closed at connect.
+    max_connections: int = Field(default=4, ge=1, le=64)
+    #: Server role: a connection without a request for this long is closed.
+    idle_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     map: PlcMapConfig = PlcMapConfig()
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for address in v:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError as err:
+                msg = f"must be IPs or networks (192.168.10.5, 10.0.0.0/24), got {address!r}"
+                raise ValueError(msg) from err
+        return v
 
 
 class StationConfig(_Strict):

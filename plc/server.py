@@ -1,36 +1,49 @@
 """A Modbus TCP server over one register image, for the end of the link that serves.
 
-pymodbus's server is asyncio; it runs on its own event loop in a background thread that starts in
-``__enter__`` and is stopped and joined in ``__exit__``. The image is plain memory behind a lock:
-the local side (station or soft PLC) reads and writes it directly, and every Modbus request is
-served from it through pymodbus's per-request ``action`` hook, so a client never sees a block
-half-written. Holding registers only: other function codes get exception 01 (illegal function),
-addresses outside the map and writes outside the client's own block get exception 02 (illegal
-data address).
+Our own small asyncio server (framing and PDUs in :mod:`plc.mbap`), on its own event loop in a
+background thread that starts in ``__enter__`` and is stopped and joined in ``__exit__``.
+pymodbus's server answered function codes we do not serve, dropped all but the first ADU of a
+TCP segment, and stopped answering a connection, without closing it, after one frame with a bad
+protocol id; pymodbus stays the client (plc/client.py).
+
+The image is plain memory behind a lock: the local side (station or soft PLC) reads and writes it
+directly, every request is served from it under the lock, so a client never sees a block
+half-written. Who may connect, how many at once and for how long idle is :class:`ServerAccess`;
+of the admitted connections, the first to write controls the registers until it closes, and the
+writes of the others are answered exception 01 (plc/README.md, "Who may drive the station").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from types import TracebackType
 
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
-
+from plc import mbap
+from plc.access import ServerAccess, is_loopback
 from plc.errors import PlcLinkError
+from plc.mbap import HOLDING_REGISTER_FUNCTIONS, FrameError, RequestError
 from plc.registers import Span
+
+__all__ = ["HOLDING_REGISTER_FUNCTIONS", "RegisterServer", "ServerAccess", "WriteObserver"]
 
 log = logging.getLogger(__name__)
 
-#: Read holding registers, write single, write multiple, read/write multiple.
-HOLDING_REGISTER_FUNCTIONS = frozenset({3, 6, 16, 23})
-
 WriteObserver = Callable[[int, list[int], bool], None]
+
+
+@dataclass
+class _Connection:
+    """One admitted client connection."""
+
+    id: int
+    who: str
+    warned: set[tuple[int, int]] = field(default_factory=set)
 
 
 class RegisterServer:
@@ -44,6 +57,8 @@ class RegisterServer:
         port: int = 502,
         name: str = "plc-server",
         start_timeout_s: float = 5.0,
+        *,
+        access: ServerAccess | None = None,
     ) -> None:
         if not (span.start <= client_writable.start and client_writable.stop <= span.stop):
             msg = f"client-writable registers {client_writable} must lie inside {span}"
@@ -54,7 +69,9 @@ class RegisterServer:
         self.host = host
         self.port = port
         self.start_timeout_s = start_timeout_s
+        self.access = access or ServerAccess()
         self.rejected_requests = 0
+        self.refused_connections = 0
         self.clients = 0
         self._image = [0] * span.count
         self._lock = threading.Lock()
@@ -62,9 +79,14 @@ class RegisterServer:
         self._observers: list[WriteObserver] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: ModbusTcpServer | None = None
+        self._stopping: asyncio.Event | None = None
+        self._serving = False
         self._started = threading.Event()
-        self._start_error: BaseException | None = None
+        self._start_error: OSError | None = None
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._controller: int | None = None  # id of the connection that may write
+        self._refused_from: set[str] = set()
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -82,6 +104,14 @@ class RegisterServer:
                 f"({self._start_error}); is the port in use?"
             )
             raise PlcLinkError(msg) from self._start_error
+        if not self.access.allowed_clients and not is_loopback(self.host):
+            log.warning(
+                "%s: listening on %s with no [plc] allowed_clients: any host that reaches port "
+                "%d can drive the station; list the PLC's address",
+                self.name,
+                self.host,
+                self.port,
+            )
         return self
 
     def __exit__(
@@ -97,94 +127,150 @@ class RegisterServer:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
-        device = SimDevice(
-            id=0,  # any unit id: Modbus TCP devices mostly ignore it
-            simdata=[SimData(self.span.start, count=self.span.count, datatype=DataType.REGISTERS)],
-            action=self._action,
-        )
-        server = ModbusTcpServer(
-            device, address=(self.host, self.port), trace_connect=self._trace_connect
-        )
+        self._stopping = asyncio.Event()
         try:
-            await server.serve_forever(background=True)
-        except (RuntimeError, OSError) as err:
+            server = await asyncio.start_server(self._connection, self.host, self.port)
+        except OSError as err:
             self._start_error = err
             self._started.set()
             return
-        transport = server.transport
-        sockets = getattr(transport, "sockets", None)
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        self._server = server
-        self._started.set()
-        log.info("%s: serving registers %s on %s:%d", self.name, self.span, self.host, self.port)
-        await server.serving
+        async with server:
+            self.port = server.sockets[0].getsockname()[1]
+            self._serving = True
+            self._started.set()
+            log.info(
+                "%s: serving registers %s on %s:%d", self.name, self.span, self.host, self.port
+            )
+            await self._stopping.wait()
+            self._serving = False
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _stop(self) -> None:
-        loop, server, thread = self._loop, self._server, self._thread
-        if loop is not None and server is not None and thread is not None and thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(server.shutdown(), loop)
-            try:
-                future.result(timeout=5.0)
-            except FutureTimeout:
-                log.exception("%s: Modbus server did not shut down within 5 s", self.name)
+        loop, stopping, thread = self._loop, self._stopping, self._thread
+        if loop is not None and stopping is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop has just ended on its own
+                loop.call_soon_threadsafe(stopping.set)
         if thread is not None:
             thread.join(timeout=5.0)
-        self._server = None
+            if thread.is_alive():
+                log.error("%s: Modbus server did not shut down within 5 s", self.name)
 
-    def _trace_connect(self, connected: bool) -> None:
-        self.clients = max(0, self.clients + (1 if connected else -1))
-        log.info("%s: a Modbus client %s", self.name, "connected" if connected else "left")
+    # -- connections -------------------------------------------------------------------------
 
-    async def _action(
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        registers: list[int],
-        values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        if function_code not in HOLDING_REGISTER_FUNCTIONS:
-            self.rejected_requests += 1
-            log.warning(
-                "%s: refused function code %d: holding registers only", self.name, function_code
-            )
-            return ExcCodes.ILLEGAL_FUNCTION
-        at = address - self.span.start
-        if values is None:
-            with self._lock:
-                registers[address - start_address : address - start_address + count] = self._image[
-                    at : at + count
-                ]
-            return None
-        w = self.client_writable
-        if not (w.start <= address and address + count <= w.stop):
-            self.rejected_requests += 1
-            log.warning(
-                "%s: refused a write of %d register(s) at %d: the client may write only %s",
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        who = f"{peer[0]}:{peer[1]}"
+        refusal = self._admission(str(peer[0]))
+        if refusal:
+            self.refused_connections += 1
+            # A refused device usually retries every few hundred ms: one warning per address.
+            level = logging.DEBUG if peer[0] in self._refused_from else logging.WARNING
+            self._refused_from.add(str(peer[0]))
+            log.log(level, "%s: refused a connection from %s: %s", self.name, who, refusal)
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None  # a stream callback runs as a task
+        self._tasks.add(task)
+        conn = _Connection(next(self._ids), who)
+        self.clients += 1
+        log.info("%s: Modbus client %s connected (%d open)", self.name, who, self.clients)
+        requests, why = 0, "closed by the client"
+        try:
+            while True:
+                header = mbap.parse_header(await self._read(reader, mbap.HEADER_SIZE))
+                pdu = await self._read(reader, header.pdu_size)
+                writer.write(mbap.frame(header, self._answer(conn, pdu)))
+                await writer.drain()
+                requests += 1
+        except TimeoutError:
+            why = f"idle for {self.access.idle_timeout_s:g} s, closed"
+        except FrameError as err:
+            why = f"broken frame ({err}), closed"
+        except asyncio.IncompleteReadError as err:
+            why = "closed by the client" + (" in mid-frame" if err.partial else "")
+        except ConnectionError as err:
+            why = f"connection lost ({err})"
+        except asyncio.CancelledError:
+            why = "server stopping"
+        finally:
+            self._tasks.discard(task)
+            self.clients -= 1
+            if self._controller == conn.id:
+                self._controller = None
+            writer.close()
+            level = logging.INFO if why.startswith(("closed by", "server")) else logging.WARNING
+            log.log(
+                level,
+                "%s: Modbus client %s left after %d request(s): %s",
                 self.name,
-                count,
-                address,
-                w,
+                who,
+                requests,
+                why,
             )
-            return ExcCodes.ILLEGAL_ADDRESS
-        self._store(address, [int(v) for v in values], remote=True)
-        self._written.set()
-        return None
+
+    def _admission(self, address: str) -> str:
+        """Why a connection from ``address`` is refused now; empty if admitted."""
+        if not self._serving:
+            return "the server is stopping"
+        if not self.access.admits(address):
+            return "not in [plc] allowed_clients"
+        if self.clients >= self.access.max_connections:
+            return f"already {self.clients} connection(s), [plc] max_connections"
+        if self.clients and not self.access.allow_readers:
+            return "another client is connected and [plc] allow_readers is false"
+        return ""
+
+    async def _read(self, reader: asyncio.StreamReader, size: int) -> bytes:
+        async with asyncio.timeout(self.access.idle_timeout_s):
+            return await reader.readexactly(size)
+
+    def _answer(self, conn: _Connection, pdu: bytes) -> bytes:
+        function = pdu[0]
+        try:
+            may_write = self._controller in (None, conn.id)
+            request = mbap.decode(pdu, self.span, self.client_writable, may_write=may_write)
+        except RequestError as err:
+            self.rejected_requests += 1
+            # A PLC program repeats a bad request every scan: one warning per kind and connection.
+            kind = (function, err.code)
+            level = logging.DEBUG if kind in conn.warned else logging.WARNING
+            conn.warned.add(kind)
+            log.log(
+                level,
+                "%s: answered %s with exception %02d: %s",
+                self.name,
+                conn.who,
+                err.code,
+                err,
+            )
+            return mbap.exception_pdu(function, err.code)
+        if request.write_words:
+            if self._controller is None:
+                self._controller = conn.id
+                log.info("%s: Modbus client %s controls the registers", self.name, conn.who)
+            self._store(request.write_start, list(request.write_words), remote=True)
+            self._written.set()
+        words: list[int] = []
+        if request.read is not None:
+            words = self.read(request.read)
+        return mbap.response(request, pdu, words)
 
     # -- the local side ----------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return self._server is not None
+        return self._serving
 
     @property
     def has_partner(self) -> bool:
         return self.clients > 0
 
     def connect(self) -> None:
-        if self._server is None:
+        if not self._serving:
             msg = f"{self.name}: the server is not running; open it with `with`"
             raise PlcLinkError(msg)
 

@@ -24,7 +24,7 @@ from plc.errors import PlcConfigError
 from plc.link import RecipeChanger, StationLink
 from plc.peer import RegisterPeer
 from plc.registers import RegisterMap
-from plc.server import RegisterServer
+from plc.server import RegisterServer, ServerAccess
 from plc.softplc import SimTiming, SoftPlc, SoftPlcLogic
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,13 @@ def open_plc(
         peer: RegisterPeer
         if config.role == "server":
             host, port = ("127.0.0.1", 0) if parsed.kind == "sim" else (config.host, config.port)
+            # The allow-list and the one controlling connection guard the line's port; the
+            # in-process soft PLC on a free loopback port needs no guard.
+            access = None if parsed.kind == "sim" else ServerAccess.from_config(config)
             server = stack.enter_context(
-                RegisterServer(layout.whole, layout.plc_block, host, port, "station-server")
+                RegisterServer(
+                    layout.whole, layout.plc_block, host, port, "station-server", access=access
+                )
             )
             config = config.model_copy(update={"host": host, "port": server.port})
             peer = server
