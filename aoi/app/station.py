@@ -154,6 +154,7 @@ class Station:
                 self.config,
                 self.options,
                 on_recipe_change=self._plc_recipe_change,
+                recipe=active_recipe(self.loaded_at_start),
             )
         )
         self._sinks = critical_sinks(self.storage, self.plc.link if self.plc else None)
