@@ -187,18 +187,29 @@ class _DrainingTriggers:
     """Passes triggers on; once draining, the first wait that brings none ends the run.
 
     The station goes offline first (READY drops), so a part the PLC triggered just before is
-    still inspected and answered, and no trigger is left unanswered in the queue.
+    still inspected and answered, and no trigger is left unanswered in the queue. A run of
+    ``last`` parts goes offline as soon as it takes its last trigger (``on_last``): READY never
+    rises again after the last part's result, so the PLC cannot slip in a part the run will
+    not inspect (it would be answered ERROR / STATION_STOPPING at shutdown).
     """
 
     def __init__(self, inner: TriggerSource, interrupt: threading.Event) -> None:
         self.inner = inner
         self.interrupt = interrupt
         self.draining = False
+        self.taken = 0
+        self.last: int | None = None
+        self.on_last: Callable[[], None] | None = None
 
     def wait_trigger(self, timeout_s: float) -> Trigger | None:
         trigger = self.inner.wait_trigger(timeout_s)
-        if trigger is None and self.draining:
-            self.interrupt.set()
+        if trigger is None:
+            if self.draining:
+                self.interrupt.set()
+            return None
+        self.taken += 1
+        if self.taken == self.last and self.on_last is not None:
+            self.on_last()
         return trigger
 
 
@@ -261,6 +272,8 @@ class StationRunner:
             self._interrupt.clear()
             if self._triggers is not None:
                 self._triggers.draining = False
+                self._triggers.taken, self._triggers.last = 0, cycles
+                self._triggers.on_last = self._offline
             self._fault = ""
             self._done = 0
             self._target = cycles
@@ -284,6 +297,10 @@ class StationRunner:
             self._triggers.draining = True
         else:
             self._interrupt.set()
+
+    def _offline(self) -> None:
+        if self._set_online is not None:
+            self._set_online(False)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the cycle's thread to end; True if it has (or never ran)."""

@@ -4,6 +4,10 @@ pymodbus's synchronous client, one request at a time behind a lock (the link thr
 cycle thread writes its result). pymodbus's own reconnect logic has changed between releases, so
 it is not used: a failed request drops the socket and raises :class:`PlcLinkError`, and the
 caller reconnects with its own backoff, knowing the link's state at every moment.
+
+pymodbus logs a dropped connection as ERROR lines followed by the last raw frames in hex; the
+link says what happened in one line of its own, so pymodbus's loggers are set to CRITICAL here,
+unless someone already gave them a level (to debug a PLC's framing, say).
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ from plc.errors import PlcLinkError
 from plc.registers import Span
 
 log = logging.getLogger(__name__)
+
+#: pymodbus's loggers: the package's, and the one its ``Log`` helper writes to.
+PYMODBUS_LOGGERS = ("pymodbus", "pymodbus.logging")
+
+
+def quiet_pymodbus() -> None:
+    """Silence pymodbus below CRITICAL, leaving alone a logger whose level was set on purpose."""
+    for name in PYMODBUS_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)
+
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -49,6 +65,7 @@ class RegisterClient:
         self.timeout_s = timeout_s
         self._client: ModbusTcpClient | None = None
         self._lock = threading.Lock()
+        quiet_pymodbus()
 
     def __enter__(self) -> RegisterClient:
         return self

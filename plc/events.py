@@ -118,6 +118,14 @@ class PartAbandoned:
     code: ErrorCode
 
 
+@dataclass(frozen=True)
+class ResultDiscarded:
+    """A result the PLC never acknowledged, dropped by its CLEAR_ERROR (say, after a restart)."""
+
+    inspection_id: int
+    part_sequence: int
+
+
 Event = (
     TriggerAccepted
     | TriggerMissed
@@ -126,4 +134,5 @@ Event = (
     | ErrorCleared
     | ResultAcknowledged
     | PartAbandoned
+    | ResultDiscarded
 )

@@ -14,9 +14,10 @@ here, with tables, without a socket:
 - a command runs on a rising CMD_EXECUTE with READY low, and ends in CMD_DONE or CMD_FAILED;
 - any fault (PLC heartbeat stale for the watchdog time, link lost, bad register value, camera or
   engine failure, result not acknowledged in time) latches ERROR and an error code and drops
-  READY until the PLC pulses CLEAR_ERROR with the cause gone. A result posted while an error is
-  latched goes out as ERROR, never OK, and the verdict is cleared at every trigger, so the PLC can
-  never read a stale OK as the answer for a new part.
+  READY until the PLC pulses CLEAR_ERROR with the cause gone; that pulse also discards a result
+  still waiting for RESULT_ACK (a restarted PLC program's way out). A result posted while an
+  error is latched goes out as ERROR, never OK, and the verdict is cleared at every trigger, so
+  the PLC can never read a stale OK as the answer for a new part.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from plc.events import (
     PartResult,
     RecipeChangeRequested,
     ResultAcknowledged,
+    ResultDiscarded,
     TriggerAccepted,
     TriggerMissed,
 )
@@ -63,8 +65,10 @@ class Handshake(HandshakeState):
             self._watch_plc_heartbeat(inputs, now_s)
             malformed = self._check_control(inputs)
             if not malformed:
-                self._clear_error_on_edge(prev, inputs)
+                # An ACK that rises with CLEAR_ERROR acknowledges the result before the clear
+                # could discard it: the PLC read that part.
                 self._result_ack(inputs)
+                self._clear_error_on_edge(prev, inputs)
             self._trigger(inputs, now_s)
             if not malformed:
                 self._command(inputs)
@@ -113,8 +117,17 @@ class Handshake(HandshakeState):
         return bool(bad)
 
     def _clear_error_on_edge(self, prev: PlcInputs, inputs: PlcInputs) -> None:
+        """A rising CLEAR_ERROR discards a result still waiting for RESULT_ACK, then clears the
+        latched error once its cause is gone.
+
+        The discard is the way out for a PLC program that restarted while a result waited: it
+        never triggered that part, so it will never acknowledge it, and RESULTS_VALID would
+        keep READY low forever. Pulsing CLEAR_ERROR needs no knowledge of the old part.
+        """
         if not inputs.has(ControlBit.CLEAR_ERROR) or prev.has(ControlBit.CLEAR_ERROR):
             return
+        if self.phase is Phase.RESULT:
+            self._discard_result()
         if self.latched is ErrorCode.NONE or self.conditions:
             return  # nothing to clear, or its cause is still there
         code, self.latched, self.latched_message = self.latched, ErrorCode.NONE, ""
@@ -129,6 +142,16 @@ class Handshake(HandshakeState):
             self._ack_armed = False
             self.counters.acked += 1
             self._events.append(ResultAcknowledged(self.inspection_id))
+
+    def _discard_result(self) -> None:
+        """Drop the unacknowledged result: RESULTS_VALID low, verdict 0, counted as abandoned."""
+        r = self.result
+        self.phase = Phase.IDLE
+        self.result = None
+        self.counters.abandoned_results += 1
+        self._events.append(
+            ResultDiscarded(self.inspection_id, r.part_sequence if r else self.part_sequence)
+        )
 
     def _trigger(self, inputs: PlcInputs, now_s: float) -> None:
         high = inputs.has(ControlBit.TRIGGER)

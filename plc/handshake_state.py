@@ -59,6 +59,8 @@ class Counters:
     stale_results: int = 0
     ack_timeouts: int = 0
     busy_timeouts: int = 0
+    #: Results dropped unacknowledged by a CLEAR_ERROR (the PLC never read them).
+    abandoned_results: int = 0
     faults: dict[str, int] = field(default_factory=dict)
 
 

@@ -6,7 +6,10 @@ PLC block every poll period (or as soon as the PLC writes, when the station serv
 :class:`~plc.handshake.Handshake`, and writes the station block whenever it changed. For the
 client role it also supervises the connection: a failed request marks the link DOWN, latches
 LINK_LOST and reconnects with backoff; the first write after reconnecting carries the fault, so
-the PLC never reads an OK that the station could not stand behind.
+the PLC never reads an OK that the station could not stand behind. A TCP connect alone proves
+nothing (a PLC may accept and drop at once): the backoff resets, and the link counts as up again,
+only after the first good exchange. Every change of the link's state is one line in the log at
+WARNING, so the operator sees it at the default level.
 
 A recipe change asked for by the PLC runs on the thread that calls ``wait_trigger`` (the cycle's
 thread, between parts, with READY low), through the ``on_recipe_change`` callback.
@@ -35,6 +38,7 @@ from plc.events import (
     PartAbandoned,
     PartResult,
     RecipeChangeRequested,
+    ResultDiscarded,
     TriggerAccepted,
     TriggerMissed,
 )
@@ -82,6 +86,7 @@ class StationLink:
         *,
         source: str = "[plc]",
         on_recipe_change: RecipeChanger | None = None,
+        recipe: ActiveRecipe | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.peer = peer
@@ -91,6 +96,9 @@ class StationLink:
         self.handshake = Handshake(
             handshake_timing(config), online=config.start_online, link_up=peer.connected
         )
+        # Known before the thread starts, so the first write after connecting already shows the
+        # recipe the station runs (or is warming up): never active_recipe 0 for a known recipe.
+        self.handshake.recipe = recipe
         self.write_ms: list[float] = []
         self.state = LinkState.CONNECTING
         self._clock = clock
@@ -101,6 +109,8 @@ class StationLink:
         self._written: StationOutputs | None = None
         self._backoff = Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000)
         self._next_attempt_s = 0.0
+        #: Connected, but no good exchange yet since (re)connecting.
+        self._unproven = False
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -271,6 +281,8 @@ class StationLink:
             except PlcLinkError as err:
                 self._link_down(str(err))
                 continue
+            if self._unproven:
+                self._proven()
             self._set_state(LinkState.UP if self.peer.has_partner else LinkState.LISTENING)
             inputs = decode_plc(self.layout, words)
             with self._lock:
@@ -291,27 +303,31 @@ class StationLink:
         except PlcLinkError as err:
             self._link_down(str(err))
             return False
+        self._unproven = True  # the backoff resets on the first good exchange, not here
+        with self._lock:
+            self._written = None  # the PLC's copy is unknown: write the whole block
+        return True
+
+    def _proven(self) -> None:
+        """The first read since (re)connecting answered: the link is really back."""
+        self._unproven = False
         self._backoff.succeeded()
         with self._lock:
             self.handshake.link_restored(self._clock())
-            self._written = None  # the PLC's copy is unknown: write the whole block
-        return True
 
     def _link_down(self, reason: str) -> None:
         self.peer.disconnect()
         delay = self._backoff.failed()
         self._next_attempt_s = self._clock() + delay
+        self._unproven = False
         with self._lock:
             self.handshake.link_lost(reason)
             self._written = None
-        if self.state is not LinkState.DOWN:
-            log.warning(
-                "PLC link down: %s; reconnecting after %.1f s, backing off to %.1f s",
-                reason,
-                delay,
-                self._backoff.max_s,
-            )
-        self._set_state(LinkState.DOWN)
+        log.debug("PLC link attempt %d failed: %s", self._backoff.attempts, reason)
+        self._set_state(
+            LinkState.DOWN,
+            f"{reason}; retrying in {delay:.1f} s, backing off to {self._backoff.max_s:.1f} s",
+        )
         self._log_events(self.handshake.drain_events())
 
     def _flush(self) -> bool:
@@ -358,8 +374,29 @@ class StationLink:
                 log.warning(
                     "inspection %d answered ERROR (%s)", event.inspection_id, event.code.name
                 )
+            elif isinstance(event, ResultDiscarded):
+                log.warning(
+                    "PLC's CLEAR_ERROR discarded the unacknowledged result of inspection %d "
+                    "(part %d): the PLC never collected it",
+                    event.inspection_id,
+                    event.part_sequence,
+                )
 
-    def _set_state(self, state: LinkState) -> None:
-        if state is not self.state:
-            log.info("PLC link %s -> %s", self.state.value, state.value)
-            self.state = state
+    def _set_state(self, state: LinkState, detail: str = "") -> None:
+        """Record a change of state in one WARNING line (a loss says why, a return says so)."""
+        if state is self.state:
+            return
+        old, self.state = self.state, state
+        lost = old is LinkState.UP
+        what = {
+            LinkState.UP: "up again" if old in (LinkState.DOWN, LinkState.LISTENING) else "up",
+            LinkState.DOWN: "lost" if lost else "down",
+            LinkState.LISTENING: "lost: the PLC disconnected" if lost else "listening",
+            LinkState.CLOSED: "closed",
+            LinkState.CONNECTING: "connecting",
+        }[state]
+        peer = f"{self.config.host}:{self.config.port}"
+        tail = f": {detail}" if detail else ""
+        # Closing is the station's own doing, not news from the line.
+        level = logging.INFO if state is LinkState.CLOSED else logging.WARNING
+        log.log(level, "PLC link %s (%s -> %s, %s)%s", what, old.value, state.value, peer, tail)

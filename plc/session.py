@@ -21,6 +21,7 @@ from aoi.stats import percentiles
 from plc.client import RegisterClient
 from plc.config import Role, register_map
 from plc.errors import PlcConfigError
+from plc.events import ActiveRecipe
 from plc.link import RecipeChanger, StationLink
 from plc.peer import RegisterPeer
 from plc.registers import RegisterMap
@@ -110,6 +111,7 @@ def open_plc(
     role: Role | None = None,
     sim_parts: int | None = None,
     on_recipe_change: RecipeChanger | None = None,
+    recipe: ActiveRecipe | None = None,
     grace_s: float = 3.0,
 ) -> Iterator[PlcSession | None]:
     """The link described by ``spec`` (None for ``none``), closed in a safe order on exit.
@@ -118,6 +120,8 @@ def open_plc(
     a bad register map, which is refused whatever ``spec`` says); ``role`` overrides its role,
     ``tcp://HOST:PORT`` its address, and ``sim`` puts both ends on 127.0.0.1 with a free port.
     The session's ``link.config`` is the section as the link runs it, with the real address.
+    ``recipe`` is the recipe the station starts with: ``active_recipe`` shows it from the first
+    write, while READY waits for the station to be ready.
     """
     parsed = parse_plc_spec(spec)
     layout = register_map(config, source)
@@ -144,7 +148,9 @@ def open_plc(
             config = config.model_copy(update={"host": host, "port": server.port})
             peer = server
             link = stack.enter_context(
-                StationLink(peer, config, source=source, on_recipe_change=on_recipe_change)
+                StationLink(
+                    peer, config, source=source, on_recipe_change=on_recipe_change, recipe=recipe
+                )
             )
             if parsed.kind == "sim":
                 plc_peer = stack.enter_context(
@@ -168,7 +174,9 @@ def open_plc(
                 )
             )
             link = stack.enter_context(
-                StationLink(peer, config, source=source, on_recipe_change=on_recipe_change)
+                StationLink(
+                    peer, config, source=source, on_recipe_change=on_recipe_change, recipe=recipe
+                )
             )
         session = PlcSession(parsed, link, sim)
         log.info("PLC link: %s, station as %s", spec, config.role)

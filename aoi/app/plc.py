@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from aoi.config import StationConfig
+from plc.events import ActiveRecipe
 from plc.link import RecipeChanger
 from plc.session import PlcSession, open_plc, tcp_spec
 
@@ -36,8 +37,12 @@ def open_station_plc(
     options: StationOptions,
     *,
     on_recipe_change: RecipeChanger,
+    recipe: ActiveRecipe | None = None,
 ) -> Iterator[PlcSession | None]:
-    """The open link (None for ``none``); READY stays low until the runner starts inspecting."""
+    """The open link (None for ``none``); READY stays low until the runner starts inspecting.
+
+    ``recipe`` (the one the station starts with) is in ``active_recipe`` from the first write.
+    """
     source = f"{options.station or 'station config'}: [plc]"
     with open_plc(
         spec,
@@ -46,5 +51,6 @@ def open_station_plc(
         role=options.plc_role,  # type: ignore[arg-type]
         sim_parts=options.sim_parts,
         on_recipe_change=on_recipe_change,
+        recipe=recipe,
     ) as session:
         yield session

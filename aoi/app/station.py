@@ -159,6 +159,7 @@ class Station:
                 self.config,
                 self.options,
                 on_recipe_change=self._plc_recipe_change,
+                recipe=active_recipe(self.loaded_at_start),
             )
         )
         if self.plc is not None:
