@@ -130,13 +130,9 @@ def parse_recipe(raw: dict[str, Any], source: str) -> Recipe:
         raise RecipeError(format_validation_error(source, err)) from err
 
 
-def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
-    """Read, migrate and validate a recipe file.
-
-    With ``check_files`` the template and the model must exist (the template's bytes go into the
-    content hash).
-    """
-    path = Path(path)
+def read_recipe_toml(path: Path) -> dict[str, Any]:
+    """A recipe file's TOML as a dict, not yet validated; :class:`RecipeError` naming the file
+    if it cannot be read or parsed."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -149,7 +145,7 @@ def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
         raise RecipeError(msg) from err
     check_nesting(text, source)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         msg = f"{source}: not valid TOML: {err}"
         raise RecipeError(msg) from err
@@ -158,6 +154,17 @@ def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
         # its own stack already.
         msg = f"{source}: not readable TOML: arrays or inline tables nest too deep to read"
         raise RecipeError(msg) from err
+
+
+def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
+    """Read, migrate and validate a recipe file.
+
+    With ``check_files`` the template and the model must exist (the template's bytes go into the
+    content hash).
+    """
+    path = Path(path)
+    source = str(path)
+    raw = read_recipe_toml(path)
     recipe = parse_recipe(raw, source)
     loaded = LoadedRecipe(recipe, _absolute(path), "")
     template_bytes = b""
