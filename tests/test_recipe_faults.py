@@ -121,6 +121,9 @@ def test_one_bad_file_never_breaks_the_lookup_of_the_others(make_recipe: RecipeF
     # As the station's LOAD_RECIPE does it: find by product code, then load with the files.
     found = recipe_for_product_code(7, good.parent)
     assert found == good
+    # The code the broken files claim: the first one's own error, naming file and field.
+    with pytest.raises(RecipeError, match=r"long\.toml: model\.path: must have file and folder"):
+        recipe_for_product_code(9, good.parent)
     assert load_recipe(found).name == "test-board"
     for name, field in bad.items():
         with pytest.raises(RecipeError) as info:
