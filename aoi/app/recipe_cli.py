@@ -7,15 +7,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aoi.app.recipe_check import StartCheck
 from aoi.errors import AoiError
 from aoi.recipe import find_recipe, json_schema, load_recipe
 
 
 def cmd_recipe_validate(args: argparse.Namespace) -> int:
+    """Check every file named and report each, valid or not; exit 1 if any is invalid.
+
+    Unless ``--schema-only``, a recipe must also start: its template has the frame size and its
+    model runs on the recipe's input (:mod:`aoi.app.recipe_check`).
+    """
     failed = 0
+    starts = None if args.schema_only else StartCheck()
     for p in args.paths:
         try:
             loaded = load_recipe(p)
+            if starts is not None:
+                starts(loaded)
         except AoiError as err:
             failed += 1
             print(f"INVALID {err}")
@@ -53,6 +62,11 @@ def add_recipe_parser(sub: Any) -> None:
     rsub = p.add_subparsers(dest="recipe_command", required=True)
     q = rsub.add_parser("validate", help="validate recipe files; exit 1 if any is invalid")
     q.add_argument("paths", nargs="+")
+    q.add_argument(
+        "--schema-only",
+        action="store_true",
+        help="check fields and files only; skip opening the template and running the model",
+    )
     q.set_defaults(func=cmd_recipe_validate)
     q = rsub.add_parser("schema", help="print the recipe JSON schema (for editors)")
     q.add_argument("--out", default=None, help="write to this file instead of stdout")

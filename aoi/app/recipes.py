@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aoi.errors import RecipeError
-from aoi.recipe import LoadedRecipe, load_recipe
+from aoi.recipe import LoadedRecipe, load_recipe, read_recipe_toml
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 
@@ -16,15 +16,22 @@ def active_recipe(loaded: LoadedRecipe) -> ActiveRecipe:
 
 
 def recipe_for_product_code(product_code: int, folder: Path) -> Path:
-    """The one recipe in ``folder`` whose ``product_code`` is ``product_code``."""
+    """The one recipe in ``folder`` whose ``product_code`` is ``product_code``.
+
+    A file that does not load is skipped; if none loads with the code but one that fails claims
+    it, that file's :class:`RecipeError` (file, field, expected, found) is what the PLC hears.
+    """
     matches: list[Path] = []
     codes: dict[int, str] = {}
     unreadable: list[str] = []
+    claimed_by_broken: list[RecipeError] = []
     for path in sorted(folder.glob("*.toml")):
         try:
             recipe = load_recipe(path, check_files=False).recipe
-        except RecipeError:
+        except RecipeError as err:
             unreadable.append(path.name)
+            if _claimed_code(path) == product_code:
+                claimed_by_broken.append(err)
             continue
         codes[recipe.product_code] = path.name
         if recipe.product_code == product_code:
@@ -33,6 +40,8 @@ def recipe_for_product_code(product_code: int, folder: Path) -> Path:
         names = [m.name for m in matches]
         msg = f"product code {product_code} is claimed by {names} in {folder}; one recipe per code"
         raise RecipeError(msg)
+    if not matches and claimed_by_broken:
+        raise claimed_by_broken[0]
     if not matches:
         msg = (
             f"no recipe in {folder} has product_code = {product_code}; "
@@ -41,3 +50,11 @@ def recipe_for_product_code(product_code: int, folder: Path) -> Path:
         )
         raise UnknownProductCode(msg)
     return matches[0]
+
+
+def _claimed_code(path: Path) -> object:
+    """The ``product_code`` a recipe file that fails validation says it is for, if it parses."""
+    try:
+        return read_recipe_toml(path).get("product_code")
+    except RecipeError:
+        return None

@@ -16,6 +16,7 @@ from aoi.recipe.loading import (
     load_recipe,
     migrate,
     parse_recipe,
+    read_recipe_toml,
     recipe_hash,
     recipes_dir,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "load_recipe",
     "migrate",
     "parse_recipe",
+    "read_recipe_toml",
     "recipe_hash",
     "recipes_dir",
 ]

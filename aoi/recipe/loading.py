@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import reprlib
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from aoi.errors import RecipeError
+from aoi.recipe.nesting import check_nesting
 from aoi.recipe.schema import SCHEMA_VERSION, Recipe
+
+_T = TypeVar("_T")
 
 # --- migrations ------------------------------------------------------------------------------
 
@@ -52,6 +57,13 @@ def migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
 # --- loading ---------------------------------------------------------------------------------
 
 
+#: Shows a found value in an error message: long strings and deep lists are cut short.
+_FOUND = reprlib.Repr()
+_FOUND.maxstring = 80
+_FOUND.maxother = 80
+_FOUND.maxlevel = 3
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -71,8 +83,8 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         elif e["type"] == "extra_forbidden":
             lines.append(f"{source}: {field} is not a recipe field (found {found!r})")
         else:
-            shown = found if not isinstance(found, dict) else "{...}"
-            lines.append(f"{source}: {field}: {text} (found {shown!r})")
+            shown = "{...}" if isinstance(found, dict) else _FOUND.repr(found)
+            lines.append(f"{source}: {field}: {text} (found {shown})")
     return "\n".join(lines)
 
 
@@ -90,7 +102,7 @@ class LoadedRecipe:
 
     def resolve(self, p: Path) -> Path:
         """A path from the recipe, made absolute against the recipe file's folder."""
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
+        return p if p.is_absolute() else _absolute(self.path.parent / p)
 
     @property
     def template_path(self) -> Path:
@@ -101,12 +113,47 @@ class LoadedRecipe:
         return self.resolve(self.recipe.model.path)
 
 
+def _absolute(p: Path) -> Path:
+    """``p`` resolved; where the OS cannot resolve it (a symlink loop, an I/O error, a path the
+    OS refuses), only made absolute: opening it then fails with an error that names it."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(p))
+
+
 def parse_recipe(raw: dict[str, Any], source: str) -> Recipe:
     raw = migrate(raw, source)
     try:
         return Recipe.model_validate(raw)
     except ValidationError as err:
         raise RecipeError(format_validation_error(source, err)) from err
+
+
+def read_recipe_toml(path: Path) -> dict[str, Any]:
+    """A recipe file's TOML as a dict, not yet validated; :class:`RecipeError` naming the file
+    if it cannot be read or parsed."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        msg = f"{source}: recipe file not found"
+        raise RecipeError(msg) from err
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        # ValueError: a NUL byte in the path, which no OS call accepts.
+        msg = f"{source}: cannot read recipe file ({err})"
+        raise RecipeError(msg) from err
+    check_nesting(text, source)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        msg = f"{source}: not valid TOML: {err}"
+        raise RecipeError(msg) from err
+    except RecursionError as err:
+        # check_nesting keeps files within the reader's depth; this is for a caller deep in
+        # its own stack already.
+        msg = f"{source}: not readable TOML: arrays or inline tables nest too deep to read"
+        raise RecipeError(msg) from err
 
 
 def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
@@ -117,32 +164,29 @@ def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
     """
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        msg = f"{source}: recipe file not found"
-        raise RecipeError(msg) from err
-    except (OSError, UnicodeDecodeError) as err:
-        msg = f"{source}: cannot read recipe file ({err})"
-        raise RecipeError(msg) from err
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        msg = f"{source}: not valid TOML: {err}"
-        raise RecipeError(msg) from err
+    raw = read_recipe_toml(path)
     recipe = parse_recipe(raw, source)
-    loaded = LoadedRecipe(recipe, path.resolve(), "")
+    loaded = LoadedRecipe(recipe, _absolute(path), "")
     template_bytes = b""
     model_digest = ""
     if check_files:
-        for field, p in (("template", loaded.template_path), ("model.path", loaded.model_path)):
-            if not p.is_file():
-                msg = f"{source}: {field} must name an existing file, found no file at {p}"
-                raise RecipeError(msg)
-        template_bytes = loaded.template_path.read_bytes()
-        model_digest = file_hash(loaded.model_path)
+        template_bytes = _read_field(loaded.template_path, "template", source, Path.read_bytes)
+        model_digest = _read_field(loaded.model_path, "model.path", source, file_hash)
     loaded.content_hash = recipe_hash(recipe, template_bytes, model_digest)
     return loaded
+
+
+def _read_field(p: Path, field: str, source: str, read: Callable[[Path], _T]) -> _T:
+    """``read(p)`` for the file a recipe field names; any OS error is a :class:`RecipeError`
+    naming the field (EIO, EACCES, ENAMETOOLONG on the whole path, a folder or device)."""
+    try:
+        if not p.is_file():
+            msg = f"{source}: {field} must name an existing file, found no file at {p}"
+            raise RecipeError(msg)
+        return read(p)
+    except OSError as err:
+        msg = f"{source}: {field} must name a readable file, reading {p} failed: {err}"
+        raise RecipeError(msg) from err
 
 
 def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str = "") -> str:
@@ -181,7 +225,11 @@ DEFAULT_RECIPE = "board-a-640"
 def find_recipe(name_or_path: str) -> Path:
     """A recipe by file path, or by name from the shipped recipes folder."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    try:
+        exists = p.exists()
+    except OSError:  # a name the OS refuses (too long): not a file, maybe a shipped name
+        exists = False
+    if p.suffix == ".toml" or exists:
         return p
     candidate = recipes_dir() / f"{name_or_path}.toml"
     if candidate.is_file():

@@ -8,10 +8,18 @@ the frame. Reading files, migrating old versions and hashing live in :mod:`aoi.r
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from aoi.types import DEFECT_CLASSES
 
@@ -19,6 +27,40 @@ SCHEMA_VERSION = 1
 
 #: Input channels of the station's models: board under test and golden template.
 MODEL_CHANNELS = 2
+
+
+#: The longest file name (one path component) and path POSIX systems accept, in bytes.
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095
+
+
+def _usable_path(p: Path) -> Path:
+    """A path the operating system can look up: no NUL byte, no over-long name or path.
+
+    Checked here, not where the file is opened, so that a recipe loaded without its files (the
+    product-code lookup) already says what is wrong with the path, naming the field.
+    """
+    text = str(p)
+    nul = text.find("\x00")
+    if nul >= 0:
+        msg = f"must be a file path without NUL bytes, found one at character {nul}"
+        raise ValueError(msg)
+    encoded = os.fsencode(text)
+    if len(encoded) > PATH_MAX_BYTES:
+        msg = f"must be a path of at most {PATH_MAX_BYTES} bytes, found {len(encoded)} bytes"
+        raise ValueError(msg)
+    longest = max(p.parts, key=lambda part: len(os.fsencode(part)), default="")
+    if len(os.fsencode(longest)) > NAME_MAX_BYTES:
+        msg = (
+            f"must have file and folder names of at most {NAME_MAX_BYTES} bytes, found a name "
+            f"of {len(os.fsencode(longest))} bytes"
+        )
+        raise ValueError(msg)
+    return p
+
+
+#: A path inside a recipe (relative to the recipe file) that the OS can look up.
+RecipePath = Annotated[Path, AfterValidator(_usable_path)]
 
 
 class _Strict(BaseModel):
@@ -180,10 +222,10 @@ def _tiles_along(length: int, tile: int, overlap: int) -> int:
 
 
 class ModelSettings(_Strict):
-    path: Path
+    path: RecipePath
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     #: Folder of calibration images for INT8 engines (relative to the recipe file).
-    calibration_dir: Path | None = None
+    calibration_dir: RecipePath | None = None
 
 
 class ClassRule(_Strict):
@@ -260,7 +302,7 @@ class Recipe(_Strict):
     description: str = ""
     version: int = Field(default=1, ge=1, description="bumped each time the recipe is saved")
     cycle_budget_ms: float = Field(default=50.0, gt=0, le=60_000)
-    template: Path
+    template: RecipePath
     camera: CameraSettings = CameraSettings()
     registration: RegistrationSettings = RegistrationSettings()
     geometry: Geometry

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from aoi.errors import SourceError, SourceExhausted
+from aoi.sources.image_file import missing_part
 from aoi.types import DEFECT_CLASSES, Frame, GroundTruth
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,25 @@ class _Entry:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode an image file as a station image (uint8/uint16, HxW or BGR HxWx3)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    """Decode an image file as a station image (uint8/uint16, HxW or BGR HxWx3).
+
+    A JPEG, PNG or BMP file cut short is refused (:func:`aoi.sources.image_file.missing_part`):
+    OpenCV would return its decoded part with the rest grey, a board with one huge defect.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        msg = f"{path}: cannot read image file ({err})"
+        raise SourceError(msg) from err
+    missing = missing_part(data)
+    if missing is not None:
+        msg = f"{path}: cannot decode image: expected the whole file, found {missing}"
+        raise SourceError(msg)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error as err:
+        msg = f"{path}: cannot decode image ({err})"
+        raise SourceError(msg) from err
     if img is None:
         msg = f"{path}: cannot decode image (expected a readable png/jpg/bmp/tif file)"
         raise SourceError(msg)
