@@ -4,11 +4,13 @@ block, and the events the link acts on. Plain frozen dataclasses, no behaviour b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from aoi.types import ErrorKind, InspectionResult, Verdict
 from plc.protocol import U16_MAX, U32_MAX, ErrorCode
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ActiveRecipe:
@@ -136,3 +138,23 @@ Event = (
     | PartAbandoned
     | ResultDiscarded
 )
+
+
+def log_events(events: list[Event]) -> None:
+    """Each event of the handshake that an operator or integrator should find in the log."""
+    for event in events:
+        if isinstance(event, FaultRaised):
+            log.warning("PLC link fault %s: %s", event.code.name, event.message)
+        elif isinstance(event, TriggerMissed):
+            log.warning("trigger missed: %s", event.reason)
+        elif isinstance(event, ErrorCleared):
+            log.info("PLC cleared error %s", event.code.name)
+        elif isinstance(event, PartAbandoned):
+            log.warning("inspection %d answered ERROR (%s)", event.inspection_id, event.code.name)
+        elif isinstance(event, ResultDiscarded):
+            log.warning(
+                "PLC's CLEAR_ERROR discarded the unacknowledged result of inspection %d "
+                "(part %d): the PLC never collected it",
+                event.inspection_id,
+                event.part_sequence,
+            )

@@ -32,15 +32,11 @@ from plc.config import handshake_timing, register_map
 from plc.errors import PlcLinkError, UnknownProductCode
 from plc.events import (
     ActiveRecipe,
-    ErrorCleared,
     Event,
-    FaultRaised,
-    PartAbandoned,
     PartResult,
     RecipeChangeRequested,
-    ResultDiscarded,
     TriggerAccepted,
-    TriggerMissed,
+    log_events,
 )
 from plc.handshake import Handshake, Phase
 from plc.peer import Backoff, LinkState, RegisterPeer
@@ -137,7 +133,7 @@ class StationLink:
             if not self.handshake.stopping:
                 self.handshake.stop(self._clock())
                 self._flush()
-        self._log_events(self.handshake.drain_events())
+        log_events(self.handshake.drain_events())
 
     def wait_result_acked(self, timeout_s: float) -> bool:
         """Wait until no result waits for RESULT_ACK (the PLC collected the last part)."""
@@ -173,7 +169,7 @@ class StationLink:
             else:
                 return
             self._flush()
-        self._log_events(self.handshake.drain_events())
+        log_events(self.handshake.drain_events())
 
     def continue_ids_after(self, last: int) -> None:
         """Number the next triggered part ``last + 1``: a restarted station goes on after the
@@ -267,7 +263,7 @@ class StationLink:
             elif failure is not None:
                 self.handshake.command_failed(*failure)
             self._flush()
-        self._log_events(self.handshake.drain_events())
+        log_events(self.handshake.drain_events())
 
     # -- the link thread --------------------------------------------------------------------
 
@@ -328,7 +324,7 @@ class StationLink:
             LinkState.DOWN,
             f"{reason}; retrying in {delay:.1f} s, backing off to {self._backoff.max_s:.1f} s",
         )
-        self._log_events(self.handshake.drain_events())
+        log_events(self.handshake.drain_events())
 
     def _flush(self) -> bool:
         """Write the station block if it changed (caller holds the lock); False if it failed."""
@@ -360,27 +356,7 @@ class StationLink:
                 )
             elif isinstance(event, RecipeChangeRequested):
                 self._queue.put(event)
-        self._log_events(events)
-
-    def _log_events(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, FaultRaised):
-                log.warning("PLC link fault %s: %s", event.code.name, event.message)
-            elif isinstance(event, TriggerMissed):
-                log.warning("trigger missed: %s", event.reason)
-            elif isinstance(event, ErrorCleared):
-                log.info("PLC cleared error %s", event.code.name)
-            elif isinstance(event, PartAbandoned):
-                log.warning(
-                    "inspection %d answered ERROR (%s)", event.inspection_id, event.code.name
-                )
-            elif isinstance(event, ResultDiscarded):
-                log.warning(
-                    "PLC's CLEAR_ERROR discarded the unacknowledged result of inspection %d "
-                    "(part %d): the PLC never collected it",
-                    event.inspection_id,
-                    event.part_sequence,
-                )
+        log_events(events)
 
     def _set_state(self, state: LinkState, detail: str = "") -> None:
         """Record a change of state in one WARNING line (a loss says why, a return says so)."""

@@ -107,7 +107,7 @@ def test_a_plc_killed_while_busy_and_restarted_gets_the_line_going_again(
             plc.write(EN)  # the restarted program's first scan
             out = plc.wait_bits(StatusBit.ERROR, StatusBit.RESULTS_VALID)
             assert out.error_code == ErrorCode.RESULT_ACK_TIMEOUT
-            with caplog.at_level(logging.WARNING, logger="plc.link"):
+            with caplog.at_level(logging.WARNING, logger="plc"):
                 plc.write(EN, CLR)
                 out = plc.wait_bits(StatusBit.READY, off=(StatusBit.RESULTS_VALID, StatusBit.ERROR))
             assert out.verdict == 0
