@@ -1,0 +1,68 @@
+"""SIGTERM (systemd's stop) and SIGINT while the PLC runs parts: every part gets its real verdict.
+
+The station is a real `aoi run` process; the PLC is the soft PLC on a Modbus socket in this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aoi.config import PlcConfig
+from plc.session import open_soft_plc
+from plc.softplc import SimTiming, SoftPlcLogic
+
+pytestmark = [pytest.mark.fault, pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_mid_run_answers_the_part_in_flight_with_its_verdict(
+    make_recipe: Callable[..., Path], tmp_path: Path, signum: signal.Signals
+) -> None:
+    port = _free_port()
+    logic = SoftPlcLogic(None, SimTiming(heartbeat_period_s=0.1))  # parts until the station stops
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AOI_DATA_DIR": str(tmp_path / "data")}
+    cmd = [sys.executable, "-m", "aoi.cli", "run", "--recipe", str(make_recipe()), "--json"]
+    cmd += ["--plc", f"tcp://127.0.0.1:{port}", "--threads", "1"]
+    config = PlcConfig(heartbeat_period_ms=100)
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            with open_soft_plc("client", "127.0.0.1", port, config, logic, scan_s=0.002):
+                deadline = time.monotonic() + 120  # a hang guard
+                while logic.report.acked < 5:
+                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "the station never answered five parts"
+                    time.sleep(0.01)
+                proc.send_signal(signum)
+                out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
+    assert f"{signum.name}: finishing the current board" in text
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    r = logic.report
+    # Every part the PLC started was answered with an inspection's verdict and collected.
+    assert r.parts == r.acked == summary["plc"]["acked"] == summary["cycles"], (r.summary(), text)
+    assert (r.missed, r.mismatched, r.timeouts) == (0, 0, 0), r.problems
+    assert "ERROR" not in r.verdicts and not r.station_errors, (r.verdicts, r.station_errors)
+    assert summary["storage"]["committed"] == summary["cycles"]
