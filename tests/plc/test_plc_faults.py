@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rawmodbus import RawModbusDevice
+from raw_plc_device import RawModbusDevice
 from test_plc_link import CLR, EN, FAST, RECIPE, TRIG, HandPlc, inspection
 
 from aoi.cli import main

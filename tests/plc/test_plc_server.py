@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from modbus_raw import (
+from raw_modbus_client import (
     adu,
     client,
     exchange,

@@ -9,8 +9,18 @@ import socket
 import time
 
 import pytest
-from modbus_raw import HANG_GUARD_S, client, exchange, fc3, fc6, fc16, fc23, is_closed, serving
 from pydantic import ValidationError
+from raw_modbus_client import (
+    HANG_GUARD_S,
+    client,
+    exchange,
+    fc3,
+    fc6,
+    fc16,
+    fc23,
+    is_closed,
+    serving,
+)
 
 from aoi.config import PlcConfig
 from plc.access import ServerAccess
