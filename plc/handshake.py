@@ -173,6 +173,7 @@ class Handshake(HandshakeState):
         self.result = None  # never leave the previous part's verdict readable
         self.missed = False
         self.phase = Phase.BUSY
+        self.cycle_holds = self.inspection_id
         self._busy_since_s = now_s
         self.counters.accepted += 1
         self._events.append(
@@ -251,6 +252,8 @@ class Handshake(HandshakeState):
         """Write ``result`` with RESULTS_VALID; False when it is not for the part in flight
         (another part sequence, or another inspection of it: the PLC may trigger the same part
         sequence again after an abandoned attempt)."""
+        if result.inspection_id in (0, self.cycle_holds):
+            self.cycle_holds = None  # the cycle is done with its part, answered in time or not
         other = result.inspection_id not in (0, self.inspection_id)
         if self.phase is not Phase.BUSY or result.part_sequence != self.part_sequence or other:
             self.counters.stale_results += 1

@@ -83,6 +83,10 @@ class HandshakeState:
         self.inspection_id = 0
         self.part_sequence = 0
         self.result: PartResult | None = None
+        #: The inspection id of the part the cycle took and has not answered yet (even after
+        #: INSPECTION_TIMEOUT abandoned it): READY waits for it, or the next part would queue
+        #: behind a pipeline that is still busy and time out too.
+        self.cycle_holds: int | None = None
         self.toggle = False
         self.trigger_acked = False
         self.missed = False
@@ -173,6 +177,10 @@ class HandshakeState:
             (not plc_ok, "no live PLC heartbeat yet"),
             (not self.station_ready, "the station is not ready (starting or loading)"),
             (self.phase is Phase.BUSY, "the previous part is still being inspected"),
+            (
+                self.cycle_holds is not None,
+                f"the cycle still inspects abandoned inspection {self.cycle_holds}",
+            ),
             (self.phase is Phase.RESULT, "the previous result is not acknowledged"),
             (self.command is not CommandPhase.NONE, f"command {self._command_code.name} runs"),
         ]

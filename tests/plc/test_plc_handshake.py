@@ -189,6 +189,40 @@ ROWS: list[tuple[str, list[Op], set[StatusBit], set[StatusBit], dict[str, int]]]
         {"verdict": 4},
     ),
     (
+        "after INSPECTION_TIMEOUT READY waits while the cycle still holds the abandoned part",
+        [
+            ready(),
+            plc(0.0, EN),
+            plc(0.01, EN, TRIG, part_sequence=5),
+            plc(2.1, EN),  # busy timeout: answered ERROR
+            plc(2.2, EN, ACK),
+            plc(2.3, EN),
+            plc(2.4, EN, CLR),  # the PLC clears the error: the pipeline is still on part 5
+            plc(2.5, EN),
+        ],
+        set(),
+        {READY, VALID, ERROR, BUSY},
+        {"verdict": 0, "error_code": ErrorCode.NONE},
+    ),
+    (
+        "the abandoned part's late result frees the cycle: READY rises",
+        [
+            ready(),
+            plc(0.0, EN),
+            plc(0.01, EN, TRIG, part_sequence=5),
+            plc(2.1, EN),
+            plc(2.2, EN, ACK),
+            plc(2.3, EN),
+            plc(2.4, EN, CLR),
+            plc(2.5, EN),
+            result(2.6, Verdict.OK, 5),
+            plc(2.7, EN),
+        ],
+        {READY},
+        {VALID, ERROR, BUSY},
+        {"verdict": 0},
+    ),
+    (
         "an ERROR verdict latches ERROR with its code",
         [
             ready(),
