@@ -141,6 +141,18 @@ def station_server(
         yield link, HandPlc(client, layout)
 
 
+def take_part(link: StationLink, plc: HandPlc, part_sequence: int) -> Trigger:
+    """The PLC triggers one part when READY; the cycle takes it; the PLC drops TRIGGER."""
+    plc.write(EN)
+    plc.wait_bits(StatusBit.READY)
+    plc.write(EN, TRIG, part_sequence=part_sequence)
+    plc.wait_bits(StatusBit.TRIGGER_ACK, StatusBit.BUSY)  # one write raises both
+    trigger = link.wait_trigger(1.0)
+    assert trigger is not None
+    plc.write(EN)
+    return trigger
+
+
 def run_cycle(link: StationLink, parts: int, verdicts: list[Verdict]) -> None:
     """The station's cycle: inspect every trigger with a fixed verdict sequence."""
     done = 0
@@ -224,13 +236,7 @@ def test_a_shutdown_waits_until_the_plc_has_let_go_of_its_last_ack() -> None:
     """The PLC's handshake ends when it drops RESULT_ACK after seeing RESULTS_VALID fall; a
     station that closed at the ACK itself would leave the PLC waiting for that edge."""
     with station_server() as (link, plc):
-        plc.write(EN)
-        plc.wait_bits(StatusBit.READY)
-        plc.write(EN, TRIG, part_sequence=9)
-        plc.wait_bits(StatusBit.TRIGGER_ACK)
-        trigger = link.wait_trigger(1.0)
-        assert trigger is not None
-        plc.write(EN)
+        trigger = take_part(link, plc, part_sequence=9)
         link.publish(inspection(trigger, Verdict.OK))
         plc.wait_bits(StatusBit.RESULTS_VALID)
         assert not link.wait_result_collected(0.05), "no ACK yet"
@@ -254,13 +260,7 @@ def test_a_shutdown_waits_until_the_plc_has_let_go_of_its_last_ack() -> None:
 )
 def test_an_error_result_carries_the_code_of_its_kind(kind: ErrorKind, code: ErrorCode) -> None:
     with station_server() as (link, plc):
-        plc.write(EN)
-        plc.wait_bits(StatusBit.READY)
-        plc.write(EN, TRIG, part_sequence=5)
-        plc.wait_bits(StatusBit.TRIGGER_ACK, StatusBit.BUSY)
-        trigger = link.wait_trigger(1.0)
-        assert trigger is not None
-        plc.write(EN)
+        trigger = take_part(link, plc, part_sequence=5)
         link.publish(inspection(trigger, Verdict.ERROR, kind=kind))
         out = plc.wait_bits(StatusBit.RESULTS_VALID, StatusBit.ERROR)
         assert (out.verdict, out.error_code, out.part_sequence_echo) == (4, code, 5)
@@ -268,13 +268,7 @@ def test_an_error_result_carries_the_code_of_its_kind(kind: ErrorKind, code: Err
 
 def test_trigger_while_busy_is_acknowledged_as_missed() -> None:
     with station_server() as (link, plc):
-        plc.write(EN)
-        plc.wait_bits(StatusBit.READY)
-        plc.write(EN, TRIG, part_sequence=1)
-        plc.wait_bits(StatusBit.TRIGGER_ACK)
-        trigger = link.wait_trigger(1.0)
-        assert trigger is not None
-        plc.write(EN)
+        trigger = take_part(link, plc, part_sequence=1)
         plc.wait_bits(StatusBit.BUSY, off=(StatusBit.TRIGGER_ACK,))
         plc.write(EN, TRIG, part_sequence=2)  # the next part, while part 1 is inspected
         out = plc.wait_bits(StatusBit.TRIGGER_ACK, StatusBit.MISSED_TRIGGER, StatusBit.BUSY)
@@ -291,13 +285,7 @@ def test_trigger_while_busy_is_acknowledged_as_missed() -> None:
 def test_trigger_while_the_result_waits_for_its_ack_is_missed() -> None:
     # An ack timeout far beyond the test: the missed trigger is seen whatever the machine's load.
     with station_server(FAST.model_copy(update={"result_ack_timeout_ms": 60_000})) as (link, plc):
-        plc.write(EN)
-        plc.wait_bits(StatusBit.READY)
-        plc.write(EN, TRIG, part_sequence=1)
-        plc.wait_bits(StatusBit.TRIGGER_ACK)
-        trigger = link.wait_trigger(1.0)
-        assert trigger is not None
-        plc.write(EN)
+        trigger = take_part(link, plc, part_sequence=1)
         # The station must see TRIGGER low before the next part's edge (it polls its registers).
         plc.wait_bits(StatusBit.BUSY, off=(StatusBit.TRIGGER_ACK,))
         link.publish(inspection(trigger, Verdict.OK))
@@ -317,13 +305,7 @@ def test_trigger_while_the_result_waits_for_its_ack_is_missed() -> None:
 
 def test_lost_result_ack() -> None:
     with station_server() as (link, plc):
-        plc.write(EN)
-        plc.wait_bits(StatusBit.READY)
-        plc.write(EN, TRIG, part_sequence=1)
-        plc.wait_bits(StatusBit.TRIGGER_ACK)
-        trigger = link.wait_trigger(1.0)
-        assert trigger is not None
-        plc.write(EN)
+        trigger = take_part(link, plc, part_sequence=1)
         link.publish(inspection(trigger, Verdict.OK))
         # The PLC never acknowledges. After the ack timeout: ERROR, and the verdict no longer
         # reads OK (the result stays valid, so a PLC reading late sees why).
