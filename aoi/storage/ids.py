@@ -36,7 +36,8 @@ def last_in_journal(journal: Journal, station_id: str) -> int:
     """The station's highest inspection id among the records still in the journal (damaged
     lines are skipped here: the writer's replay reports them)."""
     last = 0
-    for path in sorted(journal.folder.glob("journal-*.jsonl")):
+    for number in journal.segments():
+        path = journal.segment_path(number)
         try:
             lines = path.read_bytes().splitlines()
         except OSError:

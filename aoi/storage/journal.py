@@ -62,19 +62,18 @@ def _plain(value: object) -> object:
     raise TypeError(msg)
 
 
-def free_bytes(folder: Path) -> int:
-    """Free bytes on ``folder``'s disk (0 when it cannot be read)."""
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes on ``folder``'s disk (None when it cannot be read)."""
     try:
         return shutil.disk_usage(folder).free
     except OSError:
-        return 0
+        return None
 
 
 def free_space(folder: Path) -> str:
     """Free space on ``folder``'s disk in words ("12.3 MB"), for messages about a full disk."""
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
+    free = free_bytes(folder)
+    if free is None:
         return "unknown space"
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if free >= size:
@@ -124,7 +123,7 @@ class Journal:
             end = checkpoint
             if segments:
                 last = segments[-1]
-                end = max(end, (last, self._segment_path(last).stat().st_size))
+                end = max(end, (last, self.segment_path(last).stat().st_size))
             self._pos = self.start = end
             self._open_segment(max(end[0], segments[-1] if segments else 0) + 1)
         except OSError as err:  # a full disk (ENOSPC), a read-only or failing one
@@ -162,11 +161,12 @@ class Journal:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
 
-    def _segment_path(self, number: int) -> Path:
+    def segment_path(self, number: int) -> Path:
+        """The file of segment ``number`` (``segments()`` lists the numbers present)."""
         return self.folder / f"journal-{number:08d}.jsonl"
 
     def _open_segment(self, number: int) -> None:
-        path = self._segment_path(number)
+        path = self.segment_path(number)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as err:
@@ -212,7 +212,7 @@ class Journal:
                 self._size += written
                 self._pos = (self.segment, self._size)
                 self._torn = True
-            msg = f"journal segment {self._segment_path(self.segment)} cannot be written ({err})"
+            msg = f"journal segment {self.segment_path(self.segment)} cannot be written ({err})"
             raise JournalError(msg) from err
         prev = self._pos
         self._size += len(line)
@@ -227,7 +227,7 @@ class Journal:
             os.close(self._fd)
             self._fd = None
             if self._size == 0:  # nothing written this run
-                self._segment_path(self.segment).unlink(missing_ok=True)
+                self.segment_path(self.segment).unlink(missing_ok=True)
             if committed is not None and committed >= self._pos:
                 self.save_checkpoint(self._pos)
                 self.prune((self.segment + 1, 0))
@@ -272,7 +272,7 @@ class Journal:
             if number >= committed[0] or (number == self.segment and self._fd is not None):
                 break
             try:
-                self._segment_path(number).unlink()
+                self.segment_path(number).unlink()
                 removed += 1
             except OSError as err:
                 log.warning("journal segment %s cannot be deleted (%s)", number, err)
@@ -291,7 +291,7 @@ class Journal:
                 continue
             offset = pos[1] if number == pos[0] else 0
             closed = number != self.segment or self._fd is None
-            path = self._segment_path(number)
+            path = self.segment_path(number)
             while len(entries) < max_entries:
                 try:
                     with path.open("rb") as f:

@@ -256,7 +256,7 @@ class Storage:
         last record and its disk still has less than :data:`JOURNAL_MIN_FREE_BYTES` free."""
         if not self._journal_failing:
             return True
-        return free_bytes(self.journal_dir) >= JOURNAL_MIN_FREE_BYTES
+        return (free_bytes(self.journal_dir) or 0) >= JOURNAL_MIN_FREE_BYTES
 
     # -- off the critical path ----------------------------------------------------------------
 
