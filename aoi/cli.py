@@ -19,7 +19,7 @@ from typing import Any
 from aoi import __version__
 from aoi.app.arguments import add_station_arguments, station_options
 from aoi.app.doctor import add_doctor_parser
-from aoi.app.engines import add_build_engine_parser
+from aoi.app.engines import add_build_engine_parser, say
 from aoi.app.evaluation import add_eval_parser
 from aoi.app.plcsim import add_plc_sim_parser
 from aoi.app.recipe_cli import add_recipe_parser
@@ -32,10 +32,6 @@ from aoi.storage.cli import format_storage_summary as _storage_lines
 from aoi.types import InspectionResult
 
 log = logging.getLogger("aoi")
-
-
-def _say(text: str) -> None:
-    print(f"[aoi] {text}", file=sys.stderr, flush=True)
 
 
 class _Progress:
@@ -55,7 +51,7 @@ class _Progress:
             of = f"/{self.total}" if self.total else ""
             rate = self.count / max(1e-9, now - self._t0)
             counts = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-            _say(f"cycle {self.count}{of}  {counts}  last {r.cycle_ms:.1f} ms  {rate:.1f} boards/s")
+            say(f"cycle {self.count}{of}  {counts}  last {r.cycle_ms:.1f} ms  {rate:.1f} boards/s")
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -110,13 +106,13 @@ def _run(args: argparse.Namespace, options: StationOptions) -> int:
     hooks = [_Progress(args.cycles)]
     with (
         stop_on_signals(stop, "aoi", "finishing the current board"),
-        Station(options, on_result=hooks, notify=_say) as station,
+        Station(options, on_result=hooks, notify=say) as station,
     ):
         if station.rig_error is not None:
             raise station.rig_error
         rig = station.rig
         assert rig is not None
-        _say(
+        say(
             f"{rig.loaded.name} on {options.source} with {rig.backend.name}, "
             f"PLC {station.plc_spec}: READY"
         )
@@ -126,7 +122,7 @@ def _run(args: argparse.Namespace, options: StationOptions) -> int:
     if station.plc is not None and station.plc.sim is not None:
         t = station.plc.sim.report.details()
         ms = t["trigger_to_result_ms"]
-        _say(
+        say(
             f"soft PLC: trigger to result p50 {ms['p50']:.1f}  p99 {ms['p99']:.1f}  "
             f"max {ms['max']:.1f} ms; station errors cleared {t['station_errors'] or 0}"
         )
