@@ -12,6 +12,23 @@ class AoiError(Exception):
     """Base class of every error the station raises on purpose."""
 
 
+#: What a bug in the station's own code, or a library it calls, raises. The cycle answers the
+#: part ERROR (kind INTERNAL) and logs the traceback instead of letting its thread die; the tuple
+#: is named, not ``Exception``, so KeyboardInterrupt, SystemExit and GeneratorExit still pass.
+UNEXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    BufferError,
+    LookupError,
+    MemoryError,
+    OSError,
+    RuntimeError,
+    TypeError,
+    ValueError,
+)
+
+
 class RecipeError(AoiError):
     """A recipe file is missing, malformed or fails validation."""
 

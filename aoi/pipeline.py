@@ -19,9 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from aoi.errors import (
+    UNEXPECTED_ERRORS,
     AoiError,
     CameraLost,
     CameraTimeout,
@@ -109,6 +111,15 @@ def error_kind_of(err: AoiError) -> ErrorKind:
     if isinstance(err, InferenceError | ModelError):
         return ErrorKind.INFERENCE
     return ErrorKind.OTHER
+
+
+#: Unexpected failures of a cycle: the named Python errors and OpenCV's own (``cv2.error``).
+UNEXPECTED = (*UNEXPECTED_ERRORS, cv2.error)
+
+
+def internal_message(err: BaseException) -> str:
+    """What an ERROR result says about a bug: the class only, the traceback goes to the log."""
+    return f"internal error in the station ({type(err).__name__}); the details are in its log"
 
 
 def _message(err: Exception) -> str:
@@ -290,6 +301,21 @@ class Pipeline:
                 error=_message(err),
                 error_kind=error_kind_of(err),
             )
+        except UNEXPECTED as err:
+            log.exception(
+                "inspection of %s raised an unexpected error", frame.name or frame.frame_id
+            )
+            return self._finish(
+                frame,
+                started,
+                stages,
+                Verdict.ERROR,
+                Candidates.none(),
+                reg,
+                trigger,
+                error=internal_message(err),
+                error_kind=ErrorKind.INTERNAL,
+            )
         return self._finish(
             frame, started, stages, decision.verdict, found, reg, trigger, reason=decision.reason
         )
@@ -331,6 +357,11 @@ def run_cycles(
             result = pipeline.error_result(error_kind_of(err), _message(err), trigger=trigger)
         except ValueError as err:  # a Frame that refused what the source handed it
             result = pipeline.error_result(ErrorKind.BAD_FRAME, _message(err), trigger=trigger)
+        except UNEXPECTED as err:
+            log.exception("the source raised an unexpected error")
+            result = pipeline.error_result(
+                ErrorKind.INTERNAL, internal_message(err), trigger=trigger
+            )
         else:
             result = pipeline.inspect(frame, trigger)
         stats.add(result)

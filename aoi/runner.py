@@ -4,12 +4,8 @@ Qt-free and generic: :class:`aoi.app.station.Station` (what ``aoi run``, ``aoi b
 ``aoi gui`` open) drives it through :meth:`StationRunner.start` and :meth:`StationRunner.stop`,
 which never wait for the cycle. The runner owns the cycle's thread; the recipe-bound parts
 (pipeline and source) come in a :class:`Rig` that the runner can swap between two parts, so a
-recipe change never interrupts a board.
-
-:class:`ShiftCounters` keeps the shift's verdict counts, first-pass yield and a rolling window of
-cycle times. It is updated on the cycle's thread with a few integer additions under a lock, and
-read as a frozen :class:`CounterSnapshot`, so a screen that drops display frames still shows
-exact counts.
+recipe change never interrupts a board. The shift's counters it updates live in
+:mod:`aoi.counters` (re-exported here).
 """
 
 from __future__ import annotations
@@ -17,150 +13,30 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from collections.abc import Callable
 from typing import Protocol
 
-import numpy as np
-
+from aoi.counters import CounterSnapshot, ShiftCounters, shift_label, shift_start
 from aoi.errors import AoiError
-from aoi.pipeline import Pipeline, TriggerSource, run_cycles
+from aoi.pipeline import UNEXPECTED, Pipeline, TriggerSource, internal_message, run_cycles
 from aoi.sources.base import ImageSource
-from aoi.types import InspectionResult, Trigger, Verdict
+from aoi.types import ErrorKind, InspectionResult, Trigger, Verdict
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "MAX_INTERNAL_ERRORS",
+    "CounterSnapshot",
+    "Rig",
+    "RunState",
+    "ShiftCounters",
+    "StationRunner",
+    "shift_label",
+    "shift_start",
+]
 
-# -- shift counters -------------------------------------------------------------------------
-
-
-def shift_start(t_local: datetime, shift_starts_h: Sequence[int]) -> tuple[datetime, int]:
-    """Start (local, on the hour) and index of the shift that ``t_local`` falls in."""
-    h = t_local.hour
-    index = max((i for i, s in enumerate(shift_starts_h) if s <= h), default=None)
-    day = t_local.replace(minute=0, second=0, microsecond=0)
-    if index is None:  # before the first start: the last shift of the day before
-        index, day = len(shift_starts_h) - 1, day - timedelta(days=1)
-    return day.replace(hour=shift_starts_h[index]), index
-
-
-def shift_label(start: datetime, index: int) -> str:
-    """``YYYY-MM-DD S<n> (HH:00)``, as ``aoi report`` names shifts."""
-    return f"{start.date()} S{index + 1} ({start.hour:02d}:00)"
-
-
-@dataclass(frozen=True)
-class CounterSnapshot:
-    """What the operator screen shows about the shift and the recent cycles."""
-
-    shift: str
-    inspected: int
-    ok: int
-    ng: int
-    review: int
-    error: int
-    over_budget: int
-    budget_ms: float
-    #: The most recent cycle times (oldest first) and whether each was over budget.
-    recent_ms: tuple[float, ...]
-    recent_over: tuple[bool, ...]
-    #: Percentiles over the rolling window (``window`` boards with a frame); None before any.
-    p50_ms: float | None
-    p99_ms: float | None
-    window: int
-
-    @property
-    def fpy(self) -> float | None:
-        """First-pass yield: OK boards / boards inspected (REVIEW and ERROR did not pass)."""
-        return self.ok / self.inspected if self.inspected else None
-
-
-class ShiftCounters:
-    """Verdict counts of the running shift and a rolling window of cycle times; thread-safe."""
-
-    def __init__(
-        self,
-        budget_ms: float,
-        *,
-        shift_starts_h: Sequence[int] = (6, 14, 22),
-        tz: tzinfo | None = None,
-        window: int = 1000,
-        chart_points: int = 200,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.budget_ms = budget_ms
-        self.shift_starts_h = tuple(shift_starts_h)
-        self.tz = tz
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(Verdict, 0)
-        self._over = 0
-        self._window: deque[float] = deque(maxlen=window)
-        self._chart: deque[tuple[float, bool]] = deque(maxlen=chart_points)
-        self._shift_start, self._shift = self.current_shift()
-
-    def current_shift(self) -> tuple[datetime, str]:
-        """Local start and label of the shift running now."""
-        now = datetime.fromtimestamp(self._clock(), self.tz)
-        if self.tz is None:
-            now = now.astimezone()
-        start, index = shift_start(now, self.shift_starts_h)
-        return start, shift_label(start, index)
-
-    @property
-    def shift_started(self) -> datetime:
-        return self._shift_start
-
-    def seed(self, counts: dict[Verdict, int]) -> None:
-        """Add boards of this shift inspected before the station started (from the database)."""
-        with self._lock:
-            for verdict, n in counts.items():
-                self._counts[verdict] += n
-
-    def _roll_shift(self) -> None:
-        start, label = self.current_shift()
-        if label != self._shift:
-            self._shift_start, self._shift = start, label
-            self._counts = dict.fromkeys(Verdict, 0)
-            self._over = 0
-
-    def add(self, result: InspectionResult) -> None:
-        with self._lock:
-            self._roll_shift()
-            self._counts[result.verdict] += 1
-            self._over += int(result.over_budget)
-            if result.frame_id >= 0:  # a camera timeout has no cycle time worth charting
-                self._window.append(result.cycle_ms)
-                self._chart.append((result.cycle_ms, result.over_budget))
-
-    def snapshot(self) -> CounterSnapshot:
-        with self._lock:
-            self._roll_shift()
-            counts = dict(self._counts)
-            window = np.fromiter(self._window, dtype=np.float64, count=len(self._window))
-            chart = tuple(self._chart)
-            over, shift = self._over, self._shift
-        p50 = p99 = None
-        if window.size:
-            p50, p99 = (float(v) for v in np.percentile(window, [50, 99]))
-        return CounterSnapshot(
-            shift=shift,
-            inspected=sum(counts.values()),
-            ok=counts[Verdict.OK],
-            ng=counts[Verdict.NG],
-            review=counts[Verdict.REVIEW],
-            error=counts[Verdict.ERROR],
-            over_budget=over,
-            budget_ms=self.budget_ms,
-            recent_ms=tuple(ms for ms, _ in chart),
-            recent_over=tuple(o for _, o in chart),
-            p50_ms=p50,
-            p99_ms=p99,
-            window=int(window.size),
-        )
+#: Boards in a row answered ERROR by an unexpected exception before the station stops itself.
+MAX_INTERNAL_ERRORS = 3
 
 
 # -- the runner -----------------------------------------------------------------------------
@@ -244,6 +120,7 @@ class StationRunner:
         self._state = RunState.STOPPED
         self._fault = ""
         self._done = 0
+        self._internal = 0  # boards in a row answered ERROR by an unexpected exception
         self._target: int | None = None
         self.last_result: InspectionResult | None = None
         self.last_error_result: InspectionResult | None = None
@@ -276,6 +153,7 @@ class StationRunner:
                 self._triggers.on_last = self._offline
             self._fault = ""
             self._done = 0
+            self._internal = 0
             self._target = cycles
             self._state = RunState.RUNNING
             self._thread = threading.Thread(target=self._loop, name="aoi-cycle", daemon=True)
@@ -341,6 +219,14 @@ class StationRunner:
 
     def _count(self, result: InspectionResult) -> None:
         self._done += 1
+        self._internal = self._internal + 1 if result.error_kind is ErrorKind.INTERNAL else 0
+        if self._internal >= MAX_INTERNAL_ERRORS and not self._fault:
+            # A bug that fails every board: stop taking parts (READY drops, `aoi run` exits 2
+            # and its service restarts) rather than answer ERROR forever.
+            self._fault = f"{self._internal} boards in a row: {result.error}"
+            log.error("the station stops: %s", self._fault)
+            self._stop.set()
+            self._interrupt.set()
         self.last_result = result
         if result.verdict is Verdict.ERROR:
             self.last_error_result = result
@@ -375,6 +261,9 @@ class StationRunner:
         except AoiError as err:
             log.exception("the cycle stopped on an error")
             self._fault = str(err)
+        except UNEXPECTED as err:
+            log.exception("the cycle stopped on an unexpected error")
+            self._fault = internal_message(err)
         finally:
             with self._lock:
                 self._state = RunState.FAULT if self._fault else RunState.STOPPED

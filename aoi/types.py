@@ -84,6 +84,9 @@ class ErrorKind(enum.StrEnum):
     STORAGE = "storage"
     #: Another known failure of a stage (an :class:`aoi.errors.AoiError` of no kind above).
     OTHER = "other"
+    #: An unexpected exception inside the station (a bug, or a library failing in a way the
+    #: station does not know); the traceback is in the log.
+    INTERNAL = "internal"
 
 
 @dataclass(frozen=True)

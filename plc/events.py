@@ -37,6 +37,7 @@ ERROR_CODES: dict[ErrorKind, ErrorCode] = {
     ErrorKind.INFERENCE: ErrorCode.INSPECTION_FAILED,
     ErrorKind.STORAGE: ErrorCode.STORAGE_UNAVAILABLE,
     ErrorKind.OTHER: ErrorCode.INSPECTION_FAILED,
+    ErrorKind.INTERNAL: ErrorCode.INSPECTION_FAILED,
 }
 
 
