@@ -77,6 +77,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             f"mismatched {q['mismatched']}  timeouts {q['timeouts']}  "
             f"write p50 {w['p50']:.3f}  p99 {w['p99']:.3f}  max {w['max']:.3f} ms"
         )
+        line = "  ".join(f"{k} {v}" for k, v in sorted(q["line_verdicts"].items()))
+        print(f"line     received {line or 'nothing'}")
     if "storage" in summary:
         print(_storage_lines(summary["storage"]))
     if as_json:

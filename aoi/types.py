@@ -186,6 +186,21 @@ class Trigger:
                 raise ValueError(msg)
 
 
+@dataclass(frozen=True)
+class LineAnswer:
+    """What the line (the PLC) was told about one inspection, once the PLC link answered it.
+
+    Usually the inspection's own verdict with no ``fault``. A fault of the link makes it
+    ERROR where the inspection said OK or NG: ``fault`` names the PLC error code
+    (``INSPECTION_TIMEOUT``, ``PLC_HEARTBEAT_LOST``, ``STATION_STOPPING`` ...). ``verdict`` is
+    None when the result was withdrawn before the PLC collected it (``RESULT_DISCARDED``).
+    """
+
+    inspection_id: int
+    verdict: Verdict | None
+    fault: str = ""
+
+
 STAGES: tuple[str, ...] = (
     "acquire",
     "register",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from aoi.types import ErrorKind, InspectionResult, Verdict
+from aoi.types import ErrorKind, InspectionResult, LineAnswer, Verdict
 from plc.protocol import U16_MAX, U32_MAX, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,11 @@ Event = (
     | ResultAcknowledged
     | PartAbandoned
     | ResultDiscarded
+    | LineAnswer
 )
+
+#: The ``fault`` of a :class:`LineAnswer` whose result the PLC's CLEAR_ERROR withdrew.
+RESULT_DISCARDED = "RESULT_DISCARDED"
 
 
 def log_events(events: list[Event]) -> None:

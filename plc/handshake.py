@@ -22,8 +22,9 @@ here, with tables, without a socket:
 
 from __future__ import annotations
 
-from aoi.types import Verdict
+from aoi.types import LineAnswer, Verdict
 from plc.events import (
+    RESULT_DISCARDED,
     ActiveRecipe,
     ErrorCleared,
     Event,
@@ -152,6 +153,7 @@ class Handshake(HandshakeState):
         self._events.append(
             ResultDiscarded(self.inspection_id, r.part_sequence if r else self.part_sequence)
         )
+        self._events.append(LineAnswer(self.inspection_id, None, RESULT_DISCARDED))
 
     def _trigger(self, inputs: PlcInputs, now_s: float) -> None:
         high = inputs.has(ControlBit.TRIGGER)
@@ -268,6 +270,10 @@ class Handshake(HandshakeState):
         return True
 
     def _set_result(self, result: PartResult, now_s: float) -> None:
+        fault = result.error_code.name if result.error_code is not ErrorCode.NONE else ""
+        if result.verdict is Verdict.ERROR and not fault:
+            fault = ErrorCode.INSPECTION_FAILED.name
+        self._events.append(LineAnswer(self.inspection_id, result.verdict, fault))
         self.result = result
         self.phase = Phase.RESULT
         self.toggle = not self.toggle

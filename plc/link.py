@@ -27,7 +27,7 @@ from types import TracebackType
 
 from aoi.config import PlcConfig
 from aoi.errors import AoiError
-from aoi.types import InspectionResult, Trigger
+from aoi.types import InspectionResult, LineAnswer, Trigger
 from plc.config import handshake_timing, register_map
 from plc.errors import PlcLinkError, UnknownProductCode
 from plc.events import (
@@ -96,6 +96,11 @@ class StationLink:
         # recipe the station runs (or is warming up): never active_recipe 0 for a known recipe.
         self.handshake.recipe = recipe
         self.write_ms: list[float] = []
+        #: Told what the line got for each inspection (the defect log stores it beside the
+        #: inspection's verdict); called on the link's thread, so it must not block.
+        self.on_answer: Callable[[LineAnswer], None] | None = None
+        #: The verdicts the line received, by name (RESULT_DISCARDED: withdrawn uncollected).
+        self.line_verdicts: dict[str, int] = {}
         self.state = LinkState.CONNECTING
         self._clock = clock
         self._lock = threading.Lock()
@@ -133,7 +138,7 @@ class StationLink:
             if not self.handshake.stopping:
                 self.handshake.stop(self._clock())
                 self._flush()
-        log_events(self.handshake.drain_events())
+        self._dispatch(self.handshake.drain_events())
 
     def wait_result_acked(self, timeout_s: float) -> bool:
         """Wait until no result waits for RESULT_ACK (the PLC collected the last part)."""
@@ -169,7 +174,7 @@ class StationLink:
             else:
                 return
             self._flush()
-        log_events(self.handshake.drain_events())
+        self._dispatch(self.handshake.drain_events())
 
     def continue_ids_after(self, last: int) -> None:
         """Number the next triggered part ``last + 1``: a restarted station goes on after the
@@ -263,7 +268,7 @@ class StationLink:
             elif failure is not None:
                 self.handshake.command_failed(*failure)
             self._flush()
-        log_events(self.handshake.drain_events())
+        self._dispatch(self.handshake.drain_events())
 
     # -- the link thread --------------------------------------------------------------------
 
@@ -324,7 +329,7 @@ class StationLink:
             LinkState.DOWN,
             f"{reason}; retrying in {delay:.1f} s, backing off to {self._backoff.max_s:.1f} s",
         )
-        log_events(self.handshake.drain_events())
+        self._dispatch(self.handshake.drain_events())
 
     def _flush(self) -> bool:
         """Write the station block if it changed (caller holds the lock); False if it failed."""
@@ -356,6 +361,11 @@ class StationLink:
                 )
             elif isinstance(event, RecipeChangeRequested):
                 self._queue.put(event)
+            elif isinstance(event, LineAnswer):
+                key = event.verdict.name if event.verdict is not None else event.fault
+                self.line_verdicts[key] = self.line_verdicts.get(key, 0) + 1
+                if self.on_answer is not None:
+                    self.on_answer(event)
         log_events(events)
 
     def _set_state(self, state: LinkState, detail: str = "") -> None:

@@ -77,10 +77,14 @@ class PlcSession:
     def summary(self) -> dict[str, Any]:
         """Counted by the soft PLC when there is one (the line's view), else by the station."""
         write = percentiles(self.link.write_ms)
+        # What the line was told, by verdict: an inspection's OK that a link fault turned into
+        # ERROR counts as ERROR here (the run's ``verdicts`` count the inspections).
+        line = dict(self.link.line_verdicts)
         if self.sim is not None:
-            return {**self.sim.report.summary(), "write_ms": write}
+            return {**self.sim.report.summary(), "write_ms": write, "line_verdicts": line}
         h = self.link.health()
         return {
+            "line_verdicts": line,
             "parts": h.triggers,
             "acked": h.acked,
             "missed": h.missed,

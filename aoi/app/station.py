@@ -166,6 +166,7 @@ class Station:
             self.plc.link.continue_ids_after(self.ids.last)
             if self.storage is not None:
                 stack.enter_context(JournalWatch(self.storage, self.plc.link))
+                self.plc.link.on_answer = self.storage.record_line
         self._sinks = critical_sinks(self.storage, self.plc.link if self.plc else None)
         stack.callback(self._close_runner)
         try:

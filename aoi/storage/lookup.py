@@ -50,6 +50,9 @@ class InspectionRecord:
     error: str
     error_kind: str
     verdict_reason: str
+    #: The verdict the line received (None: no PLC answer recorded) and the link fault.
+    line_verdict: str | None
+    line_error: str
     image_path: str | None
     preview_path: str | None
     defects: tuple[DefectRecord, ...]
@@ -74,6 +77,8 @@ def _record(i: Inspection) -> InspectionRecord:
         error=i.error,
         error_kind=i.error_kind,
         verdict_reason=i.verdict_reason,
+        line_verdict=i.line_verdict,
+        line_error=i.line_error,
         image_path=i.image_path,
         preview_path=i.preview_path,
         defects=tuple(
@@ -159,6 +164,8 @@ _EXPORT = (
     Inspection.error,
     Inspection.error_kind,
     Inspection.verdict_reason,
+    Inspection.line_verdict,
+    Inspection.line_error,
     Inspection.image_path,
 )
 EXPORT_FIELDS: list[str] = [c.key for c in _EXPORT]

@@ -62,6 +62,7 @@ __all__ = [
     "false_calls",
     "find_inspections",
     "iter_inspections",
+    "line_answers",
     "record_audit",
     "record_review",
     "review_queue",
@@ -298,3 +299,30 @@ def cycle_times(db: Database, window: Window, *, bin_ms: float = 5.0, bins: int 
         over_budget=sum(1 for r in rows if r[1]),
         histogram=hist,
     )
+
+
+@dataclass(frozen=True)
+class LineAnswers:
+    """What the line was told, beside what the station inspected, over a window."""
+
+    #: Boards by the verdict the line received ("" key: no PLC answer recorded).
+    received: dict[str, int]
+    #: Boards inspected OK, NG or REVIEW that the line received as ERROR, by the link fault.
+    overridden: dict[str, int]
+
+
+def line_answers(db: Database, window: Window) -> LineAnswers:
+    """The verdicts the line received, and the link faults that overrode an inspection's."""
+    stmt = (
+        select(Inspection.verdict, Inspection.line_verdict, Inspection.line_error, func.count())
+        .where(*window.clauses())
+        .group_by(Inspection.verdict, Inspection.line_verdict, Inspection.line_error)
+    )
+    received: dict[str, int] = defaultdict(int)
+    overridden: dict[str, int] = defaultdict(int)
+    with db.session() as s:
+        for verdict, line, fault, n in s.execute(stmt):
+            received[line or ""] += n
+            if line is not None and line != verdict:
+                overridden[fault or "?"] += n
+    return LineAnswers(dict(received), dict(overridden))

@@ -2,8 +2,9 @@
 
 A record is a plain JSON object, readable on its own (the journal is also what an engineer opens
 when the database is gone). Kinds, by ``t``: ``inspection`` (one board, with its defects),
-``cycle`` (the final cycle time of an inspection, known only after the PLC write), ``recipe``
-(a recipe content the station inspects with).
+``cycle`` (the final cycle time of an inspection, known only after the PLC write), ``line``
+(what the PLC was told about an inspection, see :class:`aoi.types.LineAnswer`), ``recipe`` (a
+recipe content the station inspects with).
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aoi.types import Defects, ErrorKind, InspectionResult, Verdict
+from aoi.types import Defects, ErrorKind, InspectionResult, LineAnswer, Verdict
 
-INSPECTION, CYCLE, RECIPE = "inspection", "cycle", "recipe"
+INSPECTION, CYCLE, RECIPE, LINE = "inspection", "cycle", "recipe", "line"
 
 #: Bumped when a record's fields change; replay reads every version it knows.
 #: 2: ``error_kind`` and ``verdict_reason`` (version 1 named the kind by the error's prefix).
 RECORD_VERSION = 2
+
+#: Records that complete an inspection's row after the fact, and the columns each sets.
+UPDATE_FIELDS: dict[str, tuple[str, ...]] = {
+    CYCLE: ("cycle_ms", "over_budget"),
+    LINE: ("line_verdict", "line_error"),
+}
 
 
 def _defects(found: Defects) -> list[list[Any]]:
@@ -95,6 +102,16 @@ def cycle_record(record_uuid: str, cycle_ms: float, over_budget: bool) -> dict[s
         "cycle_ms": float(cycle_ms),
         "over_budget": bool(over_budget),
     }
+
+
+def line_record(record_uuid: str, answer: LineAnswer) -> dict[str, Any]:
+    return {"t": LINE, "uuid": record_uuid, **line_fields(answer)}
+
+
+def line_fields(answer: LineAnswer) -> dict[str, Any]:
+    """The ``line_verdict`` / ``line_error`` columns of an answer (verdict None: withdrawn)."""
+    verdict = answer.verdict.name if answer.verdict is not None else None
+    return {"line_verdict": verdict, "line_error": answer.fault}
 
 
 def recipe_record(name: str, content_hash: str, content: str, ts: float) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from aoi.storage.queries import (
     defect_pareto,
     false_calls,
     iter_inspections,
+    line_answers,
     local,
     yield_table,
 )
@@ -85,6 +86,7 @@ def build_report(
         sum(r.error for r in by_recipe),
     )
     fc = false_calls(db, window)
+    line = line_answers(db, window)
     cycle = cycle_times(db, window)
     zone = str(tz) if tz is not None else str(datetime.now().astimezone().tzinfo)
     return {
@@ -110,6 +112,7 @@ def build_report(
             "false_call_boards": fc.false_call_boards,
             "board_rate": fc.board_rate,
         },
+        "line": {"received": line.received, "overridden": line.overridden},
         "cycle_ms": {
             "count": cycle.count,
             "p50": cycle.p50_ms,
@@ -182,12 +185,26 @@ def render(report: dict[str, Any]) -> str:
         f"({_pct(fc['rate']).strip()}); boards {fc['false_call_boards']} of "
         f"{fc['ng_boards_reviewed']} reviewed NG boards ({_pct(fc['board_rate']).strip()})",
     ]
+    lines.append(_line_text(report["line"]))
     c = report["cycle_ms"]
     lines.append(
         f"cycle        p50 {c['p50']:.2f} ms  p90 {c['p90']:.2f} ms  p99 {c['p99']:.2f} ms  "
         f"max {c['max']:.2f} ms  over budget {c['over_budget']} of {c['count']}"
     )
     return "\n".join(lines)
+
+
+def _line_text(line: dict[str, Any]) -> str:
+    """What the line received; a link fault that turned an OK or NG into ERROR is named."""
+    got = line["received"]
+    told = "  ".join(f"{k} {n}" for k, n in sorted(got.items()) if k) or "nothing"
+    text = f"line         received {told}"
+    if got.get(""):
+        text += f"  (no PLC answer recorded: {got['']})"
+    if line["overridden"]:
+        faults = ", ".join(f"{k} {n}" for k, n in sorted(line["overridden"].items()))
+        text += f"\n             inspected OK/NG/REVIEW, answered ERROR by a link fault: {faults}"
+    return text
 
 
 def render_lookup(records: list[InspectionRecord], tz: tzinfo | None) -> str:
@@ -203,6 +220,10 @@ def render_lookup(records: list[InspectionRecord], tz: tzinfo | None) -> str:
         )
         if r.error:
             lines.append(f"    error ({r.error_kind}): {r.error}")
+        if r.line_verdict is not None and (r.line_verdict != r.verdict or r.line_error):
+            lines.append(f"    the line received {r.line_verdict} ({r.line_error})")
+        elif r.line_error:
+            lines.append(f"    the line never collected it ({r.line_error})")
         if r.verdict_reason:
             lines.append(f"    reason: {r.verdict_reason}")
         if r.image_path:

@@ -32,16 +32,18 @@ from aoi.storage.errors import JournalError, JournalUnavailable, StorageError
 from aoi.storage.health import HealthSnapshot, StorageHealth
 from aoi.storage.ids import last_inspection_id
 from aoi.storage.journal import Entry, Journal, free_bytes, free_space
-from aoi.storage.records import cycle_record, inspection_record, recipe_record
+from aoi.storage.records import cycle_record, inspection_record, line_record, recipe_record
 from aoi.storage.tables import new_uuid
 from aoi.storage.writer import Writer
-from aoi.types import InspectionResult
+from aoi.types import InspectionResult, LineAnswer
 
 log = logging.getLogger(__name__)
 
 #: How many recent inspections ``Storage.stored`` remembers: well over what the EventBus holds
 #: (256 results per subscriber), so ``finish`` always finds the inspection it follows.
 STORED_KEEP = 4096
+#: How many PLC answers ``record_line`` keeps for inspections not published yet.
+EARLY_KEEP = 256
 #: Free space the journal's disk needs before a station that ran out of it takes parts again.
 JOURNAL_MIN_FREE_BYTES = 64 * 1024
 
@@ -92,6 +94,9 @@ class Storage:
         self.archive: Archive | None = None
         self._lock = threading.Lock()
         self._stored: OrderedDict[int, StoredInspection] = OrderedDict()
+        #: PLC answers that came before their inspection was published (a part the link
+        #: abandoned: INSPECTION_TIMEOUT, STATION_STOPPING), by inspection id.
+        self._early: OrderedDict[int, LineAnswer] = OrderedDict()
         #: The journal refused the last record (set and cleared under ``_lock``).
         self._journal_failing = False
         #: Told at once, on the cycle's thread, when the journal refuses an inspection (the
@@ -201,6 +206,10 @@ class Storage:
         self.health.count("published")
         # Remembered only now: whoever finds it (finish) appends after the inspection record.
         self._remember(stored)
+        with self._lock:
+            early = self._early.pop(result.inspection_id, None)
+        if early is not None:
+            self._append(line_record(stored.uuid, early))
         if paths is not None and self.archive is not None:
             self.archive.submit(result, paths)
         return stored
@@ -266,6 +275,23 @@ class Storage:
         if not self._open or stored is None or stored.timestamp_utc != result.timestamp_utc:
             return
         self._append(cycle_record(stored.uuid, result.cycle_ms, result.over_budget))
+
+    def record_line(self, answer: LineAnswer) -> None:
+        """Store what the PLC was told about an inspection, beside the inspection's verdict.
+
+        Called on the PLC link's thread. An answer that comes before its inspection was
+        published (the link gave up on the part) waits until :meth:`publish` finds it.
+        """
+        if not self._open:
+            return
+        with self._lock:
+            stored = self._stored.get(answer.inspection_id)
+            if stored is None:
+                self._early[answer.inspection_id] = answer
+                while len(self._early) > EARLY_KEEP:
+                    self._early.popitem(last=False)
+                return
+        self._append(line_record(stored.uuid, answer))
 
     def note_recipe(self, name: str, content_hash: str, path: Path | None) -> None:
         """Record the content of a recipe the station inspects with (call on load or change)."""

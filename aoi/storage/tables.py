@@ -174,6 +174,10 @@ class Inspection(Base):
     error_kind: Mapped[str] = mapped_column(String(16), server_default="none")
     #: Why the verdict rules decided what they did (empty for ERROR and for rows before 0003).
     verdict_reason: Mapped[str] = mapped_column(Text, server_default="")
+    #: The verdict the line (PLC) received; NULL with no PLC, or before the PLC answered.
+    #: ERROR with ``line_error`` where a link fault overrode an OK/NG (see LineAnswer).
+    line_verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    line_error: Mapped[str] = mapped_column(String(24), server_default="")
     frame_id: Mapped[int] = mapped_column(BigInteger)
     frame_name: Mapped[str] = mapped_column(String(256))
     #: Lossless image and overlay preview, absolute paths on the station (None: not archived).

@@ -31,7 +31,14 @@ from sqlalchemy.exc import DataError, IntegrityError
 from aoi.storage.db import DB_ERRORS, Database
 from aoi.storage.health import StorageHealth
 from aoi.storage.journal import Entry, Journal, Position, encode
-from aoi.storage.records import CYCLE, INSPECTION, RECIPE, defect_rows, inspection_row, utc
+from aoi.storage.records import (
+    INSPECTION,
+    RECIPE,
+    UPDATE_FIELDS,
+    defect_rows,
+    inspection_row,
+    utc,
+)
 from aoi.storage.tables import Defect, Inspection, RecipeSeen
 
 log = logging.getLogger(__name__)
@@ -49,11 +56,13 @@ RECORD_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
 )
 
-_CYCLE_UPDATE = (
-    update(INSPECTIONS)
+#: One UPDATE per kind of record that completes an inspection row after the fact.
+_UPDATES = {
+    kind: update(INSPECTIONS)
     .where(INSPECTIONS.c.uuid == bindparam("b_uuid"))
-    .values(cycle_ms=bindparam("b_cycle_ms"), over_budget=bindparam("b_over_budget"))
-)
+    .values({f: bindparam("b_" + f) for f in fields})
+    for kind, fields in UPDATE_FIELDS.items()
+}
 _RECIPE_SEEN = (
     update(RECIPES)
     .where(RECIPES.c.content_hash == bindparam("b_hash"))
@@ -281,7 +290,7 @@ class Writer:
         rows: dict[uuid.UUID, dict[str, Any]] = {}
         earlier: set[uuid.UUID] = set()
         records: dict[uuid.UUID, dict[str, Any]] = {}
-        cycles: list[dict[str, Any]] = []
+        updates: dict[str, list[dict[str, Any]]] = {}
         recipes: dict[str, dict[str, Any]] = {}
         for e in entries:
             rec = e.record
@@ -292,19 +301,14 @@ class Writer:
                 records[row["uuid"]] = rec
                 if e.journaled and e.prev < self.journal.start:
                     earlier.add(row["uuid"])
-            elif kind == CYCLE:
+            elif kind in UPDATE_FIELDS:  # completes a row: in this batch, or committed before
                 u = uuid.UUID(rec["uuid"])
+                values = {f: rec[f] for f in UPDATE_FIELDS[kind]}
                 if u in rows:
-                    rows[u]["cycle_ms"] = rec["cycle_ms"]
-                    rows[u]["over_budget"] = rec["over_budget"]
+                    rows[u].update(values)
                 else:
-                    cycles.append(
-                        {
-                            "b_uuid": u,
-                            "b_cycle_ms": rec["cycle_ms"],
-                            "b_over_budget": rec["over_budget"],
-                        }
-                    )
+                    bound = {"b_" + f: v for f, v in values.items()}
+                    updates.setdefault(kind, []).append({"b_uuid": u, **bound})
             elif kind == RECIPE:
                 recipes[rec["hash"]] = rec
             else:
@@ -321,8 +325,8 @@ class Writer:
             defects = [d for u in new for d in defect_rows(records[u], u)]
             if defects:
                 conn.execute(insert(DEFECTS), defects)
-        if cycles:
-            conn.execute(_CYCLE_UPDATE, cycles)
+        for kind, params in updates.items():
+            conn.execute(_UPDATES[kind], params)
         if recipes:
             self._write_recipes(conn, recipes)
         replayed = sum(1 for u in new if u in earlier)

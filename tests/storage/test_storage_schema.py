@@ -27,14 +27,14 @@ def test_new_database_is_created_at_head_and_matches_the_models(db_url: str) -> 
     with Database(db_url) as db:
         assert db.current_revision() is None
         db.upgrade()
-        assert db.current_revision() == db.head_revision() == "0003"
+        assert db.current_revision() == db.head_revision() == "0004"
         with db.engine.connect() as conn:
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
             )
         assert diff == []
         db.upgrade()  # idempotent: a second start changes nothing
-        assert db.current_revision() == "0003"
+        assert db.current_revision() == "0004"
 
 
 @pytest.mark.parametrize(("synchronous", "code"), [("NORMAL", 1), ("FULL", 2)])
@@ -142,7 +142,7 @@ def test_upgrade_from_revision_1_keeps_every_row(db_url: str) -> None:
 
         db.upgrade()
 
-        assert db.current_revision() == "0003"
+        assert db.current_revision() == "0004"
         names = inspect(db.engine)
         assert "recipes" in names.get_table_names()
         indexes = {ix["name"] for ix in names.get_indexes("inspections")}
@@ -180,10 +180,25 @@ def test_upgrade_from_revision_2_gives_error_rows_their_kind(db_url: str) -> Non
 
         db.upgrade()
 
-        assert db.current_revision() == "0003"
+        assert db.current_revision() == "0004"
         with db.session() as s:
             got = {i.uuid: (i.error_kind, i.verdict_reason) for i in s.scalars(select(Inspection))}
         assert got == {u: (kind, "") for u, kind in expected.items()}
+
+
+def test_upgrade_from_revision_3_keeps_rows_with_no_line_verdict(db_url: str) -> None:
+    # Before 0004 the verdict the line received was not stored: NULL says "not recorded".
+    with Database(db_url) as db:
+        db.upgrade("0003")
+        columns = {c["name"] for c in inspect(db.engine).get_columns("inspections")}
+        assert "line_verdict" not in columns
+        ng = _rows_at_revision_1(db)
+        db.upgrade()
+        assert db.current_revision() == "0004"
+        with db.session() as s:
+            row = s.get(Inspection, ng)
+            assert row is not None
+            assert (row.verdict, row.line_verdict, row.line_error) == ("NG", None, "")
 
 
 def test_a_database_from_a_newer_aoi_is_refused(sqlite_url: str) -> None:
