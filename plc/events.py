@@ -12,6 +12,7 @@ from plc.protocol import U16_MAX, U32_MAX, ErrorCode
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class ActiveRecipe:
     """The recipe the station inspects with, as the PLC sees it."""

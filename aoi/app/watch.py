@@ -27,6 +27,7 @@ class JournalWatch:
     def __enter__(self) -> JournalWatch:
         # A refusal drops READY at once, on the cycle's thread; the thread only sees recovery.
         self.storage.on_journal_refused = self._refused
+        self.check()  # a disk full at start holds NOT READY before the first part
         self._thread.start()
         return self
 

@@ -59,5 +59,10 @@ def last_in_journal(journal: Journal, station_id: str) -> int:
 
 
 def last_inspection_id(db: Database, journal: Journal, station_id: str) -> int:
-    """The highest id this station gave: in the database or still in the journal."""
-    return max(last_in_database(db, station_id) or 0, last_in_journal(journal, station_id))
+    """The highest id this station gave: in the database, still in the journal, or noted in
+    the journal's checkpoint (read when the journal opened)."""
+    return max(
+        last_in_database(db, station_id) or 0,
+        last_in_journal(journal, station_id),
+        journal.last_id,
+    )

@@ -106,6 +106,10 @@ class Journal:
         self._pos: Position = (0, 0)
         #: Where this run's records begin: entries before it were written by an earlier run.
         self.start: Position = (0, 0)
+        #: The highest inspection id journaled (this run or, from the checkpoint, any before):
+        #: ids stay unique even when the database cannot be read at start and the segments
+        #: holding the last ids were pruned.
+        self.last_id = 0
 
     # -- publishing side ---------------------------------------------------------------------
 
@@ -204,20 +208,32 @@ class Journal:
             if self.fsync:
                 os.fsync(self._fd)
         except OSError as err:
-            # A partial line may be on disk: the next line starts a new segment, so it is whole
-            # (the reader skips the torn line as it skips one torn by a crash). Opening that
-            # segment is the next append's first step, retried while the disk refuses.
+            # A partial line may be on disk. Cutting it off frees space, so it works on a full
+            # disk: the record was refused whole and the segment ends on a whole line, with no
+            # "torn line" for a reader to count as damage. Where even that fails, the next line
+            # starts a new segment (the reader skips the torn line as one torn by a crash).
             written = len(line) - len(view)
-            if written:
+            if written and not self._cut(self._size):
                 self._size += written
                 self._pos = (self.segment, self._size)
                 self._torn = True
             msg = f"journal segment {self.segment_path(self.segment)} cannot be written ({err})"
             raise JournalError(msg) from err
         prev = self._pos
+        self.last_id = max(self.last_id, int(record.get("inspection_id") or 0))
         self._size += len(line)
         self._pos = (self.segment, self._size)
         return Entry(record, prev, self._pos)
+
+    def _cut(self, size: int) -> bool:
+        """Truncate the open segment back to ``size`` bytes; False when the OS refuses."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as err:
+            log.warning("journal %s: a partial line could not be cut off (%s)", self.folder, err)
+            return False
+        return True
 
     def close(self, *, committed: Position | None = None) -> None:
         """Close the open segment; with ``committed`` at the journal's end, delete it too."""
@@ -248,6 +264,7 @@ class Journal:
         path = self.folder / CHECKPOINT
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
+            self.last_id = max(self.last_id, int(raw.get("last_inspection_id", 0)))
             return int(raw["segment"]), int(raw["offset"])
         except FileNotFoundError:
             return (0, 0)
@@ -259,7 +276,8 @@ class Journal:
         path = self.folder / CHECKPOINT
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps({"segment": pos[0], "offset": pos[1]}), encoding="utf-8")
+            state = {"segment": pos[0], "offset": pos[1], "last_inspection_id": self.last_id}
+            tmp.write_text(json.dumps(state), encoding="utf-8")
             os.replace(tmp, path)
         except OSError as err:
             # Only start-up replay reads it, and replay is idempotent: a stale one costs time.

@@ -110,12 +110,25 @@ class Storage:
     def __enter__(self) -> Storage:
         try:
             self.journal.open()
+            self._check_room()
             self._start_threads(self._migrate())
         except BaseException:
             self.__exit__(None, None, None)
             raise
         self._open = True
         return self
+
+    def _check_room(self) -> None:
+        """A journal opened on a (nearly) full disk takes no part until there is room."""
+        free = free_bytes(self.journal_dir)
+        if free is not None and free < JOURNAL_MIN_FREE_BYTES:
+            self._journal_failing = True
+            text = (
+                f"the journal {self.journal_dir} has {free_space(self.journal_dir)} free at "
+                "start-up: parts are answered ERROR until there is room"
+            )
+            log.warning("storage: %s", text)
+            self.health.raise_alarm("journal", text)
 
     def _migrate(self) -> bool:
         """Bring the schema to head; False when the database is unreachable (retried later)."""
@@ -240,6 +253,8 @@ class Storage:
                 entry = self.journal.append(record)
             except JournalError as err:
                 self.health.count("journal_failures")
+                if not self._journal_failing:  # one line per episode, not one per record
+                    log.warning("storage: %s; parts are answered ERROR until it can", err)
                 self._journal_failing = True
                 self.health.raise_alarm(
                     "journal",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +57,10 @@ class _LineRecorder:
 
 
 def test_a_disk_that_fills_while_running_answers_error_and_loses_no_verdict(
-    small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
+    small_disk: Path,
+    tmp_path: Path,
+    make_recipe: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """No verdict reaches the line that is not in the journal; the journal comes back by itself."""
     loaded = load_recipe(make_recipe(registration="none"))
@@ -80,6 +84,7 @@ def test_a_disk_that_fills_while_running_answers_error_and_loses_no_verdict(
         assert storage.journal_ready(), "room again: ready by itself"
         after = inspect(4)
         alarms = storage.status().alarms
+    health = storage.status()
     assert all(r.verdict is not Verdict.ERROR for r in before + after)
     refused = [i for i, r in enumerate(during) if r.verdict is Verdict.ERROR]
     assert refused, "a full journal disk answers parts ERROR"
@@ -95,6 +100,14 @@ def test_a_disk_that_fills_while_running_answers_error_and_loses_no_verdict(
     kept = {r.inspection_id: r.verdict.name for r in everything if r.verdict is not Verdict.ERROR}
     assert rows == kept
     assert not any("cannot be written" in a for a in alarms), alarms
+    # The log tells the episode once, and counts only what happened: a refused record is cut
+    # off whole, so no replay finds a "torn" or "damaged" line and nothing is set aside.
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum(m.endswith("parts are answered ERROR until it can") for m in said) == 1, said
+    assert sum("written again" in m for m in said) == 1, said
+    assert not any("torn" in m or "damaged" in m for m in said), said
+    assert health.rejected == 0 and health.lost == 0
+    assert "journal-damaged" not in " ".join(health.alarms)
 
 
 def _until(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
@@ -123,8 +136,10 @@ def test_the_plc_sees_not_ready_while_the_journal_disk_is_full_and_ready_when_it
         _until(lambda: report.acked >= 3, "answered the first parts")
         filler = fill(small_disk)
         _until(
-            lambda: link.health().error_code is ErrorCode.STORAGE_UNAVAILABLE
-            and not link.health().ready,
+            lambda: (
+                link.health().error_code is ErrorCode.STORAGE_UNAVAILABLE
+                and not link.health().ready
+            ),
             "held NOT READY with STORAGE_UNAVAILABLE",
         )
         parts_while_full = report.parts
@@ -144,3 +159,51 @@ def test_the_plc_sees_not_ready_while_the_journal_disk_is_full_and_ready_when_it
     # Every verdict the PLC heard as OK / NG / REVIEW is in the database: nothing was lost.
     assert summary["storage"]["committed"] == kept
     assert summary["storage"]["pending"] == 0
+
+
+def test_a_restart_into_a_full_disk_takes_no_part_and_claims_nothing(
+    small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
+) -> None:
+    """An existing data folder on a disk that filled while the station was down."""
+    station_toml = tmp_path / "station.toml"
+    station_toml.write_text(
+        "[storage]\n"
+        f'journal_dir = "{(small_disk / "journal").as_posix()}"\n'
+        f'database_url = "sqlite:///{(small_disk / "aoi.db").as_posix()}"\n'
+        "archive_images = false\n"
+    )
+    options = StationOptions(
+        recipe=str(make_recipe(registration="none")),
+        station=str(station_toml),
+        data_dir=tmp_path / "data",
+        plc="sim",
+        threads=1,
+    )
+    with Station(options) as station:
+        assert station.plc is not None and station.plc.sim is not None
+        report = station.plc.sim.report
+        assert station.start("test")
+        _until(lambda: report.acked >= 3, "answered the first parts")
+        station.stop("test")
+        assert station.wait(60.0)
+    filler = fill(small_disk)
+    with Station(options) as station:
+        assert station.plc is not None and station.plc.sim is not None
+        link, report = station.plc.link, station.plc.sim.report
+        assert station.start("test")
+        time.sleep(0.5)  # a PLC that asks now finds the station not ready
+        assert report.parts == 0, "no part is taken on a full disk, not even the first"
+        assert link.health().error_code is ErrorCode.STORAGE_UNAVAILABLE
+        assert station.storage is not None and station.storage.status().published == 0
+        filler.unlink()
+        _until(lambda: report.acked >= 3, "answered parts once there is room")
+        station.stop("test")
+        assert station.wait(60.0)
+    summary = station.summary()["storage"]
+    assert report.verdicts.get("ERROR", 0) == 0, report.verdicts
+    # The counters claim only what happened: every published record is committed.
+    assert summary["published"] == summary["committed"] == report.acked
+    assert summary["pending"] == summary["lost"] == 0
+    with Database(f"sqlite:///{(small_disk / 'aoi.db').as_posix()}") as db, db.session() as s:
+        ids = list(s.scalars(select(Inspection.inspection_id)))
+    assert len(ids) == len(set(ids)), "inspection ids are unique across the restart"

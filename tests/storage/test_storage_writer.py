@@ -551,3 +551,27 @@ def test_open_storage_and_its_summary_for_aoi_run(
 def find_station(url: str) -> set[str]:
     with Database(url) as db, db.session() as s:
         return set(s.scalars(select(Inspection.station_id)))
+
+
+def test_the_last_inspection_id_survives_pruning_and_an_unreadable_database(
+    tmp_path: Path,
+) -> None:
+    """Ids go on after a restart even when the segments with the last ids are gone and the
+    database cannot be read (a disk that filled while the station was down)."""
+    from aoi.storage.ids import last_inspection_id
+
+    folder = tmp_path / "journal"
+    journal = Journal(folder)
+    journal.open()
+    for n in (5, 9, 7):
+        journal.append({"t": "inspection", "station_id": "s1", "inspection_id": n})
+    journal.close(committed=journal.position)  # all committed: its segments are pruned
+    assert journal.segments() == []
+    again = Journal(folder)
+    again.open()
+    try:
+        unreadable = Database(f"sqlite:///{tmp_path / 'no-such-folder' / 'aoi.db'}")
+        with unreadable as db:
+            assert last_inspection_id(db, again, "s1") == 9
+    finally:
+        again.close()
