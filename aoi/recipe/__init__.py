@@ -17,8 +17,11 @@ from aoi.recipe.loading import (
     migrate,
     parse_recipe,
     read_recipe_toml,
+    recipe_folders,
     recipe_hash,
     recipes_dir,
+    shipped_root,
+    site_recipes_dir,
 )
 from aoi.recipe.schema import (
     MODEL_CHANNELS,
@@ -66,6 +69,9 @@ __all__ = [
     "migrate",
     "parse_recipe",
     "read_recipe_toml",
+    "recipe_folders",
     "recipe_hash",
     "recipes_dir",
+    "shipped_root",
+    "site_recipes_dir",
 ]

@@ -214,16 +214,43 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Where a station's own recipes live, outside the install (an upgrade never touches them).
+SITE_RECIPES_DIR = Path("/etc/aoi/recipes")
+
+
+def shipped_root() -> Path:
+    """The folder holding the shipped ``recipes/`` and ``models/`` side by side.
+
+    In a wheel they are package data under ``aoi/_shipped/`` (setup.py puts them there); in a
+    checkout or an editable install they are the checkout's top-level folders. Either way a
+    recipe's ``../models/...`` resolves against its own file.
+    """
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_shipped"
+    return installed if installed.is_dir() else package.parent
+
+
 def recipes_dir() -> Path:
-    """The shipped recipes folder (beside the ``aoi`` package in a source or editable install)."""
-    return Path(__file__).resolve().parents[2] / "recipes"
+    """The shipped recipes folder (see :func:`shipped_root`)."""
+    return shipped_root() / "recipes"
+
+
+def site_recipes_dir() -> Path:
+    """The station's own recipes folder: ``$AOI_RECIPES_DIR``, else ``/etc/aoi/recipes``."""
+    env = os.environ.get("AOI_RECIPES_DIR")
+    return Path(env) if env else SITE_RECIPES_DIR
+
+
+def recipe_folders() -> list[Path]:
+    """Where a recipe name is looked up, first match wins: the site's folder, then the shipped."""
+    return [site_recipes_dir(), recipes_dir()]
 
 
 DEFAULT_RECIPE = "board-a-640"
 
 
 def find_recipe(name_or_path: str) -> Path:
-    """A recipe by file path, or by name from the shipped recipes folder."""
+    """A recipe by file path, or by name from the site's recipes, then the shipped ones."""
     p = Path(name_or_path)
     try:
         exists = p.exists()
@@ -231,9 +258,15 @@ def find_recipe(name_or_path: str) -> Path:
         exists = False
     if p.suffix == ".toml" or exists:
         return p
-    candidate = recipes_dir() / f"{name_or_path}.toml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(q.stem for q in recipes_dir().glob("*.toml"))
-    msg = f"recipe {name_or_path!r} not found: not a file, and not one of the shipped {known}"
+    known: set[str] = set()
+    for folder in recipe_folders():
+        candidate = folder / f"{name_or_path}.toml"
+        try:
+            if candidate.is_file():
+                return candidate
+            known.update(q.stem for q in folder.glob("*.toml"))
+        except OSError:  # an unreadable site folder does not hide the shipped recipes
+            continue
+    where = ", ".join(str(f) for f in recipe_folders())
+    msg = f"recipe {name_or_path!r} not found: not a file, and not one of {sorted(known)} ({where})"
     raise RecipeError(msg)
