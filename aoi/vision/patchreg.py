@@ -218,7 +218,12 @@ class PatchAligner:
             if len(origins) < _MIN_PAIRS:
                 msg = f"registration needs {_MIN_PAIRS} patches, the template gives {len(origins)}"
                 raise RegistrationError(msg)
+        # The whole-frame phase correlation only has to land within the coarse patches' reach:
+        # a frame still over _COARSE_LONG_PX across is halved again for it (4x fewer pixels).
         whole = self._levels[0].template
+        self._halve = max(whole.shape) > _COARSE_LONG_PX
+        if self._halve:
+            whole = _decimate(whole, 2)
         self._coarse_window = cv2.createHanningWindow((whole.shape[1], whole.shape[0]), cv2.CV_32F)
         self._coarse_windowed = whole * self._coarse_window
 
@@ -231,7 +236,10 @@ class PatchAligner:
         """The 2x3 template->frame warp and the patches' normalised correlation after it."""
         small = _decimate(image, self._coarse).astype(np.float32)
         # phaseCorrelate gets windowed copies (OpenCV 5.0 windows its inputs in place).
-        (dx, dy), _ = cv2.phaseCorrelate(self._coarse_windowed, small * self._coarse_window)
+        moving = _decimate(small, 2) if self._halve else small
+        (dx, dy), _ = cv2.phaseCorrelate(self._coarse_windowed, moving * self._coarse_window)
+        if self._halve:
+            dx, dy = 2 * dx, 2 * dy  # a pure translation scales without half-pixel terms
         warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
         prev = self._coarse
         for level, iterations in zip(self._levels, _ITERATIONS, strict=False):
