@@ -284,3 +284,34 @@ class InspectionResult:
     @property
     def top_defect(self) -> Defect | None:
         return self.defects.top()
+
+
+@dataclass(frozen=True)
+class ClassMaps:
+    """The network's output reduced per cell: winning class and its probability.
+
+    ``classes`` is uint8 ``[N, H/S, W/S]`` (the argmax over the classes, ties to the lower class
+    id, 0 background); ``scores`` is that class's probability, float32 (identical defects to the
+    full maps) or float16 (a third of the bytes; scores rounded to float16).
+    """
+
+    classes: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.classes.shape != self.scores.shape or self.classes.ndim != 3:
+            msg = (
+                f"ClassMaps needs classes and scores of one [N, H, W] shape, got "
+                f"{self.classes.shape} and {self.scores.shape}"
+            )
+            raise ValueError(msg)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.classes.shape
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, index: slice) -> ClassMaps:
+        return ClassMaps(self.classes[index], self.scores[index])

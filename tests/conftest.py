@@ -151,7 +151,7 @@ def make_recipe(tmp_path: Path, difference_model: Path) -> RecipeFactory:
         height: int = 256,
         mode: str = "full",
         tile: int = 128,
-        registration: str = "ecc",
+        registration: str = "patches",
         model: Path | None = None,
         template: np.ndarray | None = None,
         extra: str = "",

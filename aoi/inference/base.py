@@ -7,10 +7,16 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from aoi.types import ClassMaps
+
 #: Name of the model input: uint8 [N, 2, H, W], board under test then golden template.
 INPUT_NAME = "boards"
 #: Name of the model output: float32 [N, 1 + classes, H/S, W/S] softmax probabilities.
 OUTPUT_NAME = "probs"
+#: Outputs of a model reduced at load (aoi/inference/reduce.py): uint8 [N, H/S, W/S] winning
+#: class ids, and their probabilities.
+CLASS_NAME = "cls"
+SCORE_NAME = "score"
 
 
 @runtime_checkable
@@ -19,7 +25,9 @@ class InferenceBackend(Protocol):
 
     A backend is a context manager that owns its session/engine and device memory. ``predict``
     takes a uint8 ``[N, 2, H, W]`` batch inside the recipe's optimisation profile and returns the
-    float32 probability maps; a batch outside the profile raises :class:`aoi.errors.InferenceError`.
+    float32 probability maps, or :class:`ClassMaps` where the backend reduces the output on the
+    device (aoi/inference/reduce.py); a batch outside the profile raises
+    :class:`aoi.errors.InferenceError`.
     """
 
     name: str
@@ -34,4 +42,4 @@ class InferenceBackend(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+    def predict(self, batch: np.ndarray) -> np.ndarray | ClassMaps: ...

@@ -5,6 +5,7 @@ It is also the numerical reference the TensorRT backend is checked against.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from types import TracebackType
@@ -14,8 +15,9 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
-from aoi.inference.base import INPUT_NAME, OUTPUT_NAME
+from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
 from aoi.recipe import Profile, file_hash
+from aoi.types import ClassMaps
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,12 @@ class OnnxRuntimeBackend:
     provider 150-370 ms on an H200 (docs/benchmarks.md, "GPU"), and a tiled recipe whose last
     batch is shorter (a panel of 15 tiles in batches of 8 and 7) changes shape twice per frame.
     On the CPU there is no such cost and padding would only add work, so it is off by default.
+
+    With ``reduce`` the graph is edited at load (:mod:`aoi.inference.reduce`) to end in the
+    per-cell class and score, and ``predict`` returns :class:`ClassMaps` (5 or 3 bytes a cell
+    instead of 28 to copy back). Default: on for CUDA where the ``onnx`` package is installed,
+    off on the CPU, where there is no copy to save and the full maps' postprocessing reads only
+    the few contested cells.
     """
 
     def __init__(
@@ -54,12 +62,20 @@ class OnnxRuntimeBackend:
         device: str = "cpu",
         threads: int = 0,
         pad_batch: bool | None = None,
+        reduce: bool | None = None,
+        score_dtype: str = "float32",
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile
         self.device = device
         self.threads = threads
         self.pad_batch = device == "cuda" if pad_batch is None else pad_batch
+        if reduce is None:
+            reduce = device == "cuda" and importlib.util.find_spec("onnx") is not None
+            if device == "cuda" and not reduce:
+                log.warning("onnx is not installed: the full probability maps come back")
+        self.reduce = reduce
+        self.score_dtype = score_dtype
         self.model_hash = ""
         self.name = "onnxruntime-cpu" if device == "cpu" else "onnxruntime-cuda"
         self._session: ort.InferenceSession | None = None
@@ -88,14 +104,25 @@ class OnnxRuntimeBackend:
                 )
                 raise ModelError(msg)
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        source: str | bytes = str(path)
+        if self.reduce:
+            source = self._reduced(path)
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=providers)
+            self._session = ort.InferenceSession(source, opts, providers=providers)
         except _ORT_ERRORS as err:
             msg = f"{path}: not a loadable ONNX model ({err})"
             raise ModelError(msg) from err
         self._check_contract()
         log.info("onnxruntime session for %s on %s", path.name, self._session.get_providers())
         return self
+
+    def _reduced(self, path: Path) -> bytes:
+        if importlib.util.find_spec("onnx") is None:
+            msg = f"{path}: reducing the output on load needs the onnx package (pip install onnx)"
+            raise ModelError(msg)
+        from aoi.inference.reduce import reduced_bytes
+
+        return reduced_bytes(path, self.score_dtype)  # type: ignore[arg-type]
 
     def __exit__(
         self,
@@ -120,13 +147,15 @@ class OnnxRuntimeBackend:
         if len(inputs[0].shape) != 4 or inputs[0].shape[1] != 2:
             msg = f"{where}: input {INPUT_NAME!r} must be [N, 2, H, W], found {inputs[0].shape}"
             raise ModelError(msg)
-        if OUTPUT_NAME not in [o.name for o in outputs]:
+        wanted = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
+        if not set(wanted) <= {o.name for o in outputs}:
             found = [o.name for o in outputs]
-            msg = f"{where}: model must have an output {OUTPUT_NAME!r}, found {found}"
+            msg = f"{where}: model must have the outputs {wanted}, found {found}"
             raise ModelError(msg)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probability maps for a uint8 [N, 2, H, W] batch inside the recipe's profile."""
+    def predict(self, batch: np.ndarray) -> np.ndarray | ClassMaps:
+        """Probability maps (or, reduced, class maps) for a uint8 [N, 2, H, W] batch inside the
+        recipe's profile."""
         if self._session is None:
             msg = "OnnxRuntimeBackend.predict called outside its context manager"
             raise InferenceError(msg)
@@ -145,9 +174,12 @@ class OnnxRuntimeBackend:
         if self.pad_batch and n < self.profile.opt.batch:
             fed = np.zeros((self.profile.opt.batch, *batch.shape[1:]), np.uint8)
             fed[:n] = batch
+        names = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
         try:
-            (probs,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: fed})
+            outputs = self._session.run(names, {INPUT_NAME: fed})
         except _ORT_ERRORS as err:
             msg = f"onnxruntime failed on input {_dims_text(fed.shape)}: {err}"
             raise InferenceError(msg) from err
-        return probs[:n]
+        if self.reduce:
+            return ClassMaps(outputs[0][:n], outputs[1][:n])
+        return outputs[0][:n]

@@ -97,7 +97,10 @@ class CameraSettings(_Strict):
 class RegistrationSettings(_Strict):
     """How the board under test is aligned to the golden template."""
 
-    method: Literal["ecc", "none"] = "ecc"
+    #: ``patches``: a decimated-frame estimate refined by a rigid fit to a few small patches,
+    #: about the same cost at any frame size (the default). ``ecc``: whole-frame pyramid ECC,
+    #: the earlier method, several times slower on large frames. ``none``: no alignment.
+    method: Literal["patches", "ecc", "none"] = "patches"
     max_shift_px: float = Field(default=8.0, ge=0, le=200)
     max_rotation_deg: float = Field(default=2.0, ge=0, le=10)
     #: The coarse search runs on the image downscaled by this factor (speed against precision).

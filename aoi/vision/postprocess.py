@@ -1,6 +1,8 @@
 """Postprocessing: per-class probability maps to defects in frame pixels.
 
-The network outputs ``[N, 1 + classes, H/S, W/S]`` softmax probabilities (class 0 background).
+The network outputs ``[N, 1 + classes, H/S, W/S]`` softmax probabilities (class 0 background),
+or, reduced on the device, :class:`ClassMaps` (each cell's argmax class and its probability,
+:mod:`aoi.inference.reduce`): with float32 scores both give identical defects.
 Per class, pixels whose class wins and whose probability reaches the recipe's lowest threshold
 for it form connected components (cells where the background has half the probability or more
 cannot be won by a defect class and are skipped, so the cost follows the defect area); each
@@ -14,12 +16,14 @@ verdict rules (:func:`aoi.vision.verdict.split`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
 from aoi.errors import InferenceError
 from aoi.recipe import MaskRegion, Recipe
-from aoi.types import DEFECT_CLASSES, Defects, GroundTruth
+from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth
 from aoi.vision.preprocess import Tile
 
 #: A background probability at or above which no defect class can win a cell's argmax: half the
@@ -67,51 +71,54 @@ class Postprocessor:
 
     def run(
         self,
-        probs: np.ndarray,
+        probs: np.ndarray | ClassMaps,
         tiles: list[Tile],
         input_hw: tuple[int, int],
         seen: Region | None = None,
     ) -> Defects:
-        """Candidates from one batch of probability maps, in frame pixels, highest score first.
+        """Candidates from one batch of probability (or class) maps, in frame pixels, highest
+        score first.
 
         ``seen`` is the part of the template's field of view the camera really saw (see
         :func:`aoi.vision.registration.seen_region`); defects outside it are not reported.
         """
+        reduced = isinstance(probs, ClassMaps)
         n_classes = len(DEFECT_CLASSES) + 1
-        if probs.ndim != 4 or probs.shape[0] != len(tiles) or probs.shape[1] != n_classes:
+        if reduced:
+            if len(probs.shape) != 3 or probs.shape[0] != len(tiles):
+                msg = f"model output must be [{len(tiles)}, H/S, W/S], got {list(probs.shape)}"
+                raise InferenceError(msg)
+        elif probs.ndim != 4 or probs.shape[0] != len(tiles) or probs.shape[1] != n_classes:
             msg = (
                 f"model output must be [{len(tiles)}, {n_classes}, H/S, W/S], "
                 f"got {list(probs.shape)}"
             )
             raise InferenceError(msg)
-        stride_y = input_hw[0] / probs.shape[2]
-        stride_x = input_hw[1] / probs.shape[3]
+        out_h, out_w = probs.shape[-2:]
+        stride_y = input_hw[0] / out_h
+        stride_x = input_hw[1] / out_w
         if stride_x != stride_y or stride_x < 1 or stride_x != int(stride_x):
             msg = (
-                f"model output {probs.shape[2]}x{probs.shape[3]} must divide the input "
+                f"model output {out_h}x{out_w} must divide the input "
                 f"{input_hw[0]}x{input_hw[1]} by one integer stride"
             )
             raise InferenceError(msg)
         stride = int(stride_x)
         # One row per candidate: box, class id, score, area; columns are built once at the end.
         cands: list[tuple[int, int, int, int, int, float, int]] = []
-        for full, tile in zip(probs, tiles, strict=True):
-            # Where the background holds half the mass or more, no defect class can win the
-            # argmax (ties go to class 0 too): only the window around the other cells is read.
-            contested = full[0] < _BACKGROUND_WINS
-            rows = np.flatnonzero(contested.any(axis=1))
-            if rows.size == 0:
+        for i, tile in enumerate(tiles):
+            window = _window(probs, i)
+            if window is None:
                 continue
-            cols = np.flatnonzero(contested.any(axis=0))
-            r0, c0 = int(rows[0]), int(cols[0])
-            p = full[:, r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1]
-            winner = p.argmax(axis=0)
+            r0, c0, winner, score_of = window
             for cid in self._active:
-                pc = p[cid]
-                if float(pc.max()) < self._low[cid]:
+                pc = score_of(cid)
+                mask = (winner == cid) & (pc >= self._low[cid])
+                if not mask.any():
                     continue
-                mask = ((winner == cid) & (pc >= self._low[cid])).astype(np.uint8)
-                count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+                count, labels, stats, _ = cv2.connectedComponentsWithStats(
+                    mask.astype(np.uint8), connectivity=8
+                )
                 for k in range(1, count):
                     x, y, w, h, cells = (int(v) for v in stats[k])
                     area = cells * stride * stride
@@ -140,6 +147,35 @@ class Postprocessor:
             table[:, 6].astype(np.int64),
         )
         return found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
+
+
+#: One tile's contested window: its row and column offsets, the winning class per cell, and
+#: the probability of a class per cell (only read where that class wins).
+_Window = tuple[int, int, np.ndarray, Callable[[int], np.ndarray]]
+
+
+def _window(maps: np.ndarray | ClassMaps, i: int) -> _Window | None:
+    """The bounding window of tile ``i``'s cells a defect class can win, or None if none can.
+
+    Full maps: where the background holds half the mass or more no defect class can win the
+    argmax (ties go to class 0 too), so only the window around the other cells is read and
+    argmax'd. Class maps: the window of the cells whose class is not background.
+    """
+    if isinstance(maps, ClassMaps):
+        contested = maps.classes[i] != 0
+    else:
+        contested = maps[i, 0] < _BACKGROUND_WINS
+    rows = np.flatnonzero(contested.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(contested.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if isinstance(maps, ClassMaps):
+        # float16 scores compare with the float32 thresholds at float32.
+        scores = maps.scores[i, r0:r1, c0:c1].astype(np.float32, copy=False)
+        return r0, c0, maps.classes[i, r0:r1, c0:c1], lambda _cid: scores
+    p = maps[i, :, r0:r1, c0:c1]
+    return r0, c0, p.argmax(axis=0), lambda cid: p[cid]
 
 
 def merge(parts: list[Defects]) -> Defects:

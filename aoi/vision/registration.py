@@ -1,9 +1,11 @@
 """Registration: align the board under test to the product's golden template.
 
-Coarse-to-fine: phase correlation on a downscaled pair gives the translation, then ECC (enhanced
-correlation coefficient, rigid motion) refines shift and rotation over a small pyramid. A result
-whose shift, rotation or correlation is out of the recipe's bounds raises
-:class:`RegistrationError`: the cycle turns it into an ERROR verdict, never an OK.
+Two methods, chosen by the recipe (``registration.method``). ``patches`` (the default,
+:mod:`aoi.vision.patchreg`) fits a rigid motion to a few small patches and costs about the same
+at any frame size. ``ecc``: phase correlation on a downscaled pair gives the translation, then
+ECC (enhanced correlation coefficient, rigid motion) refines shift and rotation over a small
+pyramid. Either way a result whose shift, rotation or correlation is out of the recipe's bounds
+raises :class:`RegistrationError`: the cycle turns it into an ERROR verdict, never an OK.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
 from aoi.types import Registration
+from aoi.vision.patchreg import PatchAligner
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,11 @@ class Registrar:
             raise ValueError(msg)
         self.settings = settings
         self.template = template
+        self._levels: list[_Level] = []
+        self._hann_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._patches = PatchAligner(template, settings) if settings.method == "patches" else None
+        if settings.method != "ecc":
+            return
         h, w = template.shape
         # ECC is sub-pixel accurate well before full resolution: the finest level is the smallest
         # one that still has enough pixels, which keeps a 4096x3000 panel near 100 ms on a CPU.
@@ -78,7 +86,6 @@ class Registrar:
             finest *= 2
         coarse = max(settings.downscale, 2 * finest)
         self._finest = finest
-        self._levels: list[_Level] = []
         base = _downscale(template, finest)
         factor = coarse
         while factor >= finest:
@@ -86,7 +93,6 @@ class Registrar:
             if min(small.shape) >= _MIN_LEVEL_PX or factor == finest:
                 self._levels.append(_Level(factor, small))
             factor //= 2
-        self._hann_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def _hann(self, shape: tuple[int, int]) -> np.ndarray:
         win = self._hann_cache.get(shape)
@@ -106,7 +112,15 @@ class Registrar:
             raise RegistrationError(msg)
         if s.method == "none":
             return Registration.identity(residual=_residual(image, self.template))
+        if self._patches is not None:
+            warp, correlation = self._patches.estimate(image)
+        else:
+            warp, correlation = self._ecc(image)
+        return self._checked(warp, correlation, image.shape)
 
+    def _ecc(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The template->frame warp and correlation by phase correlation then pyramid ECC."""
+        s = self.settings
         coarse = self._levels[0]
         # Every level is cut from the finest one (as the template's were): one pass over the
         # full frame, and OpenCV's area resize is several times slower by 16 than by 8 and 2.
@@ -146,10 +160,16 @@ class Registrar:
                 raise RegistrationError(msg) from err
         if prev_factor != 1:
             warp = _scale_warp(warp, float(prev_factor))
+        return warp, float(correlation)
 
+    def _checked(
+        self, warp: np.ndarray, correlation: float, shape: tuple[int, ...]
+    ) -> Registration:
+        """The registration of ``warp``, or :class:`RegistrationError` if the recipe refuses it."""
+        s = self.settings
         rotation_deg = math.degrees(math.atan2(float(warp[0, 1]), float(warp[0, 0])))
         # Report the shift of the image centre, which is what a person sees moving.
-        h, w = image.shape
+        h, w = shape
         centre = np.array([(w - 1) / 2, (h - 1) / 2])
         moved = warp[:, :2] @ centre + warp[:, 2]
         shift_x, shift_y = float(moved[0] - centre[0]), float(moved[1] - centre[1])

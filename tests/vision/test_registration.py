@@ -20,20 +20,31 @@ def _move(image: np.ndarray, dx: float, dy: float, angle_deg: float) -> np.ndarr
     return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
+#: Every test of a rule runs with both methods: the failure rules do not depend on the method.
+METHODS = ("patches", "ecc")
+
+
 @pytest.fixture(scope="module")
 def board() -> np.ndarray:
     return golden_board(512, 640, 5, "binary")
+
+
+@pytest.fixture(params=METHODS)
+def method(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.mark.parametrize(
     ("dx", "dy", "angle"),
     [(0.0, 0.0, 0.0), (3.0, -2.0, 0.0), (-2.5, 1.5, 0.8), (1.2, 2.9, -1.0), (-3.0, -3.0, 0.5)],
 )
-def test_recovers_shift_and_rotation(board: np.ndarray, dx: float, dy: float, angle: float) -> None:
+def test_recovers_shift_and_rotation(
+    board: np.ndarray, method: str, dx: float, dy: float, angle: float
+) -> None:
     rng = np.random.default_rng(1)
     moved = _move(board, dx, dy, angle)
     moved = np.clip(moved + rng.normal(0, 4, moved.shape), 0, 255).astype(np.uint8)
-    _aligned, reg = align(Registrar(board, RegistrationSettings()), moved)
+    _aligned, reg = align(Registrar(board, RegistrationSettings(method=method)), moved)
     assert reg.shift_x_px == pytest.approx(dx, abs=0.1)
     assert reg.shift_y_px == pytest.approx(dy, abs=0.1)
     assert reg.rotation_deg == pytest.approx(angle, abs=0.05)
@@ -44,42 +55,44 @@ def test_recovers_shift_and_rotation(board: np.ndarray, dx: float, dy: float, an
     assert misfit == 0 or reg.residual < misfit
 
 
-def test_grey_look_with_illumination(board: np.ndarray) -> None:
+def test_grey_look_with_illumination(board: np.ndarray, method: str) -> None:
     grey = golden_board(480, 480, 9, "grey")
-    aligned, reg = align(Registrar(grey, RegistrationSettings()), _move(grey, 2.0, -1.0, 0.6))
+    aligned, reg = align(
+        Registrar(grey, RegistrationSettings(method=method)), _move(grey, 2.0, -1.0, 0.6)
+    )
     assert (reg.shift_x_px, reg.shift_y_px) == pytest.approx((2.0, -1.0), abs=0.15)
     assert aligned.shape == grey.shape
 
 
-def test_unrelated_board_fails_instead_of_passing(board: np.ndarray) -> None:
+def test_unrelated_board_fails_instead_of_passing(board: np.ndarray, method: str) -> None:
     other = golden_board(512, 640, 999, "binary")
     with pytest.raises(RegistrationError, match="correlation must be >="):
-        Registrar(board, RegistrationSettings()).register(other)
+        Registrar(board, RegistrationSettings(method=method)).register(other)
 
 
-def test_blank_frame_fails(board: np.ndarray) -> None:
+def test_blank_frame_fails(board: np.ndarray, method: str) -> None:
     blank = np.full_like(board, 128)
     with pytest.raises(RegistrationError):
-        Registrar(board, RegistrationSettings()).register(blank)
+        Registrar(board, RegistrationSettings(method=method)).register(blank)
 
 
-def test_shift_beyond_recipe_limit_is_refused(board: np.ndarray) -> None:
-    settings = RegistrationSettings(max_shift_px=2.0)
+def test_shift_beyond_recipe_limit_is_refused(board: np.ndarray, method: str) -> None:
+    settings = RegistrationSettings(method=method, max_shift_px=2.0)
     with pytest.raises(RegistrationError, match=r"board shift must be <= 2.0 px, got \(3.0, 3.0\)"):
         Registrar(board, settings).register(_move(board, 3.0, 3.0, 0.0))
 
 
-def test_rotation_beyond_recipe_limit_is_refused(board: np.ndarray) -> None:
-    settings = RegistrationSettings(max_rotation_deg=0.5)
+def test_rotation_beyond_recipe_limit_is_refused(board: np.ndarray, method: str) -> None:
+    settings = RegistrationSettings(method=method, max_rotation_deg=0.5)
     with pytest.raises(RegistrationError, match=r"board rotation must be <= 0\.50 deg, got 1\.2"):
         Registrar(board, settings).register(_move(board, 0.0, 0.0, 1.2))
 
 
-def test_wrong_size_frame_is_refused(board: np.ndarray) -> None:
+def test_wrong_size_frame_is_refused(board: np.ndarray, method: str) -> None:
     with pytest.raises(
         RegistrationError, match="frame must be 640x512 like the template, got 640x480"
     ):
-        Registrar(board, RegistrationSettings()).register(board[:480])
+        Registrar(board, RegistrationSettings(method=method)).register(board[:480])
 
 
 def test_method_none_is_identity(board: np.ndarray) -> None:
@@ -92,7 +105,7 @@ def test_method_none_is_identity(board: np.ndarray) -> None:
 def test_registering_many_boards_leaves_the_template_untouched(board: np.ndarray) -> None:
     """Regression: OpenCV 5.0's phaseCorrelate windowed its inputs in place, and the cached
     template degraded board after board until registration failed for good."""
-    registrar = Registrar(board, RegistrationSettings())
+    registrar = Registrar(board, RegistrationSettings(method="ecc"))
     before = [level.template.copy() for level in registrar._levels]
     moved = _move(board, 2.0, -1.0, 0.8)
     first = registrar.register(moved)
@@ -138,7 +151,8 @@ def test_large_frames_register_through_a_pyramid_cut_from_its_finest_level(
     height: int, width: int, downscale: int
 ) -> None:
     board = golden_board(height, width, 9, "binary")
-    registrar = Registrar(board, RegistrationSettings(downscale=downscale, max_shift_px=12.0))
+    settings = RegistrationSettings(method="ecc", downscale=downscale, max_shift_px=12.0)
+    registrar = Registrar(board, settings)
     assert registrar._levels[-1].factor == registrar._finest > 1  # never the full frame
     moved = _move(board, 4.2, -3.1, 0.4)
     reg = registrar.register(moved)

@@ -1,0 +1,317 @@
+"""Patch registration: a rigid transform from a decimated frame and a few small patches.
+
+Whole-frame ECC costs in proportion to the frame; this costs a fixed amount at any frame size.
+Phase correlation on the decimated pair gives the translation, then the same patch fit runs
+twice: on the decimated pair (translation and rotation to about a pixel of the frame), then
+on full-resolution patches resampled from the frame at the current estimate. Each patch's
+sub-pixel phase correlation gives one template->frame point pair; a least-squares rigid fit
+over the pairs, with pairs far from the fit's median residual rejected, gives the transform.
+Resampling at the current estimate and repeating drives each patch's residual shift towards
+zero, where phase correlation is most accurate, and takes the rotation out of the patches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from aoi.errors import RegistrationError
+from aoi.recipe import RegistrationSettings
+
+log = logging.getLogger(__name__)
+
+#: The decimated frame's long side is at least this (enough texture for the coarse fit).
+_COARSE_LONG_PX = 256
+#: Patch edge in pixels of its level: big enough for a good peak, small enough to be cheap.
+_PATCH_PX = 64
+#: Patches per row and column of the grid spread over the board.
+_GRID = 3
+#: Phase-correlation fits per level (coarse, full resolution); each resamples the patches at
+#: the new estimate. The coarse fit lands within the gradient steps' reach at full resolution.
+_ITERATIONS = (1, 0)
+#: Gauss-Newton iterations after the last phase correlation: near the answer a gradient step
+#: is several times more precise than phase correlation's peak interpolation (and cheaper).
+_LK_ITERATIONS = 3
+#: Gaussian pre-filter of the gradient steps; binary boards need it to have usable gradients.
+_LK_BLUR = (5, 5)
+#: Pixels of each patch's border the gradient steps leave out (the blur's reach).
+_LK_TRIM = 3
+#: A pair whose residual exceeds this many times the median (and the floor) is an outlier.
+_OUTLIER_FACTOR = 3.0
+_OUTLIER_FLOOR_PX = 0.25
+#: Fewer inlier pairs than this cannot give a trustworthy rotation.
+_MIN_PAIRS = 4
+
+
+@dataclass(frozen=True)
+class _PatchLevel:
+    """One level: its decimation factor, the template there and the patches cut from it."""
+
+    factor: int
+    template: np.ndarray  # float32
+    centres: np.ndarray  # (K, 2) patch centres, template pixels of the level
+    grid: np.ndarray  # (2, K * P, P) float32 template x and y of every patch pixel
+    spectra: np.ndarray  # (K, P, P/2 + 1) conjugate FFT of the windowed template patches
+    #: Per patch: the blurred, zero-mean, trimmed template and the 2x2 inverse Hessian times
+    #: its gradients (K, 2, p, p), for the inverse-compositional gradient step.
+    lk_template: np.ndarray
+    lk_step: np.ndarray
+    lk_ok: np.ndarray  # (K,) bool: the patch has texture both ways
+
+
+def _lk_prepare(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the gradient step needs from each template patch, computed once."""
+    t = _LK_TRIM
+    temps, steps, ok = [], [], []
+    for patch in patches:
+        blurred = cv2.GaussianBlur(patch, _LK_BLUR, 0)
+        gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)[t:-t, t:-t]
+        gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)[t:-t, t:-t]
+        hess = np.array([[(gx * gx).sum(), (gx * gy).sum()], [(gx * gy).sum(), (gy * gy).sum()]])
+        good = float(np.trace(hess)) > 1e-3 and bool(np.linalg.cond(hess) < 1e4)
+        inv = np.linalg.inv(hess) if good else np.zeros((2, 2))
+        inner = blurred[t:-t, t:-t]
+        temps.append(inner - inner.mean())
+        steps.append(np.tensordot(inv, np.stack([gx, gy]), axes=1))
+        ok.append(good)
+    return np.stack(temps), np.stack(steps).astype(np.float32), np.array(ok)
+
+
+def _peaks(cross: np.ndarray) -> np.ndarray:
+    """Sub-pixel peak (x, y) of each circular correlation surface, as signed shifts: the
+    3x3 centroid around the integer peak."""
+    k, h, w = cross.shape
+    flat = cross.reshape(k, -1).argmax(axis=1)
+    py, px = np.divmod(flat, w)
+    dy, dx = np.mgrid[-1:2, -1:2]
+    ys = (py[:, None, None] + dy) % h
+    xs = (px[:, None, None] + dx) % w
+    vals = np.maximum(cross[np.arange(k)[:, None, None], ys, xs], 0)
+    total = np.maximum(vals.sum(axis=(1, 2)), 1e-12)
+    sx = px + (vals * dx).sum(axis=(1, 2)) / total
+    sy = py + (vals * dy).sum(axis=(1, 2)) / total
+    sx = np.where(sx > w / 2, sx - w, sx)
+    sy = np.where(sy > h / 2, sy - h, sy)
+    return np.stack([sx, sy], axis=1)
+
+
+def _decimate(image: np.ndarray, factor: int) -> np.ndarray:
+    """The frame reduced ``factor`` times for the coarse estimate.
+
+    Large factors first keep every (factor/4)-th pixel and area-average the rest of the way:
+    a full-frame area resize by 16 costs ~30 ms on a 4096x3000 panel, this ~1 ms, and the
+    coarse estimate only has to land within the fine level's reach (a few pixels).
+    """
+    stride = max(1, factor // 4)
+    out = np.ascontiguousarray(image[::stride, ::stride]) if stride > 1 else image
+    step = factor // stride
+    if step > 1:
+        h, w = out.shape[:2]
+        out = cv2.resize(out, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _pick_patches(template: np.ndarray, size: int, margin: int) -> np.ndarray:
+    """Top-left corners of the most textured patch (in x and y both) of each grid cell."""
+    h, w = template.shape
+    gx = cv2.Sobel(template, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(template, cv2.CV_32F, 0, 1, ksize=3)
+    ksize = (size, size)
+    sxx = cv2.boxFilter(gx * gx, -1, ksize)
+    syy = cv2.boxFilter(gy * gy, -1, ksize)
+    sxy = cv2.boxFilter(gx * gy, -1, ksize)
+    # The structure tensor's smaller eigenvalue: large only where edges run both ways.
+    texture = (sxx + syy) / 2 - np.sqrt(((sxx - syy) / 2) ** 2 + sxy * sxy)
+    lo = margin + size // 2
+    xs = np.linspace(lo, w - lo, _GRID + 1)
+    ys = np.linspace(lo, h - lo, _GRID + 1)
+    corners = []
+    for r in range(_GRID):
+        for c in range(_GRID):
+            y0, y1 = int(ys[r]), max(int(ys[r]) + 1, int(ys[r + 1]))
+            x0, x1 = int(xs[c]), max(int(xs[c]) + 1, int(xs[c + 1]))
+            cell = texture[y0:y1, x0:x1]
+            if cell.size == 0:
+                continue
+            iy, ix = np.unravel_index(int(np.argmax(cell)), cell.shape)
+            corners.append((x0 + ix - size // 2, y0 + iy - size // 2))
+    return np.array(corners, np.float64).reshape(-1, 2)
+
+
+def _fit_rigid(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation and translation mapping ``src`` points onto ``dst`` (2x3)."""
+    cs, cd = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - cs, dst - cd
+    # Closed form of the 2-D Procrustes rotation angle.
+    angle = math.atan2(float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()), float((a * b).sum()))
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    out = np.empty((2, 3))
+    out[:, :2] = rot
+    out[:, 2] = cd - rot @ cs
+    return out
+
+
+def _fit_robust(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """A rigid fit that drops pairs far off the median residual, then refits on the rest."""
+    warp = _fit_rigid(src, dst)
+    for _ in range(2):
+        res = np.hypot(*(src @ warp[:, :2].T + warp[:, 2] - dst).T)
+        keep = res <= max(_OUTLIER_FACTOR * float(np.median(res)), _OUTLIER_FLOOR_PX)
+        if keep.all() or keep.sum() < _MIN_PAIRS:
+            break
+        src, dst = src[keep], dst[keep]
+        warp = _fit_rigid(src, dst)
+    return warp
+
+
+def _rescale(warp: np.ndarray, ratio: float) -> np.ndarray:
+    """Carry a template->frame warp to a level ``ratio`` times larger (pixel centres move by
+    half a pixel under resizing: x_big = ratio * (x_small + 0.5) - 0.5)."""
+    rot = warp[:, :2]
+    half = np.array([0.5, 0.5])
+    out = warp.astype(np.float64).copy()
+    out[:, 2] = ratio * warp[:, 2] + (1.0 - ratio) * (rot @ half) + (ratio - 1.0) * half
+    return out
+
+
+class PatchAligner:
+    """Estimates the template->frame rigid motion of one template's frames; patches are
+    chosen, windowed and transformed once."""
+
+    def __init__(self, template: np.ndarray, settings: RegistrationSettings) -> None:
+        h, w = template.shape
+        coarse = 1
+        while max(h, w) / (2 * coarse) >= _COARSE_LONG_PX:
+            coarse *= 2
+        self._coarse = coarse
+        self._window = cv2.createHanningWindow((_PATCH_PX, _PATCH_PX), cv2.CV_32F)
+        # Keep patches where the board can still be seen at the largest allowed motion.
+        reach = (
+            settings.max_shift_px + math.radians(settings.max_rotation_deg) * math.hypot(h, w) / 2
+        )
+        yy, xx = np.mgrid[0:_PATCH_PX, 0:_PATCH_PX].astype(np.float64)
+        self._levels: list[_PatchLevel] = []
+        for factor in sorted({coarse, 1}, reverse=True):
+            small = _decimate(template, factor).astype(np.float32)
+            margin = max(0, min(int(reach / factor) + 2, (min(small.shape) - _PATCH_PX) // 4))
+            origins = _pick_patches(small, _PATCH_PX, margin)
+            patches = np.stack([self._cut(small, o) for o in origins])
+            grid = np.stack(
+                [xx[None] + origins[:, 0, None, None], yy[None] + origins[:, 1, None, None]], -1
+            )
+            spectra = np.conj(np.fft.rfft2(patches * self._window))
+            centres = origins + (_PATCH_PX - 1) / 2
+            self._levels.append(
+                _PatchLevel(
+                    factor,
+                    small,
+                    centres,
+                    grid.reshape(-1, _PATCH_PX, 2).transpose(2, 0, 1).astype(np.float32).copy(),
+                    spectra,
+                    *_lk_prepare(patches),
+                )
+            )
+            if len(origins) < _MIN_PAIRS:
+                msg = f"registration needs {_MIN_PAIRS} patches, the template gives {len(origins)}"
+                raise RegistrationError(msg)
+        # The whole-frame phase correlation only has to land within the coarse patches' reach:
+        # a frame still over _COARSE_LONG_PX across is halved again for it (4x fewer pixels).
+        whole = self._levels[0].template
+        self._halve = max(whole.shape) > _COARSE_LONG_PX
+        if self._halve:
+            whole = _decimate(whole, 2)
+        self._coarse_window = cv2.createHanningWindow((whole.shape[1], whole.shape[0]), cv2.CV_32F)
+        self._coarse_windowed = whole * self._coarse_window
+
+    @staticmethod
+    def _cut(image: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        x, y = int(origin[0]), int(origin[1])
+        return image[y : y + _PATCH_PX, x : x + _PATCH_PX].astype(np.float32)
+
+    def estimate(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The 2x3 template->frame warp and the patches' normalised correlation after it."""
+        small = _decimate(image, self._coarse).astype(np.float32)
+        # phaseCorrelate gets windowed copies (OpenCV 5.0 windows its inputs in place).
+        moving = _decimate(small, 2) if self._halve else small
+        (dx, dy), _ = cv2.phaseCorrelate(self._coarse_windowed, moving * self._coarse_window)
+        if self._halve:
+            dx, dy = 2 * dx, 2 * dy  # a pure translation scales without half-pixel terms
+        warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        prev = self._coarse
+        for level, iterations in zip(self._levels, _ITERATIONS, strict=False):
+            if level.factor != prev:
+                warp = _rescale(warp, prev / level.factor)
+                prev = level.factor
+            source = small if level.factor == self._coarse else image
+            for _ in range(iterations):
+                warp = self._refine(level, source, warp, gradient=False)
+        if prev != 1:
+            warp = _rescale(warp, float(prev))
+        fine = self._levels[-1]
+        for _ in range(_LK_ITERATIONS):
+            warp = self._refine(fine, image, warp, gradient=True)
+        level = self._levels[-1]
+        correlation = _ncc(level.lk_template, self._sample(level, image, warp))
+        return warp.astype(np.float32), correlation
+
+    @staticmethod
+    def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
+        """Every patch resampled from ``source`` at ``warp``: (K, P, P) float32, in one remap."""
+        gx, gy = level.grid
+        a, b, tx = (float(v) for v in warp[0])
+        c, d, ty = (float(v) for v in warp[1])
+        mx = cv2.addWeighted(gx, a, gy, b, tx)
+        my = cv2.addWeighted(gx, c, gy, d, ty)
+        k = len(level.centres)
+        out = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return out.astype(np.float32).reshape(k, _PATCH_PX, _PATCH_PX)
+
+    def _refine(
+        self, level: _PatchLevel, source: np.ndarray, warp: np.ndarray, *, gradient: bool
+    ) -> np.ndarray:
+        """One fit: resample every patch at ``warp``, measure its residual shift (phase
+        correlation, or a gradient step when ``gradient``), refit the pairs."""
+        sampled = self._sample(level, source, warp)
+        src = level.centres
+        if gradient:
+            t = _LK_TRIM
+            k = len(src)
+            # The stack blurs as one image: the blur's reach is inside the trimmed border.
+            blurred = cv2.GaussianBlur(sampled.reshape(k * _PATCH_PX, _PATCH_PX), _LK_BLUR, 0)
+            inner = blurred.reshape(k, _PATCH_PX, _PATCH_PX)[:, t:-t, t:-t]
+            inner = inner - inner.mean(axis=(1, 2), keepdims=True)
+            tmpl = level.lk_template
+            # Gain: the frame's contrast brought to the template's (lighting changes).
+            energy = np.maximum((inner * inner).sum(axis=(1, 2)), 1e-6)
+            gain = np.sqrt((tmpl * tmpl).sum(axis=(1, 2)) / energy)
+            # sampled ~ patch - grad . d, so d = -H^-1 J^T (sampled - patch).
+            shift = -np.einsum("kcij,kij->kc", level.lk_step, inner * gain[:, None, None] - tmpl)
+            src, shift = src[level.lk_ok], shift[level.lk_ok]
+        else:
+            spectra = np.fft.rfft2(sampled * self._window)
+            cross = spectra * level.spectra
+            cross /= np.maximum(np.abs(cross), 1e-12)
+            # sampled(x) = patch(x - d): the template point p lies at warp(p + d) in the frame.
+            shift = _peaks(np.fft.irfft2(cross, s=(_PATCH_PX, _PATCH_PX)))
+        if len(src) < _MIN_PAIRS:
+            msg = f"registration needs {_MIN_PAIRS} textured patches, the template has {len(src)}"
+            raise RegistrationError(msg)
+        dst = (src + shift) @ warp[:, :2].T + warp[:, 2]
+        return _fit_robust(src, dst)
+
+
+def _ncc(a: np.ndarray, sampled: np.ndarray) -> float:
+    """Zero-mean normalised cross-correlation of the template's (blurred, trimmed) patches and
+    the frame's (0 where either is flat)."""
+    t = _LK_TRIM
+    k = len(sampled)
+    blurred = cv2.GaussianBlur(sampled.reshape(k * _PATCH_PX, _PATCH_PX), _LK_BLUR, 0)
+    b = blurred.reshape(k, _PATCH_PX, _PATCH_PX)[:, t:-t, t:-t]
+    a = a - a.mean()
+    b = b - b.mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / den if den > 1e-6 else 0.0
