@@ -106,7 +106,7 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
     with Gui(options, subscribers=[("screenshot", keep_ng)]) as gui:
         w, station = gui.window, gui.station
         assert w is not None
-        w.resize(1600, 900)
+        w.fit_to(*(args.size or (1366, 768)))
         w.show()
         if station.runner is not None:
             station.start("operator", cycles=args.cycles)
@@ -218,7 +218,7 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
         if station.runner is None:
             print(f"error: {station.rig_error}")
             return 2
-        w.resize(1600, 900)
+        w.resize(1366, 768)
 
         def block(attached: bool) -> None:
             gui.bridge.attached = attached

@@ -70,8 +70,8 @@ class OperatorScreen(QWidget):
     def __init__(self, on_image_resize: Callable[[int, int], None] | None = None) -> None:
         super().__init__()
         root = QHBoxLayout(self)
-        root.setContentsMargins(12, 12, 12, 12)
-        root.setSpacing(12)
+        root.setContentsMargins(8, 8, 8, 8)
+        root.setSpacing(8)
 
         left = QVBoxLayout()
         self.image = ImageView("Press START: the live board appears here", on_image_resize)
@@ -82,33 +82,40 @@ class OperatorScreen(QWidget):
         self.stop_button = QPushButton("STOP")
         self.stop_button.setObjectName("stop")
         for b in (self.start_button, self.stop_button):
-            b.setMinimumSize(170, 60)
-            controls.addWidget(b)
+            b.setMinimumHeight(52)
+            b.setMinimumWidth(120)
+            controls.addWidget(b, 2)
         self.start_button.clicked.connect(self.start_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         state_box = QVBoxLayout()
         self.state_label = QLabel("STOPPED")
-        self.state_label.setFont(theme.font(20, bold=True))
+        theme.set_font(self.state_label, 20, bold=True)
         self.state_hint = QLabel("")
         self.state_hint.setObjectName("dim")
         self.state_hint.setWordWrap(True)
         state_box.addWidget(self.state_label)
         state_box.addWidget(self.state_hint)
-        controls.addSpacing(12)
-        controls.addLayout(state_box, 1)
+        controls.addSpacing(8)
+        controls.addLayout(state_box, 3)
         left.addLayout(controls)
         root.addLayout(left, 11)
 
         right = QVBoxLayout()
-        right.setSpacing(10)
+        right.setSpacing(6)
         self.verdict = VerdictBanner()
         right.addWidget(self.verdict)
 
         counters_panel, counters_layout = panel("Shift")
         self.shift_label = QLabel("")
         self.shift_label.setObjectName("dim")
-        counters_layout.addWidget(self.shift_label)
+        # The shift's name on the title's line: one line less for a 768-line screen.
+        title_row = QHBoxLayout()
+        title_row.addWidget(counters_layout.takeAt(0).widget())
+        title_row.addStretch(1)
+        title_row.addWidget(self.shift_label)
+        counters_layout.insertLayout(0, title_row)
         row = QHBoxLayout()
+        row.setSpacing(2)
         self.tiles = {
             "boards": CounterTile("Boards"),
             "ok": CounterTile("OK", theme.VERDICT_BG[Verdict.OK]),
@@ -136,7 +143,7 @@ class OperatorScreen(QWidget):
 
         self.alarms = QListWidget()
         self.alarms.setWordWrap(True)
-        self.alarms.setMinimumHeight(64)
+        self.alarms.setMinimumHeight(48)
         alarms_panel, _ = panel("Alarms", self.alarms)
         right.addWidget(alarms_panel, 1)
         root.addLayout(right, 9)
@@ -167,13 +174,16 @@ class OperatorScreen(QWidget):
             self.lights[light.name].set_light(light)
         self._set_alarms(health)
         word, hint = STATE_TEXT[state]
+        self.verdict.set_state("" if state is RunState.RUNNING else word)
         if state is RunState.FAULT:
             hint = fault
         elif not can_start and state is RunState.STOPPED:
             hint = "Cannot start: no recipe is loaded (see the Engine and Camera lights)."
         if self.state_label.text() != word:
             self.state_label.setText(word)
-            colour = {RunState.RUNNING: "#2ecc71", RunState.FAULT: "#ff3b30"}.get(state, theme.TEXT)
+            colour = {RunState.RUNNING: "#2ecc71", RunState.FAULT: "#ff3b30"}.get(
+                state, theme.TEXT_DIM
+            )
             self.state_label.setStyleSheet(f"color: {colour};")
         self.state_hint.setText(hint)
         self.start_button.setEnabled(can_start and state in (RunState.STOPPED, RunState.FAULT))

@@ -88,16 +88,16 @@ class ReviewScreen(QWidget):
         self._image_note = ""
 
         root = QVBoxLayout(self)
-        root.setContentsMargins(12, 12, 12, 12)
+        root.setContentsMargins(8, 8, 8, 8)
         top = QHBoxLayout()
         root.addLayout(top, 3)
 
         queue_panel, ql = panel("Boards to review")
         self.queue_count = QLabel("")
-        self.queue_count.setFont(theme.font(13, bold=True))
+        theme.set_font(self.queue_count, 13, bold=True)
         ql.addWidget(self.queue_count)
         self.queue = QListWidget()
-        self.queue.setMinimumWidth(330)
+        self.queue.setMinimumWidth(200)
         self.queue.currentRowChanged.connect(self._select_board)
         ql.addWidget(self.queue, 1)
         refresh = QPushButton("Refresh")
@@ -107,7 +107,7 @@ class ReviewScreen(QWidget):
 
         middle = QVBoxLayout()
         self.board_label = QLabel("No board selected")
-        self.board_label.setFont(theme.font(15, bold=True))
+        theme.set_font(self.board_label, 15, bold=True)
         middle.addWidget(self.board_label)
         crops = QHBoxLayout()
         self.board_view = CropView("Board as inspected")

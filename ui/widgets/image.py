@@ -140,7 +140,7 @@ class CropView(QWidget):
     def __init__(self, caption: str) -> None:
         super().__init__()
         self.caption = caption
-        self.setMinimumSize(240, 240)
+        self.setMinimumSize(150, 150)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.image: np.ndarray | None = None
         self.box: tuple[int, int, int, int] | None = None
