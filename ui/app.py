@@ -100,6 +100,7 @@ class Gui:
     ) -> None:
         try:
             if self.window is not None:
+                self.window.allow_close()
                 self.window.close()
                 self.window.deleteLater()
         finally:

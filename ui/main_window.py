@@ -316,8 +316,15 @@ class MainWindow(QMainWindow):
     def set_kiosk(self, on: bool) -> None:
         """Kiosk: full screen, no frame; closing needs an engineer's login or the Exit button."""
         self.kiosk = on
+        shown = self.isVisible()
         self.setWindowFlag(Qt.WindowType.FramelessWindowHint, on)
+        if shown:  # changing a window's flags hides it
+            self.show()
         self.exit_button.setVisible(on)
+
+    def allow_close(self) -> None:
+        """Let the next close through, kiosk or not (the application is ending)."""
+        self._exit_confirmed = True
 
     def exit_station(self) -> None:
         """The GUI's own exit (kiosk): stop the station, then close."""

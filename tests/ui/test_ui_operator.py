@@ -63,3 +63,27 @@ def test_after_stop_the_banner_says_stopped_in_grey(
     camera = op.lights["Camera"].light
     assert camera.level is Level.OFF and camera.summary == "Not acquiring"
     assert op.state_label.text() == "STOPPED"
+
+
+def test_kiosk_refuses_a_stray_close_until_exit_or_an_engineer(
+    qtbot: QtBot, open_gui: Callable[..., Gui], gui_recipe: Path
+) -> None:
+    from ui.logic.users import Role, User
+
+    gui = open_gui(gui_recipe)
+    w = gui.window
+    assert w is not None and gui.station.runner is not None
+    w.set_kiosk(True)
+    assert w.exit_button.isVisibleTo(w)
+    denied: list[str] = []
+    w.access_denied.connect(lambda key, _why: denied.append(key))
+    assert not w.close()  # Alt+F4 on the shift operator's screen
+    assert w.isVisible() and denied == ["exit"]
+    w.start_station()
+    qtbot.waitUntil(lambda: gui.station.runner.state is RunState.RUNNING, timeout=10_000)
+    w.exit_station()  # running, no login: refused too
+    assert w.isVisible() and gui.station.runner.state is RunState.RUNNING
+    w.log_in(User("eng", Role.ENGINEER))
+    w.exit_station()  # an engineer may: the station stops, the window closes
+    assert gui.station.runner.state is not RunState.RUNNING
+    assert not w.isVisible()
