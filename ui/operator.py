@@ -7,11 +7,13 @@ and the alarms with what to do about each. START and STOP sit under the image.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -29,6 +31,7 @@ from ui.bridge import DisplayFrame
 from ui.logic.health import Level
 from ui.logic.status import StationHealth
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
+from ui.widgets.strip import STRIP_LENGTH, ResultStrip
 
 STATE_TEXT = {
     RunState.STOPPED: ("STOPPED", "Press START to inspect; the line sees the station offline."),
@@ -42,9 +45,7 @@ def verdict_detail(r: InspectionResult) -> str:
     """One line under the verdict: which defects, or why the board was not inspected."""
 
     def names(defects: Defects) -> str:
-        top = sorted(defects, key=lambda d: -d.score)[:3]
-        text = ", ".join(f"{d.class_name.replace('_', ' ')} {d.score:.2f}" for d in top)
-        return text + (" …" if len(defects) > 3 else "")
+        return grouped_summary([(d.class_name, d.score) for d in defects])
 
     if r.verdict is Verdict.NG:
         n = len(r.defects)
@@ -55,6 +56,17 @@ def verdict_detail(r: InspectionResult) -> str:
     if r.verdict is Verdict.ERROR:
         return r.error.split("(")[0].strip()[:90]
     return "No defects"
+
+
+def grouped_summary(defects: Sequence[tuple[str, float]], most: int = 3) -> str:
+    """Defects by class, most first: "spurious copper x3, short 0.99" (a lone one keeps its
+    score); at most ``most`` classes, then "…"."""
+    groups: dict[str, list[float]] = {}
+    for name, score in defects:
+        groups.setdefault(name.replace("_", " "), []).append(score)
+    order = sorted(groups.items(), key=lambda kv: (-len(kv[1]), -max(kv[1])))
+    parts = [f"{n} x{len(s)}" if len(s) > 1 else f"{n} {s[0]:.2f}" for n, s in order[:most]]
+    return ", ".join(parts) + (" …" if len(order) > most else "")
 
 
 def _clip(text: str, chars: int = 150) -> str:
@@ -76,6 +88,25 @@ class OperatorScreen(QWidget):
         left = QVBoxLayout()
         self.image = ImageView("Press START: the live board appears here", on_image_resize)
         left.addWidget(self.image, 1)
+        strip_row = QHBoxLayout()
+        self.hold = QCheckBox("Hold last NG")
+        self.hold.setChecked(True)
+        self.hold.setToolTip("Keep the last NG board on screen while good boards pass")
+        self.hold.toggled.connect(lambda _on: self.follow_live())
+        strip_row.addWidget(self.hold)
+        self.strip = ResultStrip()
+        self.strip.picked.connect(self.pick)
+        strip_row.addWidget(self.strip, 1)
+        self.live_button = QPushButton("Live")
+        self.live_button.setToolTip("Show the newest board again")
+        self.live_button.clicked.connect(self.follow_live)
+        strip_row.addWidget(self.live_button)
+        left.addLayout(strip_row)
+        #: The last boards shown (display frames), for the strip; a picked one stays on screen.
+        self.recent: deque[DisplayFrame] = deque(maxlen=STRIP_LENGTH)
+        self.pinned: DisplayFrame | None = None
+        self.last_ng: DisplayFrame | None = None
+        self.on_image: DisplayFrame | None = None
         controls = QHBoxLayout()
         self.start_button = QPushButton("START")
         self.start_button.setObjectName("start")
@@ -151,14 +182,60 @@ class OperatorScreen(QWidget):
     # -- updates (GUI thread) ----------------------------------------------------------------
 
     def show_frame(self, frame: DisplayFrame) -> None:
+        """A new board: the banner always shows it; the image unless a board is held."""
         r = frame.result
-        self.image.set_frame(frame)
+        self.recent.append(frame)
+        if r.verdict is Verdict.NG:
+            self.last_ng = frame
+        if self.pinned is not None:
+            pass  # the operator picked a board from the strip: it stays
+        elif self.hold.isChecked() and self.last_ng is not None:
+            self._put_on_image(self.last_ng, held=self.last_ng is not frame)
+        else:
+            self._put_on_image(frame, held=False)
+        self._update_strip()
         part = f"Part {r.part_sequence}" if r.part_sequence else f"Board {r.inspection_id}"
         if r.serial:
             part += f" · {r.serial}"
         part += f" · {r.cycle_ms:.1f} ms" + (" (over budget)" if r.over_budget else "")
         self.verdict.set_verdict(r.verdict, verdict_detail(r), part)
         self.verdict.setToolTip(r.verdict_reason or r.error)  # why, in full, on hover
+
+    def pick(self, index: int) -> None:
+        """A click on the strip: hold that board on screen until Live."""
+        frames = list(self.recent)[-STRIP_LENGTH:]
+        if 0 <= index < len(frames):
+            self.pinned = frames[index]
+            self._put_on_image(self.pinned, held=True)
+            self._update_strip()
+
+    def follow_live(self) -> None:
+        """Back to the newest board (the last NG still holds while "Hold last NG" is on)."""
+        self.pinned = None
+        if not self.hold.isChecked():
+            self.last_ng = None
+        newest = self.recent[-1] if self.recent else None
+        shown = self.last_ng if self.hold.isChecked() and self.last_ng is not None else newest
+        if shown is not None:
+            self._put_on_image(shown, held=shown is not newest)
+        self._update_strip()
+
+    def _put_on_image(self, frame: DisplayFrame, *, held: bool) -> None:
+        if frame is not self.on_image:
+            self.image.set_frame(frame)
+            self.on_image = frame
+        r = frame.result
+        caption = ""
+        if held:
+            part = f"part {r.part_sequence}" if r.part_sequence else f"board {r.inspection_id}"
+            caption = f"HELD: {r.verdict.name} {part}" + (f" · {r.serial}" if r.serial else "")
+            caption += " · press Live for the newest board"
+        self.image.set_caption(caption)
+
+    def _update_strip(self) -> None:
+        frames = list(self.recent)
+        on = [i for i, f in enumerate(frames) if f is self.on_image]
+        self.strip.set_results([f.result for f in frames], on[0] if on else -1)
 
     def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
         c = health.counters
