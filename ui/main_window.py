@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon, QResizeEvent
@@ -33,6 +34,7 @@ from ui.admin import AdminScreen, LoginDialog
 from ui.bridge import ResultBridge
 from ui.camera_page import CameraPage
 from ui.engineer import EngineerScreen
+from ui.logic.alarm_log import AlarmLog
 from ui.logic.status import station_health
 from ui.logic.users import Role, User, UserStore
 from ui.operator import OperatorScreen
@@ -119,6 +121,8 @@ class MainWindow(QMainWindow):
 
         self.operator.start_requested.connect(self.start_station)
         self.operator.stop_requested.connect(self.stop_station)
+        self.alarm_log = AlarmLog()
+        self.operator.history.acknowledge_requested.connect(self.acknowledge_alarm)
         self.engineer.recipe_activated.connect(self.refresh)
         bridge.result_ready.connect(self._frame_waiting, Qt.ConnectionType.QueuedConnection)
         self._frame_timer = QTimer(self)
@@ -246,6 +250,15 @@ class MainWindow(QMainWindow):
         self.station.stop(self.session.name)
         self.refresh()
 
+    def acknowledge_alarm(self, row: int) -> None:
+        """Sign alarm ``row`` of the history as seen by whoever is logged in (audited)."""
+        entry = self.alarm_log.acknowledge(row, self.session.name, datetime.now(UTC))
+        if entry is not None:
+            when = entry.raised_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            self.station.audit_quietly(self.session.name, "alarm acknowledged", None,
+                                       f"{entry.text} ({when})")  # fmt: skip
+            self.operator.history.set_entries(self.alarm_log.entries)
+
     def _camera_settings(self) -> CameraSettings:
         v = self.engineer.validation
         if v is not None and v.recipe is not None:
@@ -284,7 +297,10 @@ class MainWindow(QMainWindow):
         runner = s.runner
         state = runner.state if runner is not None else RunState.STOPPED
         fault = runner.fault if runner is not None else ""
-        self.operator.refresh(station_health(s), state, runner is not None, fault)
+        health = station_health(s)
+        if self.alarm_log.update(health.alarms, datetime.now(UTC)):
+            self.operator.history.set_entries(self.alarm_log.entries)
+        self.operator.refresh(health, state, runner is not None, fault)
         if self.stack.currentWidget() is self.engineer:
             self.engineer.update_activate()
 
@@ -305,11 +321,13 @@ class MainWindow(QMainWindow):
             # Style sheets apply on the next polish: do it now, so the minimum is the new one.
             for w in (self, *self.findChildren(QWidget)):
                 w.ensurePolished()
-            self.resize(width, height)
-            # Layout requests posted by the new fonts may have grown the window meanwhile (to
-            # the old, larger minimum): handle them, then ask for the size again.
-            QCoreApplication.sendPostedEvents()
-            self.resize(width, height)
+            # Layout requests posted by the new fonts may grow the window meanwhile (to the
+            # old, larger minimum): handle them, then ask for the size again.
+            for _ in range(3):
+                self.resize(width, height)
+                QCoreApplication.sendPostedEvents()
+                if (self.width(), self.height()) == (width, height):
+                    break
         finally:
             self._fitting = False
 

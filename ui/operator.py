@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +32,7 @@ from ui.bridge import DisplayFrame
 from ui.logic.health import Level
 from ui.logic.status import StationHealth
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
+from ui.widgets.alarm_history import AlarmHistory
 from ui.widgets.strip import STRIP_LENGTH, ResultStrip
 
 STATE_TEXT = {
@@ -175,7 +177,12 @@ class OperatorScreen(QWidget):
         self.alarms = QListWidget()
         self.alarms.setWordWrap(True)
         self.alarms.setMinimumHeight(48)
-        alarms_panel, _ = panel("Alarms", self.alarms)
+        self.history = AlarmHistory()
+        self.alarm_tabs = QTabWidget()
+        self.alarm_tabs.addTab(self.alarms, "Now")
+        self.alarm_tabs.addTab(self.history, "History")
+        self.alarm_tabs.setCornerWidget(self.history.controls)
+        alarms_panel, _ = panel("Alarms", self.alarm_tabs)
         right.addWidget(alarms_panel, 1)
         root.addLayout(right, 9)
 
