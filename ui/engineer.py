@@ -70,6 +70,8 @@ class EngineerScreen(QWidget):
         list_panel, ll = panel("Recipes")
         self.recipes = QListWidget()
         self.recipes.setMinimumWidth(200)
+        self.recipes.setWordWrap(True)  # "v1 · product code 101 · ON THE LINE" in narrow lists
+        self.recipes.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.recipes.currentItemChanged.connect(lambda item, _prev: self._open_item(item))
         ll.addWidget(self.recipes, 1)
         self.activate_button = QPushButton("Activate on the line")

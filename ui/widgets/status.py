@@ -135,9 +135,14 @@ class LightView(QWidget):
         p.setPen(QColor(theme.TEXT_DIM))
         p.setFont(theme.font(9.5))
         metrics = p.fontMetrics()
-        cause = metrics.elidedText(self.light.cause, Qt.TextElideMode.ElideRight, int(w) * 2 - 40)
+        # As many whole lines as the light's height holds; the rest elided (the tooltip has all).
+        area_h = self.height() - 46 * k
+        lines = max(1, int(area_h // metrics.lineSpacing()))
+        cause = metrics.elidedText(
+            self.light.cause, Qt.TextElideMode.ElideRight, int(w) * lines - lines * 24
+        )
         p.drawText(
-            QRectF(x, 46 * k, w, self.height() - 46 * k),
+            QRectF(x, 46 * k, w, lines * metrics.lineSpacing()),
             Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
             cause,
         )
