@@ -100,6 +100,7 @@ class Gui:
     ) -> None:
         try:
             if self.window is not None:
+                self.window.allow_close()
                 self.window.close()
                 self.window.deleteLater()
         finally:
@@ -107,6 +108,34 @@ class Gui:
                 self.station.__exit__(exc_type, exc, tb)
             finally:
                 self.bridge.__exit__(None, None, None)
+
+
+#: The smallest window the screens are laid out for (a 1024x768 panel PC; ``ui.cli`` checks
+#: ``--size`` against the same numbers without importing Qt).
+MIN_SIZE = (1024, 768)
+
+
+def show(
+    window: MainWindow, app: QApplication, *, size: tuple[int, int] | None, kiosk: bool
+) -> None:
+    """Show the window: full screen in kiosk mode, else ``size`` or most of the screen."""
+    window.setMinimumSize(*MIN_SIZE)
+    window.set_kiosk(kiosk)
+    if kiosk:
+        screen = app.primaryScreen()
+        if screen is not None:
+            window.fit_to(screen.geometry().width(), screen.geometry().height())
+        window.showFullScreen()
+        return
+    if size is not None:
+        window.fit_to(*size)
+        window.show()
+        return
+    screen = app.primaryScreen()
+    avail = screen.availableGeometry() if screen is not None else None
+    if avail is not None:
+        window.fit_to(max(avail.width(), MIN_SIZE[0]), max(avail.height(), MIN_SIZE[1]))
+    window.showMaximized()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
     app = application()
     with Gui(options_from(args)) as gui:
         assert gui.window is not None
-        gui.window.resize(1600, 900)
-        gui.window.show()
+        show(gui.window, app, size=args.size, kiosk=args.kiosk)
         if args.start:
             gui.window.start_station()
         # Ctrl+C in the terminal closes the window like the close button does.

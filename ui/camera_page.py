@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -56,6 +57,14 @@ KEY_NODES = (
     "DeviceTemperature",
 )
 DEVICE_COLUMNS = ("model", "serial_number", "user_defined_name", "id", "vendor", "in_use")
+DEVICE_HEADERS = {
+    "model": "Model",
+    "serial_number": "Serial",
+    "user_defined_name": "Name",
+    "id": "ID",
+    "vendor": "Vendor",
+    "in_use": "In use",
+}
 
 
 def viky_producer() -> Path | None:
@@ -94,7 +103,8 @@ class CameraPage(QWidget):
         row.addWidget(find)
         fl.addLayout(row)
         self.table = QTableWidget(0, len(DEVICE_COLUMNS))
-        self.table.setHorizontalHeaderLabels([c.replace("_", " ") for c in DEVICE_COLUMNS])
+        self.table.setHorizontalHeaderLabels([DEVICE_HEADERS[c] for c in DEVICE_COLUMNS])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -47,6 +47,20 @@ def add_gui_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="run --cycles boards offscreen, save a PNG of every screen into DIR and exit",
     )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help="window size, e.g. 1366x768 (at least 1024x768; default: the screen's, "
+        "--screenshot 1366x768)",
+    )
+    p.add_argument(
+        "--kiosk",
+        action="store_true",
+        help="full screen without a frame for the line's panel PC; closing needs the Exit "
+        "button (stops the station) or an engineer login",
+    )
     p.add_argument("--cycles", type=int, default=30, help="boards for --screenshot (default 30)")
     p.add_argument(
         "--bench",
@@ -60,6 +74,19 @@ def add_gui_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="--bench: JSON summary on the last line")
     p.set_defaults(func=cmd_gui)
     return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    # Parsed here without Qt (``ui.app`` imports PySide6); the same rule as ui.app.parse_size.
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        msg = f"size {text!r} is not WIDTHxHEIGHT, e.g. 1366x768"
+        raise argparse.ArgumentTypeError(msg) from None
+    if w < 1024 or h < 768:
+        msg = f"size {text} is below the smallest supported, 1024x768"
+        raise argparse.ArgumentTypeError(msg)
+    return w, h
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -69,7 +69,9 @@ class EngineerScreen(QWidget):
         root.setContentsMargins(12, 12, 12, 12)
         list_panel, ll = panel("Recipes")
         self.recipes = QListWidget()
-        self.recipes.setMinimumWidth(280)
+        self.recipes.setMinimumWidth(200)
+        self.recipes.setWordWrap(True)  # "v1 · product code 101 · ON THE LINE" in narrow lists
+        self.recipes.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.recipes.currentItemChanged.connect(lambda item, _prev: self._open_item(item))
         ll.addWidget(self.recipes, 1)
         self.activate_button = QPushButton("Activate on the line")
@@ -83,7 +85,7 @@ class EngineerScreen(QWidget):
 
         middle = QVBoxLayout()
         self.title = QLabel("")
-        self.title.setFont(theme.font(16, bold=True))
+        theme.set_font(self.title, 16, bold=True)
         middle.addWidget(self.title)
         self.form = RecipeForm()
         self.form.edited.connect(self.revalidate)

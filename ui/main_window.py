@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon, QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -33,6 +34,7 @@ from ui.admin import AdminScreen, LoginDialog
 from ui.bridge import ResultBridge
 from ui.camera_page import CameraPage
 from ui.engineer import EngineerScreen
+from ui.logic.alarm_log import AlarmLog
 from ui.logic.status import station_health
 from ui.logic.users import Role, User, UserStore
 from ui.operator import OperatorScreen
@@ -87,9 +89,12 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.frame_interval_ms = frame_interval_ms
         self._last_frame = 0.0
+        self.kiosk = False
+        self._exit_confirmed = False
+        self._fitting = False
         self.setWindowTitle(f"AOI station {station.config.station_id}")
-        self.setStyleSheet(theme.STYLE_SHEET)
-        self.setFont(theme.font(11))
+        self.setStyleSheet(theme.style_sheet())
+        theme.set_font(self, 11)
 
         central = QWidget()
         root = QVBoxLayout(central)
@@ -116,6 +121,8 @@ class MainWindow(QMainWindow):
 
         self.operator.start_requested.connect(self.start_station)
         self.operator.stop_requested.connect(self.stop_station)
+        self.alarm_log = AlarmLog()
+        self.operator.history.acknowledge_requested.connect(self.acknowledge_alarm)
         self.engineer.recipe_activated.connect(self.refresh)
         bridge.result_ready.connect(self._frame_waiting, Qt.ConnectionType.QueuedConnection)
         self._frame_timer = QTimer(self)
@@ -135,10 +142,11 @@ class MainWindow(QMainWindow):
         bar.setStyleSheet("background: #14181d;")
         row = QHBoxLayout(bar)
         row.setContentsMargins(16, 6, 16, 0)
-        brand = QLabel(f"AOI · {self.station.config.station_id}")
-        brand.setFont(theme.font(15, bold=True))
+        brand = QLabel(self.station.config.station_id)
+        brand.setToolTip("AOI station")
+        theme.set_font(brand, 14, bold=True)
         row.addWidget(brand)
-        row.addSpacing(24)
+        row.addSpacing(12)
         self._lock = theme.lock_icon()
         self.nav = QButtonGroup(self)
         self.nav.setExclusive(True)
@@ -153,14 +161,19 @@ class MainWindow(QMainWindow):
             row.addWidget(b)
         row.addStretch(1)
         self.recipe_label = QLabel("")
-        self.recipe_label.setFont(theme.font(14, bold=True))
+        theme.set_font(self.recipe_label, 12, bold=True)
         row.addWidget(self.recipe_label)
-        row.addSpacing(24)
+        row.addSpacing(12)
         self.user_label = QLabel("")
         row.addWidget(self.user_label)
         self.login_button = QPushButton("Log in")
         self.login_button.clicked.connect(self._login_clicked)
         row.addWidget(self.login_button)
+        self.exit_button = QPushButton("Exit")
+        self.exit_button.setToolTip("Stop the station and close the screen")
+        self.exit_button.clicked.connect(self.exit_station)
+        self.exit_button.setVisible(False)
+        row.addWidget(self.exit_button)
         return bar
 
     # -- screens and roles --------------------------------------------------------------------
@@ -187,7 +200,7 @@ class MainWindow(QMainWindow):
         role = next(r for k, _, r in SCREENS if k == key)
         if not self.session.may(role):
             dialog = LoginDialog(self.store, f"This screen needs a {role.label} login.", self)
-            dialog.setStyleSheet(theme.STYLE_SHEET)
+            dialog.setStyleSheet(theme.style_sheet())
             if dialog.exec() and dialog.user is not None:
                 self.log_in(dialog.user)
         self.open_screen(key)
@@ -197,7 +210,7 @@ class MainWindow(QMainWindow):
             self.log_out()
             return
         dialog = LoginDialog(self.store, "", self)
-        dialog.setStyleSheet(theme.STYLE_SHEET)
+        dialog.setStyleSheet(theme.style_sheet())
         if dialog.exec() and dialog.user is not None:
             self.log_in(dialog.user)
 
@@ -217,7 +230,8 @@ class MainWindow(QMainWindow):
 
     def _update_session(self) -> None:
         u = self.session.user
-        self.user_label.setText(f"{u.name} · {u.role.label}")
+        self.user_label.setText(u.name)
+        self.user_label.setToolTip(f"{u.name} · {u.role.label}")
         self.login_button.setText("Log out" if u is not SHIFT_OPERATOR else "Log in")
         for key, _label, role in SCREENS:
             locked = not self.session.may(role)
@@ -235,6 +249,15 @@ class MainWindow(QMainWindow):
     def stop_station(self) -> None:
         self.station.stop(self.session.name)
         self.refresh()
+
+    def acknowledge_alarm(self, row: int) -> None:
+        """Sign alarm ``row`` of the history as seen by whoever is logged in (audited)."""
+        entry = self.alarm_log.acknowledge(row, self.session.name, datetime.now(UTC))
+        if entry is not None:
+            when = entry.raised_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            self.station.audit_quietly(self.session.name, "alarm acknowledged", None,
+                                       f"{entry.text} ({when})")  # fmt: skip
+            self.operator.history.set_entries(self.alarm_log.entries)
 
     def _camera_settings(self) -> CameraSettings:
         v = self.engineer.validation
@@ -265,18 +288,80 @@ class MainWindow(QMainWindow):
         active = s.active_recipe
         if active is not None:
             r = active.recipe
-            text = f"{r.name}  v{r.version}  ·  product code {r.product_code}"
+            text = f"{r.name} v{r.version} · code {r.product_code}"
+            tip = f"Recipe {r.name}, version {r.version}, product code {r.product_code}"
         else:
-            text = f"{s.loaded_at_start.name}: not loaded"
-        self.recipe_label.setText(f"Recipe {text}")
+            text = tip = f"{s.loaded_at_start.name}: not loaded"
+        self.recipe_label.setText(text)
+        self.recipe_label.setToolTip(tip)
         runner = s.runner
         state = runner.state if runner is not None else RunState.STOPPED
         fault = runner.fault if runner is not None else ""
-        self.operator.refresh(station_health(s), state, runner is not None, fault)
+        health = station_health(s)
+        if self.alarm_log.update(health.alarms, datetime.now(UTC)):
+            self.operator.history.set_entries(self.alarm_log.entries)
+        self.operator.refresh(health, state, runner is not None, fault)
         if self.stack.currentWidget() is self.engineer:
             self.engineer.update_activate()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        # Fonts follow the window's size: arm's length on a 1080-line panel, still fitting 768.
+        size = event.size()
+        if not self._fitting and theme.set_scale(theme.scale_for(size.width(), size.height())):
+            theme.rescale(self)
+        super().resizeEvent(event)
+
+    def fit_to(self, width: int, height: int) -> None:
+        """Resize to ``width`` x ``height`` with fonts scaled for that size first (so the
+        layout's minimum is the small one when the window is made small)."""
+        self._fitting = True
+        try:
+            if theme.set_scale(theme.scale_for(width, height)):
+                theme.rescale(self)
+            # Style sheets apply on the next polish: do it now, so the minimum is the new one.
+            for w in (self, *self.findChildren(QWidget)):
+                w.ensurePolished()
+            # Layout requests posted by the new fonts may grow the window meanwhile (to the
+            # old, larger minimum): handle them, then ask for the size again.
+            for _ in range(3):
+                self.resize(width, height)
+                QCoreApplication.sendPostedEvents()
+                if (self.width(), self.height()) == (width, height):
+                    break
+        finally:
+            self._fitting = False
+
+    def set_kiosk(self, on: bool) -> None:
+        """Kiosk: full screen, no frame; closing needs an engineer's login or the Exit button."""
+        self.kiosk = on
+        shown = self.isVisible()
+        self.setWindowFlag(Qt.WindowType.FramelessWindowHint, on)
+        if shown:  # changing a window's flags hides it
+            self.show()
+        self.exit_button.setVisible(on)
+
+    def allow_close(self) -> None:
+        """Let the next close through, kiosk or not (the application is ending)."""
+        self._exit_confirmed = True
+
+    def exit_station(self) -> None:
+        """The GUI's own exit (kiosk): stop the station, then close."""
+        if self.kiosk and not self.session.may(Role.ENGINEER):
+            runner = self.station.runner
+            if runner is not None and runner.state is RunState.RUNNING:
+                self.access_denied.emit("exit", "Stop the station before leaving, or log in.")
+                return
+        self.station.stop(self.session.name)
+        self._exit_confirmed = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.kiosk and not self._exit_confirmed and not self.session.may(Role.ENGINEER):
+            # A stray Alt+F4 or touch must not take the line's screen away.
+            log.info("close refused in kiosk mode: needs the Exit button or an engineer login")
+            self.access_denied.emit("exit", "Use Exit (stops the station) or log in as engineer.")
+            event.ignore()
+            return
         self._refresh_timer.stop()
         self._frame_timer.stop()
         self.engineer.shutdown()

@@ -94,6 +94,23 @@ def _grab(app: QApplication, window: MainWindow, path: Path) -> Path:
     return path
 
 
+def _heartbeat_blip(app: QApplication, w: MainWindow, station: Station) -> None:
+    """A transient PLC fault for the alarm history: the soft PLC's heartbeat stops, then
+    resumes (the station runs meanwhile, as on the line)."""
+    plc = station.plc
+    if plc is None or plc.sim is None or station.runner is None:
+        return
+    light = w.operator.lights["PLC"]
+    station.start("operator")
+    plc.sim.freeze_heartbeat()
+    pump(app, lambda: (w.refresh(), light.light.summary)[1] == "PLC not answering", 20)
+    plc.sim.freeze_heartbeat(False)
+    pump(app, lambda: (w.refresh(), light.light.summary)[1] == "Online", 20)
+    station.stop("operator")
+    settle(app, station)
+    w.refresh()
+
+
 def screenshots(app: QApplication, args: argparse.Namespace, options: StationOptions) -> int:
     out: Path = args.screenshot
     out.mkdir(parents=True, exist_ok=True)
@@ -106,17 +123,32 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
     with Gui(options, subscribers=[("screenshot", keep_ng)]) as gui:
         w, station = gui.window, gui.station
         assert w is not None
-        w.resize(1600, 900)
+        w.fit_to(*(args.size or (1366, 768)))
         w.show()
-        if station.runner is not None:
+        runner = station.runner
+        if runner is not None:
             station.start("operator", cycles=args.cycles)
+            # Mid-run: the live banner, the last NG held on the image, the strip of results.
+            pump(app, lambda: runner.cycles_done >= max(1, args.cycles * 2 // 3), 120)
+            pump(app, lambda: w.operator.last_ng is not None or not station.running, 30)
+            w.refresh()
+            _grab(app, w, out / "operator.png")
         settle(app, station)
         pump(app, lambda: gui.bridge.idle and not w._frame_timer.isActive(), 3.0)
-        if last_ng:  # the run's last NG board, so the picture shows the defect overlays
+        if last_ng and w.operator.last_ng is None:  # no NG frame reached the screen
             w.operator.show_frame(prepare(last_ng[0], fit=gui.bridge.fit))
-        _grab(app, w, out / "operator.png")
-
+        _grab(app, w, out / "operator-stopped.png")
+        _heartbeat_blip(app, w, station)
         w.log_in(User("screenshot-demo", Role.ADMIN))
+        w.operator.alarm_tabs.setCurrentIndex(1)
+        history = w.operator.history
+        plc_rows = [e.source for e in w.alarm_log.entries].count("PLC")
+        if plc_rows:
+            w.acknowledge_alarm([e.source for e in w.alarm_log.entries].index("PLC"))
+        _grab(app, w, out / "alarm-history.png")
+        history.table.clearSelection()
+        w.operator.alarm_tabs.setCurrentIndex(0)
+
         w.open_screen("review")
         w.review.reload()
         for key in ("confirm", "false_call", "confirm", "confirm", "false_call"):
@@ -218,7 +250,7 @@ def bench(app: QApplication, args: argparse.Namespace, options: StationOptions) 
         if station.runner is None:
             print(f"error: {station.rig_error}")
             return 2
-        w.resize(1600, 900)
+        w.resize(1366, 768)
 
         def block(attached: bool) -> None:
             gui.bridge.attached = attached

@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTabWidget,
@@ -58,10 +60,18 @@ class RecipeForm(QTabWidget):
         self.shown: dict[str, Any] = {}
         self._bindings: dict[str, tuple[QWidget, Setter]] = {}
         self._loading = False
-        self.addTab(self._thresholds_tab(), "Thresholds and rules")
-        self.addTab(self._masks_tab(), "Masks")
-        self.addTab(self._camera_tab(), "Camera settings")
-        self.addTab(self._geometry_tab(), "Input geometry")
+        # Each page scrolls: on a 1024x768 panel the form is taller and wider than its room.
+        for page, title in (
+            (self._thresholds_tab(), "Thresholds and rules"),
+            (self._masks_tab(), "Masks"),
+            (self._camera_tab(), "Camera settings"),
+            (self._geometry_tab(), "Input geometry"),
+        ):
+            area = QScrollArea()
+            area.setWidgetResizable(True)
+            area.setFrameShape(QFrame.Shape.NoFrame)
+            area.setWidget(page)
+            self.addTab(area, title)
 
     # -- bindings -------------------------------------------------------------------------------
 

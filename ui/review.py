@@ -3,8 +3,8 @@
 The queue is the defect log's (``review_queue``): it survives restarts, and a board leaves it when
 every defect on it has a decision. C confirms a defect, F marks a false call, A accepts it (a
 false call that still needs corrective action, with a reason); the cursor then moves to the next
-open defect. Every decision is written through ``record_review`` under the reviewer's name. Below,
-the defect Pareto and the false-call rate of the period (:mod:`ui.review_stats`).
+pending defect. Every decision is written through ``record_review`` under the reviewer's name.
+Below, the defect Pareto and the false-call rate of the period (:mod:`ui.review_stats`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -34,15 +35,27 @@ from PySide6.QtWidgets import (
 from aoi.app.station import Station
 from aoi.storage import ReviewError, Verification
 from aoi.storage.db import DB_ERRORS
-from aoi.storage.queries import DefectRecord, InspectionRecord, review_queue
+from aoi.storage.queries import (
+    DefectRecord,
+    InspectionRecord,
+    count_review_queue,
+    review_queue,
+)
 from ui import theme
 from ui.logic.review_data import (
+    DECISIONS,
+    PAGE,
+    REASONS,
+    STATE_TEXT,
     CropPair,
     TemplateCache,
     aligned_board,
     crop_pair,
+    find_board,
+    queue_item_text,
     registration_of,
     unreadable_image_note,
+    waiting_text,
 )
 from ui.review_stats import ReviewStats
 from ui.widgets import CropView, local_time, panel
@@ -51,27 +64,6 @@ log = logging.getLogger(__name__)
 
 #: How often an open review screen looks for new NG boards.
 POLL_MS = 3000
-REASONS = (
-    "",
-    "cosmetic, within the customer's limits",
-    "dust or contamination on the board",
-    "misregistration: the board is fine",
-    "template mismatch: board revision changed",
-    "lighting or reflection",
-)
-DECISIONS = {
-    "confirm": (Verification.CONFIRMED, "Confirmed"),
-    "false_call": (Verification.FALSE_CALL, "False call"),
-    "accept": (Verification.ACCEPTED, "Accepted"),
-}
-STATE_TEXT = {v.value: label for v, label in DECISIONS.values()} | {
-    Verification.NOT_VERIFIED.value: "open"
-}
-
-
-def _top_class(board: InspectionRecord) -> str:
-    top = max(board.defects, key=lambda d: d.score, default=None)
-    return top.class_name.replace("_", " ") if top else ""
 
 
 class ReviewScreen(QWidget):
@@ -85,19 +77,30 @@ class ReviewScreen(QWidget):
         self.boards: list[InspectionRecord] = []
         self.board: InspectionRecord | None = None
         self._aligned: np.ndarray | None = None
+        self.waiting = 0
+        self._done_at: datetime | None = None
         self._image_note = ""
 
         root = QVBoxLayout(self)
-        root.setContentsMargins(12, 12, 12, 12)
+        root.setContentsMargins(8, 8, 8, 8)
         top = QHBoxLayout()
         root.addLayout(top, 3)
 
         queue_panel, ql = panel("Boards to review")
         self.queue_count = QLabel("")
-        self.queue_count.setFont(theme.font(13, bold=True))
+        theme.set_font(self.queue_count, 13, bold=True)
         ql.addWidget(self.queue_count)
+        find_row = QHBoxLayout()
+        self.find_text = QLineEdit()
+        self.find_text.setPlaceholderText("Serial or part number")
+        self.find_text.returnPressed.connect(self.find)
+        find_row.addWidget(self.find_text, 1)
+        find_button = QPushButton("Find")
+        find_button.clicked.connect(self.find)
+        find_row.addWidget(find_button)
+        ql.addLayout(find_row)
         self.queue = QListWidget()
-        self.queue.setMinimumWidth(330)
+        self.queue.setMinimumWidth(200)
         self.queue.currentRowChanged.connect(self._select_board)
         ql.addWidget(self.queue, 1)
         refresh = QPushButton("Refresh")
@@ -107,7 +110,7 @@ class ReviewScreen(QWidget):
 
         middle = QVBoxLayout()
         self.board_label = QLabel("No board selected")
-        self.board_label.setFont(theme.font(15, bold=True))
+        theme.set_font(self.board_label, 15, bold=True)
         middle.addWidget(self.board_label)
         crops = QHBoxLayout()
         self.board_view = CropView("Board as inspected")
@@ -156,12 +159,14 @@ class ReviewScreen(QWidget):
         self.stats = ReviewStats(station)
         root.addWidget(self.stats, 2)
 
+        # Window-wide keys, live as soon as the screen shows (no click first); Qt gives them
+        # only to the visible screen, and text fields keep their letters (ShortcutOverride).
         for key, name in (("C", "confirm"), ("F", "false_call"), ("A", "accept")):
             sc = QShortcut(QKeySequence(key), self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(lambda n=name: self.decide(n))
+            sc.setContext(Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(lambda n=name: self.decide(n) if self.isVisible() else None)
         nxt = QShortcut(QKeySequence(Qt.Key.Key_PageDown), self)
-        nxt.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        nxt.setContext(Qt.ShortcutContext.WindowShortcut)
         nxt.activated.connect(lambda: self.queue.setCurrentRow(self.queue.currentRow() + 1))
         self._poll = QTimer(self)
         self._poll.timeout.connect(self.poll)
@@ -173,7 +178,9 @@ class ReviewScreen(QWidget):
         if db is None:
             return None
         try:
-            return review_queue(db, station_id=self.station.config.station_id, limit=200)
+            station = self.station.config.station_id
+            self.waiting = count_review_queue(db, station_id=station)
+            return review_queue(db, station_id=station, limit=PAGE, oldest_first=True)
         except DB_ERRORS as err:
             self.queue_count.setText("Database unavailable")
             self._note(str(err).splitlines()[0], ok=False)
@@ -184,6 +191,8 @@ class ReviewScreen(QWidget):
         boards = self._fetch()
         if boards is not None and [b.uuid for b in boards] != [b.uuid for b in self.boards]:
             self._show_queue(boards)
+        elif boards is not None:  # the same page; more may be waiting beyond it
+            self.queue_count.setText(waiting_text(self.waiting, len(boards)))
 
     def reload(self) -> None:
         """Read the queue from the defect log, keeping the selected board where it can."""
@@ -194,33 +203,59 @@ class ReviewScreen(QWidget):
     def _show_queue(self, boards: list[InspectionRecord]) -> None:
         keep = self.board.uuid if self.board else None
         self.boards = boards
+        scrolled = self.queue.verticalScrollBar().value()
         self.queue.blockSignals(True)
         self.queue.clear()
         for b in boards:
-            open_n = sum(d.review_state == Verification.NOT_VERIFIED.value for d in b.defects)
             when = local_time(b.inspected_at).strftime("%H:%M:%S")
-            item = QListWidgetItem(
-                f"{b.verdict:<6} {when}   {b.serial or f'#{b.inspection_id}'}\n"
-                f"        {open_n} open of {len(b.defects)} · {_top_class(b)}"
-            )
+            item = QListWidgetItem(queue_item_text(b, when))
             item.setForeground(QColor("#ff5a52" if b.verdict == "NG" else "#f2a900"))
             self.queue.addItem(item)
         self.queue.blockSignals(False)
-        n = len(boards)
-        self.queue_count.setText(
-            f"{n} board{'s' if n != 1 else ''} waiting" if n else "Queue empty"
-        )
+        self.queue.verticalScrollBar().setValue(scrolled)  # arrivals never move the list
+        self.queue_count.setText(waiting_text(self.waiting, len(boards)))
         rows = [i for i, b in enumerate(boards) if b.uuid == keep]
+        if self._done_at is not None:
+            # The board just finished left the queue: the next one after it, in queue order.
+            later = [i for i, b in enumerate(boards) if b.inspected_at > self._done_at]
+            rows = later[:1] or rows
+            self._done_at = None
         if rows:
             self.queue.setCurrentRow(rows[0])
         elif boards:
-            self.queue.setCurrentRow(0)
+            self.queue.setCurrentRow(len(boards) - 1 if keep else 0)
         else:
             self._select_board(-1)
         self.stats.refresh()
 
+    def find(self) -> bool:
+        """Open the board whose serial (or PLC part number) is typed; True when found."""
+        text = self.find_text.text().strip()
+        db = self.station.storage.db if self.station.storage else None
+        if not text or db is None:
+            return False
+        station = self.station.config.station_id
+        try:
+            found = find_board(db, text, station_id=station)
+        except DB_ERRORS as err:
+            self._note(f"Search failed: {str(err).splitlines()[0]}", ok=False)
+            return False
+        if found is None:
+            self._note(f"No board with serial or part number {text}.", ok=False)
+            return False
+        rows = [i for i, b in enumerate(self.boards) if b.uuid == found.uuid]
+        if rows:
+            self.queue.setCurrentRow(rows[0])
+        else:  # decided already, or beyond the listed page: shown, not listed
+            self.queue.setCurrentRow(-1)
+            self._open_board(found)
+        self._note(f"Found {text}.", ok=True)
+        return True
+
     def _select_board(self, row: int) -> None:
-        new = self.boards[row] if 0 <= row < len(self.boards) else None
+        self._open_board(self.boards[row] if 0 <= row < len(self.boards) else None)
+
+    def _open_board(self, new: InspectionRecord | None) -> None:
         if new is not None and self.board is not None and new.uuid == self.board.uuid:
             # The same board after a queue refresh: keep its image and the reviewer's place.
             at = self.defects.currentRow()
@@ -333,7 +368,8 @@ class ReviewScreen(QWidget):
         defects = list(self.board.defects)
         defects[row] = DefectRecord(**{**d.__dict__, "review_state": verification.value})
         self.board = InspectionRecord(**{**self.board.__dict__, "defects": tuple(defects)})
-        self.boards[self.queue.currentRow()] = self.board
+        if 0 <= self.queue.currentRow() < len(self.boards):
+            self.boards[self.queue.currentRow()] = self.board
         self.defects.item(row, 4).setText(label)
         self._note(f"Defect {row + 1}: {label} by {self.who()}.", ok=True)
         self.reason.setCurrentIndex(0)
@@ -341,6 +377,7 @@ class ReviewScreen(QWidget):
         if nxt >= 0:
             self.defects.setCurrentCell(nxt, 0)
         else:
+            self._done_at = self.board.inspected_at
             self.reload()  # the board is done: it leaves the queue
         self.stats.refresh()
         return True
@@ -353,6 +390,7 @@ class ReviewScreen(QWidget):
         super().showEvent(event)  # type: ignore[arg-type]
         self.reload()
         self._poll.start(POLL_MS)
+        self.defects.setFocus()  # arrows move through the defects at once
 
     def hideEvent(self, event: object) -> None:  # noqa: N802
         super().hideEvent(event)  # type: ignore[arg-type]

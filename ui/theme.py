@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QWidget
 
 from aoi.types import DEFECT_CLASSES, Verdict
 from ui.logic.health import Level
@@ -34,6 +35,11 @@ VERDICT_FG: dict[Verdict | None, str] = {
     None: TEXT_DIM,
 }
 
+#: The banner while the station does not inspect: grey, its word in the state's colour, so
+#: a stopped station never shows a verdict's green or red from across the room.
+STATE_BG = "#3d444d"
+STATE_FG = {"STOPPED": "#d5dae0", "STOPPING": "#d5dae0", "FAULT": "#ff6b61", "OFFLINE": "#d5dae0"}
+
 LEVEL_COLOUR: dict[Level, str] = {
     Level.OFF: "#6b7580",
     Level.OK: "#2ecc71",
@@ -56,11 +62,59 @@ def class_colour(name: str) -> QColor:
     return QColor(_CLASS_HEX.get(name, "#ffffff"))
 
 
+#: Fonts were chosen for a 1600x900 window; they grow and shrink with the window's height
+#: (arm's-length reading on a 1080-line panel, still fitting a 768-line one).
+DESIGN_HEIGHT_PX = 900
+DESIGN_WIDTH_PX = 1200
+SCALE_LIMITS = (0.85, 1.5)
+_scale = [1.0]
+
+
+def scale_for(width_px: int, height_px: int) -> float:
+    """The font scale for a window of this size: by height, held back by a narrow width."""
+    s = min(height_px / DESIGN_HEIGHT_PX, width_px / DESIGN_WIDTH_PX)
+    return round(min(max(s, SCALE_LIMITS[0]), SCALE_LIMITS[1]), 2)
+
+
+def set_scale(scale: float) -> bool:
+    """Make ``scale`` the one every font uses from now on; True when it changed."""
+    changed = abs(scale - _scale[0]) > 1e-6
+    _scale[0] = scale
+    return changed
+
+
+def scale() -> float:
+    return _scale[0]
+
+
+def px(design_px: float) -> int:
+    """A size in pixels at the current scale (minimum sizes that hold scaled text)."""
+    return round(design_px * _scale[0])
+
+
 def font(point_size: float, *, bold: bool = False) -> QFont:
+    """The station's font at ``point_size`` (at design scale) times the window's scale."""
     f = QFont("DejaVu Sans")
-    f.setPointSizeF(point_size)
+    f.setPointSizeF(point_size * _scale[0])
     f.setBold(bold)
     return f
+
+
+def set_font(widget: QWidget, point_size: float, *, bold: bool = False) -> None:
+    """Give a widget its own font, remembered so :func:`rescale` can size it again."""
+    widget.setProperty("aoi_font", (point_size, bold))
+    widget.setFont(font(point_size, bold=bold))
+
+
+def rescale(root: QWidget) -> None:
+    """Apply the current scale to ``root``: its style sheet and every :func:`set_font` font."""
+    root.setStyleSheet(style_sheet())
+    root.setFont(font(11))
+    for w in root.findChildren(QWidget):
+        spec = w.property("aoi_font")
+        if spec:
+            w.setFont(font(spec[0], bold=bool(spec[1])))
+        w.updateGeometry()
 
 
 def lock_icon(colour: str = "#8a949e", size: int = 32) -> QIcon:
@@ -82,11 +136,18 @@ def lock_icon(colour: str = "#8a949e", size: int = 32) -> QIcon:
     return QIcon(pm)
 
 
-STYLE_SHEET = f"""
+def _pt(size: float) -> str:
+    return f"{size * _scale[0]:.1f}"
+
+
+def style_sheet() -> str:
+    """The style sheet at the current scale."""
+    return f"""
 QWidget {{ background: {BACKGROUND}; color: {TEXT}; }}
 QFrame#panel {{ background: {PANEL}; border: 1px solid {PANEL_BORDER}; border-radius: 6px; }}
 QLabel {{ background: transparent; }}
-QLabel#title {{ font-size: 10pt; color: {TEXT_DIM}; font-weight: bold; letter-spacing: 1px; }}
+QLabel#title {{ font-size: {_pt(10)}pt; color: {TEXT_DIM}; font-weight: bold;
+               letter-spacing: 1px; }}
 QLabel#dim {{ color: {TEXT_DIM}; }}
 QLabel#error {{ color: #ff8a80; }}
 QLabel#good {{ color: #7ee2a8; }}
@@ -94,14 +155,16 @@ QPushButton {{ background: #3a4450; border: 1px solid #4b5663; border-radius: 5p
                padding: 6px 14px; }}
 QPushButton:hover {{ background: #465261; }}
 QPushButton:disabled {{ color: #6b7580; background: #2f363f; }}
-QPushButton#nav {{ font-size: 13pt; padding: 10px 18px; border-radius: 0; border: none;
+QPushButton#nav {{ font-size: {_pt(13)}pt; padding: 8px 10px; border-radius: 0; border: none;
                    border-bottom: 3px solid transparent; background: transparent; }}
 QPushButton#nav:checked {{ border-bottom: 3px solid #4aa3ff; color: #ffffff; }}
-QPushButton#start {{ background: #1f9d55; font-size: 16pt; font-weight: bold; padding: 12px; }}
+QPushButton#start {{ background: #1f9d55; font-size: {_pt(16)}pt; font-weight: bold;
+                     padding: 8px; }}
 QPushButton#start:disabled {{ background: #24533a; color: #8aa596; }}
-QPushButton#stop {{ background: #c62828; font-size: 16pt; font-weight: bold; padding: 12px; }}
+QPushButton#stop {{ background: #c62828; font-size: {_pt(16)}pt; font-weight: bold;
+                    padding: 8px; }}
 QPushButton#stop:disabled {{ background: #5a2a2a; color: #a58a8a; }}
-QPushButton#decision {{ font-size: 13pt; padding: 10px; }}
+QPushButton#decision {{ font-size: {_pt(13)}pt; padding: 10px; }}
 QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox, QPlainTextEdit, QTextEdit {{
     background: #14181d; border: 1px solid #4b5663; border-radius: 4px; padding: 3px; }}
 QLineEdit[invalid="true"], QDoubleSpinBox[invalid="true"], QSpinBox[invalid="true"] {{
@@ -117,3 +180,6 @@ QGroupBox {{ border: 1px solid {PANEL_BORDER}; border-radius: 6px; margin-top: 1
              padding: 8px; }}
 QGroupBox::title {{ subcontrol-origin: margin; left: 8px; color: {TEXT_DIM}; }}
 """
+
+
+STYLE_SHEET = style_sheet()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from aoi.storage.db import Database
@@ -124,25 +124,39 @@ def find_inspections(
         return [_record(i) for i in s.scalars(stmt)]
 
 
-def review_queue(
-    db: Database, *, station_id: str | None = None, limit: int = 50
-) -> list[InspectionRecord]:
-    """NG and REVIEW boards with defects nobody has reviewed yet, newest first."""
+def _review_clauses(station_id: str | None) -> list[Any]:
     pending = (
         select(Defect.inspection_uuid)
         .where(Defect.review_state == Verification.NOT_VERIFIED.value)
         .distinct()
     )
+    clauses = [Inspection.verdict.in_(["NG", "REVIEW"]), Inspection.uuid.in_(pending)]
+    if station_id is not None:
+        clauses.append(Inspection.station_id == station_id)
+    return clauses
+
+
+def review_queue(
+    db: Database, *, station_id: str | None = None, limit: int = 50, oldest_first: bool = False
+) -> list[InspectionRecord]:
+    """NG and REVIEW boards with defects nobody has reviewed yet, newest first (or oldest)."""
+    order = Inspection.inspected_at.asc() if oldest_first else Inspection.inspected_at.desc()
     stmt = (
         select(Inspection)
         .options(selectinload(Inspection.defects))
-        .where(Inspection.verdict.in_(["NG", "REVIEW"]), Inspection.uuid.in_(pending))
+        .where(*_review_clauses(station_id))
+        .order_by(order)
+        .limit(limit)
     )
-    if station_id is not None:
-        stmt = stmt.where(Inspection.station_id == station_id)
-    stmt = stmt.order_by(Inspection.inspected_at.desc()).limit(limit)
     with db.session() as s:
         return [_record(i) for i in s.scalars(stmt)]
+
+
+def count_review_queue(db: Database, *, station_id: str | None = None) -> int:
+    """How many boards :func:`review_queue` holds in all (not only the ones a page shows)."""
+    stmt = select(func.count()).select_from(Inspection).where(*_review_clauses(station_id))
+    with db.session() as s:
+        return int(s.execute(stmt).scalar_one())
 
 
 _EXPORT = (

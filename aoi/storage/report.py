@@ -171,11 +171,11 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", "defect Pareto (called defects)"]
         lines.append(
             f"  {'class':<16} {'count':>7} {'share':>7} {'cum.':>7} "
-            f"{'confirmed':>9} {'false':>6} {'open':>6}"
+            f"{'confirmed':>9} {'false':>6} {'pending':>7}"
         )
         lines += [
             f"  {r['class_name']:<16} {r['count']:>7} {_pct(r['share'])} {_pct(r['cumulative'])} "
-            f"{r['confirmed']:>9} {r['false_calls']:>6} {r['not_verified']:>6}"
+            f"{r['confirmed']:>9} {r['false_calls']:>6} {r['not_verified']:>7}"
             for r in report["pareto"]
         ]
     fc = report["false_calls"]

@@ -67,7 +67,7 @@ def open_gui(qapp: object, tmp_path: Path) -> Iterator[Callable[..., Gui]]:
         gui.__enter__()
         opened.append(gui)
         assert gui.window is not None
-        gui.window.resize(1600, 900)
+        gui.window.resize(1366, 768)
         gui.window.show()
         return gui
 

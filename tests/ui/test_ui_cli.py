@@ -12,7 +12,9 @@ from aoi.cli import main
 RecipeFactory = Callable[..., Path]
 
 SCREENS = [
+    "alarm-history.png",
     "camera.png",
+    "operator-stopped.png",
     "operator.png",
     "recipe-editor.png",
     "recipe-invalid.png",

@@ -59,7 +59,9 @@ def camera_light(
     open_error: str = "",
     fault: str = "",
     last: InspectionResult | None = None,
+    acquiring: bool = True,
 ) -> Light:
+    """The camera light; ``acquiring`` False (the station stopped) greys an otherwise good one."""
     name = "Camera"
     if not source_label and not open_error:
         return Light(name, Level.OFF, "Not open", "The camera opens with the recipe.")
@@ -115,6 +117,9 @@ def camera_light(
             + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
             "Compare the recipe's camera settings with the camera page (Engineer).",
         )
+    if not acquiring:
+        # A stopped station takes no images: green here would read as "inspecting" from afar.
+        return Light(name, Level.OFF, "Not acquiring", f"{source_label}; the station is stopped.")
     return Light(name, Level.OK, "Images arriving" if last else "Ready", source_label)
 
 

@@ -24,9 +24,59 @@ from aoi.pixels import to_mono8
 from aoi.recipe import load_recipe
 from aoi.recipe.template import load_template
 from aoi.storage.db import DB_ERRORS, Database
-from aoi.storage.tables import Inspection
+from aoi.storage.queries import InspectionRecord, find_inspections
+from aoi.storage.tables import Inspection, Verification
 
 log = logging.getLogger(__name__)
+
+
+REASONS = (
+    "",
+    "cosmetic, within the customer's limits",
+    "dust or contamination on the board",
+    "misregistration: the board is fine",
+    "template mismatch: board revision changed",
+    "lighting or reflection",
+)
+DECISIONS = {
+    "confirm": (Verification.CONFIRMED, "Confirmed"),
+    "false_call": (Verification.FALSE_CALL, "False call"),
+    "accept": (Verification.ACCEPTED, "Accepted"),
+}
+#: "open" is also a defect class, so a defect nobody decided yet is "pending".
+STATE_TEXT = {v.value: label for v, label in DECISIONS.values()} | {
+    Verification.NOT_VERIFIED.value: "pending"
+}
+#: Boards listed at a time (oldest first); the count above the list is the true total.
+PAGE = 200
+
+
+def queue_item_text(board: InspectionRecord, when: str) -> str:
+    """A board's two lines in the review list: verdict, time, serial; pending defects."""
+    pending = sum(d.review_state == Verification.NOT_VERIFIED.value for d in board.defects)
+    top = max(board.defects, key=lambda d: d.score, default=None)
+    top_class = top.class_name.replace("_", " ") if top else ""
+    return (
+        f"{board.verdict:<6} {when}   {board.serial or f'#{board.inspection_id}'}\n"
+        f"        {pending} pending of {len(board.defects)} · {top_class}"
+    )
+
+
+def waiting_text(waiting: int, listed: int) -> str:
+    """The count above the review list: every board waiting, and how many are listed."""
+    n = max(waiting, listed)
+    if not n:
+        return "Queue empty"
+    text = f"{n} board{'s' if n != 1 else ''} waiting"
+    return text + (f" (oldest {listed} listed)" if n > listed else "")
+
+
+def find_board(db: Database, text: str, *, station_id: str) -> InspectionRecord | None:
+    """The newest inspection of the board with this serial, else this PLC part number."""
+    found = find_inspections(db, serial=text, station_id=station_id, limit=1)
+    if not found and text.isdigit():
+        found = find_inspections(db, part_sequence=int(text), station_id=station_id, limit=1)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)

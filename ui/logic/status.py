@@ -50,6 +50,7 @@ def station_health(station: Station) -> StationHealth:
             open_error=str(err) if err is not None and err.part == "camera" else "",
             fault=runner.fault if runner is not None else "",
             last=last,
+            acquiring=runner is not None and runner.state is RunState.RUNNING,
         ),
         engine_light(
             engine_label,
@@ -64,6 +65,7 @@ def station_health(station: Station) -> StationHealth:
     state = runner.state if runner is not None else RunState.STOPPED
     dropped = {k: v["dropped"] for k, v in station.events.stats().items()} if station.events else {}
     return StationHealth(lights, alarms_from(lights, state=state, dropped=dropped), counters)
+
 
 def _plc_light(station: Station) -> Light:
     if station.plc is None:

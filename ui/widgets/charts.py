@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -26,14 +27,30 @@ def nice_ticks(top: float, most: int = 5) -> list[float]:
     return [i * step for i in range(n + 1)]
 
 
+def window_percentiles(values: Sequence[float]) -> tuple[float, float]:
+    """p50 and p99 of the cycle times shown (nearest-rank, as the bars are counted)."""
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return ordered[min(n - 1, max(0, math.ceil(q * n) - 1))]
+
+    return rank(0.50), rank(0.99)
+
+
 class CycleChart(QWidget):
     """Recent cycle times as bars against the budget line, with p50 and p99 marked."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.setMinimumHeight(140)
         self._bg = opaque(self, theme.PANEL)
         self.snapshot: CounterSnapshot | None = None
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(theme.px(240), theme.px(110))
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(theme.px(400), theme.px(150))
 
     def set_snapshot(self, snapshot: CounterSnapshot) -> None:
         self.snapshot = snapshot
@@ -71,19 +88,22 @@ class CycleChart(QWidget):
             p.drawLine(QPointF(plot.left(), y(ms)), QPointF(plot.right(), y(ms)))
             p.setPen(QColor(theme.TEXT_DIM))
             p.drawText(QRectF(0, y(ms) - 9, 42, 18), Qt.AlignmentFlag.AlignRight, f"{ms:g}")
-        lines = [(s.budget_ms, "#ff3b30", f"budget {s.budget_ms:.0f} ms", Qt.PenStyle.SolidLine)]
-        if s.p99_ms is not None and s.p50_ms is not None:
-            lines += [
-                (s.p99_ms, "#f2a900", f"p99 {s.p99_ms:.1f}", Qt.PenStyle.DashLine),
-                (s.p50_ms, "#2ecc71", f"p50 {s.p50_ms:.1f}", Qt.PenStyle.DashLine),
-            ]
-        for ms, colour, _text, style in lines:
-            p.setPen(QPen(QColor(colour), 2, style))
+        # p50/p99 of the bars drawn (not of the runner's longer window): the lines describe
+        # exactly what the eye sees.
+        p50, p99 = window_percentiles(s.recent_ms)
+        lines = [
+            (p99, "#f2a900", f"p99 {p99:.1f}", Qt.PenStyle.DashLine, 2),
+            (p50, "#2ecc71", f"p50 {p50:.1f}", Qt.PenStyle.DashLine, 2),
+            # The budget last and wider, so it stays visible where a percentile lies on it.
+            (s.budget_ms, "#ff3b30", f"budget {s.budget_ms:.0f} ms", Qt.PenStyle.SolidLine, 3),
+        ]
+        for ms, colour, _text, style, width in lines:
+            p.setPen(QPen(QColor(colour), width, style))
             p.drawLine(QPointF(plot.left(), y(ms)), QPointF(plot.right(), y(ms)))
         # The legend above the plot, so labels never sit on top of each other.
         p.setFont(theme.font(10, bold=True))
         x = plot.left()
-        for _ms, colour, text, _style in lines:
+        for _ms, colour, text, _style, _width in reversed(lines):
             p.setPen(QColor(colour))
             p.drawText(QRectF(x, 2, 200, 20), Qt.AlignmentFlag.AlignLeft, text)
             x += p.fontMetrics().horizontalAdvance(text) + 24
@@ -92,8 +112,7 @@ class CycleChart(QWidget):
         p.drawText(
             QRectF(plot.left(), plot.bottom() + 2, plot.width(), 18),
             Qt.AlignmentFlag.AlignRight,
-            f"last {n} boards (ms); p50/p99 over {s.window}; over budget this shift: "
-            f"{s.over_budget}",
+            f"last {n} boards (ms), p50/p99 of these; over budget this shift: {s.over_budget}",
         )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QResizeEvent
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ui import theme
@@ -37,12 +37,20 @@ def fit_rect(image_w: int, image_h: int, area: QRectF) -> QRectF:
     return QRectF(area.x() + (area.width() - w) / 2, area.y() + (area.height() - h) / 2, w, h)
 
 
+#: The smallest box drawn around a defect, in screen pixels.
+MIN_BOX_PX = 14
+
+
 def draw_box(
     p: QPainter, rect: QRectF, colour: QColor, label: str, *, dashed: bool, bounds: QRectF
 ) -> None:
     """A defect box with its label on a filled tab above it (below at the top edge), the tab
     kept inside ``bounds``."""
+    # Cosmetic: three screen pixels wide at any zoom; tiny defects get a box big enough to see.
     pen = QPen(colour, 3)
+    pen.setCosmetic(True)
+    grow = max(0.0, MIN_BOX_PX - rect.width()) / 2, max(0.0, MIN_BOX_PX - rect.height()) / 2
+    rect = rect.adjusted(-grow[0], -grow[1], grow[0], grow[1])
     if dashed:
         pen.setStyle(Qt.PenStyle.DashLine)
     p.setPen(pen)
@@ -62,7 +70,10 @@ def draw_box(
 
 
 class ImageView(QWidget):
-    """The live board image with its defects boxed in class colours, label and score."""
+    """The live board image with its defects boxed in class colours, label and score.
+
+    Wheel zooms about the pointer, a drag pans, a double click fits the image again.
+    """
 
     def __init__(
         self, placeholder: str = "No image yet", on_resize: Callable[[int, int], None] | None = None
@@ -77,6 +88,53 @@ class ImageView(QWidget):
         self._array: np.ndarray | None = None
         self._boxes: tuple[DisplayBox, ...] = ()
         self._caption = ""
+        #: Where the image is drawn while zoomed (None: fitted to the widget).
+        self.view: QRectF | None = None
+        self._drag: QPointF | None = None
+
+    def set_caption(self, text: str) -> None:
+        """A line over the image's top edge ("held" boards say so here)."""
+        if text != self._caption:
+            self._caption = text
+            self.update()
+
+    def _fit(self) -> QRectF:
+        assert self._image is not None
+        return fit_rect(self._image.width(), self._image.height(), QRectF(self.rect()))
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        if self._image is None:
+            return
+        self.zoom(1.25 ** (event.angleDelta().y() / 120), event.position())
+
+    def zoom(self, factor: float, at: QPointF) -> None:
+        """Zoom by ``factor`` keeping the image point under ``at`` where it is."""
+        cur = self.view if self.view is not None else self._fit()
+        new = QRectF(
+            at.x() - (at.x() - cur.x()) * factor,
+            at.y() - (at.y() - cur.y()) * factor,
+            cur.width() * factor,
+            cur.height() * factor,
+        )
+        fit = self._fit()
+        self.view = None if new.width() <= fit.width() else new
+        self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._drag = event.position() if self.view is not None else None
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None and self.view is not None:
+            self.view.translate(event.position() - self._drag)
+            self._drag = event.position()
+            self.update()
+
+    def mouseReleaseEvent(self, _event: QMouseEvent) -> None:  # noqa: N802
+        self._drag = None
+
+    def mouseDoubleClickEvent(self, _event: QMouseEvent) -> None:  # noqa: N802
+        self.view = None
+        self.update()
 
     def set_frame(self, frame: DisplayFrame | None) -> None:
         if frame is None or frame.image is None:
@@ -90,6 +148,7 @@ class ImageView(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
         super().resizeEvent(event)
+        self.view = None
         if self.on_resize is not None:
             self.on_resize(self.width(), self.height())
 
@@ -112,8 +171,9 @@ class ImageView(QWidget):
                 self.placeholder,
             )
             return
-        target = fit_rect(self._image.width(), self._image.height(), QRectF(self.rect()))
-        if abs(target.width() - self._image.width()) < 1.5:  # scaled by the bridge already
+        target = self.view if self.view is not None else self._fit()
+        # Fitted and scaled by the bridge already: drawn 1:1.
+        if self.view is None and abs(target.width() - self._image.width()) < 1.5:
             target = QRectF(
                 round(target.x()), round(target.y()), self._image.width(), self._image.height()
             )
@@ -131,7 +191,13 @@ class ImageView(QWidget):
             )
             label = f"{b.class_name.replace('_', ' ')} {b.score:.2f}"
             colour = theme.class_colour(b.class_name)
-            draw_box(p, rect, colour, label, dashed=b.review, bounds=target)
+            draw_box(p, rect, colour, label, dashed=b.review, bounds=target & QRectF(self.rect()))
+        if self._caption:
+            p.setFont(theme.font(11, bold=True))
+            band = QRectF(0, 0, self.width(), p.fontMetrics().height() + 8)
+            p.fillRect(band, QColor(0, 0, 0, 170))
+            p.setPen(QColor("#ffffff"))
+            p.drawText(band.adjusted(8, 0, -8, 0), Qt.AlignmentFlag.AlignVCenter, self._caption)
 
 
 class CropView(QWidget):
@@ -140,7 +206,7 @@ class CropView(QWidget):
     def __init__(self, caption: str) -> None:
         super().__init__()
         self.caption = caption
-        self.setMinimumSize(240, 240)
+        self.setMinimumSize(150, 150)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.image: np.ndarray | None = None
         self.box: tuple[int, int, int, int] | None = None
