@@ -22,6 +22,8 @@ here, with tables, without a socket:
 
 from __future__ import annotations
 
+import logging
+
 from aoi.types import LineAnswer, Verdict
 from plc.events import (
     RESULT_DISCARDED,
@@ -50,6 +52,9 @@ from plc.protocol import (
 
 #: The state's types stay importable from here, next to the rules that use them.
 __all__ = ["CommandPhase", "Counters", "Handshake", "Phase", "Timing"]
+
+
+log = logging.getLogger(__name__)
 
 
 class Handshake(HandshakeState):
@@ -88,6 +93,18 @@ class Handshake(HandshakeState):
     def _watch_plc_heartbeat(self, inputs: PlcInputs, now_s: float) -> None:
         if not self.timing.require_plc_heartbeat:
             return
+        looked_at, self._watched_at_s = self._watched_at_s, now_s
+        gap = now_s - looked_at if looked_at is not None else 0.0
+        if gap > self.timing.heartbeat_period_s and self._plc_beat is not None:
+            # The station itself did not look for longer than a heartbeat period (a stall of
+            # this process: a recipe load, a loaded CPU). The PLC's writes may have waited in
+            # the same stall, so the watchdog charges the PLC only for the time it watched.
+            self._plc_beat_at_s += gap
+            log.warning(
+                "the PLC link was not served for %.0f ms (the station was busy); the PLC "
+                "heartbeat watchdog does not count that time",
+                gap * 1000,
+            )
         if self._plc_beat is None:
             self._plc_beat, self._plc_beat_at_s = inputs.plc_heartbeat, now_s
             return
@@ -315,6 +332,7 @@ class Handshake(HandshakeState):
     def link_restored(self, now_s: float) -> None:
         self.link_up = True
         self._plc_beat_at_s = now_s  # give the PLC a full watchdog time to beat again
+        self._watched_at_s = None  # the outage is no stall of the station's own
         self._clear_condition(ErrorCode.LINK_LOST)
 
     def stop(self, now_s: float) -> None:

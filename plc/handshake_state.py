@@ -99,6 +99,8 @@ class HandshakeState:
         self._last: PlcInputs | None = None
         self._plc_beat: int | None = None
         self._plc_beat_at_s = 0.0
+        #: When the PLC block was last looked at (a longer gap is a stall of the station).
+        self._watched_at_s: float | None = None
         self.plc_alive = False
         self._busy_since_s = 0.0
         self._result_since_s = 0.0

@@ -95,6 +95,10 @@ class OnnxRuntimeBackend:
         # with few cores that takes a core from registration and postprocessing (the rest of
         # the cycle) and from the GUI. They sleep instead (docs/benchmarks.md, "GUI").
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Without the CPU arena, closing a session is ~1 ms instead of 70-140 ms (panel-c),
+        # which ONNX Runtime spends holding the GIL: a recipe change stalled the PLC link's
+        # thread and Modbus server that long. Inference is no slower (docs/benchmarks.md).
+        opts.enable_cpu_mem_arena = False
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():

@@ -432,6 +432,10 @@ def test_plc_heartbeat_watchdog(stop_after_s: float, check_at_s: float, lost: bo
         _beat(hs, t, hb, EN)
         t += 0.1
     assert hs.outputs.has(READY)
+    t = stop_after_s
+    while t < check_at_s:  # the link looks every 10 ms and sees no change
+        _beat(hs, t, hb, EN)
+        t += 0.01
     _beat(hs, check_at_s, hb, EN)
     assert hs.outputs.has(READY) is not lost
     assert hs.outputs.has(ERROR) is lost
@@ -483,3 +487,23 @@ def test_inspection_ids_are_new_for_every_accepted_trigger() -> None:
         t += 0.01
     assert ids == [1, 2, 3, 4, 5]
     assert hs.counters.accepted == 5 and hs.counters.acked == 5
+
+
+def test_a_stall_of_the_station_is_not_blamed_on_the_plc() -> None:
+    """The station did not look for 2 s (a recipe load on a loaded CPU): the PLC's writes
+    waited in the same stall, so the watchdog counts only the time it watched."""
+    hs = Handshake(Timing(heartbeat_period_s=0.1, require_plc_heartbeat=True))
+    hs.set_station_ready(RECIPE)
+    for n in range(4):
+        _beat(hs, n * 0.1, n + 1, EN)
+    assert hs.outputs.has(READY)
+    _beat(hs, 2.3, 4, EN)  # 2 s later, the heartbeat as it was before the stall
+    assert hs.outputs.has(READY) and not hs.outputs.has(ERROR)
+    _beat(hs, 2.31, 5, EN)  # the PLC's write that waited in the stall arrives
+    assert hs.outputs.has(READY)
+    # A PLC that really stops is still caught: no change over 3 watched periods.
+    t = 2.31
+    while t < 2.65:
+        _beat(hs, t, 5, EN)
+        t += 0.01
+    assert hs.outputs.error_code == ErrorCode.PLC_HEARTBEAT_LOST
