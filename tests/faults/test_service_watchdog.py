@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -172,3 +173,34 @@ def test_the_notifier_reaches_an_abstract_socket_and_is_silent_without_one() -> 
         {"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
     )
     assert own.watchdog_s == 4.0
+
+
+def test_a_wedged_plc_server_is_trouble_for_the_watchdog(
+    make_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The station's own Modbus server loop, really blocked, fails the liveness probe."""
+    from aoi.app.service import station_trouble
+    from aoi.app.station import Station, StationOptions
+    from plc.server import RegisterServer
+
+    port = _free_port()
+    options = StationOptions(
+        recipe=str(make_recipe()), plc=f"tcp://127.0.0.1:{port}", keep_log=False, threads=1
+    )
+    with Station(options) as station:
+        assert station.start("test")
+        assert station_trouble(station, stall_s=3.0) is None  # idle, waiting for triggers
+        assert station.plc is not None
+        server = station.plc.link.peer
+        assert isinstance(server, RegisterServer)
+        release = threading.Event()
+        assert server._loop is not None
+        server._loop.call_soon_threadsafe(release.wait, 30)  # the loop runs nothing else now
+        try:
+            trouble = station_trouble(station, stall_s=3.0)
+        finally:
+            release.set()
+        assert trouble == "the PLC server's event loop does not answer"
+        assert server.responsive(5.0)
+        assert station_trouble(station, stall_s=3.0) is None
+        station.stop("test")
