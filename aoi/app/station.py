@@ -28,6 +28,7 @@ from typing import Any
 from aoi.app.plc import PlcSession, open_station_plc, plc_spec_for
 from aoi.app.recipes import active_recipe, recipe_for_product_code
 from aoi.app.rig import Rig, RigError
+from aoi.app.service import StationService
 from aoi.app.watch import JournalWatch
 from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError
@@ -112,6 +113,7 @@ class Station:
         self.last_rig: Rig | None = None
         self._sinks: list[VerdictSink] = []
         self._stack = ExitStack()
+        self.service = StationService(self)  # sd_notify: READY, watchdog, STATUS, STOPPING
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class Station:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.service.stopping()
         self._stack.close()
 
     def _open(self) -> None:
@@ -309,6 +312,7 @@ class Station:
             return False
         started = self.runner.start(cycles)
         if started:
+            self.service.started()
             self.audit_quietly(who, "station.state", "stopped", "running")
         return started
 
