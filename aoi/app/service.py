@@ -103,13 +103,22 @@ def status_line(station: Station) -> str:
     return f"{loaded.name}: {c.inspected} inspected, {c.ng} NG, {c.error} ERROR"
 
 
+#: The longest recipe change (rig build and warm-up, a first TensorRT engine build included)
+#: the watchdog waits for before it calls the cycle hung.
+RECIPE_LOAD_LIMIT_S = 600.0
+
+
 def station_trouble(station: Station, stall_s: float) -> str | None:
     """Why the station is not alive (the watchdog must not be fed), or None when it is."""
     runner = station.runner
     if runner is not None:
         if runner.state is RunState.FAULT:
             return f"the cycle stopped: {runner.fault}"
-        idle_s = time.monotonic() - runner.heartbeat
+        now = time.monotonic()
+        idle_s = now - runner.heartbeat
+        loading = station.loading_since
+        if loading is not None and now - loading < RECIPE_LOAD_LIMIT_S:
+            idle_s = 0.0  # a recipe change the PLC asked for: building a rig takes its time
         if runner.state is not RunState.STOPPED and idle_s > stall_s:
             return f"no cycle progress for {idle_s:.1f} s (a hung grab or inspection)"
     if station.plc is not None:
