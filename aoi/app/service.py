@@ -117,9 +117,9 @@ def station_trouble(station: Station, stall_s: float) -> str | None:
         now = time.monotonic()
         idle_s = now - runner.heartbeat
         loading = station.loading_since
-        if loading is not None and now - loading < RECIPE_LOAD_LIMIT_S:
-            idle_s = 0.0  # a recipe change the PLC asked for: building a rig takes its time
-        if runner.state is not RunState.STOPPED and idle_s > stall_s:
+        # A recipe change the PLC asked for: building and warming up a rig takes its time.
+        building = loading is not None and now - loading < RECIPE_LOAD_LIMIT_S
+        if runner.state is not RunState.STOPPED and idle_s > stall_s and not building:
             return f"no cycle progress for {idle_s:.1f} s (a hung grab or inspection)"
     if station.plc is not None:
         link = station.plc.link

@@ -204,3 +204,26 @@ def test_a_wedged_plc_server_is_trouble_for_the_watchdog(
         assert server.responsive(5.0)
         assert station_trouble(station, stall_s=3.0) is None
         station.stop("test")
+
+
+def test_a_recipe_change_the_plc_asked_for_is_no_hung_cycle(
+    make_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A rig build (a big model, a first engine build) can outlast the stall allowance; the
+    watchdog waits for it, up to its limit, and calls a cycle that shows no life hung."""
+    from aoi.app.service import RECIPE_LOAD_LIMIT_S, station_trouble
+    from aoi.app.station import Station, StationOptions
+
+    options = StationOptions(recipe=str(make_recipe()), plc=None, keep_log=False, threads=1)
+    options = StationOptions(**{**options.__dict__, "default_plc": "none"})
+    with Station(options) as station:
+        assert station.start("test")
+        # stall_s below zero: any cycle counts as late, as a real hang would after seconds.
+        assert "no cycle progress" in (station_trouble(station, stall_s=-1.0) or "")
+        station.loading_since = time.monotonic()
+        assert station_trouble(station, stall_s=-1.0) is None
+        station.loading_since = time.monotonic() - RECIPE_LOAD_LIMIT_S - 1
+        assert "no cycle progress" in (station_trouble(station, stall_s=-1.0) or "")
+        station.loading_since = None
+        station.stop("test")
+        assert station.wait(60)
