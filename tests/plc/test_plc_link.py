@@ -187,6 +187,8 @@ def test_full_handshake_with_the_soft_plc(role: str) -> None:
         "mismatched": 0,
         "timeouts": 0,
         "write_ms": session.summary()["write_ms"],
+        # The line received each inspection's own verdict (OK, NG, REVIEW in turn).
+        "line_verdicts": {"OK": 7, "NG": 7, "REVIEW": 6},
     }
     assert dict(report.verdicts) == {"OK": 7, "NG": 7, "REVIEW": 6}
     assert len(session.link.write_ms) == 20
