@@ -31,8 +31,10 @@ def deeppcb_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _station_data_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`aoi run` keeps its defect log in the user's data folder: never the real one in tests."""
+    """`aoi run` keeps its defect log in the user's data folder, and looks recipes up in the
+    site's folder first (/etc/aoi/recipes): never the real ones in tests."""
     monkeypatch.setenv("AOI_DATA_DIR", str(tmp_path / "aoi-data"))
+    monkeypatch.setenv("AOI_RECIPES_DIR", str(tmp_path / "site-recipes"))
 
 
 @pytest.fixture(autouse=True)
