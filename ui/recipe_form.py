@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from aoi.recipe import CameraSettings, ClassRule, Geometry
+from aoi.recipe.describe import description
 from aoi.types import DEFECT_CLASSES
 from ui import theme
 from ui.logic.recipe_edit import get_path, set_path
@@ -78,6 +79,8 @@ class RecipeForm(QTabWidget):
     def _bind(self, path: str, widget: QWidget, getter: Getter, setter: Setter) -> QWidget:
         self._bindings[path] = (widget, setter)
         widget.setObjectName(path)
+        # The schema's own words, so the form and `aoi recipe schema` never disagree.
+        widget.setToolTip(f"{path}: {description(path)}")
 
         def changed(*_: object) -> None:
             if not self._loading:

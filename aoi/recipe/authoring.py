@@ -172,3 +172,23 @@ def set_template(recipe: Path, png: bytes) -> Path:
         doc["template"] = relative
         write_document(recipe, doc)
     return template
+
+
+def copy_to_folder(source: Path, folder: Path) -> Path:
+    """``source`` copied unchanged (name, code, version) into ``folder``, with its template, and
+    its model paths made absolute: how a shipped recipe becomes the site's to edit."""
+    target = folder / source.name
+    doc = read_document(source)
+    raw = read_recipe_toml(source)
+    template = str(raw.get("template", ""))
+    src_template = (source.parent / template).resolve()
+    if template and not Path(template).is_absolute() and src_template.is_file():
+        (target.parent / template).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src_template, target.parent / template)
+    model = doc.get("model")
+    if model is not None:
+        for key in ("path", "calibration_dir"):
+            if key in model:
+                model[key] = _absolute_against(str(model[key]), source.parent)
+    write_document(target, doc)
+    return target
