@@ -105,7 +105,8 @@ class MainWindow(QMainWindow):
         self.operator = OperatorScreen(on_image_resize=self._image_resized)
         self.review = ReviewScreen(station, lambda: self.session.name)
         self.engineer = EngineerScreen(station, lambda: self.session.name)
-        self.camera = CameraPage(station, self._camera_settings)
+        self.camera = CameraPage(station, self._camera_settings, lambda: self.engineer.path)
+        self.camera.golden.saved.connect(self.engineer.open)
         self.admin = AdminScreen(station, store, lambda: self.session.name)
         self.screens: dict[str, QWidget] = {
             "operator": self.operator,

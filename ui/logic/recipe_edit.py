@@ -149,7 +149,9 @@ def save_new_version(path: Path, raw: dict[str, Any], base_version: int) -> Save
     when the result does not load (the old file is put back). A shipped recipe is copied into
     the site's recipes folder first and the copy is saved (:attr:`Saved.path`).
     """
-    if is_shipped(path):
+    moved = is_shipped(path)
+    if moved:
+        shipped = read_raw(path)
         site = site_recipes_dir()
         mine = site / path.name
         path = mine if mine.is_file() else copy_to_folder(path, site)
@@ -162,6 +164,12 @@ def save_new_version(path: Path, raw: dict[str, Any], base_version: int) -> Save
         raise RecipeError(msg)
     new = copy.deepcopy(raw)
     new["version"] = base_version + 1
+    if moved:
+        # The site copy names the shipped model by absolute path: keep that, not the
+        # shipped file's relative one the editor started from.
+        for key, value in on_disk.get("model", {}).items():
+            if get_path(new, f"model.{key}") == get_path(shipped, f"model.{key}"):
+                set_path(new, f"model.{key}", value)
     v = validate(new, str(path))
     if not v.ok:
         raise RecipeError("\n".join(v.messages))
