@@ -42,6 +42,7 @@ from ui import theme
 from ui.logic.dryrun import STORED, SYNTHETIC, DryRunReport, dry_run
 from ui.logic.recipe_edit import Validation, preview, read_raw, restore, save_new_version, validate
 from ui.logic.recipe_list import RecipeEntry, list_recipes
+from ui.logic.words import labelled
 from ui.recipe_form import RecipeForm
 from ui.widgets import panel
 
@@ -255,7 +256,7 @@ class EngineerScreen(QWidget):
             )
         else:
             self.messages.setStyleSheet("color: #ff8a80;")
-            self.messages.setText("\n".join(v.messages))
+            self.messages.setText("\n".join(labelled(v.messages, self.form.labels)))
         self.save_button.setEnabled(v.ok and self.dirty)
         self.save_button.setText(f"Save as version {self.base_version + 1}")
         self.dry_button.setEnabled(v.ok and self._dry_thread is None)

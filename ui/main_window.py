@@ -37,6 +37,7 @@ from ui.engineer import EngineerScreen
 from ui.logic.alarm_log import AlarmLog
 from ui.logic.status import station_health
 from ui.logic.users import Role, User, UserStore
+from ui.logic.words import with_article
 from ui.operator import OperatorScreen
 from ui.review import ReviewScreen
 
@@ -188,7 +189,7 @@ class MainWindow(QMainWindow):
         role = next(r for k, _, r in SCREENS if k == key)
         if not self.session.may(role):
             label = next(n for k, n, _ in SCREENS if k == key)
-            why = f"The {label} screen needs a {role.label} login."
+            why = f"The {label} screen needs {with_article(role.label)} login."
             self.access_denied.emit(key, why)
             self.nav_buttons[self.current_screen()].setChecked(True)
             return False
@@ -200,7 +201,8 @@ class MainWindow(QMainWindow):
         """A click on a screen's button: log in first where the screen needs it."""
         role = next(r for k, _, r in SCREENS if k == key)
         if not self.session.may(role):
-            dialog = LoginDialog(self.store, f"This screen needs a {role.label} login.", self)
+            need = f"This screen needs {with_article(role.label)} login."
+            dialog = LoginDialog(self.store, need, self, self.station.audit_quietly)
             dialog.setStyleSheet(theme.style_sheet())
             if dialog.exec() and dialog.user is not None:
                 self.log_in(dialog.user)
@@ -210,7 +212,7 @@ class MainWindow(QMainWindow):
         if self.session.user is not SHIFT_OPERATOR:
             self.log_out()
             return
-        dialog = LoginDialog(self.store, "", self)
+        dialog = LoginDialog(self.store, "", self, self.station.audit_quietly)
         dialog.setStyleSheet(theme.style_sheet())
         if dialog.exec() and dialog.user is not None:
             self.log_in(dialog.user)

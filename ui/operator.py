@@ -31,6 +31,7 @@ from ui import theme
 from ui.bridge import DisplayFrame
 from ui.logic.health import Level
 from ui.logic.status import StationHealth
+from ui.logic.words import error_for_operator
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
 from ui.widgets.alarm_history import AlarmHistory
 from ui.widgets.strip import STRIP_LENGTH, ResultStrip
@@ -56,7 +57,7 @@ def verdict_detail(r: InspectionResult) -> str:
         items = r.review_defects or r.defects
         return f"Check by eye: {names(items)}"
     if r.verdict is Verdict.ERROR:
-        return r.error.split("(")[0].strip()[:90]
+        return error_for_operator(r)
     return "No defects"
 
 
