@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -76,9 +77,11 @@ class _DrainingTriggers:
         self.taken = 0
         self.last: int | None = None
         self.on_last: Callable[[], None] | None = None
+        self.waited_at = time.monotonic()  # an idle station's heartbeat (aoi.app.service)
 
     def wait_trigger(self, timeout_s: float) -> Trigger | None:
         trigger = self.inner.wait_trigger(timeout_s)
+        self.waited_at = time.monotonic()
         if trigger is None:
             if self.draining:
                 self.interrupt.set()
@@ -122,6 +125,7 @@ class StationRunner:
         self._done = 0
         self._internal = 0  # boards in a row answered ERROR by an unexpected exception
         self._target: int | None = None
+        self._beat = time.monotonic()
         self.last_result: InspectionResult | None = None
         self.last_error_result: InspectionResult | None = None
 
@@ -134,6 +138,11 @@ class StationRunner:
     @property
     def fault(self) -> str:
         return self._fault
+
+    @property
+    def heartbeat(self) -> float:
+        """Monotonic time of the cycle's last sign of life: a board done, a trigger wait over."""
+        return max(self._beat, self._triggers.waited_at if self._triggers else 0.0)
 
     @property
     def cycles_done(self) -> int:
@@ -155,6 +164,7 @@ class StationRunner:
             self._done = 0
             self._internal = 0
             self._target = cycles
+            self._beat = time.monotonic()
             self._state = RunState.RUNNING
             self._thread = threading.Thread(target=self._loop, name="aoi-cycle", daemon=True)
             self._thread.start()
@@ -218,6 +228,7 @@ class StationRunner:
     # -- the cycle's thread ----------------------------------------------------------------
 
     def _count(self, result: InspectionResult) -> None:
+        self._beat = time.monotonic()
         self._done += 1
         self._internal = self._internal + 1 if result.error_kind is ErrorKind.INTERNAL else 0
         if self._internal >= MAX_INTERNAL_ERRORS and not self._fault:

@@ -158,6 +158,18 @@ class RegisterServer:
             if thread.is_alive():
                 log.error("%s: Modbus server did not shut down within 5 s", self.name)
 
+    def responsive(self, timeout_s: float) -> bool:
+        """Whether the server's event loop runs a callback within ``timeout_s`` (a liveness probe:
+        a wedged loop answers no client, though its thread is alive)."""
+        loop, answered = self._loop, threading.Event()
+        if loop is None or not self._serving:
+            return False
+        try:
+            loop.call_soon_threadsafe(answered.set)
+        except RuntimeError:  # the loop has ended
+            return False
+        return answered.wait(timeout_s)
+
     # -- connections -------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -155,11 +155,30 @@ def run(args: argparse.Namespace) -> int:
         show(gui.window, app, size=args.size, kiosk=args.kiosk)
         if args.start:
             gui.window.start_station()
-        # Ctrl+C in the terminal closes the window like the close button does.
-        signal.signal(signal.SIGINT, lambda *_: app.quit())
+        # systemd's stop (SIGTERM) and Ctrl+C close the window like the close button does.
+        asked: list[str] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda n, _f: _quit_on_signal(app, asked, n))
         tick = QTimer()
         tick.start(200)  # lets Python run its signal handlers while Qt waits
         tick.timeout.connect(lambda: None)
         code = app.exec()
-        gui.station.stop(gui.window.session.name)
+        if asked:
+            was = "running" if gui.station.running else "stopped"
+            gui.station.stop(gui.window.session.name)
+            gui.station.audit_quietly("system", "station.state", was, f"stopped: {asked[0]}")
+        else:
+            gui.station.stop(gui.window.session.name)
+    # The station closed (part in flight answered, journal flushed) when Gui's block ended.
+    if asked:
+        log.warning("aoi gui: station stopped on %s", asked[0])
     return int(code)
+
+
+def _quit_on_signal(app: QApplication, asked: list[str], signum: int) -> None:
+    """A stop signal: note it and leave Qt's event loop; ``run`` closes the station after."""
+    name = signal.Signals(signum).name
+    if not asked:
+        log.warning("aoi gui: %s, stopping the station after the board in flight", name)
+        asked.append(name)
+    app.quit()

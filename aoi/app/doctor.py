@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aoi.app.calibration import recipe_calibration, synthetic_batches
+from aoi.app.preflight import Check, preflight
 from aoi.config import load_station_config
 from aoi.errors import AoiError, CameraError
 from aoi.inference import engine_settings
@@ -29,7 +30,8 @@ from aoi.inference.probe import (
     probe_tensorrt,
 )
 from aoi.inference.tensorrt.cache import list_engines
-from aoi.recipe import find_recipe, load_recipe
+from aoi.recipe import find_recipe, load_recipe, recipes_dir
+from aoi.storage.db import default_data_dir
 from aoi.types import BackendName
 
 _NVIDIA_SMI_FIELDS = ("index", "name", "compute_cap", "driver_version", "memory.total")
@@ -46,6 +48,12 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         metavar="RECIPE",
         help="also compare TensorRT with ONNX Runtime on synthetic boards of this recipe",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="station data folder (default: AOI_DATA_DIR)"
+    )
+    p.add_argument(
+        "--recipes-dir", type=Path, default=None, help="recipes to check (default: the shipped)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
     p.set_defaults(func=cmd_doctor)
@@ -139,8 +147,13 @@ def _parity(recipe: str, station_path: str | None, trt: Finding) -> dict[str, An
     return {"ok": report.passed, "detail": report.text()}
 
 
-def doctor_report(station_path: str | None, parity: str | None) -> dict[str, Any]:
-    """Everything ``aoi doctor`` reports, as plain data."""
+def doctor_report(
+    station_path: str | None,
+    parity: str | None,
+    data_dir: Path | None = None,
+    recipes_folder: Path | None = None,
+) -> dict[str, Any]:
+    """Everything ``aoi doctor`` reports, as plain data (``preflight``: the line's checks)."""
     import onnxruntime as ort
 
     station = load_station_config(station_path)
@@ -156,6 +169,13 @@ def doctor_report(station_path: str | None, parity: str | None) -> dict[str, Any
         "engine_cache": _engine_cache(engine_settings(station.inference).engine_dir),
         "backend_auto": {"backend": backend.value, "why": why},
     }
+    checks = preflight(
+        station,
+        data_dir or default_data_dir(),
+        recipes_folder or recipes_dir(),
+        genicam=report["genicam"],
+    )
+    report["preflight"] = [c.__dict__ for c in checks]
     if parity:
         try:
             report["parity"] = _parity(parity, station_path, trt)
@@ -209,9 +229,18 @@ def _lines(report: dict[str, Any]) -> list[str]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    report = doctor_report(args.station, args.parity)
+    """Print the report; exit 1 when the station cannot run here (or parity failed)."""
+    report = doctor_report(args.station, args.parity, args.data_dir, args.recipes_dir)
     for line in _lines(report):
         print(line)
+    checks = [Check(**c) for c in report["preflight"]]
+    print("pre-flight:")
+    for check in checks:
+        print(f"  {check.line()}")
+    blocked = [c for c in checks if c.fatal and not c.ok]
+    verdict = f"{len(blocked)} problem(s) stop the station" if blocked else "ok"
+    print(f"pre-flight: {verdict}")
     if args.json:
         print(json.dumps(report, sort_keys=True))
-    return 1 if "parity" in report and not report["parity"]["ok"] else 0
+    failed_parity = "parity" in report and not report["parity"]["ok"]
+    return 1 if blocked or failed_parity else 0

@@ -254,7 +254,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         deployed = run_split(rig.pipeline, entries, reporter("as deployed: pairs"))
         if args.defect_free:
             if loaded.recipe.registration.method == "none":
-                msg = f"{loaded.path}: --defect-free needs registration.method 'ecc', got 'none'"
+                msg = (
+                    f"{loaded.path}: --defect-free registers every board: registration.method "
+                    "must be 'patches' or 'ecc', got 'none'"
+                )
                 raise AoiError(msg)
             templates = [e.template for e in entries]
             free = run_defect_free(

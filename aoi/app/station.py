@@ -16,7 +16,7 @@ can say why and an engineer can activate another one; ``aoi run`` exits with tha
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,16 +25,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from aoi.app.assembly import critical_sinks, run_until_done, shift_counters
 from aoi.app.plc import PlcSession, open_station_plc, plc_spec_for
 from aoi.app.recipes import active_recipe, recipe_for_product_code
 from aoi.app.rig import Rig, RigError
+from aoi.app.service import StationService
 from aoi.app.watch import JournalWatch
 from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError
 from aoi.events import EventBus, Subscriber
 from aoi.pipeline import InspectionIds, VerdictSink
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
-from aoi.runner import RunState, ShiftCounters, StationRunner
+from aoi.runner import RunState, StationRunner
 from aoi.stats import RunStats
 from aoi.storage import Storage
 from aoi.storage.cli import storage_summary
@@ -44,6 +46,8 @@ from aoi.types import InspectionResult, Verdict
 from plc.events import ActiveRecipe
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Station", "StationOptions", "critical_sinks", "run_until_done"]
 
 ResultHook = Callable[[InspectionResult], None]
 
@@ -99,7 +103,7 @@ class Station:
         self._subscribers = list(subscribers)
         self._hooks = list(on_result)
         self._notify = notify or (lambda text: log.info("%s", text))
-        self.counters = _shift_counters(self.config, self.loaded_at_start, clock)
+        self.counters = shift_counters(self.config, self.loaded_at_start, clock)
         self.stats = RunStats(budget_ms=self.loaded_at_start.recipe.cycle_budget_ms)
         #: Numbers inspections no PLC trigger numbered, across recipe changes and restarts.
         self.ids = InspectionIds()
@@ -111,7 +115,10 @@ class Station:
         #: The last rig that inspected (kept after close for the run's summary).
         self.last_rig: Rig | None = None
         self._sinks: list[VerdictSink] = []
+        #: When a recipe change the PLC asked for began (None: none is loading).
+        self.loading_since: float | None = None
         self._stack = ExitStack()
+        self.service = StationService(self)  # sd_notify: READY, watchdog, STATUS, STOPPING
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -129,6 +136,7 @@ class Station:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.service.stopping()
         self._stack.close()
 
     def _open(self) -> None:
@@ -277,6 +285,13 @@ class Station:
 
     def _plc_recipe_change(self, product_code: int) -> ActiveRecipe:
         """The PLC's LOAD_RECIPE, on the cycle's thread between parts (READY is low)."""
+        self.loading_since = time.monotonic()  # the service's watchdog allows for the load
+        try:
+            return self._change_recipe(product_code)
+        finally:
+            self.loading_since = None
+
+    def _change_recipe(self, product_code: int) -> ActiveRecipe:
         loaded = load_recipe(recipe_for_product_code(product_code, self.recipes_dir))
         self._notify(f"PLC: loading {loaded.name} (product code {product_code})")
         old = self.active_recipe
@@ -309,6 +324,7 @@ class Station:
             return False
         started = self.runner.start(cycles)
         if started:
+            self.service.started()
             self.audit_quietly(who, "station.state", "stopped", "running")
         return started
 
@@ -359,37 +375,5 @@ class Station:
         return out
 
 
-def critical_sinks(journal: VerdictSink | None, plc: VerdictSink | None) -> list[VerdictSink]:
-    """The sinks a verdict passes before its cycle ends, in their one order.
-
-    The journal (the defect log) comes before the PLC: a verdict the PLC saw is never lost.
-    """
-    return [sink for sink in (journal, plc) if sink is not None]
-
-
 def _version(loaded: LoadedRecipe | None) -> str | None:
     return f"{loaded.name} v{loaded.recipe.version}" if loaded is not None else None
-
-
-def _shift_counters(
-    config: StationConfig, loaded: LoadedRecipe, clock: Callable[[], float] | None
-) -> ShiftCounters:
-    s = config.storage
-    tz = None
-    if s.timezone:
-        from zoneinfo import ZoneInfo
-
-        tz = ZoneInfo(s.timezone)
-    extra = {"clock": clock} if clock is not None else {}
-    return ShiftCounters(
-        loaded.recipe.cycle_budget_ms, shift_starts_h=s.shift_starts_h, tz=tz, **extra
-    )
-
-
-def run_until_done(station: Station, stop: threading.Event, poll_s: float = 0.2) -> None:
-    """Wait for the station's cycle to end, stopping it once ``stop`` is set (by a signal)."""
-    asked = False
-    while not station.wait(poll_s):
-        if stop.is_set() and not asked:
-            asked = True
-            station.stop()

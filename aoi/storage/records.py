@@ -173,6 +173,9 @@ def inspection_row(rec: dict[str, Any]) -> dict[str, Any]:
         "error": rec["error"],
         "error_kind": _error_kind(rec),
         "verdict_reason": rec.get("verdict_reason", ""),
+        # Set by a ``line`` record; every row of a batch insert names the same columns.
+        "line_verdict": None,
+        "line_error": "",
         "frame_id": rec["frame_id"],
         "frame_name": rec["frame_name"],
         "image_path": rec["image_path"],

@@ -52,7 +52,7 @@ def test_doctor_reports_every_part_in_plain_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AOI_ENGINE_DIR", str(tmp_path / "engines"))
-    report = doctor_report(None, None)
+    report = doctor_report(None, None, data_dir=tmp_path / "data")
     assert set(report) == {
         "tensorrt",
         "cuda",
@@ -62,7 +62,10 @@ def test_doctor_reports_every_part_in_plain_data(
         "genicam",
         "engine_cache",
         "backend_auto",
+        "preflight",
     }
+    names = [c["name"] for c in report["preflight"]]
+    assert names[:2] == ["data", "database"] and "recipe" in names and "camera" in names
     assert report["engine_cache"] == {
         "folder": str(tmp_path / "engines"),
         "exists": False,

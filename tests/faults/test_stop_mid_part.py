@@ -1,6 +1,8 @@
 """SIGTERM (systemd's stop) and SIGINT while the PLC runs parts: every part gets its real verdict.
 
-The station is a real `aoi run` process; the PLC is the soft PLC on a Modbus socket in this one.
+The station is a real `aoi run` (or offscreen `aoi gui`) process; the PLC is the soft PLC on a
+Modbus socket in this one. The time from the signal to the exit is printed (run with -s), not
+asserted: it is a measurement, not a threshold.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -51,7 +54,9 @@ def test_a_stop_signal_mid_run_answers_the_part_in_flight_with_its_verdict(
                     assert time.monotonic() < deadline, "the station never answered five parts"
                     time.sleep(0.01)
                 proc.send_signal(signum)
+                sent = time.monotonic()
                 out, err = proc.communicate(timeout=120)
+                print(f"aoi run: {signum.name} to exit {time.monotonic() - sent:.2f} s")
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -66,3 +71,45 @@ def test_a_stop_signal_mid_run_answers_the_part_in_flight_with_its_verdict(
     assert (r.missed, r.mismatched, r.timeouts) == (0, 0, 0), r.problems
     assert "ERROR" not in r.verdicts and not r.station_errors, (r.verdicts, r.station_errors)
     assert summary["storage"]["committed"] == summary["cycles"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_gui_stops_the_station_cleanly_with_an_audit_entry(
+    make_recipe: Callable[..., Path], tmp_path: Path, signum: signal.Signals
+) -> None:
+    port = _free_port()
+    data = tmp_path / "data"
+    logic = SoftPlcLogic(None, SimTiming(heartbeat_period_s=0.1))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
+    cmd = [sys.executable, "-m", "aoi.cli", "gui", "--start", "--recipe", str(make_recipe())]
+    cmd += ["--plc", f"tcp://127.0.0.1:{port}", "--threads", "1", "--data-dir", str(data)]
+    config = PlcConfig(heartbeat_period_ms=100)
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            with open_soft_plc("client", "127.0.0.1", port, config, logic, scan_s=0.002):
+                deadline = time.monotonic() + 120  # a hang guard
+                while logic.report.acked < 5:
+                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "the station never answered five parts"
+                    time.sleep(0.01)
+                proc.send_signal(signum)
+                sent = time.monotonic()
+                _out, err = proc.communicate(timeout=120)
+                print(f"aoi gui: {signum.name} to exit {time.monotonic() - sent:.2f} s")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
+    assert f"aoi gui: station stopped on {signum.name}" in text, text
+    r = logic.report
+    assert r.parts == r.acked, r.summary()
+    assert (r.missed, r.mismatched, r.timeouts) == (0, 0, 0), r.problems
+    assert "ERROR" not in r.verdicts and not r.station_errors, (r.verdicts, r.station_errors)
+    with sqlite3.connect(data / "aoi.db") as db:
+        stored = db.execute("SELECT count(*) FROM inspections").fetchone()[0]
+        audit = db.execute("SELECT who, what, new_value FROM audit_events").fetchall()
+    # Every part the PLC saw answered is in the defect log.
+    assert stored == r.acked, (stored, r.summary())
+    assert ("system", "station.state", f"stopped: {signum.name}") in audit, audit

@@ -57,8 +57,11 @@ def test_bench_with_the_soft_plc_answers_every_part(
     assert summary["cycles"] == cycles
     plc = summary["plc"]
     assert isinstance(plc, dict)
-    assert set(plc) == {"parts", "acked", "missed", "mismatched", "timeouts", "write_ms"}
+    keys = {"parts", "acked", "missed", "mismatched", "timeouts", "write_ms", "line_verdicts"}
+    assert set(plc) == keys
     assert plc["parts"] == plc["acked"] == cycles
+    # What the line received: the inspections' own verdicts, no link fault in between.
+    assert plc["line_verdicts"] == {k: n for k, n in summary["verdicts"].items() if n}
     assert plc["missed"] == plc["mismatched"] == plc["timeouts"] == 0
     w = plc["write_ms"]
     assert 0 < w["p50"] <= w["p99"] <= w["max"]

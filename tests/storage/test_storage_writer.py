@@ -575,3 +575,43 @@ def test_the_last_inspection_id_survives_pruning_and_an_unreadable_database(
             assert last_inspection_id(db, again, "s1") == 9
     finally:
         again.close()
+
+
+def test_line_answers_land_beside_their_inspections_in_one_batch(
+    db_url: str, make_storage: StorageFactory, make_result: ResultFactory
+) -> None:
+    """A batch that mixes inspections with and without the line's answer (the PLC answered
+    some before the writer woke up) commits them all, with the answers on their rows."""
+    from aoi.types import LineAnswer
+
+    results = [make_result(Verdict.OK) for _ in range(6)]
+    storage = make_storage(db_url, flush_interval_ms=500, batch_rows=1000)
+    with storage:
+        for n, r in enumerate(results):
+            storage.publish(r)
+            if n % 2 == 0:
+                storage.record_line(LineAnswer(r.inspection_id, Verdict.ERROR, "LINK_LOST"))
+        # One answer before its inspection is published (the link gave up on the part first).
+        late = make_result(Verdict.NG)
+        storage.record_line(LineAnswer(late.inspection_id, Verdict.ERROR, "INSPECTION_TIMEOUT"))
+        storage.publish(late)
+    status = storage.status()
+    assert (status.published, status.committed, status.lost) == (7, 7, 0)
+    with Database(db_url) as db, db.session() as s:
+        rows = {
+            i: (v, lv, le)
+            for i, v, lv, le in s.execute(
+                select(
+                    Inspection.inspection_id,
+                    Inspection.verdict,
+                    Inspection.line_verdict,
+                    Inspection.line_error,
+                )
+            )
+        }
+    expected = {
+        r.inspection_id: ("OK", "ERROR", "LINK_LOST") if n % 2 == 0 else ("OK", None, "")
+        for n, r in enumerate(results)
+    }
+    expected[late.inspection_id] = ("NG", "ERROR", "INSPECTION_TIMEOUT")
+    assert rows == expected
