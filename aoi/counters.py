@@ -109,6 +109,15 @@ class ShiftCounters:
             self._counts = dict.fromkeys(Verdict, 0)
             self._over = 0
 
+    def reset(self) -> CounterSnapshot:
+        """Zero the shift's verdict counts (the cycle-time window stays); returns what they
+        were, for the audit trail."""
+        before = self.snapshot()
+        with self._lock:
+            self._counts = dict.fromkeys(Verdict, 0)
+            self._over = 0
+        return before
+
     def add(self, result: InspectionResult) -> None:
         with self._lock:
             self._roll_shift()

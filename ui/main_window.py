@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.operator.start_requested.connect(self.start_station)
+        self.operator.reset_requested.connect(self.reset_counters)
         self.operator.stop_requested.connect(self.stop_station)
         self.alarm_log = AlarmLog()
         self.operator.history.acknowledge_requested.connect(self.acknowledge_alarm)
@@ -261,6 +262,16 @@ class MainWindow(QMainWindow):
             self.station.audit_quietly(self.session.name, "alarm acknowledged", None,
                                        f"{entry.text} ({when})")  # fmt: skip
             self.operator.history.set_entries(self.alarm_log.entries)
+
+    def reset_counters(self) -> bool:
+        """Zero the shift's counts: an engineer's decision, audited with the counts it drops."""
+        if not self.session.may(Role.ENGINEER):
+            self.access_denied.emit("operator", "Resetting the counters needs an engineer login.")
+            return False
+        c = self.station.counters.reset()
+        old = f"{c.inspected} boards: {c.ok} OK, {c.ng} NG, {c.review} review, {c.error} error"
+        self.station.audit_quietly(self.session.name, f"counters {c.shift}", old, "reset")
+        return True
 
     def _camera_settings(self) -> CameraSettings:
         v = self.engineer.validation

@@ -81,6 +81,7 @@ def _clip(text: str, chars: int = 150) -> str:
 class OperatorScreen(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
+    reset_requested = Signal()
 
     def __init__(self, on_image_resize: Callable[[int, int], None] | None = None) -> None:
         super().__init__()
@@ -147,6 +148,10 @@ class OperatorScreen(QWidget):
         title_row.addWidget(counters_layout.takeAt(0).widget())
         title_row.addStretch(1)
         title_row.addWidget(self.shift_label)
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Zero the shift's counts (engineer login; audited)")
+        self.reset_button.clicked.connect(self.reset_requested)
+        title_row.addWidget(self.reset_button)
         counters_layout.insertLayout(0, title_row)
         row = QHBoxLayout()
         row.setSpacing(2)

@@ -24,6 +24,7 @@ pytest.importorskip("tomlkit")
 from aoi.recipe import load_recipe, recipes_dir
 from aoi.runner import RunState
 from aoi.storage.lookup import iter_inspections
+from aoi.storage.queries import audit_events
 from aoi.storage.window import Window
 from ui.app import Gui
 from ui.logic.users import Role, User
@@ -153,3 +154,34 @@ def test_a_saved_shipped_recipe_keeps_its_comments_and_goes_to_the_site_folder(
         "-short = { score = 0.55, review_score = 0.35, min_area_px = 16 }",
         "+short = { score = 0.6, review_score = 0.35, min_area_px = 16 }",
     ]
+
+
+@pytest.mark.integration  # the soft PLC over Modbus/TCP on 127.0.0.1
+def test_a_counter_reset_needs_an_engineer_and_is_audited_with_the_old_counts(
+    qtbot: QtBot, open_gui: OpenGui, gui_recipe: Path
+) -> None:
+    gui = open_gui(gui_recipe)
+    w = gui.window
+    assert w is not None and gui.station.runner is not None
+    runner = gui.station.runner
+    _click(qtbot, w.operator.start_button)
+    qtbot.waitUntil(lambda: runner.cycles_done >= 3, timeout=30_000)
+    _click(qtbot, w.operator.stop_button)
+    qtbot.waitUntil(lambda: runner.state is RunState.STOPPED, timeout=30_000)
+    before = gui.station.counters.snapshot()
+    assert before.inspected >= 3
+    with qtbot.waitSignal(w.access_denied) as denied:
+        assert not w.reset_counters()  # the shift operator may not
+    assert "an engineer login" in denied.args[1]
+    assert gui.station.counters.snapshot().inspected == before.inspected
+    w.log_in(User("ben", Role.ENGINEER))
+    _click(qtbot, w.operator.reset_button)
+    assert gui.station.counters.snapshot().inspected == 0
+    storage = gui.station.storage
+    assert storage is not None
+    events = audit_events(storage.db, datetime.now(UTC) - timedelta(minutes=5))
+    resets = [(e.who, e.old_value, e.new_value) for e in events if e.what.startswith("counters")]
+    assert resets == [
+        ("ben", f"{before.inspected} boards: {before.ok} OK, {before.ng} NG, "
+                f"{before.review} review, {before.error} error", "reset")
+    ]  # fmt: skip
