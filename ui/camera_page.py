@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -149,10 +150,18 @@ class CameraPage(QWidget):
         self.grab_info = QLabel("")
         self.grab_info.setObjectName("dim")
         il.addWidget(self.grab_info)
+        # The golden template's controls share the column: the picture may get smaller.
+        self.image.setMinimumSize(200, 120)
         self.golden = GoldenPanel(station, recipe, self.test_grab)
-        self.golden.grabbed.connect(lambda img: self.image.set_image(display_image(img)[0]))
+        self.golden.grabbed.connect(self._show_board)
         il.addWidget(self.golden)
         root.addWidget(image_panel, 4)
+
+    def _show_board(self, image: np.ndarray) -> None:
+        self.image.set_image(display_image(image)[0])
+        self.grab_info.setText(
+            f"{image.shape[1]} x {image.shape[0]} px, from {self.golden.source.currentText()}"
+        )
 
     def _cti_paths(self) -> list[Path] | None:
         text = self.producers.text().strip()

@@ -146,17 +146,14 @@ class EngineerScreen(QWidget):
 
     # -- recipes --------------------------------------------------------------------------------
 
-    def folders(self) -> list[Path]:
-        """The station's recipes folder (the PLC's lookup), then the site's (new products)."""
-        return [self.station.recipes_dir, site_recipes_dir()]
-
     def reload_list(self) -> None:
         active = self.station.active_recipe
         current = self.path
         self.recipes.blockSignals(True)
         self.recipes.clear()
         self.entries = {}
-        for entry in list_recipes(self.folders(), active):
+        # The station's folder (the PLC's lookup), then the site's (where new products go).
+        for entry in list_recipes([self.station.recipes_dir, site_recipes_dir()], active):
             item = QListWidgetItem(entry.text())
             item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
             self.entries[str(entry.path)] = entry
@@ -220,6 +217,7 @@ class EngineerScreen(QWidget):
         v = validate(raw, str(path))
         shown = v.recipe.model_dump(mode="json") if v.recipe else raw
         self.form.load(raw, shown, self._template(raw, path))
+        self.dry_result.setText("Runs the recipe as edited, before saving.")
         self.revalidate()
         self.update_activate()
 

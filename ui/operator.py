@@ -151,6 +151,9 @@ class OperatorScreen(QWidget):
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Zero the shift's counts (engineer login; audited)")
         self.reset_button.clicked.connect(self.reset_requested)
+        # As tall as the title's line: the counters keep their room on a 768-line panel.
+        self.reset_button.setStyleSheet("padding: 0px 8px; min-height: 0px;")
+        self.reset_button.setMaximumHeight(self.shift_label.sizeHint().height() + 2)
         title_row.addWidget(self.reset_button)
         counters_layout.insertLayout(0, title_row)
         row = QHBoxLayout()

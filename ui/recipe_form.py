@@ -335,6 +335,8 @@ class RecipeForm(QTabWidget):
                 put(get_path(raw, path, get_path(shown, path, _class_default(path))))
             self.canvas.set_template(template)
             self._refresh_masks(0 if self.raw.get("masks") else None)
+            if not self.raw.get("masks"):
+                self.mask_note.clear()
         finally:
             self._loading = False
 
