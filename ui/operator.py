@@ -256,6 +256,11 @@ class OperatorScreen(QWidget):
     def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
         c = health.counters
         self.shift_label.setText(c.shift)
+        per_recipe = "\n".join(
+            f"{name}: {boards} boards, first-pass yield {ok / boards:.1%}"
+            for name, boards, ok in c.by_recipe
+        )
+        self.shift_label.setToolTip(per_recipe or "No board inspected this shift yet.")
         self.tiles["boards"].set_value(str(c.inspected))
         self.tiles["ok"].set_value(str(c.ok))
         self.tiles["ng"].set_value(str(c.ng))

@@ -170,6 +170,12 @@ def test_a_counter_reset_needs_an_engineer_and_is_audited_with_the_old_counts(
     qtbot.waitUntil(lambda: runner.state is RunState.STOPPED, timeout=30_000)
     before = gui.station.counters.snapshot()
     assert before.inspected >= 3
+    # Per recipe as well as per shift: the boards of this run by recipe, with their yield.
+    w.refresh()
+    fpy = before.ok / before.inspected
+    assert w.operator.shift_label.toolTip() == (
+        f"test-board: {before.inspected} boards, first-pass yield {fpy:.1%}"
+    )
     with qtbot.waitSignal(w.access_denied) as denied:
         assert not w.reset_counters()  # the shift operator may not
     assert "an engineer login" in denied.args[1]
@@ -185,3 +191,5 @@ def test_a_counter_reset_needs_an_engineer_and_is_audited_with_the_old_counts(
         ("ben", f"{before.inspected} boards: {before.ok} OK, {before.ng} NG, "
                 f"{before.review} review, {before.error} error", "reset")
     ]  # fmt: skip
+    w.refresh()
+    assert w.operator.shift_label.toolTip() == "No board inspected this shift yet."
