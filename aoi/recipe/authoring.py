@@ -13,13 +13,13 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
+from typing import TYPE_CHECKING, Any
 
 from aoi.errors import RecipeError
 from aoi.recipe.loading import read_recipe_toml, recipes_dir, shipped_root, site_recipes_dir
+
+if TYPE_CHECKING:
+    import tomlkit
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ TEMPLATES_DIR = "templates"
 
 def read_document(path: Path) -> tomlkit.TOMLDocument:
     """A recipe file as an editable TOML document (comments and layout kept)."""
+    # Imported here: the station reads recipes (and product codes) without tomlkit.
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
     try:
         return tomlkit.parse(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, TOMLKitError) as err:
@@ -38,6 +42,8 @@ def read_document(path: Path) -> tomlkit.TOMLDocument:
 
 def write_document(path: Path, doc: tomlkit.TOMLDocument) -> None:
     """Write atomically: the PLC's product-code lookup never sees half a file."""
+    import tomlkit
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
