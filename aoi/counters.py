@@ -53,6 +53,8 @@ class CounterSnapshot:
     p50_ms: float | None
     p99_ms: float | None
     window: int
+    #: This shift per recipe: (recipe name, boards inspected, boards OK), most boards first.
+    by_recipe: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def fpy(self) -> float | None:
@@ -80,6 +82,9 @@ class ShiftCounters:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(Verdict, 0)
         self._over = 0
+        #: Boards and OK boards per recipe this shift, as inspected since the station started
+        #: (a product change mid-shift splits them; counts seeded from the database are not).
+        self._recipes: dict[str, list[int]] = {}
         self._window: deque[float] = deque(maxlen=window)
         self._chart: deque[tuple[float, bool]] = deque(maxlen=chart_points)
         self._shift_start, self._shift = self.current_shift()
@@ -108,12 +113,26 @@ class ShiftCounters:
             self._shift_start, self._shift = start, label
             self._counts = dict.fromkeys(Verdict, 0)
             self._over = 0
+            self._recipes = {}
+
+    def reset(self) -> CounterSnapshot:
+        """Zero the shift's verdict counts (the cycle-time window stays); returns what they
+        were, for the audit trail."""
+        before = self.snapshot()
+        with self._lock:
+            self._counts = dict.fromkeys(Verdict, 0)
+            self._over = 0
+            self._recipes = {}
+        return before
 
     def add(self, result: InspectionResult) -> None:
         with self._lock:
             self._roll_shift()
             self._counts[result.verdict] += 1
             self._over += int(result.over_budget)
+            per = self._recipes.setdefault(result.recipe_name, [0, 0])
+            per[0] += 1
+            per[1] += int(result.verdict is Verdict.OK)
             if result.frame_id >= 0:  # a camera timeout has no cycle time worth charting
                 self._window.append(result.cycle_ms)
                 self._chart.append((result.cycle_ms, result.over_budget))
@@ -125,6 +144,9 @@ class ShiftCounters:
             window = np.fromiter(self._window, dtype=np.float64, count=len(self._window))
             chart = tuple(self._chart)
             over, shift = self._over, self._shift
+            recipes = sorted(
+                ((n, b, k) for n, (b, k) in self._recipes.items()), key=lambda r: -r[1]
+            )
         p50 = p99 = None
         if window.size:
             p50, p99 = (float(v) for v in np.percentile(window, [50, 99]))
@@ -142,4 +164,5 @@ class ShiftCounters:
             p50_ms=p50,
             p99_ms=p99,
             window=int(window.size),
+            by_recipe=tuple(recipes),
         )

@@ -36,9 +36,16 @@ from ui.widgets import local_time, panel
 class LoginDialog(QDialog):
     """Name and PIN; while no admin exists it creates the first admin account instead."""
 
-    def __init__(self, store: UserStore, reason: str = "", parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        reason: str = "",
+        parent: QWidget | None = None,
+        audit: Callable[[str, str, str | None, str | None], None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.store = store
+        self.audit = audit
         self.user: User | None = None
         self.first_admin = not store.has_admin()
         self.setWindowTitle("Create the first admin" if self.first_admin else "Log in")
@@ -84,6 +91,8 @@ class LoginDialog(QDialog):
                     self.message.setText("The two entries differ.")
                     return
                 self.user = self.store.add(name, Role.ADMIN, secret)
+                if self.audit is not None:  # who holds the keys is in the trail from the start
+                    self.audit(name, f"user {name}", None, "admin (first admin, created here)")
             else:
                 self.user = self.store.authenticate(name, secret)
         except UserError as err:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,9 +32,11 @@ from PySide6.QtWidgets import (
 
 from aoi.app.station import Station
 from aoi.errors import AoiError
+from aoi.pixels import to_mono8
 from aoi.recipe import CameraSettings
 from ui import theme
 from ui.bridge import display_image
+from ui.golden_panel import GoldenPanel
 from ui.widgets import ImageView, panel
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,12 @@ def viky_producer() -> Path | None:
 
 
 class CameraPage(QWidget):
-    def __init__(self, station: Station, settings: Callable[[], CameraSettings]) -> None:
+    def __init__(
+        self,
+        station: Station,
+        settings: Callable[[], CameraSettings],
+        recipe: Callable[[], Path | None] = lambda: None,
+    ) -> None:
         super().__init__()
         self.station = station
         self.settings = settings
@@ -104,7 +112,12 @@ class CameraPage(QWidget):
         fl.addLayout(row)
         self.table = QTableWidget(0, len(DEVICE_COLUMNS))
         self.table.setHorizontalHeaderLabels([DEVICE_HEADERS[c] for c in DEVICE_COLUMNS])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # A column never narrower than its title: "Serial", "In use" were cut on small panels.
+        header.setMinimumSectionSize(
+            max(header.fontMetrics().horizontalAdvance(t) for t in DEVICE_HEADERS.values()) + 24
+        )
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -137,7 +150,18 @@ class CameraPage(QWidget):
         self.grab_info = QLabel("")
         self.grab_info.setObjectName("dim")
         il.addWidget(self.grab_info)
+        # The golden template's controls share the column: the picture may get smaller.
+        self.image.setMinimumSize(200, 120)
+        self.golden = GoldenPanel(station, recipe, self.test_grab)
+        self.golden.grabbed.connect(self._show_board)
+        il.addWidget(self.golden)
         root.addWidget(image_panel, 4)
+
+    def _show_board(self, image: np.ndarray) -> None:
+        self.image.set_image(display_image(image)[0])
+        self.grab_info.setText(
+            f"{image.shape[1]} x {image.shape[0]} px, from {self.golden.source.currentText()}"
+        )
 
     def _cti_paths(self) -> list[Path] | None:
         text = self.producers.text().strip()
@@ -212,6 +236,7 @@ class CameraPage(QWidget):
             "Not applied:\n" + "\n".join(f"• {p}" for p in problems) if problems else ""
         )
         self.image.set_image(display_image(frame.image)[0])
+        self.golden.set_board(to_mono8(frame.image))
         img = frame.image
         depth = "16 bit" if img.dtype.itemsize == 2 else "8 bit"
         colour = "colour" if img.ndim == 3 else "mono"

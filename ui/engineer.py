@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -32,11 +34,15 @@ from PySide6.QtWidgets import (
 
 from aoi.app.station import Station
 from aoi.errors import AoiError, RecipeError
+from aoi.recipe import site_recipes_dir
+from aoi.recipe.authoring import new_recipe_from
 from aoi.recipe.template import load_template
 from aoi.storage.db import DB_ERRORS
 from ui import theme
 from ui.logic.dryrun import STORED, SYNTHETIC, DryRunReport, dry_run
 from ui.logic.recipe_edit import Validation, preview, read_raw, restore, save_new_version, validate
+from ui.logic.recipe_list import RecipeEntry, list_recipes
+from ui.logic.words import labelled
 from ui.recipe_form import RecipeForm
 from ui.widgets import panel
 
@@ -74,6 +80,14 @@ class EngineerScreen(QWidget):
         self.recipes.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.recipes.currentItemChanged.connect(lambda item, _prev: self._open_item(item))
         ll.addWidget(self.recipes, 1)
+        self.entries: dict[str, RecipeEntry] = {}
+        self.new_button = QPushButton("New product from this…")
+        self.new_button.setToolTip(
+            "Copy the selected recipe as a new product: new name, free product code, version 1, "
+            "its own template (replace it from the camera page)"
+        )
+        self.new_button.clicked.connect(partial(self.new_from, None))
+        ll.addWidget(self.new_button)
         self.activate_button = QPushButton("Activate on the line")
         self.activate_button.clicked.connect(self.activate)
         ll.addWidget(self.activate_button)
@@ -137,22 +151,19 @@ class EngineerScreen(QWidget):
         current = self.path
         self.recipes.blockSignals(True)
         self.recipes.clear()
-        for path in sorted(self.station.recipes_dir.glob("*.toml")):
-            try:
-                raw = read_raw(path)
-            except RecipeError:
-                raw = {}
-            live = active is not None and active.path == path.resolve()
-            text = (
-                f"{raw.get('name', path.stem)}\n   v{raw.get('version', 1)} · product code "
-                f"{raw.get('product_code', '?')}" + ("  · ON THE LINE" if live else "")
-            )
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, str(path))
-            if live:
+        self.entries = {}
+        # The station's folder (the PLC's lookup), then the site's (where new products go).
+        for entry in list_recipes([self.station.recipes_dir, site_recipes_dir()], active):
+            item = QListWidgetItem(entry.text())
+            item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
+            self.entries[str(entry.path)] = entry
+            if entry.problem:
+                item.setForeground(theme.class_colour("open"))
+                item.setToolTip(entry.problem)
+            elif entry.on_line:
                 item.setForeground(theme.class_colour("spurious_copper"))
             self.recipes.addItem(item)
-            if current is not None and path.resolve() == current.resolve():
+            if current is not None and entry.path.resolve() == current.resolve():
                 self.recipes.setCurrentItem(item)
         self.recipes.blockSignals(False)
         if current is None and self.recipes.count():
@@ -164,6 +175,32 @@ class EngineerScreen(QWidget):
             ]
             self.recipes.setCurrentRow(rows[0] if rows else 0)
         self.update_activate()
+
+    def new_from(self, name: str | None = None) -> Path | None:
+        """Copy the open recipe as a new product into the site's recipes folder, and open it."""
+        if self.path is None:
+            return None
+        if name is None:
+            name, ok = QInputDialog.getText(
+                self, "New product", f"Name of the new product (copied from {self.path.stem}):"
+            )
+            if not ok or not name.strip():
+                return None
+        try:
+            path = new_recipe_from(self.path, name.strip(), site_recipes_dir())
+            self.station.audit(self.who(), f"recipe {name}: created", None, f"from {self.path}")
+        except (RecipeError, OSError, *DB_ERRORS) as err:
+            self.messages.setStyleSheet("color: #ff8a80;")
+            self.messages.setText(f"New product not created: {err}")
+            return None
+        self.path = path
+        self.reload_list()
+        self.open(path)
+        self.messages.setText(
+            f"Created {path}. Next: grab a good board on the Camera page and save it as the "
+            "template, then check geometry, dry run and activate."
+        )
+        return path
 
     def _open_item(self, item: QListWidgetItem | None) -> None:
         if item is not None:
@@ -180,6 +217,7 @@ class EngineerScreen(QWidget):
         v = validate(raw, str(path))
         shown = v.recipe.model_dump(mode="json") if v.recipe else raw
         self.form.load(raw, shown, self._template(raw, path))
+        self.dry_result.setText("Runs the recipe as edited, before saving.")
         self.revalidate()
         self.update_activate()
 
@@ -216,7 +254,7 @@ class EngineerScreen(QWidget):
             )
         else:
             self.messages.setStyleSheet("color: #ff8a80;")
-            self.messages.setText("\n".join(v.messages))
+            self.messages.setText("\n".join(labelled(v.messages, self.form.labels)))
         self.save_button.setEnabled(v.ok and self.dirty)
         self.save_button.setText(f"Save as version {self.base_version + 1}")
         self.dry_button.setEnabled(v.ok and self._dry_thread is None)
@@ -227,13 +265,14 @@ class EngineerScreen(QWidget):
         """Save the edits as a new version and audit each changed field; False if refused."""
         if self.path is None or self.validation is None or not self.validation.ok:
             return False
-        who, path = self.who(), self.path
+        who = self.who()
         try:
-            saved = save_new_version(path, self.form.raw, self.base_version)
-        except RecipeError as err:
+            saved = save_new_version(self.path, self.form.raw, self.base_version)
+        except (RecipeError, OSError) as err:
             self.messages.setStyleSheet("color: #ff8a80;")
             self.messages.setText(str(err))
             return False
+        path = saved.path
         name = saved.loaded.name
         try:
             for field, old, new in saved.changes:
@@ -270,9 +309,15 @@ class EngineerScreen(QWidget):
             and active.path == self.path.resolve()
             and active.recipe.version == self.base_version
         )
-        self.activate_button.setEnabled(self.path is not None and not same and not self.dirty)
-        if self.station.running:
-            self.activate_note.setText("Stop the station to activate another recipe.")
+        entry = self.entries.get(str(self.path)) if self.path is not None else None
+        problem = entry.problem if entry is not None else ""
+        self.activate_button.setEnabled(
+            self.path is not None and not same and not self.dirty and not problem
+        )
+        if problem:
+            self.activate_note.setText(f"Cannot be activated: {problem}.")
+        elif self.station.running and not same:
+            self.activate_note.setText("Stop the station before activating another recipe.")
         elif same:
             self.activate_note.setText("This version is on the line.")
         else:

@@ -37,6 +37,7 @@ from ui.engineer import EngineerScreen
 from ui.logic.alarm_log import AlarmLog
 from ui.logic.status import station_health
 from ui.logic.users import Role, User, UserStore
+from ui.logic.words import with_article
 from ui.operator import OperatorScreen
 from ui.review import ReviewScreen
 
@@ -105,7 +106,8 @@ class MainWindow(QMainWindow):
         self.operator = OperatorScreen(on_image_resize=self._image_resized)
         self.review = ReviewScreen(station, lambda: self.session.name)
         self.engineer = EngineerScreen(station, lambda: self.session.name)
-        self.camera = CameraPage(station, self._camera_settings)
+        self.camera = CameraPage(station, self._camera_settings, lambda: self.engineer.path)
+        self.camera.golden.saved.connect(self.engineer.open)
         self.admin = AdminScreen(station, store, lambda: self.session.name)
         self.screens: dict[str, QWidget] = {
             "operator": self.operator,
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.operator.start_requested.connect(self.start_station)
+        self.operator.reset_requested.connect(self.reset_counters)
         self.operator.stop_requested.connect(self.stop_station)
         self.alarm_log = AlarmLog()
         self.operator.history.acknowledge_requested.connect(self.acknowledge_alarm)
@@ -187,7 +190,7 @@ class MainWindow(QMainWindow):
         role = next(r for k, _, r in SCREENS if k == key)
         if not self.session.may(role):
             label = next(n for k, n, _ in SCREENS if k == key)
-            why = f"The {label} screen needs a {role.label} login."
+            why = f"The {label} screen needs {with_article(role.label)} login."
             self.access_denied.emit(key, why)
             self.nav_buttons[self.current_screen()].setChecked(True)
             return False
@@ -199,7 +202,8 @@ class MainWindow(QMainWindow):
         """A click on a screen's button: log in first where the screen needs it."""
         role = next(r for k, _, r in SCREENS if k == key)
         if not self.session.may(role):
-            dialog = LoginDialog(self.store, f"This screen needs a {role.label} login.", self)
+            need = f"This screen needs {with_article(role.label)} login."
+            dialog = LoginDialog(self.store, need, self, self.station.audit_quietly)
             dialog.setStyleSheet(theme.style_sheet())
             if dialog.exec() and dialog.user is not None:
                 self.log_in(dialog.user)
@@ -209,7 +213,7 @@ class MainWindow(QMainWindow):
         if self.session.user is not SHIFT_OPERATOR:
             self.log_out()
             return
-        dialog = LoginDialog(self.store, "", self)
+        dialog = LoginDialog(self.store, "", self, self.station.audit_quietly)
         dialog.setStyleSheet(theme.style_sheet())
         if dialog.exec() and dialog.user is not None:
             self.log_in(dialog.user)
@@ -258,6 +262,16 @@ class MainWindow(QMainWindow):
             self.station.audit_quietly(self.session.name, "alarm acknowledged", None,
                                        f"{entry.text} ({when})")  # fmt: skip
             self.operator.history.set_entries(self.alarm_log.entries)
+
+    def reset_counters(self) -> bool:
+        """Zero the shift's counts: an engineer's decision, audited with the counts it drops."""
+        if not self.session.may(Role.ENGINEER):
+            self.access_denied.emit("operator", "Resetting the counters needs an engineer login.")
+            return False
+        c = self.station.counters.reset()
+        old = f"{c.inspected} boards: {c.ok} OK, {c.ng} NG, {c.review} review, {c.error} error"
+        self.station.audit_quietly(self.session.name, f"counters {c.shift}", old, "reset")
+        return True
 
     def _camera_settings(self) -> CameraSettings:
         v = self.engineer.validation

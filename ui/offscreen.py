@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -183,6 +184,7 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
             w.camera.find()
             w.camera.test_grab()
         _grab(app, w, out / "camera.png")
+        _new_product(app, w, out)
 
         for name, role in (("anna", Role.OPERATOR), ("ben", Role.ENGINEER)):
             try:
@@ -194,6 +196,38 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
         _grab(app, w, out / "users-audit.png")
         w.open_screen("operator")
     return 0
+
+
+def _new_product(app: QApplication, w: MainWindow, out: Path) -> None:
+    """The commissioning flow: a copy as a new product, its template from a grab, a dry run.
+
+    The new recipe goes to a temporary site folder: pictures never leave recipes behind."""
+    eng, golden = w.engineer, w.camera.golden
+    with tempfile.TemporaryDirectory(prefix="aoi-site-") as site:
+        old = os.environ.get("AOI_RECIPES_DIR")
+        os.environ["AOI_RECIPES_DIR"] = site
+        try:
+            w.open_screen("engineer")
+            if eng.new_from("board-new") is None:
+                return
+            _grab(app, w, out / "new-product.png")
+            w.open_screen("camera")
+            golden.source.setCurrentIndex(golden.source.findData("synthetic"))
+            golden.grab()
+            golden.save_template()
+            golden.check()
+            _grab(app, w, out / "new-product-template.png")
+            w.open_screen("engineer")
+            eng.dry_boards.setValue(10)
+            eng.start_dry_run()
+            pump(app, lambda: eng._dry_thread is None, 120)
+            eng.activate()
+            _grab(app, w, out / "new-product-active.png")
+        finally:
+            if old is None:
+                os.environ.pop("AOI_RECIPES_DIR", None)
+            else:
+                os.environ["AOI_RECIPES_DIR"] = old
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

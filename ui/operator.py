@@ -31,6 +31,7 @@ from ui import theme
 from ui.bridge import DisplayFrame
 from ui.logic.health import Level
 from ui.logic.status import StationHealth
+from ui.logic.words import error_for_operator
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
 from ui.widgets.alarm_history import AlarmHistory
 from ui.widgets.strip import STRIP_LENGTH, ResultStrip
@@ -56,7 +57,7 @@ def verdict_detail(r: InspectionResult) -> str:
         items = r.review_defects or r.defects
         return f"Check by eye: {names(items)}"
     if r.verdict is Verdict.ERROR:
-        return r.error.split("(")[0].strip()[:90]
+        return error_for_operator(r)
     return "No defects"
 
 
@@ -80,6 +81,7 @@ def _clip(text: str, chars: int = 150) -> str:
 class OperatorScreen(QWidget):
     start_requested = Signal()
     stop_requested = Signal()
+    reset_requested = Signal()
 
     def __init__(self, on_image_resize: Callable[[int, int], None] | None = None) -> None:
         super().__init__()
@@ -146,6 +148,13 @@ class OperatorScreen(QWidget):
         title_row.addWidget(counters_layout.takeAt(0).widget())
         title_row.addStretch(1)
         title_row.addWidget(self.shift_label)
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Zero the shift's counts (engineer login; audited)")
+        self.reset_button.clicked.connect(self.reset_requested)
+        # As tall as the title's line: the counters keep their room on a 768-line panel.
+        self.reset_button.setStyleSheet("padding: 0px 8px; min-height: 0px;")
+        self.reset_button.setMaximumHeight(self.shift_label.sizeHint().height() + 2)
+        title_row.addWidget(self.reset_button)
         counters_layout.insertLayout(0, title_row)
         row = QHBoxLayout()
         row.setSpacing(2)
@@ -247,6 +256,11 @@ class OperatorScreen(QWidget):
     def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
         c = health.counters
         self.shift_label.setText(c.shift)
+        per_recipe = "\n".join(
+            f"{name}: {boards} boards, first-pass yield {ok / boards:.1%}"
+            for name, boards, ok in c.by_recipe
+        )
+        self.shift_label.setToolTip(per_recipe or "No board inspected this shift yet.")
         self.tiles["boards"].set_value(str(c.inspected))
         self.tiles["ok"].set_value(str(c.ok))
         self.tiles["ng"].set_value(str(c.ng))

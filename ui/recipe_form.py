@@ -36,10 +36,14 @@ from PySide6.QtWidgets import (
 )
 
 from aoi.recipe import CameraSettings, ClassRule, Geometry
+from aoi.recipe.describe import description
 from aoi.types import DEFECT_CLASSES
 from ui import theme
 from ui.logic.recipe_edit import get_path, set_path
 from ui.mask_canvas import MaskCanvas
+
+#: The threshold table's columns.
+_HEADERS = ("Class", "Action", "NG score ≥", "Review score ≥", "Min area px")
 
 Getter = Callable[[], Any]
 Setter = Callable[[Any], None]
@@ -59,6 +63,8 @@ class RecipeForm(QTabWidget):
         self.raw: dict[str, Any] = {}
         self.shown: dict[str, Any] = {}
         self._bindings: dict[str, tuple[QWidget, Setter]] = {}
+        #: The label each field has on the form, for messages in the form's words.
+        self.labels: dict[str, str] = {}
         self._loading = False
         # Each page scrolls: on a 1024x768 panel the form is taller and wider than its room.
         for page, title in (
@@ -78,6 +84,8 @@ class RecipeForm(QTabWidget):
     def _bind(self, path: str, widget: QWidget, getter: Getter, setter: Setter) -> QWidget:
         self._bindings[path] = (widget, setter)
         widget.setObjectName(path)
+        # The schema's own words, so the form and `aoi recipe schema` never disagree.
+        widget.setToolTip(f"{path}: {description(path)}")
 
         def changed(*_: object) -> None:
             if not self._loading:
@@ -138,6 +146,10 @@ class RecipeForm(QTabWidget):
         self._bind(path, w, w.text, lambda v: w.setText("" if v is None else str(v)))
         return w
 
+    def _row(self, form: QFormLayout, label: str, widget: QWidget) -> None:
+        form.addRow(label, widget)
+        self.labels[widget.objectName()] = label
+
     def widget(self, path: str) -> QWidget:
         return self._bindings[path][0]
 
@@ -147,13 +159,16 @@ class RecipeForm(QTabWidget):
         page = QWidget()
         layout = QVBoxLayout(page)
         table = QTableWidget(len(DEFECT_CLASSES), 5)
-        table.setHorizontalHeaderLabels(
-            ["Class", "Action", "NG score ≥", "Review score ≥", "Min area px"]
-        )
+        table.setHorizontalHeaderLabels(list(_HEADERS))
         table.verticalHeader().setVisible(False)
         table.horizontalHeader().setStretchLastSection(True)
         actions = _choices(ClassRule, "action")
+        headers = dict(
+            zip(("action", "score", "review_score", "min_area_px"), _HEADERS[1:], strict=True)
+        )
         for row, name in enumerate(DEFECT_CLASSES):
+            for leaf, header in headers.items():
+                self.labels[f"classes.{name}.{leaf}"] = f"{name.replace('_', ' ')} · {header}"
             label = QLabel(f"  {name.replace('_', ' ')}")
             label.setStyleSheet(f"color: {theme.class_colour(name).name()}; font-weight: bold;")
             table.setCellWidget(row, 0, label)
@@ -168,14 +183,17 @@ class RecipeForm(QTabWidget):
             table.setColumnWidth(col, w)
         layout.addWidget(table, 1)
         rules = QFormLayout()
-        rules.addRow("Product code (PLC)", self.integer("product_code", 0, 70000))
-        rules.addRow("Cycle budget ms", self.number("cycle_budget_ms", 0.0, 60000, 5, 1))
-        rules.addRow("NG from this many defects", self.integer("verdict.ng_min_defects", 0, 1000))
-        rules.addRow(
+        self._row(rules, "Product code (PLC)", self.integer("product_code", 0, 70000))
+        self._row(rules, "Cycle budget ms", self.number("cycle_budget_ms", 0.0, 60000, 5, 1))
+        self._row(
+            rules, "NG from this many defects", self.integer("verdict.ng_min_defects", 0, 1000)
+        )
+        self._row(
+            rules,
             "REVIEW above this many (bad image?)",
             self.integer("verdict.review_max_defects", 0, 100000),
         )
-        rules.addRow("Description", self.text("description"))
+        self._row(rules, "Description", self.text("description"))
         layout.addLayout(rules)
         return page
 
@@ -209,33 +227,40 @@ class RecipeForm(QTabWidget):
     def _camera_tab(self) -> QWidget:
         page = QWidget()
         form = QFormLayout(page)
-        form.addRow(
+        self._row(
+            form,
             "Pixel format",
             self.choice("camera.pixel_format", _choices(CameraSettings, "pixel_format")),
         )
-        form.addRow("Exposure µs", self.number("camera.exposure_us", 0, 1e7, 100, 1))
-        form.addRow("Gain dB", self.number("camera.gain_db", -10, 60, 0.5, 1))
-        form.addRow(
-            "Trigger", self.choice("camera.trigger_mode", _choices(CameraSettings, "trigger_mode"))
+        self._row(form, "Exposure µs", self.number("camera.exposure_us", 0, 1e7, 100, 1))
+        self._row(form, "Gain dB", self.number("camera.gain_db", -10, 60, 0.5, 1))
+        self._row(
+            form,
+            "Trigger",
+            self.choice("camera.trigger_mode", _choices(CameraSettings, "trigger_mode")),
         )
-        form.addRow("Trigger line", self.text("camera.trigger_source"))
-        form.addRow("ROI offset x px", self.integer("camera.roi_offset_x_px", -10, 65536))
-        form.addRow("ROI offset y px", self.integer("camera.roi_offset_y_px", -10, 65536))
-        form.addRow("ROI width px", self.integer("camera.roi_width_px", 0, 65536, off=True))
-        form.addRow("ROI height px", self.integer("camera.roi_height_px", 0, 65536, off=True))
+        self._row(form, "Trigger line", self.text("camera.trigger_source"))
+        self._row(form, "ROI offset x px", self.integer("camera.roi_offset_x_px", -10, 65536))
+        self._row(form, "ROI offset y px", self.integer("camera.roi_offset_y_px", -10, 65536))
+        self._row(form, "ROI width px", self.integer("camera.roi_width_px", 0, 65536, off=True))
+        self._row(form, "ROI height px", self.integer("camera.roi_height_px", 0, 65536, off=True))
         return page
 
     def _geometry_tab(self) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
         form = QFormLayout()
-        form.addRow("Frame width px", self.integer("geometry.frame_width_px", 0, 65536))
-        form.addRow("Frame height px", self.integer("geometry.frame_height_px", 0, 65536))
-        form.addRow("Network input", self.choice("geometry.mode", _choices(Geometry, "mode")))
-        form.addRow("Tile width px", self.integer("geometry.tile_width_px", 0, 16384, off=True))
-        form.addRow("Tile height px", self.integer("geometry.tile_height_px", 0, 16384, off=True))
-        form.addRow("Tile overlap px", self.integer("geometry.tile_overlap_px", -1, 16384))
-        form.addRow("Pad to a multiple of px", self.integer("geometry.size_multiple_px", 0, 1024))
+        self._row(form, "Frame width px", self.integer("geometry.frame_width_px", 0, 65536))
+        self._row(form, "Frame height px", self.integer("geometry.frame_height_px", 0, 65536))
+        self._row(form, "Network input", self.choice("geometry.mode", _choices(Geometry, "mode")))
+        self._row(form, "Tile width px", self.integer("geometry.tile_width_px", 0, 16384, off=True))
+        self._row(
+            form, "Tile height px", self.integer("geometry.tile_height_px", 0, 16384, off=True)
+        )
+        self._row(form, "Tile overlap px", self.integer("geometry.tile_overlap_px", -1, 16384))
+        self._row(
+            form, "Pad to a multiple of px", self.integer("geometry.size_multiple_px", 0, 1024)
+        )
         layout.addLayout(form)
         grid = QGridLayout()
         grid.addWidget(QLabel("Optimisation profile (TensorRT)"), 0, 0)
@@ -310,6 +335,8 @@ class RecipeForm(QTabWidget):
                 put(get_path(raw, path, get_path(shown, path, _class_default(path))))
             self.canvas.set_template(template)
             self._refresh_masks(0 if self.raw.get("masks") else None)
+            if not self.raw.get("masks"):
+                self.mask_note.clear()
         finally:
             self._loading = False
 

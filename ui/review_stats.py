@@ -15,6 +15,7 @@ from aoi.app.station import Station
 from aoi.storage.db import DB_ERRORS
 from aoi.storage.queries import Window, defect_pareto, false_calls
 from ui import theme
+from ui.logic.words import plural
 from ui.widgets import ParetoChart, panel
 
 
@@ -79,7 +80,7 @@ class ReviewStats(QWidget):
         self.false_call_rate.setText(f"{fc.rate:.1%}")
         worst = max(fc.by_class.items(), key=lambda kv: kv[1][1], default=None)
         text = (
-            f"{fc.false_calls} false calls of {fc.reviewed} reviewed defects "
+            f"{plural(fc.false_calls, 'false call')} of {plural(fc.reviewed, 'reviewed defect')} "
             f"({fc.confirmed} confirmed)."
         )
         if worst and worst[1][1]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aoi.errors import RecipeError
 from aoi.recipe import LoadedRecipe, load_recipe, read_recipe_toml
+from aoi.recipe.authoring import claimed_codes
 from plc.errors import UnknownProductCode
 from plc.events import ActiveRecipe
 
@@ -58,3 +61,29 @@ def _claimed_code(path: Path) -> object:
         return read_recipe_toml(path).get("product_code")
     except RecipeError:
         return None
+
+
+@dataclass(frozen=True)
+class DuplicateCode:
+    """Two or more recipe files claiming one product code (the PLC could not choose)."""
+
+    product_code: int
+    files: tuple[Path, ...]
+
+    def message(self) -> str:
+        names = " and ".join(str(f) for f in self.files)
+        return f"product code {self.product_code} is claimed by {names}; one recipe per code"
+
+
+def duplicate_product_codes(paths: Iterable[Path]) -> list[DuplicateCode]:
+    """Every product code that more than one of ``paths`` claims (also files that fail to
+    validate: the PLC's lookup would still stumble on them). ``aoi recipe validate``, the
+    engineer screen's list and ``aoi doctor`` use this one check."""
+    by_code: dict[int, list[Path]] = {}
+    for path, code in claimed_codes(paths).items():
+        by_code.setdefault(code, []).append(path)
+    return [
+        DuplicateCode(code, tuple(files))
+        for code, files in sorted(by_code.items())
+        if len(files) > 1
+    ]

@@ -14,13 +14,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from aoi.recipe.settings import (
+    CameraSettings,
+    MaskRegion,
+    RegistrationSettings,
+    SyntheticSettings,
+    VerdictRules,
+    _Strict,
+)
 from aoi.types import DEFECT_CLASSES
 
 SCHEMA_VERSION = 1
@@ -63,60 +69,15 @@ def _usable_path(p: Path) -> Path:
 RecipePath = Annotated[Path, AfterValidator(_usable_path)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CameraSettings(_Strict):
-    """Camera settings applied through the GenICam node map where the device has the node."""
-
-    pixel_format: Literal[
-        "Mono8",
-        "Mono12",
-        "Mono16",
-        "RGB8",
-        "BGR8",
-        "RGBa8",
-        "BayerRG8",
-        "BayerGR8",
-        "BayerGB8",
-        "BayerBG8",
-    ] = "Mono8"
-    exposure_us: float = Field(default=2000.0, gt=0, le=10_000_000)
-    gain_db: float = Field(default=0.0, ge=0, le=48)
-    trigger_mode: Literal["software", "hardware", "free_run"] = "software"
-    trigger_source: str = "Line0"
-    roi_offset_x_px: int = Field(default=0, ge=0)
-    roi_offset_y_px: int = Field(default=0, ge=0)
-    roi_width_px: int | None = Field(default=None, gt=0)
-    roi_height_px: int | None = Field(default=None, gt=0)
-    #: Any further node values to set, by GenICam feature name (for example ``BlackLevel``).
-    nodes: dict[str, float | int | str | bool] = Field(default_factory=dict)
-
-
-class RegistrationSettings(_Strict):
-    """How the board under test is aligned to the golden template."""
-
-    #: ``patches``: a decimated-frame estimate refined by a rigid fit to a few small patches,
-    #: about the same cost at any frame size (the default). ``ecc``: whole-frame pyramid ECC,
-    #: the earlier method, several times slower on large frames. ``none``: no alignment.
-    method: Literal["patches", "ecc", "none"] = "patches"
-    max_shift_px: float = Field(default=8.0, ge=0, le=200)
-    max_rotation_deg: float = Field(default=2.0, ge=0, le=10)
-    #: The coarse search runs on the image downscaled by this factor (speed against precision).
-    downscale: int = Field(default=4, ge=1, le=16)
-    iterations: int = Field(default=50, ge=1, le=1000)
-    #: ECC correlation below this fails the registration (an ERROR verdict, never OK).
-    min_correlation: float = Field(default=0.6, ge=0, le=1)
-
-
 class Shape4(_Strict):
     """An NCHW input shape of the TensorRT optimisation profile (N boards, 2 channels, H, W)."""
 
-    batch: int = Field(ge=1, le=64)
-    channels: int = Field(default=MODEL_CHANNELS)
-    height_px: int = Field(ge=16, le=16384)
-    width_px: int = Field(ge=16, le=16384)
+    batch: int = Field(ge=1, le=64, description="boards (or tiles) per network call")
+    channels: int = Field(
+        default=MODEL_CHANNELS, description="input channels: always 2 (board under test + template)"
+    )
+    height_px: int = Field(ge=16, le=16384, description="network input height, px")
+    width_px: int = Field(ge=16, le=16384, description="network input width, px")
 
     @field_validator("channels")
     @classmethod
@@ -133,9 +94,9 @@ class Shape4(_Strict):
 class Profile(_Strict):
     """min/opt/max input shapes: ONNX Runtime checks against them, TensorRT builds for them."""
 
-    min: Shape4
-    opt: Shape4
-    max: Shape4
+    min: Shape4 = Field(description="smallest input shape the engine accepts")
+    opt: Shape4 = Field(description="the input shape the engine is tuned for")
+    max: Shape4 = Field(description="largest input shape the engine accepts")
 
     @model_validator(mode="after")
     def _ordered(self) -> Profile:
@@ -155,15 +116,40 @@ class Profile(_Strict):
 class Geometry(_Strict):
     """The frame the camera delivers and how it is cut into network inputs."""
 
-    frame_width_px: int = Field(ge=16, le=65536)
-    frame_height_px: int = Field(ge=16, le=65536)
-    mode: Literal["full", "tiles"] = "full"
-    tile_width_px: int | None = Field(default=None, ge=16)
-    tile_height_px: int | None = Field(default=None, ge=16)
-    tile_overlap_px: int = Field(default=32, ge=0)
-    #: Network inputs are padded up to a multiple of this (the model's total stride).
-    size_multiple_px: int = Field(default=16, ge=1, le=256)
-    profile: Profile
+    frame_width_px: int = Field(
+        ge=16,
+        le=65536,
+        description="width of the frame the camera delivers (and of the template), px",
+    )
+    frame_height_px: int = Field(
+        ge=16,
+        le=65536,
+        description="height of the frame the camera delivers (and of the template), px",
+    )
+    mode: Literal["full", "tiles"] = Field(
+        default="full",
+        description="full: the whole frame is one network input; tiles: cut into tiles",
+    )
+    tile_width_px: int | None = Field(
+        default=None, ge=16, description="tile width in mode tiles, px"
+    )
+    tile_height_px: int | None = Field(
+        default=None, ge=16, description="tile height in mode tiles, px"
+    )
+    tile_overlap_px: int = Field(
+        default=32,
+        ge=0,
+        description="tiles overlap by this much so a defect on a seam is seen whole, px",
+    )
+    size_multiple_px: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="network inputs are padded up to a multiple of this (the model's stride), px",
+    )
+    profile: Profile = Field(
+        description="min/opt/max network input shapes (TensorRT optimisation profile)"
+    )
 
     @model_validator(mode="after")
     def _tiles_fit(self) -> Geometry:
@@ -225,70 +211,43 @@ def _tiles_along(length: int, tile: int, overlap: int) -> int:
 
 
 class ModelSettings(_Strict):
-    path: RecipePath
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
-    #: Folder of calibration images for INT8 engines (relative to the recipe file).
-    calibration_dir: RecipePath | None = None
+    path: RecipePath = Field(description="the defect model (.onnx), relative to the recipe file")
+    precision: Literal["fp32", "fp16", "int8"] = Field(
+        default="fp32",
+        description="engine precision: fp32, fp16 or int8 (int8 needs calibration images)",
+    )
+    calibration_dir: RecipePath | None = Field(
+        default=None,
+        description="folder of calibration images for int8 engines, relative to the recipe file",
+    )
 
 
 class ClassRule(_Strict):
     """Thresholds and action for one defect class."""
 
-    score: float = Field(default=0.5, gt=0, le=1)
-    #: Candidates scoring in [review_score, score) make the board REVIEW instead of OK.
-    review_score: float | None = Field(default=None, gt=0, le=1)
-    min_area_px: int = Field(default=4, ge=0)
-    action: Literal["ng", "review", "ignore"] = "ng"
+    score: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="a defect of this class scoring at least this (0..1) counts (NG score)",
+    )
+    review_score: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="scores from this up to the NG score make the board REVIEW (unset: never)",
+    )
+    min_area_px: int = Field(
+        default=4, ge=0, description="smaller defects of this class are not reported, px²"
+    )
+    action: Literal["ng", "review", "ignore"] = Field(
+        default="ng", description="what a defect of this class does: ng, review, or ignore"
+    )
 
     @model_validator(mode="after")
     def _review_below_score(self) -> ClassRule:
         if self.review_score is not None and self.review_score >= self.score:
             msg = f"review_score must be < score, got {self.review_score} >= {self.score}"
-            raise ValueError(msg)
-        return self
-
-
-class MaskRegion(_Strict):
-    """A don't-care rectangle in template pixels; defects there are not reported."""
-
-    x0: int = Field(ge=0)
-    y0: int = Field(ge=0)
-    x1: int = Field(ge=0)
-    y1: int = Field(ge=0)
-    note: str = ""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> MaskRegion:
-        if self.x1 <= self.x0 or self.y1 <= self.y0:
-            msg = f"needs x0 < x1 and y0 < y1, got ({self.x0}, {self.y0}, {self.x1}, {self.y1})"
-            raise ValueError(msg)
-        return self
-
-
-class VerdictRules(_Strict):
-    #: NG when at least this many defects of classes whose action is "ng" remain.
-    ng_min_defects: int = Field(default=1, ge=1)
-    #: REVIEW when more than this many defects would be reported (a flood hints at a bad image).
-    review_max_defects: int = Field(default=50, ge=1)
-
-
-class SyntheticSettings(_Strict):
-    """The product's synthetic twin, used when the source is ``synthetic``."""
-
-    look: Literal["binary", "grey"] = "binary"
-    seed: int = 0
-    #: Share of boards under test that carry defects.
-    defect_rate: float = Field(default=0.5, ge=0, le=1)
-    defects_min: int = Field(default=1, ge=1)
-    defects_max: int = Field(default=4, ge=1)
-    max_shift_px: float = Field(default=3.0, ge=0)
-    max_rotation_deg: float = Field(default=1.0, ge=0)
-    noise_sigma: float = Field(default=4.0, ge=0)
-
-    @model_validator(mode="after")
-    def _range(self) -> SyntheticSettings:
-        if self.defects_max < self.defects_min:
-            msg = f"defects_max must be >= defects_min, got {self.defects_max} < {self.defects_min}"
             raise ValueError(msg)
         return self
 
@@ -299,21 +258,51 @@ ClassName = Annotated[str, Field(pattern="^[a-z_]+$")]
 class Recipe(_Strict):
     """How to inspect one product variant."""
 
-    schema_version: int
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    product_code: int = Field(ge=1, le=65535, description="code the PLC uses to select the recipe")
-    description: str = ""
+    schema_version: int = Field(
+        description="version of this file's layout (old files are migrated on load)"
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the recipe's name: letters, digits, . _ - (the file is usually NAME.toml)",
+    )
+    product_code: int = Field(
+        ge=1, le=65535, description="code the PLC uses to select the recipe; one recipe per code"
+    )
+    description: str = Field(default="", description="free text shown beside the name")
     version: int = Field(default=1, ge=1, description="bumped each time the recipe is saved")
-    cycle_budget_ms: float = Field(default=50.0, gt=0, le=60_000)
-    template: RecipePath
-    camera: CameraSettings = CameraSettings()
-    registration: RegistrationSettings = RegistrationSettings()
-    geometry: Geometry
-    model: ModelSettings
-    classes: dict[ClassName, ClassRule]
-    masks: list[MaskRegion] = Field(default_factory=list)
-    verdict: VerdictRules = VerdictRules()
-    synthetic: SyntheticSettings = SyntheticSettings()
+    cycle_budget_ms: float = Field(
+        default=50.0,
+        gt=0,
+        le=60_000,
+        description="time one board may take, ms; slower cycles count as over budget",
+    )
+    template: RecipePath = Field(
+        description="the golden template image (a good board), relative to the recipe file"
+    )
+    camera: CameraSettings = Field(
+        default=CameraSettings(), description="camera settings applied through the GenICam node map"
+    )
+    registration: RegistrationSettings = Field(
+        default=RegistrationSettings(),
+        description="how each board is aligned to the golden template",
+    )
+    geometry: Geometry = Field(description="the frame and how it is cut into network inputs")
+    model: ModelSettings = Field(description="the defect model")
+    classes: dict[ClassName, ClassRule] = Field(
+        description="thresholds and action per defect class"
+    )
+    masks: list[MaskRegion] = Field(
+        default_factory=list,
+        description="don't-care rectangles: defects inside them are not reported",
+    )
+    verdict: VerdictRules = Field(
+        default=VerdictRules(), description="how defects make the verdict"
+    )
+    synthetic: SyntheticSettings = Field(
+        default=SyntheticSettings(), description="the product's synthetic twin (source synthetic)"
+    )
 
     @field_validator("schema_version")
     @classmethod

@@ -14,6 +14,9 @@ RecipeFactory = Callable[..., Path]
 SCREENS = [
     "alarm-history.png",
     "camera.png",
+    "new-product-active.png",
+    "new-product-template.png",
+    "new-product.png",
     "operator-stopped.png",
     "operator.png",
     "recipe-editor.png",

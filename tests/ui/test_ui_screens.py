@@ -23,6 +23,7 @@ from ui.app import Gui
 from ui.logic.health import Level
 from ui.logic.recipe_edit import validate
 from ui.logic.users import Role, User
+from ui.logic.words import labelled
 from ui.main_window import MainWindow
 
 OpenGui = Callable[..., Gui]
@@ -148,7 +149,7 @@ def test_an_operator_cannot_open_the_engineer_screen(
     with qtbot.waitSignal(w.access_denied, timeout=30_000) as denied:
         assert not w.open_screen("engineer")
     assert denied.args[0] == "engineer"
-    assert "Engineer login" in denied.args[1]
+    assert "an engineer login" in denied.args[1]
     assert w.current_screen() == "operator"
     assert not w.open_screen("camera")
     assert not w.open_screen("admin")
@@ -181,7 +182,9 @@ def test_an_invalid_threshold_shows_the_schema_message_and_cannot_be_saved(
     raw["classes"]["spurious_copper"]["score"] = 1.5
     expected = validate(raw, str(eng.path)).messages
     assert expected and "classes.spurious_copper.score" in expected[0]
-    assert eng.messages.text() == "\n".join(expected)
+    # The schema's messages, worded with the form's labels (not the file's field names).
+    assert eng.messages.text() == "\n".join(labelled(expected, eng.form.labels))
+    assert eng.messages.text().startswith("spurious copper · NG score ≥: ")
     assert score.property("invalid") is True
     assert not eng.save_button.isEnabled()
     assert not eng.save()
@@ -190,7 +193,8 @@ def test_an_invalid_threshold_shows_the_schema_message_and_cannot_be_saved(
     # A review score above the score is refused by the rule's own validator.
     score.setValue(0.6)  # type: ignore[attr-defined]
     eng.form.widget("classes.spurious_copper.review_score").setValue(0.7)  # type: ignore[attr-defined]
-    assert "review_score must be < score" in eng.messages.text()
+    assert "Review score ≥ must be < NG score ≥" in eng.messages.text(), eng.messages.text()
+    assert "review_score" not in eng.messages.text()
     assert not eng.save_button.isEnabled()
 
     eng.form.widget("classes.spurious_copper.review_score").setValue(0.3)  # type: ignore[attr-defined]
@@ -276,7 +280,7 @@ def test_first_admin_login_and_audited_role_changes(
 
     gui = open_gui(gui_recipe)
     w = _window(gui)
-    dialog = LoginDialog(w.store)
+    dialog = LoginDialog(w.store, "", None, gui.station.audit_quietly)
     assert dialog.first_admin, "with no admin yet, the dialog creates one"
     dialog.name.setText("chief")
     dialog.secret.setText("2468")
@@ -307,4 +311,5 @@ def test_first_admin_login_and_audited_role_changes(
     changes = [(e.who, e.what, e.old_value, e.new_value) for e in events]
     assert ("chief", "user anna: role", "Operator", "Engineer") in changes
     assert ("chief", "user anna", None, "Operator") in changes
+    assert ("chief", "user chief", None, "admin (first admin, created here)") in changes
     assert admin.audit.rowCount() == len(events)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from pathlib import Path
 
 from aoi.runner import CounterSnapshot, RunState
 from aoi.storage import HealthSnapshot
@@ -261,7 +262,8 @@ def database_light(snapshot: HealthSnapshot | None, *, pending_warn: int = 500) 
             name,
             Level.WARN,
             "Falling behind",
-            f"{snapshot.pending} inspections wait to be written to {snapshot.database}.",
+            f"{snapshot.pending} inspections wait to be written to "
+            f"{short_place(snapshot.database)}.",
             "Check the disk and the database server's load.",
         )
     return Light(
@@ -269,8 +271,18 @@ def database_light(snapshot: HealthSnapshot | None, *, pending_warn: int = 500) 
         Level.OK,
         "Saving",
         f"{snapshot.committed} of {snapshot.published} inspections of this run saved "
-        f"to {snapshot.database}.",
+        f"to {short_place(snapshot.database)}.",
     )
+
+
+def short_place(database: str) -> str:
+    """A database as a light can show it whole: a file's name and folder (``aoi.db in
+    /var/lib/aoi``), a server's host and database name, never a password."""
+    scheme, sep, rest = database.partition("://")
+    if sep and not scheme.startswith("sqlite"):
+        return f"{scheme.split('+')[0]} {rest.rsplit('@', 1)[-1]}"
+    path = Path(rest.removeprefix("/") if sep else database)
+    return f"{path.name} in {path.parent}" if path.name else database
 
 
 def alarms_from(

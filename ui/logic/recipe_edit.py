@@ -10,7 +10,6 @@ one atomically; :func:`changes` lists every field that changed, for the audit tr
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -21,7 +20,21 @@ import tomli_w
 from pydantic import ValidationError
 
 from aoi.errors import RecipeError
-from aoi.recipe import LoadedRecipe, Recipe, format_validation_error, load_recipe, recipe_hash
+from aoi.recipe import (
+    LoadedRecipe,
+    Recipe,
+    format_validation_error,
+    load_recipe,
+    recipe_hash,
+    site_recipes_dir,
+)
+from aoi.recipe.authoring import (
+    copy_to_folder,
+    is_shipped,
+    read_document,
+    update_document,
+    write_document,
+)
 
 HISTORY_DIR = "history"
 
@@ -125,14 +138,23 @@ class Saved:
     loaded: LoadedRecipe
     previous: Path
     changes: list[tuple[str, str | None, str | None]]
+    #: Where it was written: the file edited, or the site's copy of a shipped recipe.
+    path: Path
 
 
 def save_new_version(path: Path, raw: dict[str, Any], base_version: int) -> Saved:
     """Write ``raw`` to ``path`` as version ``base_version + 1``; keep the old file in history.
 
     Refuses when the file on disk is no longer ``base_version`` (someone saved meanwhile), and
-    when the result does not load (the old file is put back).
+    when the result does not load (the old file is put back). A shipped recipe is copied into
+    the site's recipes folder first and the copy is saved (:attr:`Saved.path`).
     """
+    moved = is_shipped(path)
+    if moved:
+        shipped = read_raw(path)
+        site = site_recipes_dir()
+        mine = site / path.name
+        path = mine if mine.is_file() else copy_to_folder(path, site)
     on_disk = read_raw(path)
     if on_disk.get("version", 1) != base_version:
         msg = (
@@ -142,6 +164,12 @@ def save_new_version(path: Path, raw: dict[str, Any], base_version: int) -> Save
         raise RecipeError(msg)
     new = copy.deepcopy(raw)
     new["version"] = base_version + 1
+    if moved:
+        # The site copy names the shipped model by absolute path: keep that, not the
+        # shipped file's relative one the editor started from.
+        for key, value in on_disk.get("model", {}).items():
+            if get_path(new, f"model.{key}") == get_path(shipped, f"model.{key}"):
+                set_path(new, f"model.{key}", value)
     v = validate(new, str(path))
     if not v.ok:
         raise RecipeError("\n".join(v.messages))
@@ -149,10 +177,9 @@ def save_new_version(path: Path, raw: dict[str, Any], base_version: int) -> Save
     history.mkdir(exist_ok=True)
     previous = history / f"{path.stem}.v{base_version}.toml"
     shutil.copy2(path, previous)
-    tmp = path.with_suffix(".toml.tmp")
-    header = f"# {new.get('name', path.stem)} version {new['version']}, saved by aoi gui.\n"
-    tmp.write_text(header + tomli_w.dumps(new), encoding="utf-8")
-    os.replace(tmp, path)
+    doc = read_document(path)
+    update_document(doc, new)
+    write_document(path, doc)
     try:
         # Files are checked by the dry run and on activation; a missing model is no reason to
         # lose the threshold edits.
@@ -160,7 +187,7 @@ def save_new_version(path: Path, raw: dict[str, Any], base_version: int) -> Save
     except RecipeError:
         shutil.copy2(previous, path)
         raise
-    return Saved(loaded, previous, changes(on_disk, new))
+    return Saved(loaded, previous, changes(on_disk, new), path)
 
 
 def restore(saved: Saved, path: Path) -> None:

@@ -28,17 +28,28 @@ class SyntheticSource:
     #: Nothing a synthetic board or a stored image can fail to apply.
     warnings: tuple[str, ...] = ()
 
-    def __init__(self, template: np.ndarray, settings: SyntheticSettings, *,
-                 seed: int | None = None, board: str = "") -> None:
+    def __init__(
+        self,
+        template: np.ndarray,
+        settings: SyntheticSettings,
+        *,
+        seed: int | None = None,
+        board: str = "",
+    ) -> None:
         """``board`` names what the template shows (the recipe's name), for :meth:`describe`."""
         if not isinstance(template, np.ndarray) or template.dtype != np.uint8 or template.ndim != 2:
-            found = (f"{template.dtype} {template.shape}" if isinstance(template, np.ndarray)
-                     else type(template).__name__)
+            found = (
+                f"{template.dtype} {template.shape}"
+                if isinstance(template, np.ndarray)
+                else type(template).__name__
+            )
             msg = f"synthetic template must be a 2-D uint8 image, got {found}"
             raise ValueError(msg)
         if min(template.shape) < boardgen.MIN_SIZE_PX:
-            msg = (f"synthetic template must be at least {boardgen.MIN_SIZE_PX}x"
-                   f"{boardgen.MIN_SIZE_PX} px, got {template.shape[1]}x{template.shape[0]}")
+            msg = (
+                f"synthetic template must be at least {boardgen.MIN_SIZE_PX}x"
+                f"{boardgen.MIN_SIZE_PX} px, got {template.shape[1]}x{template.shape[0]}"
+            )
             raise ValueError(msg)
         self._template = template
         self._settings = settings
@@ -51,12 +62,21 @@ class SyntheticSource:
 
     def __enter__(self) -> SyntheticSource:
         self._open = True
-        log.info("synthetic source open: %dx%d template, look %s, seed %d",
-                 self._template.shape[1], self._template.shape[0], self._settings.look, self._seed)
+        log.info(
+            "synthetic source open: %dx%d template, look %s, seed %d",
+            self._template.shape[1],
+            self._template.shape[0],
+            self._settings.look,
+            self._seed,
+        )
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._open = False
 
     def describe(self) -> str:
@@ -84,6 +104,11 @@ class SyntheticSource:
         available_ns = time.perf_counter_ns()
         frame_id = self._next_id
         self._next_id += 1
-        return Frame(image=image, frame_id=frame_id, available_ns=available_ns,
-                     source=self.name, name=f"synthetic-{frame_id:06d}",
-                     truth=truth)
+        return Frame(
+            image=image,
+            frame_id=frame_id,
+            available_ns=available_ns,
+            source=self.name,
+            name=f"synthetic-{frame_id:06d}",
+            truth=truth,
+        )
