@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from aoi.app.recipes import duplicate_product_codes
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.recipe import load_recipe
@@ -83,7 +84,7 @@ def check_recipes(folder: Path) -> list[Check]:
     paths = sorted(folder.glob("*.toml"))
     if not paths:
         return [Check("recipes", False, f"no recipe in {folder}", f"put recipes into {folder}")]
-    checks, codes = [], dict[int, list[str]]()
+    checks: list[Check] = []
     for path in paths:
         try:
             loaded = load_recipe(path)
@@ -93,12 +94,11 @@ def check_recipes(folder: Path) -> list[Check]:
             fix = f"fix {path.name} (`aoi recipe check {path}`) or move it out of {folder}"
             checks.append(Check("recipe", False, f"{path.name}: {err}", fix))
             continue
-        codes.setdefault(loaded.recipe.product_code, []).append(path.name)
         checks.append(Check("recipe", True, f"{path.name}: template and model load"))
-    for code, names in sorted(codes.items()):
-        if len(names) > 1:
-            detail = f"product code {code} is claimed by {', '.join(names)}"
-            checks.append(Check("recipes", False, detail, "give each recipe its own product_code"))
+    for dup in duplicate_product_codes(paths):  # the one check `aoi recipe validate` makes
+        names = ", ".join(p.name for p in dup.files)
+        detail = f"product code {dup.product_code} is claimed by {names}"
+        checks.append(Check("recipes", False, detail, "give each recipe its own product_code"))
     return checks
 
 

@@ -178,7 +178,8 @@ def test_defect_free_needs_registration(
     recipe = make_recipe(width=640, height=640, registration="none")
     args = ["--data", str(tmp_path / "PCBData"), "--split", str(split), "--recipe", str(recipe)]
     args += ["--model", str(difference_model), "--out", str(tmp_path / "out"), "--defect-free", "2"]
-    with pytest.raises(AoiError, match=r"registration\.method must be 'patches' or 'ecc', got 'none'"):
+    expected = r"registration\.method must be 'patches' or 'ecc', got 'none'"
+    with pytest.raises(AoiError, match=expected):
         _eval(args, capsys)
 
 
