@@ -13,15 +13,16 @@ FP16 (``fp16``) casts the float initializers and the input's normalisation to fl
 keeps the graph's inputs and outputs as they were (``keep_io_types``); its parity against FP32
 is measured on the DeepPCB val split (docs/benchmarks.md).
 
-``AOI_ORT_CUDA`` (for benches: ``plain``, ``bind``, ``graph``, each optionally ``,fp16``)
-overrides the defaults (``graph``).
+``AOI_ORT_CUDA`` (for benches: ``plain``, ``bind``, ``graph``, each optionally ``,fp16`` and
+``,fp32until=NODE`` / ``,fp32from=NODE`` to keep the stem / the tail in FP32) overrides the
+defaults (``graph``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
+from aoi.inference.fp16 import Fp32Span, to_fp16
 from aoi.types import ClassMaps
 
 if TYPE_CHECKING:  # onnx is needed only where the graph is edited (the CUDA path)
@@ -57,18 +59,28 @@ class CudaOptions:
     io_binding: bool = True
     cuda_graph: bool = True
     fp16: bool = False
+    #: With ``fp16``: the nodes kept in FP32 (none by default).
+    fp32: Fp32Span = field(default_factory=Fp32Span)
     max_graphs: int = 4
 
     @classmethod
     def parse(cls, text: str) -> CudaOptions:
-        """Options from ``mode[,fp16]`` with mode ``plain``, ``bind`` or ``graph``."""
-        words = [w.strip() for w in text.lower().split(",") if w.strip()]
+        """Options from ``mode[,fp16][,fp32until=NODE][,fp32from=NODE]`` with mode ``plain``,
+        ``bind`` or ``graph``."""
+        words = [w.strip() for w in text.split(",") if w.strip()]
         mode = next((w for w in words if w in _MODES), "graph")
-        unknown = [w for w in words if w not in (*_MODES, "fp16")]
+        spans = dict(w.split("=", 1) for w in words if "=" in w)
+        unknown = [w for w in words if w not in (*_MODES, "fp16") and "=" not in w]
+        unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
-            msg = f"{ENV_VAR}={text!r}: unknown words {unknown} (plain, bind, graph, fp16)"
+            msg = (
+                f"{ENV_VAR}={text!r}: unknown words {unknown} "
+                "(plain, bind, graph, fp16, fp32until=NODE, fp32from=NODE)"
+            )
             raise ModelError(msg)
-        return cls(io_binding=mode != "plain", cuda_graph=mode == "graph", fp16="fp16" in words)
+        span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
+        graph = mode == "graph"
+        return cls(mode != "plain", graph, fp16="fp16" in words, fp32=span)
 
     @classmethod
     def from_env(cls) -> CudaOptions:
@@ -79,7 +91,12 @@ class CudaOptions:
     @property
     def label(self) -> str:
         mode = "plain" if not self.io_binding else "graph" if self.cuda_graph else "bind"
-        return mode + (",fp16" if self.fp16 else "")
+        span = "".join(
+            f",{k}={v}"
+            for k, v in (("fp32until", self.fp32.until), ("fp32from", self.fp32.start))
+            if v
+        )
+        return mode + (",fp16" + span if self.fp16 else "")
 
 
 @dataclass(frozen=True)
@@ -113,41 +130,6 @@ def plan_buffers(
         raise InferenceError(msg)
     n, c, h, w = input_shape
     return BufferPlan((n, c, h, w), tuple(output_shape), np.dtype(score_dtype))  # type: ignore[arg-type]
-
-
-def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` computing in float16, its inputs' and outputs' types kept.
-
-    Float initializers become float16 and casts to float become casts to float16; ``Constant``
-    nodes keep their type (the Resize scales and reduction axes must stay float32 / int64).
-    Each float32 graph output is cast back from float16 under its own name.
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    for i, init in enumerate(g.initializer):
-        if init.data_type == TensorProto.FLOAT:
-            values = numpy_helper.to_array(init).astype(np.float16)
-            g.initializer[i].CopyFrom(numpy_helper.from_array(values, init.name))
-    for node in g.node:
-        if node.op_type == "Cast":
-            for attr in node.attribute:
-                if attr.name == "to" and attr.i == TensorProto.FLOAT:
-                    attr.i = TensorProto.FLOAT16
-    del g.value_info[:]  # float32 annotations of intermediates would now be wrong
-    for o in g.output:
-        if o.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
-        half = o.name + "_fp16"
-        for node in g.node:
-            node.output[:] = [half if v == o.name else v for v in node.output]
-            node.input[:] = [half if v == o.name else v for v in node.input]
-        g.node.append(helper.make_node("Cast", [half], [o.name], to=TensorProto.FLOAT))
-    onnx.checker.check_model(out)
-    return out
 
 
 def fixed_shape(model: onnx.ModelProto, shape: tuple[int, ...]) -> onnx.ModelProto:
@@ -210,7 +192,7 @@ class CudaRunner:
     ) -> None:
         self.options = options
         self.score_dtype = score_dtype
-        self._model = to_fp16(model) if options.fp16 else model
+        self._model = to_fp16(model, options.fp32) if options.fp16 else model
         self._session_options = session_options
         self._dynamic: ort.InferenceSession | None = None
         self._slots: dict[tuple[int, ...], _Slot] = {}

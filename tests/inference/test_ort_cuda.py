@@ -13,8 +13,9 @@ from onnx import TensorProto
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
+from aoi.inference.fp16 import Fp32Span, to_fp16
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
-from aoi.inference.ort_cuda import ENV_VAR, CudaOptions, fixed_shape, plan_buffers, to_fp16
+from aoi.inference.ort_cuda import ENV_VAR, CudaOptions, fixed_shape, plan_buffers
 from aoi.inference.reduce import reduced_model
 from aoi.recipe import load_recipe
 from aoi.sources.replay import read_image
@@ -77,6 +78,35 @@ def test_fp16_keeps_the_io_types_and_halves_the_weights() -> None:
     assert half.ByteSize() < 0.6 * model.ByteSize()
     casts = [a.i for n in half.graph.node if n.op_type == "Cast" for a in n.attribute]
     assert TensorProto.FLOAT16 in casts  # the input's normalisation computes in float16
+
+
+def test_a_mixed_fp16_model_keeps_the_named_spans_in_fp32_and_runs() -> None:
+    model = reduced_model(MODEL)
+    names = [n.name for n in model.graph.node]
+    span = Fp32Span(until="/stem/Relu", start="/Add_1")
+    mixed = to_fp16(model, span)
+    inits = {i.name: i.data_type for i in mixed.graph.initializer}
+    stem = next(n for n in mixed.graph.node if n.name == "/stem/Conv")
+    body = next(n for n in mixed.graph.node if n.name == names[names.index("/stem/Relu") + 1])
+    assert all(inits[t] == TensorProto.FLOAT for t in stem.input if t in inits)
+    assert any(inits[t] == TensorProto.FLOAT16 for t in body.input if t in inits)
+    casts = [n for n in mixed.graph.node if n.op_type == "Cast" and n.output[0].endswith("_as16")]
+    back = [n for n in mixed.graph.node if n.op_type == "Cast" and n.output[0].endswith("_as32")]
+    assert casts and back  # into the FP16 body after the stem, back to FP32 before the tail
+    with pytest.raises(ModelError, match="no node named"):
+        to_fp16(model, Fp32Span(start="/nowhere"))
+    assert CudaOptions.parse("graph,fp16,fp32from=/Add_1").fp32 == Fp32Span(start="/Add_1")
+    assert CudaOptions.parse("graph,fp16,fp32from=/Add_1").label == "graph,fp16,fp32from=/Add_1"
+    batch, _ = _synthetic_batch(1)
+    cpu = ["CPUExecutionProvider"]
+    want = ort.InferenceSession(model.SerializeToString(), providers=cpu).run(
+        None, {INPUT_NAME: batch}
+    )
+    got = ort.InferenceSession(mixed.SerializeToString(), providers=cpu).run(
+        None, {INPUT_NAME: batch}
+    )
+    assert (got[0] == want[0]).mean() > 0.999
+    assert np.abs(got[1] - want[1]).max() < 0.05
 
 
 def _synthetic_batch(n: int) -> tuple[np.ndarray, object]:
