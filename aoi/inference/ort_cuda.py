@@ -14,8 +14,8 @@ keeps the graph's inputs and outputs as they were (``keep_io_types``); its parit
 is measured on the DeepPCB val split (docs/benchmarks.md).
 
 ``AOI_ORT_CUDA`` (for benches: ``plain``, ``bind``, ``graph``, each optionally ``,fp16`` and
-``,fp32until=NODE`` / ``,fp32from=NODE`` to keep the stem / the tail in FP32) overrides the
-defaults (``graph``).
+``,fp32tail`` (the softmax and its logits in FP32: the variant that keeps the val mAP),
+``,fp32until=NODE`` / ``,fp32from=NODE``) overrides the defaults (``graph``, FP32).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
-from aoi.inference.fp16 import Fp32Span, to_fp16
+from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
 from aoi.types import ClassMaps
 
 if TYPE_CHECKING:  # onnx is needed only where the graph is edited (the CUDA path)
@@ -61,6 +61,8 @@ class CudaOptions:
     fp16: bool = False
     #: With ``fp16``: the nodes kept in FP32 (none by default).
     fp32: Fp32Span = field(default_factory=Fp32Span)
+    #: With ``fp16``: keep the softmax and its logits in FP32 (:func:`softmax_tail`).
+    fp32_tail: bool = False
     max_graphs: int = 4
 
     @classmethod
@@ -70,17 +72,18 @@ class CudaOptions:
         words = [w.strip() for w in text.split(",") if w.strip()]
         mode = next((w for w in words if w in _MODES), "graph")
         spans = dict(w.split("=", 1) for w in words if "=" in w)
-        unknown = [w for w in words if w not in (*_MODES, "fp16") and "=" not in w]
+        unknown = [w for w in words if w not in (*_MODES, "fp16", "fp32tail") and "=" not in w]
         unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
-                "(plain, bind, graph, fp16, fp32until=NODE, fp32from=NODE)"
+                "(plain, bind, graph, fp16, fp32tail, fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
         span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
         graph = mode == "graph"
-        return cls(mode != "plain", graph, fp16="fp16" in words, fp32=span)
+        tail = "fp32tail" in words
+        return cls(mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail)
 
     @classmethod
     def from_env(cls) -> CudaOptions:
@@ -96,7 +99,8 @@ class CudaOptions:
             for k, v in (("fp32until", self.fp32.until), ("fp32from", self.fp32.start))
             if v
         )
-        return mode + (",fp16" + span if self.fp16 else "")
+        tail = ",fp32tail" if self.fp32_tail else ""
+        return mode + (",fp16" + tail + span if self.fp16 else "")
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,12 @@ class CudaRunner:
     ) -> None:
         self.options = options
         self.score_dtype = score_dtype
-        self._model = to_fp16(model, options.fp32) if options.fp16 else model
+        self._model = model
+        if options.fp16:
+            span = options.fp32
+            if options.fp32_tail:
+                span = Fp32Span(span.until, softmax_tail(model).start)
+            self._model = to_fp16(model, span)
         self._session_options = session_options
         self._dynamic: ort.InferenceSession | None = None
         self._slots: dict[tuple[int, ...], _Slot] = {}

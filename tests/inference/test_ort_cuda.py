@@ -13,7 +13,7 @@ from onnx import TensorProto
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
-from aoi.inference.fp16 import Fp32Span, to_fp16
+from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.inference.ort_cuda import ENV_VAR, CudaOptions, fixed_shape, plan_buffers
 from aoi.inference.reduce import reduced_model
@@ -96,6 +96,8 @@ def test_a_mixed_fp16_model_keeps_the_named_spans_in_fp32_and_runs() -> None:
     with pytest.raises(ModelError, match="no node named"):
         to_fp16(model, Fp32Span(start="/nowhere"))
     assert CudaOptions.parse("graph,fp16,fp32from=/Add_1").fp32 == Fp32Span(start="/Add_1")
+    assert softmax_tail(model) == Fp32Span(start="/Add_1")  # the logits' Add, then the softmax
+    assert CudaOptions.parse("graph,fp16,fp32tail").label == "graph,fp16,fp32tail"
     assert CudaOptions.parse("graph,fp16,fp32from=/Add_1").label == "graph,fp16,fp32from=/Add_1"
     batch, _ = _synthetic_batch(1)
     cpu = ["CPUExecutionProvider"]
