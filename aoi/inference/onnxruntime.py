@@ -16,6 +16,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
+from aoi.inference.ort_cuda import CudaOptions, CudaRunner
 from aoi.recipe import Profile, file_hash
 from aoi.types import ClassMaps
 
@@ -64,6 +65,7 @@ class OnnxRuntimeBackend:
         pad_batch: bool | None = None,
         reduce: bool | None = None,
         score_dtype: str = "float32",
+        cuda: CudaOptions | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile
@@ -79,6 +81,11 @@ class OnnxRuntimeBackend:
         self.model_hash = ""
         self.name = "onnxruntime-cpu" if device == "cpu" else "onnxruntime-cuda"
         self._session: ort.InferenceSession | None = None
+        self._cuda: CudaRunner | None = None
+        if device == "cuda" and cuda is None and self.reduce:
+            cuda = CudaOptions.from_env()
+        #: How the CUDA path runs (IO binding, CUDA graphs, FP16); None on the CPU or unreduced.
+        self.cuda = cuda if device == "cuda" and self.reduce else None
 
     def __enter__(self) -> OnnxRuntimeBackend:
         path = self.model_path
@@ -108,6 +115,9 @@ class OnnxRuntimeBackend:
                 )
                 raise ModelError(msg)
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if self.cuda is not None and self.cuda.io_binding:
+            self._enter_cuda(opts)
+            return self
         source: str | bytes = str(path)
         if self.reduce:
             source = self._reduced(path)
@@ -119,6 +129,21 @@ class OnnxRuntimeBackend:
         self._check_contract()
         log.info("onnxruntime session for %s on %s", path.name, self._session.get_providers())
         return self
+
+    @property
+    def cuda_graphs(self) -> int:
+        """How many input shapes replay a captured CUDA graph (0 off the CUDA path)."""
+        return self._cuda.graphs if self._cuda is not None else 0
+
+    def _enter_cuda(self, opts: ort.SessionOptions) -> None:
+        from aoi.inference.reduce import reduced_model
+
+        assert self.cuda is not None
+        model = reduced_model(self.model_path, self.score_dtype)  # type: ignore[arg-type]
+        self._cuda = CudaRunner(model, self.cuda, opts, self.score_dtype).__enter__()
+        self._session = self._cuda.session
+        self._check_contract()
+        log.info("onnxruntime CUDA (%s) for %s", self.cuda.label, self.model_path.name)
 
     def _reduced(self, path: Path) -> bytes:
         if importlib.util.find_spec("onnx") is None:
@@ -134,6 +159,9 @@ class OnnxRuntimeBackend:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._cuda is not None:
+            self._cuda.__exit__(exc_type, exc, tb)
+            self._cuda = None
         self._session = None
 
     def _check_contract(self) -> None:
@@ -178,6 +206,9 @@ class OnnxRuntimeBackend:
         if self.pad_batch and n < self.profile.opt.batch:
             fed = np.zeros((self.profile.opt.batch, *batch.shape[1:]), np.uint8)
             fed[:n] = batch
+        if self._cuda is not None:
+            maps = self._cuda.predict(fed)
+            return ClassMaps(maps.classes[:n], maps.scores[:n])
         names = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
         try:
             outputs = self._session.run(names, {INPUT_NAME: fed})

@@ -23,6 +23,7 @@ import numpy as np
 
 from aoi.inference.base import InferenceBackend
 from aoi.inference.tensorrt.plan import dims_text
+from aoi.types import ClassMaps
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,41 @@ class ParityReport:
         )
 
 
-def compare(pairs: Iterable[tuple[np.ndarray, np.ndarray]], precision: str) -> ParityReport:
-    """Compare (reference, candidate) output pairs against the precision's tolerance."""
+def _as_class_maps(output: np.ndarray | ClassMaps) -> ClassMaps:
+    if isinstance(output, ClassMaps):
+        return output
+    return ClassMaps(output.argmax(axis=1).astype(np.uint8), output.max(axis=1))
+
+
+def _comparable(
+    reference: np.ndarray | ClassMaps, candidate: np.ndarray | ClassMaps
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both outputs as full maps or, where either is reduced, both winning scores [N, 1, H, W]."""
+    if isinstance(reference, np.ndarray) and isinstance(candidate, np.ndarray):
+        return reference, candidate
+    a, b = _as_class_maps(reference), _as_class_maps(candidate)
+    return a.scores[:, None], b.scores[:, None]
+
+
+def _classes(output: np.ndarray | ClassMaps) -> np.ndarray:
+    return output.classes if isinstance(output, ClassMaps) else output.argmax(axis=1)
+
+
+def compare(
+    pairs: Iterable[tuple[np.ndarray | ClassMaps, np.ndarray | ClassMaps]], precision: str
+) -> ParityReport:
+    """Compare (reference, candidate) output pairs against the precision's tolerance.
+
+    Full probability maps are compared cell by cell and class; where either side is reduced
+    (:class:`ClassMaps`, the TensorRT engine's output) the winning class's score is compared and
+    the classes must agree.
+    """
     tol = TOLERANCES[precision]
     problems: list[str] = []
     worst, total, cells, agree, count, batches = 0.0, 0.0, 0, 0, 0, 0
-    for reference, candidate in pairs:
+    for ref_out, cand_out in pairs:
         batches += 1
+        reference, candidate = _comparable(ref_out, cand_out)
         if reference.shape != candidate.shape:
             problems.append(
                 f"batch {batches}: shape {dims_text(candidate.shape)} must be "
@@ -84,7 +113,7 @@ def compare(pairs: Iterable[tuple[np.ndarray, np.ndarray]], precision: str) -> P
         worst = max(worst, float(diff.max()))
         total += float(diff.sum())
         count += diff.size
-        same = reference.argmax(axis=1) == candidate.argmax(axis=1)
+        same = _classes(ref_out) == _classes(cand_out)
         agree += int(same.sum())
         cells += same.size
     mean = total / count if count else 0.0
@@ -110,7 +139,7 @@ def run_parity(
 ) -> ParityReport:
     """Run both (entered) backends on the same batches and compare their outputs."""
 
-    def pairs() -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    def pairs() -> Iterable[tuple[np.ndarray | ClassMaps, np.ndarray | ClassMaps]]:
         for batch in batches:
             yield reference.predict(batch), candidate.predict(batch)
 

@@ -76,13 +76,18 @@ def reduce_model(model: onnx.ModelProto, score_dtype: ScoreDtype = "float32") ->
 
 def reduced_bytes(path: Path, score_dtype: ScoreDtype = "float32") -> bytes:
     """The serialised reduced model of the ONNX file at ``path``."""
+    return reduced_model(path, score_dtype).SerializeToString()
+
+
+def reduced_model(path: Path, score_dtype: ScoreDtype = "float32") -> onnx.ModelProto:
+    """The reduced model of the ONNX file at ``path``."""
     try:
         model = onnx.load(str(path))
     except (OSError, DecodeError) as err:
         msg = f"{path}: not a loadable ONNX model ({err})"
         raise ModelError(msg) from err
     try:
-        return reduce_model(model, score_dtype).SerializeToString()
+        return reduce_model(model, score_dtype)
     except onnx.checker.ValidationError as err:
         msg = f"{path}: the reduced model does not check ({err})"
         raise ModelError(msg) from err

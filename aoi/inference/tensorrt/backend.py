@@ -1,11 +1,13 @@
 """TensorRT backend: the recipe's engine (built and cached on first use), run through cuda-python.
 
-Same protocol as :class:`aoi.inference.onnxruntime.OnnxRuntimeBackend`: uint8 ``[N, 2, H, W]``
-in, float32 ``[N, 7, H/S, W/S]`` out, the same profile check and messages, and ``model_hash`` is
-the ONNX file's SHA-256, so the cycle and its records cannot tell the two apart.
+Same protocol as :class:`aoi.inference.onnxruntime.OnnxRuntimeBackend` on CUDA: uint8
+``[N, 2, H, W]`` in, the reduced graph's :class:`ClassMaps` out (uint8 class and float32 score
+``[N, H/S, W/S]``, the engine built from :mod:`aoi.inference.reduce`'s edit), the same profile
+check and messages, and ``model_hash`` is the ONNX file's SHA-256, so the cycle and its records
+cannot tell the two apart.
 
 The runtime follows TensorRT 10's tensor-name API: buffers are planned for the profile's maximum
-(pinned host memory for the input and the probabilities, device memory for every I/O tensor),
+(pinned host memory for the input and the class maps, device memory for every I/O tensor),
 one non-blocking stream carries host-to-device copy, ``execute_async_v3`` and device-to-host
 copy, and only the final synchronise waits. With ``cuda_graph`` on, the inference of each input
 shape is captured once into a CUDA graph and replayed; each captured shape keeps its own
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from aoi.errors import InferenceError, ModelError
-from aoi.inference.base import INPUT_NAME, OUTPUT_NAME
+from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
 from aoi.inference.tensorrt.build import make_logger
 from aoi.inference.tensorrt.calibration import CalibrationProvider
 from aoi.inference.tensorrt.cuda_mem import (
@@ -51,11 +53,12 @@ from aoi.inference.tensorrt.plan import (
     BufferPlan,
     ProfileShapes,
     dims_text,
-    output_shape,
     plan_buffers,
+    reduced_output_shape,
     stride_of,
 )
 from aoi.recipe import LoadedRecipe
+from aoi.types import ClassMaps
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class TensorRTBackend:
         self._buffers: dict[str, DeviceBuffer] = {}
         self._plans: dict[str, BufferPlan] = {}
         self._host_in: PinnedBuffer | None = None
-        self._host_out: PinnedBuffer | None = None
+        self._host_out: dict[str, PinnedBuffer] = {}
         self._stride = 0
         self._slots: OrderedDict[tuple[int, ...], _Slot] = OrderedDict()
         self._plain: _Slot | None = None
@@ -162,10 +165,10 @@ class TensorRTBackend:
         """Check the engine's tensors and profile; plan and allocate buffers for the max."""
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        if inputs != [INPUT_NAME] or OUTPUT_NAME not in names:
+        if inputs != [INPUT_NAME] or not {CLASS_NAME, SCORE_NAME} <= set(names):
             msg = (
-                f"{where}: engine must have input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
-                f"found {names}"
+                f"{where}: engine must have input {INPUT_NAME!r} and outputs {CLASS_NAME!r} and "
+                f"{SCORE_NAME!r} (built from the reduced graph), found {names}"
             )
             raise ModelError(msg)
         p = self.profile
@@ -186,13 +189,14 @@ class TensorRTBackend:
             for n in names
             if n != INPUT_NAME
         }
-        self._stride = stride_of(want[2], outputs[OUTPUT_NAME][0], where)
+        self._stride = stride_of(want[2], outputs[CLASS_NAME][0], where)
         plans = plan_buffers(ProfileShapes.from_profile(p), outputs, INPUT_NAME)
         self._plans = {plan.name: plan for plan in plans}
         for plan in plans:
             self._buffers[plan.name] = stack.enter_context(DeviceBuffer(plan.nbytes))
         self._host_in = stack.enter_context(PinnedBuffer(self._plans[INPUT_NAME].nbytes))
-        self._host_out = stack.enter_context(PinnedBuffer(self._plans[OUTPUT_NAME].nbytes))
+        for name in (CLASS_NAME, SCORE_NAME):
+            self._host_out[name] = stack.enter_context(PinnedBuffer(self._plans[name].nbytes))
         self._bind(context)
         self._plain = _Slot(context, want[2])
 
@@ -236,8 +240,8 @@ class TensorRTBackend:
 
     # --- inference ----------------------------------------------------------------------
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probability maps for a uint8 [N, 2, H, W] batch inside the recipe's profile."""
+    def predict(self, batch: np.ndarray) -> ClassMaps:
+        """Class maps for a uint8 [N, 2, H, W] batch inside the recipe's profile."""
         if self._engine is None or self._stream is None:
             msg = "TensorRTBackend.predict called outside its context manager"
             raise InferenceError(msg)
@@ -256,11 +260,11 @@ class TensorRTBackend:
             # The current CUDA device is per thread: the cycle may predict from a worker thread.
             set_device(self.settings.device)
             self._threads.add(threading.get_ident())
-        out_shape = output_shape(shape, stride=self._stride)
+        out_shape = reduced_output_shape(shape, stride=self._stride)
         in_bytes = self._plans[INPUT_NAME].check_fits(shape)
-        out_bytes = self._plans[OUTPUT_NAME].check_fits(out_shape)
+        out_bytes = {n: self._plans[n].check_fits(out_shape) for n in (CLASS_NAME, SCORE_NAME)}
         slot = self._slot_for(shape, out_shape)
-        assert self._host_in is not None and self._host_out is not None
+        assert self._host_in is not None
         np.copyto(self._host_in.view(np.dtype(np.uint8), shape), batch)
         stream = self._stream
         stream.copy_to_device(self._buffers[INPUT_NAME], self._host_in, in_bytes)
@@ -269,16 +273,19 @@ class TensorRTBackend:
         elif not slot.context.execute_async_v3(stream.handle_int):
             msg = f"TensorRT execute_async_v3 failed on input {dims_text(shape)} (see the log)"
             raise InferenceError(msg)
-        stream.copy_to_host(self._host_out, self._buffers[OUTPUT_NAME], out_bytes)
+        for name, nbytes in out_bytes.items():
+            stream.copy_to_host(self._host_out[name], self._buffers[name], nbytes)
         stream.synchronize()
-        # The pinned buffer is reused by the next call; the cycle may hold several outputs.
-        return self._host_out.view(np.dtype(np.float32), out_shape).copy()
+        # The pinned buffers are reused by the next call; the cycle may hold several outputs.
+        cls = self._host_out[CLASS_NAME].view(self._plans[CLASS_NAME].dtype, out_shape)
+        score = self._host_out[SCORE_NAME].view(self._plans[SCORE_NAME].dtype, out_shape)
+        return ClassMaps(cls.copy(), score.copy())
 
     def _set_shape(self, context: Any, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
         if not context.set_input_shape(INPUT_NAME, shape):
             msg = f"TensorRT refused input shape {dims_text(shape)}"
             raise InferenceError(msg)
-        found = tuple(context.get_tensor_shape(OUTPUT_NAME))
+        found = tuple(context.get_tensor_shape(CLASS_NAME))
         if found != out_shape:
             msg = (
                 f"engine output for input {dims_text(shape)} must be {dims_text(out_shape)} "

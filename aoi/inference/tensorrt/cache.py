@@ -26,7 +26,7 @@ from aoi.inference.tensorrt.plan import ProfileShapes
 log = logging.getLogger(__name__)
 
 #: Bumped when the key's meaning or the sidecar's layout changes: every old engine is rebuilt.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 ENGINE_SUFFIX = ".engine"
 SIDECAR_SUFFIX = ".json"
 

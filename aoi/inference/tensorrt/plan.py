@@ -210,12 +210,24 @@ def output_shape(
     return (n, classes, h // stride, w // stride)
 
 
+def reduced_output_shape(input_shape: tuple[int, ...], *, stride: int) -> tuple[int, int, int]:
+    """The reduced graph's ``cls`` / ``score`` shape for an input shape: ``[N, H/S, W/S]``."""
+    n, _classes, h, w = output_shape(input_shape, stride=stride)
+    return (n, h, w)
+
+
 def stride_of(input_shape: tuple[int, ...], out_shape: tuple[int, ...], where: str) -> int:
-    """The model's output stride, from one input shape and the output shape it gives."""
+    """The model's output stride, from one input shape and the output shape it gives.
+
+    ``out_shape`` is the full maps' ``[N, classes, H/S, W/S]`` or the reduced ``[N, H/S, W/S]``.
+    """
+    reduced = len(out_shape) == 3
+    if reduced:
+        out_shape = (out_shape[0], MODEL_CLASSES, *out_shape[1:])
     if len(out_shape) != 4 or out_shape[0] != input_shape[0] or out_shape[1] != MODEL_CLASSES:
         msg = (
-            f"{where}: output must be [N, {MODEL_CLASSES}, H/S, W/S] for input "
-            f"{dims_text(input_shape)}, found {dims_text(out_shape)}"
+            f"{where}: output must be [N, {MODEL_CLASSES}, H/S, W/S] or reduced [N, H/S, W/S] "
+            f"for input {dims_text(input_shape)}, found {dims_text(out_shape)}"
         )
         raise ModelError(msg)
     sy, ry = divmod(input_shape[2], out_shape[2]) if out_shape[2] else (0, 1)
@@ -253,3 +265,19 @@ def plan_station_buffers(
     """The buffers the station's model needs for a profile, knowing its output stride."""
     out = output_shape(profile.max, stride=stride)
     return plan_buffers(profile, {output_name: (out, np.dtype(np.float32))}, input_name)
+
+
+def plan_reduced_buffers(
+    profile: ProfileShapes,
+    names: tuple[str, str, str],
+    stride: int,
+    score_dtype: np.dtype,
+) -> list[BufferPlan]:
+    """Buffers of the reduced graph: uint8 input, uint8 ``cls`` and ``score`` at the max.
+
+    ``names`` is (input, class output, score output); a cell copies back 1 + score bytes.
+    """
+    out = reduced_output_shape(profile.max, stride=stride)
+    inp, cls_name, score_name = names
+    outputs = {cls_name: (out, np.dtype(np.uint8)), score_name: (out, np.dtype(score_dtype))}
+    return plan_buffers(profile, outputs, inp)

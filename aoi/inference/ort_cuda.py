@@ -1,0 +1,286 @@
+"""ONNX Runtime on CUDA with the tensors kept on the device: IO binding, CUDA graphs, FP16.
+
+The reduced graph (:mod:`aoi.inference.reduce`) ends in ``cls`` (uint8) and ``score``; this
+module runs it with device-resident buffers bound once per input shape: the uint8 batch is
+uploaded once per predict (``update_inplace``) and only the small reduced maps come back. For
+each fixed shape (a recipe pads its batches to the profile's ``opt``, so there is usually one)
+a session is built from the model with that shape written into its input, so every shape
+computation folds away and all nodes land on the CUDA provider, which ORT's CUDA graph capture
+(``enable_cuda_graph``) needs; a CUDA-graph session replays one captured graph, hence one
+session per shape (at most ``max_graphs``; other shapes share one session without a graph).
+
+FP16 (``fp16``) casts the float initializers and the input's normalisation to float16 and
+keeps the graph's inputs and outputs as they were (``keep_io_types``); its parity against FP32
+is measured on the DeepPCB val split (docs/benchmarks.md).
+
+``AOI_ORT_CUDA`` (for benches: ``plain``, ``bind``, ``graph``, each optionally ``,fp16`` and
+``,fp32tail`` (the softmax and its logits in FP32: the variant that keeps the val mAP),
+``,fp32until=NODE`` / ``,fp32from=NODE``) overrides the defaults (``graph``, FP32).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from aoi.errors import InferenceError, ModelError
+from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
+from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
+from aoi.types import ClassMaps
+
+if TYPE_CHECKING:  # onnx is needed only where the graph is edited (the CUDA path)
+    import onnx
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "AOI_ORT_CUDA"
+_MODES = ("plain", "bind", "graph")
+_ORT_ERRORS = (
+    ort_state.Fail,
+    ort_state.InvalidArgument,
+    ort_state.InvalidGraph,
+    ort_state.NotImplemented,
+    ort_state.RuntimeException,
+    ort_state.EPFail,
+)
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """How the CUDA path runs: IO binding, CUDA graphs per fixed shape, FP16 weights."""
+
+    io_binding: bool = True
+    cuda_graph: bool = True
+    fp16: bool = False
+    #: With ``fp16``: the nodes kept in FP32 (none by default).
+    fp32: Fp32Span = field(default_factory=Fp32Span)
+    #: With ``fp16``: keep the softmax and its logits in FP32 (:func:`softmax_tail`).
+    fp32_tail: bool = False
+    max_graphs: int = 4
+
+    @classmethod
+    def parse(cls, text: str) -> CudaOptions:
+        """Options from ``mode[,fp16][,fp32until=NODE][,fp32from=NODE]`` with mode ``plain``,
+        ``bind`` or ``graph``."""
+        words = [w.strip() for w in text.split(",") if w.strip()]
+        mode = next((w for w in words if w in _MODES), "graph")
+        spans = dict(w.split("=", 1) for w in words if "=" in w)
+        unknown = [w for w in words if w not in (*_MODES, "fp16", "fp32tail") and "=" not in w]
+        unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
+        if unknown:
+            msg = (
+                f"{ENV_VAR}={text!r}: unknown words {unknown} "
+                "(plain, bind, graph, fp16, fp32tail, fp32until=NODE, fp32from=NODE)"
+            )
+            raise ModelError(msg)
+        span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
+        graph = mode == "graph"
+        tail = "fp32tail" in words
+        return cls(mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail)
+
+    @classmethod
+    def from_env(cls) -> CudaOptions:
+        """The defaults, or what ``AOI_ORT_CUDA`` says."""
+        text = os.environ.get(ENV_VAR, "")
+        return cls.parse(text) if text else cls()
+
+    @property
+    def label(self) -> str:
+        mode = "plain" if not self.io_binding else "graph" if self.cuda_graph else "bind"
+        span = "".join(
+            f",{k}={v}"
+            for k, v in (("fp32until", self.fp32.until), ("fp32from", self.fp32.start))
+            if v
+        )
+        tail = ",fp32tail" if self.fp32_tail else ""
+        return mode + (",fp16" + tail + span if self.fp16 else "")
+
+
+@dataclass(frozen=True)
+class BufferPlan:
+    """The device buffers of one input shape: the uint8 batch in, the reduced maps out."""
+
+    input_shape: tuple[int, int, int, int]
+    output_shape: tuple[int, int, int]
+    score_dtype: np.dtype
+
+    @property
+    def bytes_in(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def bytes_back(self) -> int:
+        """Bytes copied back per predict: one class byte and one score per cell."""
+        return int(np.prod(self.output_shape)) * (1 + self.score_dtype.itemsize)
+
+
+def plan_buffers(
+    input_shape: tuple[int, ...], output_shape: tuple[int, ...], score_dtype: str
+) -> BufferPlan:
+    """The buffer plan of a [N, 2, H, W] input whose reduced maps are [N, H', W']."""
+    if len(input_shape) != 4 or input_shape[1] != 2 or min(input_shape) < 1:
+        msg = f"input shape must be [N, 2, H, W] with positive sizes, got {list(input_shape)}"
+        raise InferenceError(msg)
+    if len(output_shape) != 3 or output_shape[0] != input_shape[0] or min(output_shape) < 1:
+        n = input_shape[0]
+        msg = f"reduced maps must be [N, H', W'] with N = {n}, got {list(output_shape)}"
+        raise InferenceError(msg)
+    n, c, h, w = input_shape
+    return BufferPlan((n, c, h, w), tuple(output_shape), np.dtype(score_dtype))  # type: ignore[arg-type]
+
+
+def fixed_shape(model: onnx.ModelProto, shape: tuple[int, ...]) -> onnx.ModelProto:
+    """A copy of ``model`` whose input ``boards`` has the concrete ``shape``."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    inp = next((i for i in out.graph.input if i.name == INPUT_NAME), None)
+    if inp is None or len(inp.type.tensor_type.shape.dim) != len(shape):
+        msg = f"model has no {len(shape)}-d input {INPUT_NAME!r} to fix"
+        raise ModelError(msg)
+    for dim, size in zip(inp.type.tensor_type.shape.dim, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = int(size)
+    return out
+
+
+class _Slot:
+    """One input shape's session, bound device buffers and host padding buffer."""
+
+    def __init__(self, session: ort.InferenceSession, plan: BufferPlan, graph: bool) -> None:
+        self.session = session
+        self.plan = plan
+        self.graph = graph
+        self.host = np.zeros(plan.input_shape, np.uint8)
+        new = ort.OrtValue.ortvalue_from_shape_and_type
+        self.dev_in = new(plan.input_shape, np.uint8, "cuda", 0)
+        self.dev_cls = new(plan.output_shape, np.uint8, "cuda", 0)
+        self.dev_score = new(plan.output_shape, plan.score_dtype.type, "cuda", 0)
+        self.binding = session.io_binding()
+        self.binding.bind_ortvalue_input(INPUT_NAME, self.dev_in)
+        self.binding.bind_ortvalue_output(CLASS_NAME, self.dev_cls)
+        self.binding.bind_ortvalue_output(SCORE_NAME, self.dev_score)
+
+    def run(self, batch: np.ndarray) -> ClassMaps:
+        n = batch.shape[0]
+        fed = batch
+        if n != self.plan.input_shape[0] or not batch.flags.c_contiguous:
+            self.host[:n] = batch
+            self.host[n:] = 0
+            fed = self.host
+        self.dev_in.update_inplace(fed)
+        self.session.run_with_iobinding(self.binding)
+        return ClassMaps(self.dev_cls.numpy()[:n], self.dev_score.numpy()[:n])
+
+
+class CudaRunner:
+    """Runs a reduced model on the CUDA provider with bound device buffers, one slot per shape.
+
+    ``model`` is the reduced ONNX (``cls`` and ``score`` outputs); the runner owns its sessions.
+    """
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        options: CudaOptions,
+        session_options: ort.SessionOptions,
+        score_dtype: str,
+    ) -> None:
+        self.options = options
+        self.score_dtype = score_dtype
+        self._model = model
+        if options.fp16:
+            span = options.fp32
+            if options.fp32_tail:
+                span = Fp32Span(span.until, softmax_tail(model).start)
+            self._model = to_fp16(model, span)
+        self._session_options = session_options
+        self._dynamic: ort.InferenceSession | None = None
+        self._slots: dict[tuple[int, ...], _Slot] = {}
+        self.graph_error = ""
+
+    def __enter__(self) -> CudaRunner:
+        self._dynamic = self._session(self._model.SerializeToString(), graph=False)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._slots.clear()
+        self._dynamic = None
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._dynamic is None:
+            msg = "CudaRunner used outside its context manager"
+            raise InferenceError(msg)
+        return self._dynamic
+
+    @property
+    def graphs(self) -> int:
+        """How many shapes replay a captured CUDA graph."""
+        return sum(s.graph for s in self._slots.values())
+
+    def _session(self, model: bytes, *, graph: bool) -> ort.InferenceSession:
+        cuda = {"enable_cuda_graph": "1"} if graph else {}
+        try:
+            return ort.InferenceSession(
+                model,
+                self._session_options,
+                providers=[("CUDAExecutionProvider", cuda), "CPUExecutionProvider"],
+            )
+        except _ORT_ERRORS as err:
+            msg = f"onnxruntime could not build the CUDA session ({err})"
+            raise ModelError(msg) from err
+
+    def _output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        # The reduced maps' size follows from the network's strides: ask the runtime once.
+        binding = self.session.io_binding()
+        probe = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.uint8), "cuda", 0)
+        binding.bind_ortvalue_input(INPUT_NAME, probe)
+        binding.bind_output(CLASS_NAME, "cuda")
+        binding.bind_output(SCORE_NAME, "cuda")
+        self.session.run_with_iobinding(binding)
+        return tuple(binding.get_outputs()[0].shape())
+
+    def _slot(self, shape: tuple[int, ...]) -> _Slot:
+        slot = self._slots.get(shape)
+        if slot is not None:
+            return slot
+        plan = plan_buffers(shape, self._output_shape(shape), self.score_dtype)
+        session, graph = self.session, False
+        wants_graph = self.options.cuda_graph and not self.graph_error
+        if wants_graph and self.graphs < self.options.max_graphs:
+            fixed = fixed_shape(self._model, shape).SerializeToString()
+            try:
+                session, graph = self._session(fixed, graph=True), True
+                slot = _Slot(session, plan, graph)
+                slot.run(slot.host)  # the first run captures the graph
+            except (ModelError, *_ORT_ERRORS) as err:
+                self.graph_error = str(err)
+                log.warning("no CUDA graph for %s, IO binding without one: %s", shape, err)
+                session, graph, slot = self.session, False, None
+        if slot is None:
+            slot = _Slot(session, plan, graph)
+        self._slots[shape] = slot
+        log.info("CUDA buffers for %s: %s (graph %s)", list(shape), plan, graph)
+        return slot
+
+    def predict(self, fed: np.ndarray) -> ClassMaps:
+        """The reduced maps of a uint8 batch already padded to the shape to run."""
+        try:
+            return self._slot(tuple(fed.shape)).run(fed)
+        except _ORT_ERRORS as err:
+            msg = f"onnxruntime CUDA failed on input {list(fed.shape)}: {err}"
+            raise InferenceError(msg) from err
