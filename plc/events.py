@@ -110,6 +110,22 @@ class ErrorCleared:
 
 
 @dataclass(frozen=True)
+class FaultCleared:
+    """The cause of a fault condition went away (the latch stays until CLEAR_ERROR)."""
+
+    code: ErrorCode
+
+
+@dataclass(frozen=True)
+class LinkStateChanged:
+    """The link to the PLC changed state (``old`` and ``new`` are LinkState values)."""
+
+    old: str
+    new: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class ResultAcknowledged:
     inspection_id: int
 
@@ -136,6 +152,8 @@ Event = (
     | RecipeChangeRequested
     | FaultRaised
     | ErrorCleared
+    | FaultCleared
+    | LinkStateChanged
     | ResultAcknowledged
     | PartAbandoned
     | ResultDiscarded

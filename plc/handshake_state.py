@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass, field
 
 from aoi.types import Verdict
-from plc.events import ActiveRecipe, Event, FaultRaised, PartResult
+from plc.events import ActiveRecipe, Event, FaultCleared, FaultRaised, PartResult
 from plc.protocol import CommandCode, ControlBit, ErrorCode, PlcInputs, StationOutputs, StatusBit
 
 
@@ -211,7 +211,8 @@ class HandshakeState:
             self._latch(code, message)
 
     def _clear_condition(self, code: ErrorCode) -> None:
-        self.conditions.pop(code, None)
+        if self.conditions.pop(code, None) is not None:
+            self._events.append(FaultCleared(code))
 
     def hold_fault(self, code: ErrorCode, message: str) -> None:
         """A fault of the station's own (its journal cannot be written): READY low and ERROR

@@ -33,6 +33,7 @@ from plc.errors import PlcLinkError, UnknownProductCode
 from plc.events import (
     ActiveRecipe,
     Event,
+    LinkStateChanged,
     PartResult,
     RecipeChangeRequested,
     TriggerAccepted,
@@ -99,6 +100,9 @@ class StationLink:
         #: Told what the line got for each inspection (the defect log stores it beside the
         #: inspection's verdict); called on the link's thread, so it must not block.
         self.on_answer: Callable[[LineAnswer], None] | None = None
+        #: Told every event of the handshake and every change of the link's state (the alarm
+        #: history); called on the link's thread, so it must not block.
+        self.on_event: Callable[[Event], None] | None = None
         #: The verdicts the line received, by name (RESULT_DISCARDED: withdrawn uncollected).
         self.line_verdicts: dict[str, int] = {}
         self.state = LinkState.CONNECTING
@@ -366,6 +370,8 @@ class StationLink:
                 self.line_verdicts[key] = self.line_verdicts.get(key, 0) + 1
                 if self.on_answer is not None:
                     self.on_answer(event)
+            if self.on_event is not None:
+                self.on_event(event)
         log_events(events)
 
     def _set_state(self, state: LinkState, detail: str = "") -> None:
@@ -386,3 +392,5 @@ class StationLink:
         # Closing is the station's own doing, not news from the line.
         level = logging.INFO if state is LinkState.CLOSED else logging.WARNING
         log.log(level, "PLC link %s (%s -> %s, %s)%s", what, old.value, state.value, peer, tail)
+        if self.on_event is not None:
+            self.on_event(LinkStateChanged(old.value, state.value, detail))

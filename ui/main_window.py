@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QIcon, QResizeEvent
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 from aoi.app.station import Station
 from aoi.recipe import CameraSettings
 from aoi.runner import RunState
+from aoi.storage.db import DB_ERRORS
 from ui import theme
 from ui.admin import AdminScreen, LoginDialog
 from ui.bridge import ResultBridge
@@ -124,8 +124,9 @@ class MainWindow(QMainWindow):
         self.operator.start_requested.connect(self.start_station)
         self.operator.reset_requested.connect(self.reset_counters)
         self.operator.stop_requested.connect(self.stop_station)
-        self.alarm_log = AlarmLog()
+        self.alarm_log = AlarmLog(station.alarms)
         self.operator.history.acknowledge_requested.connect(self.acknowledge_alarm)
+        self.operator.history.older_requested.connect(self.show_older_alarms)
         self.engineer.recipe_activated.connect(self.refresh)
         bridge.result_ready.connect(self._frame_waiting, Qt.ConnectionType.QueuedConnection)
         self._frame_timer = QTimer(self)
@@ -256,12 +257,17 @@ class MainWindow(QMainWindow):
 
     def acknowledge_alarm(self, row: int) -> None:
         """Sign alarm ``row`` of the history as seen by whoever is logged in (audited)."""
-        entry = self.alarm_log.acknowledge(row, self.session.name, datetime.now(UTC))
+        try:
+            entry = self.alarm_log.acknowledge(row, self.session.name)
+        except DB_ERRORS as err:
+            log.warning("acknowledgement not written: %s", err)
+            return
         if entry is not None:
-            when = entry.raised_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-            self.station.audit_quietly(self.session.name, "alarm acknowledged", None,
-                                       f"{entry.text} ({when})")  # fmt: skip
             self.operator.history.set_entries(self.alarm_log.entries)
+
+    def show_older_alarms(self) -> None:
+        self.alarm_log.show_older()
+        self.operator.history.set_entries(self.alarm_log.entries)
 
     def reset_counters(self) -> bool:
         """Zero the shift's counts: an engineer's decision, audited with the counts it drops."""
@@ -312,7 +318,7 @@ class MainWindow(QMainWindow):
         state = runner.state if runner is not None else RunState.STOPPED
         fault = runner.fault if runner is not None else ""
         health = station_health(s)
-        if self.alarm_log.update(health.alarms, datetime.now(UTC)):
+        if self.alarm_log.update():
             self.operator.history.set_entries(self.alarm_log.entries)
         self.operator.refresh(health, state, runner is not None, fault)
         if self.stack.currentWidget() is self.engineer:

@@ -109,6 +109,8 @@ def _heartbeat_blip(app: QApplication, w: MainWindow, station: Station) -> None:
     pump(app, lambda: (w.refresh(), light.light.summary)[1] == "Online", 20)
     station.stop("operator")
     settle(app, station)
+    if station.alarms is not None:
+        station.alarms.flush()
     w.refresh()
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from aoi.app.alarms import AlarmLog, open_alarms
 from aoi.app.assembly import critical_sinks, run_until_done, shift_counters
 from aoi.app.plc import PlcSession, open_station_plc, plc_spec_for
 from aoi.app.recipes import active_recipe, recipe_for_product_code
@@ -111,6 +112,7 @@ class Station:
         self.events: EventBus | None = None
         self.plc: PlcSession | None = None
         self.runner: StationRunner | None = None
+        self.alarms: AlarmLog | None = None  # the alarm history (aoi/app/alarms.py)
         self.rig_error: RigError | None = None
         #: The last rig that inspected (kept after close for the run's summary).
         self.last_rig: Rig | None = None
@@ -175,6 +177,7 @@ class Station:
             if self.storage is not None:
                 stack.enter_context(JournalWatch(self.storage, self.plc.link))
                 self.plc.link.on_answer = self.storage.record_line
+        self.alarms = open_alarms(stack, self, self._hooks)
         self._sinks = critical_sinks(self.storage, self.plc.link if self.plc else None)
         stack.callback(self._close_runner)
         try:

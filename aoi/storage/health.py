@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -73,14 +74,22 @@ class StorageHealth:
     archive_free_gb: float | None = None
     _alarms: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Told ``(key, text)`` when an alarm is raised and ``(key, None)`` when it clears (the
+    #: alarm history); called on the raiser's thread, so it must not block.
+    listener: Callable[[str, str | None], None] | None = None
 
     def raise_alarm(self, key: str, text: str) -> None:
         with self._lock:
+            new = key not in self._alarms
             self._alarms[key] = text
+        if new and self.listener is not None:
+            self.listener(key, text)
 
     def clear_alarm(self, key: str) -> None:
         with self._lock:
-            self._alarms.pop(key, None)
+            was = self._alarms.pop(key, None) is not None
+        if was and self.listener is not None:
+            self.listener(key, None)
 
     def has_alarm(self, key: str) -> bool:
         with self._lock:

@@ -1,29 +1,31 @@
-"""The alarm history: every alarm the screen showed, when it came and went, who acknowledged it.
+"""The alarm history as the screen lists it: read from the station's persisted alarm log.
 
-Qt-free. The health lights say what is wrong now; a transient fault (a PLC heartbeat lost for two
-seconds) is gone before anyone looks, so each refresh's alarms are compared with the last ones and
-what appeared or cleared is logged with its time. Kept in memory for the session (the audit
-trail records the acknowledgements).
+Qt-free. The station records alarms where they happen (:mod:`aoi.app.alarms`) into the audit
+trail, so a transient fault (a PLC heartbeat lost for 100 ms) is there even if no refresh of the
+screen saw it, and the history outlives a restart of the GUI. This reads the newest ``limit``
+entries again whenever the log wrote something; "show older" asks for more.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from ui.logic.health import Alarm, Level
+from aoi.storage.alarms import AlarmLog as StationAlarms
+from aoi.storage.alarms import AlarmRecord
+from aoi.storage.db import DB_ERRORS
+from ui.logic.health import Level
 
 log = logging.getLogger(__name__)
 
-#: Entries kept; the oldest go first.
-HISTORY_LENGTH = 500
+#: Entries read at first; "show older" adds as many again.
+PAGE = 50
 
 
 @dataclass(frozen=True)
 class AlarmEntry:
+    id: int
     raised_at: datetime
     level: Level
     source: str
@@ -34,47 +36,64 @@ class AlarmEntry:
     acked_at: datetime | None = None
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.source, self.title
-
-    @property
     def text(self) -> str:
         return f"{self.source}: {self.title}"
 
+    @classmethod
+    def from_record(cls, r: AlarmRecord) -> AlarmEntry:
+        level = Level.WARN if r.level == "WARN" else Level.FAULT
+        return cls(
+            r.id, r.raised_at, level, r.source, r.title, r.cause, r.cleared_at, r.acked_by,
+            r.acked_at,
+        )  # fmt: skip
+
 
 class AlarmLog:
-    """Alarms as they came and went, newest first."""
+    """The newest alarms of the station, newest first (empty without a defect log)."""
 
-    def __init__(self, length: int = HISTORY_LENGTH) -> None:
-        self._entries: deque[AlarmEntry] = deque(maxlen=length)
+    def __init__(self, alarms: StationAlarms | None, limit: int = PAGE) -> None:
+        self.alarms = alarms
+        self.limit = limit
+        self._entries: list[AlarmEntry] = []
+        self._version = -1
 
     @property
     def entries(self) -> list[AlarmEntry]:
         return list(self._entries)
 
-    def update(self, alarms: list[Alarm], now: datetime) -> bool:
-        """Log the alarms that appeared and close the ones that cleared; True if any did."""
-        current = {(a.source, a.title): a for a in alarms if a.level >= Level.WARN}
-        changed = False
-        active = set()
-        for i, e in enumerate(self._entries):
-            if e.cleared_at is not None:
-                continue
-            if e.key in current:
-                active.add(e.key)
-            else:
-                self._entries[i] = dataclasses.replace(e, cleared_at=now)
-                changed = True
-        for key, a in current.items():
-            if key not in active:
-                self._entries.appendleft(AlarmEntry(now, a.level, a.source, a.title, a.cause))
-                log.info("alarm: %s: %s (%s)", a.source, a.title, a.cause)
-                changed = True
+    def update(self) -> bool:
+        """Read the history again if the log wrote since; True if the entries changed."""
+        a = self.alarms
+        if a is None or a.version == self._version:
+            return False
+        version = a.version
+        try:
+            entries = [AlarmEntry.from_record(r) for r in a.recent(self.limit)]
+        except DB_ERRORS as err:
+            log.warning("alarm history not read: %s", err)
+            return False
+        self._version = version
+        changed = entries != self._entries
+        self._entries = entries
         return changed
 
-    def acknowledge(self, index: int, who: str, now: datetime) -> AlarmEntry | None:
-        """Sign entry ``index`` (of :attr:`entries`) as seen; None if out of range or done."""
-        if not 0 <= index < len(self._entries) or self._entries[index].acked_by:
+    def show_older(self) -> bool:
+        """List another page of older alarms; True if there were more."""
+        had = len(self._entries)
+        self.limit += PAGE
+        self._version = -1
+        self.update()
+        return len(self._entries) > had
+
+    def acknowledge(self, index: int, who: str) -> AlarmEntry | None:
+        """Sign entry ``index`` (of :attr:`entries`) as seen (persisted); None if out of range
+        or signed before."""
+        if self.alarms is None or not 0 <= index < len(self._entries):
             return None
-        self._entries[index] = dataclasses.replace(self._entries[index], acked_by=who, acked_at=now)
-        return self._entries[index]
+        entry = self._entries[index]
+        if entry.acked_by:
+            return None
+        record = self.alarms.acknowledge(entry.id, who)
+        self._version = -1
+        self.update()
+        return AlarmEntry.from_record(record) if record is not None else None

@@ -29,9 +29,11 @@ def _hms(entry_time: object) -> str:
 
 
 class AlarmHistory(QWidget):
-    """Newest first; ``acknowledge_requested(row)`` when the operator signs the selected one."""
+    """Newest first (read from the database); ``acknowledge_requested(row)`` when the operator
+    signs the selected one, ``older_requested`` for another page of older alarms."""
 
     acknowledge_requested = Signal(int)
+    older_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,6 +64,10 @@ class AlarmHistory(QWidget):
             lambda: self.acknowledge_requested.emit(self.table.currentRow())
         )
         row.addWidget(self.ack_button)
+        self.older_button = QPushButton("Show older")
+        self.older_button.setToolTip("List older alarms of this station")
+        self.older_button.clicked.connect(self.older_requested.emit)
+        row.addWidget(self.older_button)
         self.entries: list[AlarmEntry] = []
 
     def set_entries(self, entries: Sequence[AlarmEntry]) -> None:
