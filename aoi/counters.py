@@ -101,11 +101,23 @@ class ShiftCounters:
     def shift_started(self) -> datetime:
         return self._shift_start
 
-    def seed(self, counts: dict[Verdict, int]) -> None:
-        """Add boards of this shift inspected before the station started (from the database)."""
+    def seed(
+        self,
+        counts: dict[Verdict, int],
+        *,
+        over_budget: int = 0,
+        by_recipe: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Add boards of this shift inspected before the station started (from the database):
+        verdicts, boards over the cycle budget, and (boards, OK) per recipe, one basis for all."""
         with self._lock:
             for verdict, n in counts.items():
                 self._counts[verdict] += n
+            self._over += over_budget
+            for name, (boards, ok) in (by_recipe or {}).items():
+                per = self._recipes.setdefault(name, [0, 0])
+                per[0] += boards
+                per[1] += ok
 
     def _roll_shift(self) -> None:
         start, label = self.current_shift()

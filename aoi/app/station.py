@@ -42,8 +42,9 @@ from aoi.stats import RunStats
 from aoi.storage import Storage
 from aoi.storage.cli import storage_summary
 from aoi.storage.db import DB_ERRORS, default_data_dir
-from aoi.storage.queries import Window, record_audit, yield_table
-from aoi.types import InspectionResult, Verdict
+from aoi.storage.queries import Window, record_audit
+from aoi.storage.shift import shift_so_far
+from aoi.types import InspectionResult
 from plc.events import ActiveRecipe
 
 log = logging.getLogger(__name__)
@@ -204,19 +205,13 @@ class Station:
         since = self.counters.shift_started.astimezone(UTC)
         window = Window(since=since, station_id=self.config.station_id)
         try:
-            rows = yield_table(self.storage.db, window, "station")
+            so_far = shift_so_far(self.storage.db, window)
         except DB_ERRORS as err:
             log.warning("shift counters start at zero: %s", err)
             return
-        for row in rows:
-            self.counters.seed(
-                {
-                    Verdict.OK: row.ok,
-                    Verdict.NG: row.ng,
-                    Verdict.REVIEW: row.review,
-                    Verdict.ERROR: row.error,
-                }
-            )
+        self.counters.seed(
+            so_far.counts, over_budget=so_far.over_budget, by_recipe=so_far.by_recipe
+        )
 
     # -- recipes ---------------------------------------------------------------------------
 

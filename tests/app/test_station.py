@@ -136,3 +136,28 @@ def test_a_restarted_station_numbers_on_after_its_last_inspection(
     with Database(url) as db, db.session() as s:
         ids = sorted(s.scalars(select(Inspection.inspection_id)))
     assert ids == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_restart_seeds_over_budget_and_per_recipe_counts_on_the_shifts_basis(
+    make_recipe: RecipeFactory, tmp_path: Path
+) -> None:
+    """After a restart "over budget this shift" and the per-recipe yields count the same
+    boards of the same shift as the board count does (one query of the database)."""
+    recipe = make_recipe(registration="none")
+    # A budget of 0.5 ms: (nearly) every board is over it, so the seeded number is not 0.
+    recipe.write_text(recipe.read_text().replace("cycle_budget_ms = 50.0", "cycle_budget_ms = 0.5"))
+    with Station(_options(recipe, tmp_path, sim_parts=4)) as station:
+        assert station.start("test", cycles=4)
+        assert station.wait(60.0)
+        before = station.counters.snapshot()
+    with Station(_options(recipe, tmp_path)) as again:
+        seeded = again.counters.snapshot()
+    url = f"sqlite:///{(tmp_path / 'data' / 'aoi.db').as_posix()}"
+    with Database(url) as db, db.session() as s:
+        rows = list(s.execute(select(Inspection.recipe_name, Inspection.over_budget)))
+    assert before.inspected == seeded.inspected == len(rows) == 4
+    over = sum(o for _, o in rows)
+    assert over > 0
+    assert before.over_budget == seeded.over_budget == over
+    assert seeded.by_recipe == before.by_recipe
+    assert [(name, boards) for name, boards, _ in seeded.by_recipe] == [("test-board", 4)]
