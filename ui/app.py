@@ -130,6 +130,9 @@ def show(
     if size is not None:
         window.fit_to(*size)
         window.show()
+        # Showing polishes the window anew and may grow it past ``size`` (a 768-line panel
+        # got 775): fit again once shown.
+        window.fit_to(*size)
         return
     screen = app.primaryScreen()
     avail = screen.availableGeometry() if screen is not None else None

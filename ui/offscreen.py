@@ -128,6 +128,7 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
         assert w is not None
         w.fit_to(*(args.size or (1366, 768)))
         w.show()
+        w.fit_to(*(args.size or (1366, 768)))  # showing may grow it past the size asked for
         runner = station.runner
         if runner is not None:
             station.start("operator", cycles=args.cycles)

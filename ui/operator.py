@@ -34,6 +34,7 @@ from ui.logic.status import StationHealth
 from ui.logic.words import error_for_operator
 from ui.widgets import CounterTile, CycleChart, ImageView, LightView, VerdictBanner, panel
 from ui.widgets.alarm_history import AlarmHistory
+from ui.widgets.basics import ElidedLabel
 from ui.widgets.strip import STRIP_LENGTH, ResultStrip
 
 STATE_TEXT = {
@@ -76,6 +77,18 @@ def _clip(text: str, chars: int = 150) -> str:
     """Long causes (file paths, library messages) shortened; the light's tooltip has them all."""
     text = " ".join(text.split())
     return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def per_recipe_line(by_recipe: Sequence[tuple[str, int, int]]) -> str:
+    """``Per recipe: A 412 boards, yield 98.1% · B 10, 90.0%`` (most boards first)."""
+    if not by_recipe:
+        return "Per recipe: no board this shift yet"
+    parts = [
+        f"{name} {boards}{' boards' if i == 0 else ''}, {'yield ' if i == 0 else ''}"
+        f"{ok / boards:.1%}"
+        for i, (name, boards, ok) in enumerate(by_recipe)
+    ]
+    return "Per recipe: " + " · ".join(parts)
 
 
 class OperatorScreen(QWidget):
@@ -146,7 +159,12 @@ class OperatorScreen(QWidget):
         # The shift's name on the title's line: one line less for a 768-line screen.
         title_row = QHBoxLayout()
         title_row.addWidget(counters_layout.takeAt(0).widget())
-        title_row.addStretch(1)
+        # Counts and yield per recipe of this shift (a shift may run several), on the title's
+        # line too: on the screen, not in a tooltip, at no cost in height.
+        self.recipe_line = ElidedLabel("")
+        self.recipe_line.setObjectName("dim")
+        title_row.addSpacing(8)
+        title_row.addWidget(self.recipe_line, 1)
         title_row.addWidget(self.shift_label)
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Zero the shift's counts (engineer login; audited)")
@@ -172,8 +190,8 @@ class OperatorScreen(QWidget):
         right.addWidget(counters_panel)
 
         self.chart = CycleChart()
-        chart_panel, _ = panel("Cycle time", self.chart)
-        right.addWidget(chart_panel)
+        self.chart_panel, _ = panel("Cycle time", self.chart)
+        right.addWidget(self.chart_panel)
 
         lights_panel, lights_layout = panel("Health")
         grid = QGridLayout()
@@ -191,6 +209,11 @@ class OperatorScreen(QWidget):
         self.alarm_tabs.addTab(self.alarms, "Now")
         self.alarm_tabs.addTab(self.history, "History")
         self.alarm_tabs.setCornerWidget(self.history.controls)
+        # The history lends itself the chart's height while it is shown: a dozen rows instead
+        # of two on a 768-line panel; "Now" brings the chart back.
+        self.alarm_tabs.currentChanged.connect(
+            lambda i: self.chart_panel.setVisible(self.alarm_tabs.widget(i) is not self.history)
+        )
         alarms_panel, _ = panel("Alarms", self.alarm_tabs)
         right.addWidget(alarms_panel, 1)
         root.addLayout(right, 9)
@@ -256,11 +279,7 @@ class OperatorScreen(QWidget):
     def refresh(self, health: StationHealth, state: RunState, can_start: bool, fault: str) -> None:
         c = health.counters
         self.shift_label.setText(c.shift)
-        per_recipe = "\n".join(
-            f"{name}: {boards} boards, first-pass yield {ok / boards:.1%}"
-            for name, boards, ok in c.by_recipe
-        )
-        self.shift_label.setToolTip(per_recipe or "No board inspected this shift yet.")
+        self.recipe_line.set_full_text(per_recipe_line(c.by_recipe))
         self.tiles["boards"].set_value(str(c.inspected))
         self.tiles["ok"].set_value(str(c.ok))
         self.tiles["ng"].set_value(str(c.ng))

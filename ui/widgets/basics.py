@@ -34,3 +34,33 @@ def opaque(widget: QWidget, background: str) -> QColor:
     parents beneath it; returns the colour its paintEvent fills with first."""
     widget.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
     return QColor(background)
+
+
+class ElidedLabel(QLabel):
+    """One line that ends in "…" where its panel is narrower than the text (the whole text is
+    the tooltip): a line that must never push its panel wider or clip mid-letter."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self._full = ""
+        sp = self.sizePolicy()
+        sp.setHorizontalPolicy(sp.Policy.Ignored)
+        self.setSizePolicy(sp)
+        self.set_full_text(text)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    @property
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(0, self.contentsRect().width())
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width))
