@@ -59,6 +59,7 @@ from ui.logic.review_data import (
 )
 from ui.review_stats import ReviewStats
 from ui.widgets import CropView, local_time, panel
+from ui.widgets.basics import ElidedLabel
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class ReviewScreen(QWidget):
         top.addWidget(queue_panel, 3)
 
         middle = QVBoxLayout()
-        self.board_label = QLabel("No board selected")
+        # Elided, never wider than the middle: a long serial must not widen a 1024-px window.
+        self.board_label = ElidedLabel("No board selected")
         theme.set_font(self.board_label, 15, bold=True)
         middle.addWidget(self.board_label)
         crops = QHBoxLayout()
@@ -267,13 +269,13 @@ class ReviewScreen(QWidget):
         self._aligned, self._image_note = None, ""
         self.defects.setRowCount(0)
         if self.board is None:
-            self.board_label.setText("No board selected")
+            self.board_label.set_full_text("No board selected")
             self._show_defect()
             return
         b = self.board
         when = local_time(b.inspected_at).strftime("%Y-%m-%d %H:%M:%S")
         name = b.serial or f"inspection {b.inspection_id}"
-        self.board_label.setText(f"{b.verdict} · {name} · {b.recipe_name} · {when}")
+        self.board_label.set_full_text(f"{b.verdict} · {name} · {b.recipe_name} · {when}")
         template = self.templates.get(b.recipe_name)
         if b.image_path is None:
             self._image_note = "This board's image was not archived."

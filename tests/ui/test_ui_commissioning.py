@@ -170,12 +170,12 @@ def test_a_counter_reset_needs_an_engineer_and_is_audited_with_the_old_counts(
     qtbot.waitUntil(lambda: runner.state is RunState.STOPPED, timeout=30_000)
     before = gui.station.counters.snapshot()
     assert before.inspected >= 3
-    # Per recipe as well as per shift: the boards of this run by recipe, with their yield.
+    # Per recipe as well as per shift, on the screen: the boards by recipe, with their yield.
     w.refresh()
     fpy = before.ok / before.inspected
-    assert w.operator.shift_label.toolTip() == (
-        f"test-board: {before.inspected} boards, first-pass yield {fpy:.1%}"
-    )
+    line = w.operator.recipe_line
+    assert line.full_text == f"Per recipe: test-board {before.inspected} boards, yield {fpy:.1%}"
+    assert line.isVisibleTo(w) and line.text() == line.full_text  # room enough at 1366 px
     with qtbot.waitSignal(w.access_denied) as denied:
         assert not w.reset_counters()  # the shift operator may not
     assert "an engineer login" in denied.args[1]
@@ -192,4 +192,4 @@ def test_a_counter_reset_needs_an_engineer_and_is_audited_with_the_old_counts(
                 f"{before.review} review, {before.error} error", "reset")
     ]  # fmt: skip
     w.refresh()
-    assert w.operator.shift_label.toolTip() == "No board inspected this shift yet."
+    assert w.operator.recipe_line.full_text == "Per recipe: no board this shift yet"
