@@ -31,7 +31,8 @@ from aoi.types import ErrorKind, InspectionResult
 
 log = logging.getLogger(__name__)
 
-#: Boards prepared ahead of the one being completed: one is enough to hide registration.
+#: Boards grabbed ahead of the one being completed: one is enough to hide registration, and
+#: each more adds a whole cycle of waiting to every board's latency.
 _AHEAD = 1
 
 #: What the helper thread hands over: a prepared board, a failed grab, or the source's end.
@@ -42,6 +43,7 @@ def _producer(
     pipeline: Pipeline,
     source: ImageSource,
     out: queue.Queue[_Item],
+    slots: threading.Semaphore,
     cycles: int | None,
     grab_timeout_s: float,
     halt: threading.Event,
@@ -50,6 +52,10 @@ def _producer(
     made = 0
     try:
         while (cycles is None or made < cycles) and not halt.is_set():
+            # Grab only when the consumer has taken the last board: a board grabbed earlier
+            # would wait in the queue, and its cycle time (latency) counts from its grab.
+            if not slots.acquire(timeout=0.1):
+                continue
             item: _Item
             try:
                 frame = source.grab(grab_timeout_s)
@@ -64,21 +70,11 @@ def _producer(
                 item = (ErrorKind.INTERNAL, internal_message(err))
             else:
                 item = pipeline.prepare(frame)
-            while not halt.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            out.put(item)
             made += 1
     finally:
         # The consumer always learns the stream ended (also when the thread fails).
-        while not halt.is_set():
-            try:
-                out.put(None, timeout=0.1)
-                break
-            except queue.Full:
-                continue
+        out.put(None)
 
 
 def run_pipelined(
@@ -92,11 +88,12 @@ def run_pipelined(
 ) -> RunStats:
     """Like :func:`aoi.pipeline.run_cycles` without triggers, with boards overlapped."""
     stats = RunStats(budget_ms=pipeline.recipe.cycle_budget_ms)
-    boards: queue.Queue[_Item] = queue.Queue(maxsize=_AHEAD)
+    boards: queue.Queue[_Item] = queue.Queue()
+    slots = threading.Semaphore(_AHEAD)
     halt = threading.Event()
     helper = threading.Thread(
         target=_producer,
-        args=(pipeline, source, boards, cycles, grab_timeout_s, halt),
+        args=(pipeline, source, boards, slots, cycles, grab_timeout_s, halt),
         name="aoi-prepare",
         daemon=True,
     )
@@ -109,6 +106,7 @@ def run_pipelined(
                 continue
             if item is None:
                 break
+            slots.release()  # the helper grabs the next board while this one completes
             if isinstance(item, Staged):
                 result = pipeline.complete(item)
             else:
