@@ -99,6 +99,7 @@ def options_for(args: argparse.Namespace) -> StationOptions:
             plc_from_config=False,
             keep_log=bool(args.db),
             sim_parts=args.cycles,
+            pipelined=args.pipelined,
         )
     return station_options(args, sim_parts=args.cycles)
 
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmark the cycle on synthetic boards")
     _add_run_args(p, default_cycles=200, plc="none")
+    p.add_argument("--pipelined", action="store_true", help="overlap boards (no PLC only)")
     p.set_defaults(func=cmd_run)
 
     for add in (add_plc_sim_parser, add_recipe_parser, add_eval_parser, add_report_parser):

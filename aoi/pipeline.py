@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
@@ -125,6 +125,21 @@ def internal_message(err: BaseException) -> str:
 def _message(err: Exception) -> str:
     # An ERROR result must say why: an exception raised without a message still has its class.
     return str(err) or type(err).__name__
+
+
+@dataclass
+class Staged:
+    """A board between :meth:`Pipeline.prepare` and :meth:`Pipeline.complete` (owned by one
+    thread at a time, hence not frozen); ``error`` is a failure of the first half."""
+
+    frame: Frame
+    started_ns: int
+    stages: dict[str, float]
+    aligned: np.ndarray | None = None
+    template: np.ndarray | None = None
+    reg: Registration | None = None
+    seen: tuple[int, int, int, int] | None = None
+    error: BaseException | None = None
 
 
 class Pipeline:
@@ -251,27 +266,36 @@ class Pipeline:
 
     def inspect(self, frame: Frame, trigger: Trigger | None = None) -> InspectionResult:
         """Run one board through the critical path; known failures give an ERROR verdict."""
-        started = frame.available_ns
-        stages: dict[str, float] = {}
-        reg: Registration | None = None
+        return self.complete(self.prepare(frame), trigger)
+
+    def prepare(self, frame: Frame) -> Staged:
+        """The board's first half (acquire, register): touches nothing :meth:`complete` uses,
+        so a pipelined loop (:mod:`aoi.pipelined`) runs it for board N+1 during board N."""
+        staged = Staged(frame, frame.available_ns, {})
         t = time.perf_counter_ns()
-        stages["acquire"] = _ms(started, t)
+        staged.stages["acquire"] = _ms(staged.started_ns, t)
         try:
             image = to_mono8(frame.image)
             self.inputs.check_frame(image)
-            template = None
-            if frame.template is not None:
-                template = to_mono8(frame.template)
             # Pairs that bring their own template (DeepPCB) are aligned already.
-            if template is None:
-                aligned, reg = align(self.registrar, image)
+            if frame.template is not None:
+                staged.template = to_mono8(frame.template)
+                staged.aligned, staged.reg = image, Registration.identity()
             else:
-                aligned, reg = image, Registration.identity()
-            seen = seen_region(reg, image.shape[1], image.shape[0])
-            t, t0 = time.perf_counter_ns(), t
-            stages["register"] = _ms(t0, t)
+                staged.aligned, staged.reg = align(self.registrar, image)
+            staged.seen = seen_region(staged.reg, image.shape[1], image.shape[0])
+        except (AoiError, *UNEXPECTED) as err:  # complete() answers it, in order
+            staged.error = err
+        staged.stages["register"] = _ms(t, time.perf_counter_ns())
+        return staged
 
-            batches = self.inputs.batches(aligned, template)
+    def complete(self, staged: Staged, trigger: Trigger | None = None) -> InspectionResult:
+        """The board's second half (preprocess, infer, postprocess, decide) and its result."""
+        frame, stages, reg, t = staged.frame, staged.stages, staged.reg, time.perf_counter_ns()
+        try:
+            if staged.error is not None:
+                raise staged.error
+            batches = self.inputs.batches(staged.aligned, staged.template)
             t, t0 = time.perf_counter_ns(), t
             stages["preprocess"] = _ms(t0, t)
 
@@ -280,7 +304,9 @@ class Pipeline:
             stages["infer"] = _ms(t0, t)
 
             hw = (self.inputs.input_h, self.inputs.input_w)
-            candidates = merge([self.post.run(probs, tiles, hw, seen) for probs, tiles in outputs])
+            candidates = merge(
+                [self.post.run(probs, tiles, hw, staged.seen) for probs, tiles in outputs]
+            )
             t, t0 = time.perf_counter_ns(), t
             stages["postprocess"] = _ms(t0, t)
 
@@ -289,36 +315,22 @@ class Pipeline:
             stages["decide"] = _ms(t, time.perf_counter_ns())
         except AoiError as err:
             log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)
-            empty = Candidates.none()
             return self._finish(
-                frame,
-                started,
-                stages,
-                Verdict.ERROR,
-                empty,
-                reg,
-                trigger,
-                error=_message(err),
-                error_kind=error_kind_of(err),
-            )
+                frame, staged.started_ns, stages, Verdict.ERROR, Candidates.none(), reg, trigger,
+                error=_message(err), error_kind=error_kind_of(err),
+            )  # fmt: skip
         except UNEXPECTED as err:
             log.exception(
                 "inspection of %s raised an unexpected error", frame.name or frame.frame_id
             )
             return self._finish(
-                frame,
-                started,
-                stages,
-                Verdict.ERROR,
-                Candidates.none(),
-                reg,
-                trigger,
-                error=internal_message(err),
-                error_kind=ErrorKind.INTERNAL,
-            )
+                frame, staged.started_ns, stages, Verdict.ERROR, Candidates.none(), reg, trigger,
+                error=internal_message(err), error_kind=ErrorKind.INTERNAL,
+            )  # fmt: skip
         return self._finish(
-            frame, started, stages, decision.verdict, found, reg, trigger, reason=decision.reason
-        )
+            frame, staged.started_ns, stages, decision.verdict, found, reg, trigger,
+            reason=decision.reason,
+        )  # fmt: skip
 
 
 def run_cycles(

@@ -20,6 +20,7 @@ from typing import Protocol
 from aoi.counters import CounterSnapshot, ShiftCounters, shift_label, shift_start
 from aoi.errors import AoiError
 from aoi.pipeline import UNEXPECTED, Pipeline, TriggerSource, internal_message, run_cycles
+from aoi.pipelined import run_pipelined
 from aoi.sources.base import ImageSource
 from aoi.types import ErrorKind, InspectionResult, Trigger, Verdict
 
@@ -108,8 +109,11 @@ class StationRunner:
         set_online: Callable[[bool], None] | None = None,
         on_result: Callable[[InspectionResult], None] | None = None,
         grab_timeout_s: float = 2.0,
+        pipelined: bool = False,
     ) -> None:
         self.rig = rig
+        # One trigger is one result: with triggers the boards are never overlapped.
+        self._pipelined = pipelined and triggers is None
         self.counters = counters
         self.grab_timeout_s = grab_timeout_s
         self._set_online = set_online
@@ -254,14 +258,16 @@ class StationRunner:
                 self._interrupt.clear()
                 if self._stop.is_set():
                     break
-                run_cycles(
+                loop = run_pipelined if self._pipelined else run_cycles
+                extra = {} if self._pipelined else {"triggers": self._triggers}
+                loop(
                     self.rig.pipeline,
                     self.rig.source,
                     cycles=remaining,
                     grab_timeout_s=self.grab_timeout_s,
                     stop=self._interrupt,
                     on_result=self._count,
-                    triggers=self._triggers,
+                    **extra,
                 )
                 with self._lock:
                     pending, self._pending = self._pending, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +37,15 @@ class RunStats:
     truth_matched: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     last: InspectionResult | None = None
+    #: Monotonic seconds of the first and the latest result (throughput, not latency).
+    first_s: float = 0.0
+    last_s: float = 0.0
 
     def add(self, r: InspectionResult) -> None:
         self.last = r
+        self.last_s = time.monotonic()
+        if not self.first_s:
+            self.first_s = self.last_s
         self.verdicts[r.verdict.name] += 1
         if r.verdict is Verdict.ERROR:
             self.errors[r.error_kind.value] += 1
@@ -73,6 +80,9 @@ class RunStats:
             "over_budget": self.over_budget,
             "budget_ms": self.budget_ms,
         }
+        if self.cycles > 1 and self.last_s > self.first_s:
+            # Boards answered per second after the first (which carries start-up costs).
+            out["boards_per_s"] = round((self.cycles - 1) / (self.last_s - self.first_s), 2)
         if self.errors:
             out["errors"] = dict(self.errors)
         if self.board_accuracy is not None:

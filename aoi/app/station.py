@@ -78,6 +78,8 @@ class StationOptions:
     sim_parts: int | None = None
     #: Keep the defect log (journal, database, image archive).
     keep_log: bool = True
+    #: Overlap boards (aoi.pipelined) when no PLC triggers: throughput over latency.
+    pipelined: bool = False
     db_url: str | None = None
     data_dir: Path | None = None
     #: The folder recipes are looked up in by product code (default: the starting recipe's).
@@ -245,6 +247,7 @@ class Station:
                 set_online=self._set_online,
                 on_result=self._on_result,
                 grab_timeout_s=self.config.camera.fetch_timeout_s,
+                pipelined=self.options.pipelined,
             )
         else:
             self.runner.switch_rig(rig)
