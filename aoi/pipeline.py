@@ -284,9 +284,9 @@ class Pipeline:
             else:
                 staged.aligned, staged.reg = align(self.registrar, image)
             staged.seen = seen_region(staged.reg, image.shape[1], image.shape[0])
+            staged.stages["register"] = _ms(t, time.perf_counter_ns())  # only a stage done
         except (AoiError, *UNEXPECTED) as err:  # complete() answers it, in order
             staged.error = err
-        staged.stages["register"] = _ms(t, time.perf_counter_ns())
         return staged
 
     def complete(self, staged: Staged, trigger: Trigger | None = None) -> InspectionResult:

@@ -35,12 +35,7 @@ from PySide6.QtWidgets import (
 from aoi.app.station import Station
 from aoi.storage import ReviewError, Verification
 from aoi.storage.db import DB_ERRORS
-from aoi.storage.queries import (
-    DefectRecord,
-    InspectionRecord,
-    count_review_queue,
-    review_queue,
-)
+from aoi.storage.queries import DefectRecord, InspectionRecord, count_review_queue, review_queue
 from ui import theme
 from ui.logic.review_data import (
     DECISIONS,
@@ -102,6 +97,9 @@ class ReviewScreen(QWidget):
         ql.addLayout(find_row)
         self.queue = QListWidget()
         self.queue.setMinimumWidth(200)
+        # Long serials end in "…" (whole text in the tooltip): no sideways scroll bar at 1024 px.
+        self.queue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.queue.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.queue.currentRowChanged.connect(self._select_board)
         ql.addWidget(self.queue, 1)
         refresh = QPushButton("Refresh")
@@ -211,6 +209,7 @@ class ReviewScreen(QWidget):
         for b in boards:
             when = local_time(b.inspected_at).strftime("%H:%M:%S")
             item = QListWidgetItem(queue_item_text(b, when))
+            item.setToolTip(item.text())
             item.setForeground(QColor("#ff5a52" if b.verdict == "NG" else "#f2a900"))
             self.queue.addItem(item)
         self.queue.blockSignals(False)

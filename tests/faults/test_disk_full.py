@@ -117,18 +117,25 @@ def _until(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> Non
         time.sleep(0.02)
 
 
-def test_the_plc_sees_not_ready_while_the_journal_disk_is_full_and_ready_when_it_has_room(
-    small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
-) -> None:
+def _soft_plc_station(
+    tmp_path: Path, make_recipe: Callable[..., Path], *storage: str
+) -> StationOptions:
+    """A station with the soft PLC whose ``[storage]`` section has the lines given."""
     station_toml = tmp_path / "station.toml"
-    station_toml.write_text(f'[storage]\njournal_dir = "{(small_disk / "journal").as_posix()}"\n')
-    options = StationOptions(
+    station_toml.write_text("\n".join(["[storage]", *storage, ""]))
+    return StationOptions(
         recipe=str(make_recipe(registration="none")),
         station=str(station_toml),
         data_dir=tmp_path / "data",
         plc="sim",
         threads=1,
     )
+
+
+def test_the_plc_sees_not_ready_while_the_journal_disk_is_full_and_ready_when_it_has_room(
+    small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
+) -> None:
+    options = _soft_plc_station(tmp_path, make_recipe, f'journal_dir = "{small_disk / "journal"}"')
     with Station(options) as station:
         assert station.plc is not None and station.plc.sim is not None
         link, report = station.plc.link, station.plc.sim.report
@@ -165,19 +172,12 @@ def test_a_restart_into_a_full_disk_takes_no_part_and_claims_nothing(
     small_disk: Path, tmp_path: Path, make_recipe: Callable[..., Path]
 ) -> None:
     """An existing data folder on a disk that filled while the station was down."""
-    station_toml = tmp_path / "station.toml"
-    station_toml.write_text(
-        "[storage]\n"
-        f'journal_dir = "{(small_disk / "journal").as_posix()}"\n'
-        f'database_url = "sqlite:///{(small_disk / "aoi.db").as_posix()}"\n'
-        "archive_images = false\n"
-    )
-    options = StationOptions(
-        recipe=str(make_recipe(registration="none")),
-        station=str(station_toml),
-        data_dir=tmp_path / "data",
-        plc="sim",
-        threads=1,
+    options = _soft_plc_station(
+        tmp_path,
+        make_recipe,
+        f'journal_dir = "{small_disk / "journal"}"',
+        f'database_url = "sqlite:///{small_disk / "aoi.db"}"',
+        "archive_images = false",
     )
     with Station(options) as station:
         assert station.plc is not None and station.plc.sim is not None

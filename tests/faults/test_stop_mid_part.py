@@ -35,6 +35,35 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+
+def _signal_after_five_parts(
+    cmd: list[str],
+    env: dict[str, str],
+    port: int,
+    logic: SoftPlcLogic,
+    signum: signal.Signals,
+    what: str,
+) -> tuple[int, bytes, str]:
+    """Start ``cmd`` against the soft PLC as client, send ``signum`` once five parts are
+    answered, and wait for the exit (a 120 s hang guard); returns code, stdout, stderr."""
+    config = PlcConfig(heartbeat_period_ms=100)
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            with open_soft_plc("client", "127.0.0.1", port, config, logic, scan_s=0.002):
+                deadline = time.monotonic() + 120
+                while logic.report.acked < 5:
+                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "the station never answered five parts"
+                    time.sleep(0.01)
+                proc.send_signal(signum)
+                sent = time.monotonic()
+                out, err = proc.communicate(timeout=120)
+                print(f"{what}: {signum.name} to exit {time.monotonic() - sent:.2f} s")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return proc.returncode, out, err.decode()
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_mid_run_answers_the_part_in_flight_with_its_verdict(
     make_recipe: Callable[..., Path], tmp_path: Path, signum: signal.Signals
@@ -44,24 +73,8 @@ def test_a_stop_signal_mid_run_answers_the_part_in_flight_with_its_verdict(
     env = {**os.environ, "PYTHONPATH": str(REPO), "AOI_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "-m", "aoi.cli", "run", "--recipe", str(make_recipe()), "--json"]
     cmd += ["--plc", f"tcp://127.0.0.1:{port}", "--threads", "1"]
-    config = PlcConfig(heartbeat_period_ms=100)
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        try:
-            with open_soft_plc("client", "127.0.0.1", port, config, logic, scan_s=0.002):
-                deadline = time.monotonic() + 120  # a hang guard
-                while logic.report.acked < 5:
-                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                    assert time.monotonic() < deadline, "the station never answered five parts"
-                    time.sleep(0.01)
-                proc.send_signal(signum)
-                sent = time.monotonic()
-                out, err = proc.communicate(timeout=120)
-                print(f"aoi run: {signum.name} to exit {time.monotonic() - sent:.2f} s")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    text = err.decode()
-    assert proc.returncode == 0, text
+    returncode, out, text = _signal_after_five_parts(cmd, env, port, logic, signum, "aoi run")
+    assert returncode == 0, text
     assert "Traceback" not in text
     assert f"{signum.name}: finishing the current board" in text
     summary = json.loads(out.decode().strip().splitlines()[-1])
@@ -83,24 +96,8 @@ def test_a_stop_signal_to_the_gui_stops_the_station_cleanly_with_an_audit_entry(
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
     cmd = [sys.executable, "-m", "aoi.cli", "gui", "--start", "--recipe", str(make_recipe())]
     cmd += ["--plc", f"tcp://127.0.0.1:{port}", "--threads", "1", "--data-dir", str(data)]
-    config = PlcConfig(heartbeat_period_ms=100)
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        try:
-            with open_soft_plc("client", "127.0.0.1", port, config, logic, scan_s=0.002):
-                deadline = time.monotonic() + 120  # a hang guard
-                while logic.report.acked < 5:
-                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                    assert time.monotonic() < deadline, "the station never answered five parts"
-                    time.sleep(0.01)
-                proc.send_signal(signum)
-                sent = time.monotonic()
-                _out, err = proc.communicate(timeout=120)
-                print(f"aoi gui: {signum.name} to exit {time.monotonic() - sent:.2f} s")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    text = err.decode()
-    assert proc.returncode == 0, text
+    returncode, _out, text = _signal_after_five_parts(cmd, env, port, logic, signum, "aoi gui")
+    assert returncode == 0, text
     assert "Traceback" not in text
     assert f"aoi gui: station stopped on {signum.name}" in text, text
     r = logic.report

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHeaderView,
     QLabel,
+    QListView,
     QPushButton,
     QStyle,
     QStyleOptionButton,
@@ -146,4 +147,9 @@ def misfits(window: QWidget) -> list[Misfit]:
             why = ""
         if why:
             out.append(Misfit(_name(w), text, why))
+    # A list (the review queue) whose lines do not fit scrolls sideways: they must be cut with
+    # an ellipsis instead, so an operator never has to scroll to read a row's start.
+    for view in window.findChildren(QListView):
+        if view.isVisibleTo(window) and view.horizontalScrollBar().isVisible():
+            out.append(Misfit(_name(view), "list", "its rows scroll sideways"))
     return out

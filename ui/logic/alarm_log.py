@@ -9,8 +9,6 @@ entries again whenever the log wrote something; "show older" asks for more.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 
 from aoi.storage.alarms import AlarmLog as StationAlarms
 from aoi.storage.alarms import AlarmRecord
@@ -23,29 +21,13 @@ log = logging.getLogger(__name__)
 PAGE = 50
 
 
-@dataclass(frozen=True)
-class AlarmEntry:
-    id: int
-    raised_at: datetime
-    level: Level
-    source: str
-    title: str
-    cause: str
-    cleared_at: datetime | None = None
-    acked_by: str = ""
-    acked_at: datetime | None = None
+#: One alarm as the history lists it: the station's own record (no copy of its fields here).
+AlarmEntry = AlarmRecord
 
-    @property
-    def text(self) -> str:
-        return f"{self.source}: {self.title}"
 
-    @classmethod
-    def from_record(cls, r: AlarmRecord) -> AlarmEntry:
-        level = Level.WARN if r.level == "WARN" else Level.FAULT
-        return cls(
-            r.id, r.raised_at, level, r.source, r.title, r.cause, r.cleared_at, r.acked_by,
-            r.acked_at,
-        )  # fmt: skip
+def level_of(entry: AlarmEntry) -> Level:
+    """The light level an alarm is shown with (the record stores "WARN" or "FAULT")."""
+    return Level.WARN if entry.level == "WARN" else Level.FAULT
 
 
 class AlarmLog:
@@ -68,7 +50,7 @@ class AlarmLog:
             return False
         version = a.version
         try:
-            entries = [AlarmEntry.from_record(r) for r in a.recent(self.limit)]
+            entries = a.recent(self.limit)
         except DB_ERRORS as err:
             log.warning("alarm history not read: %s", err)
             return False
@@ -96,4 +78,4 @@ class AlarmLog:
         record = self.alarms.acknowledge(entry.id, who)
         self._version = -1
         self.update()
-        return AlarmEntry.from_record(record) if record is not None else None
+        return record

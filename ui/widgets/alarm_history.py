@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import theme
-from ui.logic.alarm_log import AlarmEntry
+from ui.logic.alarm_log import AlarmEntry, level_of
 
 COLUMNS = ("Time", "Alarm", "Cleared", "Acknowledged")
 
@@ -83,7 +83,7 @@ class AlarmHistory(QWidget):
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j == 1:
-                    item.setForeground(QColor(theme.LEVEL_COLOUR[e.level]))
+                    item.setForeground(QColor(theme.LEVEL_COLOUR[level_of(e)]))
                     item.setToolTip(e.cause)
                 self.table.setItem(i, j, item)
         self.table.setCurrentCell(at if 0 <= at < len(entries) else -1, 0)
