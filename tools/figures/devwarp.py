@@ -50,12 +50,14 @@ def pixel_differences(recipe: Path, boards: int, seed: int = 5) -> dict[str, flo
     return {"max": worst, "mean": total / count, "pixels_over_1": over1}
 
 
-def answers(recipe: Path, boards: int, warp: bool, seed: int = 5) -> list[InspectionResult]:
+def answers(
+    recipe: Path, boards: int, warp: bool, seed: int = 5, device: str = "cpu"
+) -> list[InspectionResult]:
     """The results of ``boards`` synthetic boards with the warp on the CPU or in the graph."""
     loaded = load_recipe(recipe)
     got: list[InspectionResult] = []
     profile = loaded.recipe.geometry.profile
-    with OnnxRuntimeBackend(loaded.model_path, profile, threads=1, warp=warp) as be:
+    with OnnxRuntimeBackend(loaded.model_path, profile, device=device, warp=warp) as be:
         pipeline = Pipeline(loaded, be)
         assert pipeline.device_warp == warp
         with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=seed) as source:
@@ -96,12 +98,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--recipe", action="append", default=[])
     p.add_argument("--boards", type=int, default=30)
+    p.add_argument("--device", default="cpu", help="where the defects are compared: cpu, cuda")
     args = p.parse_args()
     for name in args.recipe or ["board-a-640"]:
         recipe = ROOT / "recipes" / f"{name}.toml"
-        row = {"recipe": name, "pixels": pixel_differences(recipe, args.boards)}
+        row = {"recipe": name, "device": args.device}
+        row["pixels"] = pixel_differences(recipe, args.boards)
         row["defects"] = defect_differences(
-            answers(recipe, args.boards, False), answers(recipe, args.boards, True)
+            answers(recipe, args.boards, False, device=args.device),
+            answers(recipe, args.boards, True, device=args.device),
         )
         print(json.dumps(row))
 
