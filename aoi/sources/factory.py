@@ -12,7 +12,8 @@ from aoi.errors import SourceError
 from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
 
-SOURCE_SPECS = "synthetic[?prerender=K] | replay:DIR | genicam[:SERIAL_OR_NAME]"
+SOURCE_SPECS = "synthetic | replay:DIR | genicam[:SERIAL_OR_NAME]"
+#: Also ``synthetic?prerender=K`` (benches): K boards rendered once, replayed (``--prerender``).
 
 
 def create_source(
