@@ -94,7 +94,7 @@ def options_for(args: argparse.Namespace) -> StationOptions:
     if args.command == "bench":
         return station_options(
             args,
-            source="synthetic",
+            source=f"synthetic?prerender={args.prerender}" if args.prerender else "synthetic",
             default_plc="none",
             plc_from_config=False,
             keep_log=bool(args.db),
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark the cycle on synthetic boards")
     _add_run_args(p, default_cycles=200, plc="none")
     p.add_argument("--pipelined", action="store_true", help="overlap boards (no PLC only)")
+    p.add_argument("--prerender", type=int, default=0, help="render K boards once, replay them")
     p.set_defaults(func=cmd_run)
 
     for add in (add_plc_sim_parser, add_recipe_parser, add_eval_parser, add_report_parser):

@@ -37,6 +37,7 @@ from aoi.errors import (
 )
 from aoi.events import EventBus
 from aoi.inference.base import InferenceBackend
+from aoi.inference.warp import device_affine
 from aoi.pixels import to_mono8
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
@@ -140,6 +141,8 @@ class Staged:
     reg: Registration | None = None
     seen: tuple[int, int, int, int] | None = None
     error: BaseException | None = None
+    #: With the warp on the device: ``aligned`` is the unwarped frame and this its [1, 2, 3] map.
+    affine: np.ndarray | None = None
 
 
 class Pipeline:
@@ -172,6 +175,9 @@ class Pipeline:
         self.sinks = list(sinks)
         self.events = events
         self.ids = ids or InspectionIds()
+        # Full-frame recipes register on the device where the backend can; tiled ones need the
+        # registered frame on the CPU to cut it. The residual is then not measured (-1).
+        self.device_warp = getattr(backend, "warps_on_device", False) and self.inputs.whole_frame
 
     def _visible_truth(self, frame: Frame | None, reg: Registration | None) -> GroundTruth | None:
         """What the recipe could have found: truth outside masks and inside what the camera saw."""
@@ -281,6 +287,9 @@ class Pipeline:
             if frame.template is not None:
                 staged.template = to_mono8(frame.template)
                 staged.aligned, staged.reg = image, Registration.identity()
+            elif self.device_warp:
+                staged.aligned, staged.reg = image, self.registrar.register(image)
+                staged.affine = device_affine(staged.reg.transform, *image.shape[:2])[None]
             else:
                 staged.aligned, staged.reg = align(self.registrar, image)
             staged.seen = seen_region(staged.reg, image.shape[1], image.shape[0])
@@ -299,7 +308,8 @@ class Pipeline:
             t, t0 = time.perf_counter_ns(), t
             stages["preprocess"] = _ms(t0, t)
 
-            outputs = [(self.backend.predict(batch), tiles) for batch, tiles in batches]
+            extra = () if staged.affine is None else (staged.affine,)
+            outputs = [(self.backend.predict(batch, *extra), tiles) for batch, tiles in batches]
             t, t0 = time.perf_counter_ns(), t
             stages["infer"] = _ms(t0, t)
 

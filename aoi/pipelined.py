@@ -2,8 +2,9 @@
 board N is in inference and postprocessing; verdicts leave in order.
 
 Only for a station without a trigger source (``aoi bench``): with a PLC one trigger is one
-result, so the next board cannot be grabbed before the current one is answered. The first half
-(:meth:`aoi.pipeline.Pipeline.prepare`) runs on a helper thread, the second half
+result, so the next board cannot be grabbed before the current one is answered. Boards are grabbed
+in order on a helper thread; their first half (:meth:`aoi.pipeline.Pipeline.prepare`: register)
+runs on ``workers`` threads, two boards at once by default; the second half
 (:meth:`aoi.pipeline.Pipeline.complete`: sinks, ids, events) on the caller's thread, so
 everything that orders results stays on one thread. OpenCV and the inference runtimes release
 the GIL, which is what lets the halves overlap.
@@ -15,6 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from aoi.errors import FrameError, SourceError, SourceExhausted
 from aoi.pipeline import (
@@ -31,45 +33,53 @@ from aoi.types import ErrorKind, InspectionResult
 
 log = logging.getLogger(__name__)
 
-#: Boards grabbed ahead of the one being completed: one is enough to hide registration, and
-#: each more adds a whole cycle of waiting to every board's latency.
-_AHEAD = 1
+#: Registration threads: one board's registration (~3-4 ms at 640 on the H200's host) is longer
+#: than the rest of its cycle once the warp is on the device, so one thread would cap the loop.
+WORKERS = 2
 
-#: What the helper thread hands over: a prepared board, a failed grab, or the source's end.
-_Item = Staged | tuple[ErrorKind, str] | None
+#: What the helper thread hands over: a prepared board or a failed grab (the source's end: None).
+_Item = Staged | tuple[ErrorKind, str]
+
+
+def _done(item: _Item) -> Future[_Item]:
+    future: Future[_Item] = Future()
+    future.set_result(item)
+    return future
 
 
 def _producer(
     pipeline: Pipeline,
     source: ImageSource,
-    out: queue.Queue[_Item],
+    out: queue.Queue[Future[_Item] | None],
     slots: threading.Semaphore,
     cycles: int | None,
     grab_timeout_s: float,
     halt: threading.Event,
+    pool: ThreadPoolExecutor,
 ) -> None:
-    """Grab and prepare boards until ``cycles``, the source's end or ``halt``."""
+    """Grab boards in order and have ``pool`` prepare them until ``cycles``, the source's end
+    or ``halt``; the futures go out in grab order, which is the order results leave in."""
     made = 0
     try:
         while (cycles is None or made < cycles) and not halt.is_set():
-            # Grab only when the consumer has taken the last board: a board grabbed earlier
-            # would wait in the queue, and its cycle time (latency) counts from its grab.
+            # Grab only while fewer than ``workers`` boards wait: a board grabbed earlier would
+            # wait in the queue, and its cycle time (latency) counts from its grab.
             if not slots.acquire(timeout=0.1):
                 continue
-            item: _Item
+            item: Future[_Item]
             try:
                 frame = source.grab(grab_timeout_s)
             except SourceExhausted:
                 break
             except (SourceError, FrameError) as err:
-                item = (error_kind_of(err), _message(err))
+                item = _done((error_kind_of(err), _message(err)))
             except ValueError as err:  # a Frame that refused what the source handed it
-                item = (ErrorKind.BAD_FRAME, _message(err))
+                item = _done((ErrorKind.BAD_FRAME, _message(err)))
             except UNEXPECTED as err:
                 log.exception("the source raised an unexpected error")
-                item = (ErrorKind.INTERNAL, internal_message(err))
+                item = _done((ErrorKind.INTERNAL, internal_message(err)))
             else:
-                item = pipeline.prepare(frame)
+                item = pool.submit(pipeline.prepare, frame)
             out.put(item)
             made += 1
     finally:
@@ -85,27 +95,31 @@ def run_pipelined(
     grab_timeout_s: float = 2.0,
     stop: threading.Event | None = None,
     on_result: Callable[[InspectionResult], None] | None = None,
+    workers: int = WORKERS,
 ) -> RunStats:
-    """Like :func:`aoi.pipeline.run_cycles` without triggers, with boards overlapped."""
+    """Like :func:`aoi.pipeline.run_cycles` without triggers, with boards overlapped: up to
+    ``workers`` boards are grabbed ahead and registered at once while one completes."""
     stats = RunStats(budget_ms=pipeline.recipe.cycle_budget_ms)
-    boards: queue.Queue[_Item] = queue.Queue()
-    slots = threading.Semaphore(_AHEAD)
+    boards: queue.Queue[Future[_Item] | None] = queue.Queue()
+    slots = threading.Semaphore(workers)
     halt = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aoi-register")
     helper = threading.Thread(
         target=_producer,
-        args=(pipeline, source, boards, slots, cycles, grab_timeout_s, halt),
-        name="aoi-prepare",
+        args=(pipeline, source, boards, slots, cycles, grab_timeout_s, halt, pool),
+        name="aoi-grab",
         daemon=True,
     )
     helper.start()
     try:
         while stop is None or not stop.is_set():
             try:
-                item = boards.get(timeout=0.1)
+                future = boards.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if item is None:
+            if future is None:
                 break
+            item = future.result()  # prepare() answers its failures in the Staged it returns
             slots.release()  # the helper grabs the next board while this one completes
             if isinstance(item, Staged):
                 result = pipeline.complete(item)
@@ -117,4 +131,5 @@ def run_pipelined(
     finally:
         halt.set()
         helper.join()
+        pool.shutdown(wait=True)
     return stats

@@ -28,10 +28,15 @@ class InferenceBackend(Protocol):
     float32 probability maps, or :class:`ClassMaps` where the backend reduces the output on the
     device (aoi/inference/reduce.py); a batch outside the profile raises
     :class:`aoi.errors.InferenceError`.
+
+    ``warps_on_device`` says the backend registers channel 0 itself (aoi/inference/warp.py):
+    ``predict`` then takes ``affine``, float32 ``[N, 2, 3]`` normalised inverse maps (None: the
+    identity, for a batch already registered), and the cycle skips its CPU warp.
     """
 
     name: str
     model_hash: str
+    warps_on_device: bool
 
     def __enter__(self) -> InferenceBackend: ...
 
@@ -42,4 +47,6 @@ class InferenceBackend(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    def predict(self, batch: np.ndarray) -> np.ndarray | ClassMaps: ...
+    def predict(
+        self, batch: np.ndarray, affine: np.ndarray | None = None
+    ) -> np.ndarray | ClassMaps: ...

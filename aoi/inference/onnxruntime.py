@@ -17,6 +17,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
 from aoi.inference.ort_cuda import CudaOptions, CudaRunner
+from aoi.inference.warp import AFFINE_NAME, affine_feed
 from aoi.recipe import Profile, file_hash
 from aoi.types import ClassMaps
 
@@ -66,6 +67,7 @@ class OnnxRuntimeBackend:
         reduce: bool | None = None,
         score_dtype: str = "float32",
         cuda: CudaOptions | None = None,
+        warp: bool | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile
@@ -86,6 +88,8 @@ class OnnxRuntimeBackend:
             cuda = CudaOptions.from_env()
         #: How the CUDA path runs (IO binding, CUDA graphs, FP16); None on the CPU or unreduced.
         self.cuda = cuda if device == "cuda" and self.reduce else None
+        #: The graph warps channel 0 itself (aoi/inference/warp.py); default: on the CUDA path.
+        self.warps_on_device = (self.cuda is not None and self.cuda.warp) if warp is None else warp
 
     def __enter__(self) -> OnnxRuntimeBackend:
         path = self.model_path
@@ -119,8 +123,8 @@ class OnnxRuntimeBackend:
             self._enter_cuda(opts)
             return self
         source: str | bytes = str(path)
-        if self.reduce:
-            source = self._reduced(path)
+        if self.reduce or self.warps_on_device:
+            source = self._edited(path)
         try:
             self._session = ort.InferenceSession(source, opts, providers=providers)
         except _ORT_ERRORS as err:
@@ -137,21 +141,34 @@ class OnnxRuntimeBackend:
 
     def _enter_cuda(self, opts: ort.SessionOptions) -> None:
         from aoi.inference.reduce import reduced_model
+        from aoi.inference.warp import warp_model
 
         assert self.cuda is not None
         model = reduced_model(self.model_path, self.score_dtype)  # type: ignore[arg-type]
+        if self.warps_on_device:
+            model = warp_model(model)
         self._cuda = CudaRunner(model, self.cuda, opts, self.score_dtype).__enter__()
         self._session = self._cuda.session
         self._check_contract()
         log.info("onnxruntime CUDA (%s) for %s", self.cuda.label, self.model_path.name)
 
-    def _reduced(self, path: Path) -> bytes:
+    def _edited(self, path: Path) -> bytes:
         if importlib.util.find_spec("onnx") is None:
-            msg = f"{path}: reducing the output on load needs the onnx package (pip install onnx)"
+            msg = f"{path}: editing the graph on load needs the onnx package (pip install onnx)"
             raise ModelError(msg)
-        from aoi.inference.reduce import reduced_bytes
+        import onnx
 
-        return reduced_bytes(path, self.score_dtype)  # type: ignore[arg-type]
+        from aoi.inference.reduce import reduced_model
+        from aoi.inference.warp import warp_model
+
+        model = (
+            reduced_model(path, self.score_dtype)  # type: ignore[arg-type]
+            if self.reduce
+            else onnx.load(str(path))
+        )
+        if self.warps_on_device:
+            model = warp_model(model)
+        return model.SerializeToString()
 
     def __exit__(
         self,
@@ -169,6 +186,8 @@ class OnnxRuntimeBackend:
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
         where = str(self.model_path)
+        if self.warps_on_device:
+            inputs = [i for i in inputs if i.name != AFFINE_NAME]
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
             found = [i.name for i in inputs]
             msg = f"{where}: model must have one input {INPUT_NAME!r}, found {found}"
@@ -185,9 +204,12 @@ class OnnxRuntimeBackend:
             msg = f"{where}: model must have the outputs {wanted}, found {found}"
             raise ModelError(msg)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray | ClassMaps:
+    def predict(
+        self, batch: np.ndarray, affine: np.ndarray | None = None
+    ) -> np.ndarray | ClassMaps:
         """Probability maps (or, reduced, class maps) for a uint8 [N, 2, H, W] batch inside the
-        recipe's profile."""
+        recipe's profile; ``affine`` (with ``warps_on_device``) registers channel 0 on the device.
+        """
         if self._session is None:
             msg = "OnnxRuntimeBackend.predict called outside its context manager"
             raise InferenceError(msg)
@@ -206,12 +228,18 @@ class OnnxRuntimeBackend:
         if self.pad_batch and n < self.profile.opt.batch:
             fed = np.zeros((self.profile.opt.batch, *batch.shape[1:]), np.uint8)
             fed[:n] = batch
+        feeds = {INPUT_NAME: fed}
+        if self.warps_on_device:
+            feeds[AFFINE_NAME] = affine_feed(affine, fed.shape)
+        elif affine is not None:
+            msg = "this backend does not warp on the device: pass registered boards"
+            raise InferenceError(msg)
         if self._cuda is not None:
-            maps = self._cuda.predict(fed)
+            maps = self._cuda.predict(feeds)
             return ClassMaps(maps.classes[:n], maps.scores[:n])
         names = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
         try:
-            outputs = self._session.run(names, {INPUT_NAME: fed})
+            outputs = self._session.run(names, feeds)
         except _ORT_ERRORS as err:
             msg = f"onnxruntime failed on input {_dims_text(fed.shape)}: {err}"
             raise InferenceError(msg) from err

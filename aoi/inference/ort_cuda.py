@@ -15,7 +15,8 @@ is measured on the DeepPCB val split (docs/benchmarks.md).
 
 ``AOI_ORT_CUDA`` (for benches: ``plain``, ``bind``, ``graph``, each optionally ``,fp16`` and
 ``,fp32tail`` (the softmax and its logits in FP32: the variant that keeps the val mAP),
-``,fp32until=NODE`` / ``,fp32from=NODE``) overrides the defaults (``graph``, FP32).
+``,fp32until=NODE`` / ``,fp32from=NODE``, ``,nowarp``: the cycle warps on the CPU instead of
+the graph, aoi/inference/warp.py) overrides the defaults (``graph``, FP32, device warp).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
 from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
+from aoi.inference.warp import AFFINE_NAME, affine_feed
 from aoi.types import ClassMaps
 
 if TYPE_CHECKING:  # onnx is needed only where the graph is edited (the CUDA path)
@@ -64,6 +66,8 @@ class CudaOptions:
     #: With ``fp16``: keep the softmax and its logits in FP32 (:func:`softmax_tail`).
     fp32_tail: bool = False
     max_graphs: int = 4
+    #: The graph registers channel 0 itself (aoi/inference/warp.py).
+    warp: bool = True
 
     @classmethod
     def parse(cls, text: str) -> CudaOptions:
@@ -72,18 +76,22 @@ class CudaOptions:
         words = [w.strip() for w in text.split(",") if w.strip()]
         mode = next((w for w in words if w in _MODES), "graph")
         spans = dict(w.split("=", 1) for w in words if "=" in w)
-        unknown = [w for w in words if w not in (*_MODES, "fp16", "fp32tail") and "=" not in w]
+        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp")
+        unknown = [w for w in words if w not in flags and "=" not in w]
         unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
-                "(plain, bind, graph, fp16, fp32tail, fp32until=NODE, fp32from=NODE)"
+                "(plain, bind, graph, fp16, fp32tail, nowarp, fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
         span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
         graph = mode == "graph"
         tail = "fp32tail" in words
-        return cls(mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail)
+        return cls(
+            mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail,
+            warp="nowarp" not in words,
+        )  # fmt: skip
 
     @classmethod
     def from_env(cls) -> CudaOptions:
@@ -100,7 +108,9 @@ class CudaOptions:
             if v
         )
         tail = ",fp32tail" if self.fp32_tail else ""
-        return mode + (",fp16" + tail + span if self.fp16 else "")
+        return (
+            mode + (",fp16" + tail + span if self.fp16 else "") + ("" if self.warp else ",nowarp")
+        )
 
 
 @dataclass(frozen=True)
@@ -149,13 +159,20 @@ def fixed_shape(model: onnx.ModelProto, shape: tuple[int, ...]) -> onnx.ModelPro
     for dim, size in zip(inp.type.tensor_type.shape.dim, shape, strict=True):
         dim.Clear()
         dim.dim_value = int(size)
+    for extra in out.graph.input:  # a warping model's affine maps: one per board
+        if extra.name == AFFINE_NAME:
+            first = extra.type.tensor_type.shape.dim[0]
+            first.Clear()
+            first.dim_value = int(shape[0])
     return out
 
 
 class _Slot:
     """One input shape's session, bound device buffers and host padding buffer."""
 
-    def __init__(self, session: ort.InferenceSession, plan: BufferPlan, graph: bool) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, plan: BufferPlan, graph: bool, warp: bool
+    ) -> None:
         self.session = session
         self.plan = plan
         self.graph = graph
@@ -166,11 +183,18 @@ class _Slot:
         self.dev_score = new(plan.output_shape, plan.score_dtype.type, "cuda", 0)
         self.binding = session.io_binding()
         self.binding.bind_ortvalue_input(INPUT_NAME, self.dev_in)
+        self.dev_affine: ort.OrtValue | None = None
+        if warp:
+            n = plan.input_shape[0]
+            self.dev_affine = new((n, 2, 3), np.float32, "cuda", 0)
+            self.binding.bind_ortvalue_input(AFFINE_NAME, self.dev_affine)
         self.binding.bind_ortvalue_output(CLASS_NAME, self.dev_cls)
         self.binding.bind_ortvalue_output(SCORE_NAME, self.dev_score)
 
-    def run(self, batch: np.ndarray) -> ClassMaps:
+    def run(self, batch: np.ndarray, affine: np.ndarray | None = None) -> ClassMaps:
         n = batch.shape[0]
+        if self.dev_affine is not None:
+            self.dev_affine.update_inplace(affine_feed(affine, self.plan.input_shape))
         fed = batch
         if n != self.plan.input_shape[0] or not batch.flags.c_contiguous:
             self.host[:n] = batch
@@ -197,6 +221,8 @@ class CudaRunner:
         self.options = options
         self.score_dtype = score_dtype
         self._model = model
+        #: The model takes ``affine`` (aoi/inference/warp.py).
+        self.warp = any(i.name == AFFINE_NAME for i in model.graph.input)
         if options.fp16:
             span = options.fp32
             if options.fp32_tail:
@@ -249,6 +275,9 @@ class CudaRunner:
         binding = self.session.io_binding()
         probe = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.uint8), "cuda", 0)
         binding.bind_ortvalue_input(INPUT_NAME, probe)
+        if self.warp:
+            maps = ort.OrtValue.ortvalue_from_numpy(affine_feed(None, shape), "cuda", 0)
+            binding.bind_ortvalue_input(AFFINE_NAME, maps)
         binding.bind_output(CLASS_NAME, "cuda")
         binding.bind_output(SCORE_NAME, "cuda")
         self.session.run_with_iobinding(binding)
@@ -265,22 +294,24 @@ class CudaRunner:
             fixed = fixed_shape(self._model, shape).SerializeToString()
             try:
                 session, graph = self._session(fixed, graph=True), True
-                slot = _Slot(session, plan, graph)
+                slot = _Slot(session, plan, graph, self.warp)
                 slot.run(slot.host)  # the first run captures the graph
             except (ModelError, *_ORT_ERRORS) as err:
                 self.graph_error = str(err)
                 log.warning("no CUDA graph for %s, IO binding without one: %s", shape, err)
                 session, graph, slot = self.session, False, None
         if slot is None:
-            slot = _Slot(session, plan, graph)
+            slot = _Slot(session, plan, graph, self.warp)
         self._slots[shape] = slot
         log.info("CUDA buffers for %s: %s (graph %s)", list(shape), plan, graph)
         return slot
 
-    def predict(self, fed: np.ndarray) -> ClassMaps:
-        """The reduced maps of a uint8 batch already padded to the shape to run."""
+    def predict(self, feeds: dict[str, np.ndarray]) -> ClassMaps:
+        """The reduced maps of a uint8 batch already padded to the shape to run (``boards``, and
+        ``affine`` for a warping model)."""
+        fed = feeds[INPUT_NAME]
         try:
-            return self._slot(tuple(fed.shape)).run(fed)
+            return self._slot(tuple(fed.shape)).run(fed, feeds.get(AFFINE_NAME))
         except _ORT_ERRORS as err:
             msg = f"onnxruntime CUDA failed on input {list(fed.shape)}: {err}"
             raise InferenceError(msg) from err

@@ -13,6 +13,7 @@ from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
 
 SOURCE_SPECS = "synthetic | replay:DIR | genicam[:SERIAL_OR_NAME]"
+#: Also ``synthetic?prerender=K`` (benches): K boards rendered once, replayed (``--prerender``).
 
 
 def create_source(
@@ -26,10 +27,18 @@ def create_source(
 ) -> ImageSource:
     """The image source ``spec`` names, not yet opened."""
     kind, _, arg = spec.partition(":")
+    kind, _, query = kind.partition("?")
     if kind == "synthetic":
-        from aoi.sources.synthetic import SyntheticSource
+        from aoi.sources.synthetic import PrerenderedSource, SyntheticSource
 
-        return SyntheticSource(template, loaded.recipe.synthetic, seed=seed, board=loaded.name)
+        made = SyntheticSource(template, loaded.recipe.synthetic, seed=seed, board=loaded.name)
+        key, _, value = query.partition("=")
+        if not query:
+            return made
+        if key != "prerender" or not value.isdigit() or int(value) < 1:
+            msg = f"source {spec!r}: synthetic takes ?prerender=K (K boards rendered once)"
+            raise SourceError(msg)
+        return PrerenderedSource(made, int(value))
     if kind == "replay":
         if not arg:
             msg = f"source {spec!r}: replay needs a folder, as replay:DIR"

@@ -85,6 +85,16 @@ class InputBuilder:
                 t.y0 : t.y0 + t.height_px, t.x0 : t.x0 + t.width_px
             ]
 
+    @property
+    def whole_frame(self) -> bool:
+        """One tile, unpadded: channel 0 of the batch is the frame itself, so a backend that
+        warps on the device (aoi/inference/warp.py) can register it there."""
+        g = self.geometry
+        return len(self.tiles) == 1 and (self.input_h, self.input_w) == (
+            g.frame_height_px,
+            g.frame_width_px,
+        )
+
     def check_frame(self, image: np.ndarray) -> None:
         g = self.geometry
         if image.shape[:2] != (g.frame_height_px, g.frame_width_px):

@@ -32,6 +32,8 @@ def test_options_parse_each_mode_and_reject_unknown_words(monkeypatch: pytest.Mo
     assert CudaOptions.parse("bind") == CudaOptions(io_binding=True, cuda_graph=False)
     assert CudaOptions.parse("graph,fp16") == CudaOptions(fp16=True)
     assert CudaOptions.parse("bind,fp16").label == "bind,fp16"
+    assert CudaOptions.parse("graph,nowarp") == CudaOptions(warp=False)
+    assert CudaOptions.parse("graph,nowarp").label == "graph,nowarp"
     with pytest.raises(ModelError, match="unknown words"):
         CudaOptions.parse("graph,int8")
     monkeypatch.setenv(ENV_VAR, "plain")

@@ -78,6 +78,9 @@ class _Slot:
 class TensorRTBackend:
     """One TensorRT engine for one recipe, with its buffers, stream and execution contexts."""
 
+    #: The engine is built from the plain model: the cycle warps on the CPU.
+    warps_on_device = False
+
     def __init__(
         self,
         loaded: LoadedRecipe,
@@ -240,8 +243,11 @@ class TensorRTBackend:
 
     # --- inference ----------------------------------------------------------------------
 
-    def predict(self, batch: np.ndarray) -> ClassMaps:
+    def predict(self, batch: np.ndarray, affine: np.ndarray | None = None) -> ClassMaps:
         """Class maps for a uint8 [N, 2, H, W] batch inside the recipe's profile."""
+        if affine is not None:
+            msg = "this TensorRT engine does not warp on the device: pass registered boards"
+            raise InferenceError(msg)
         if self._engine is None or self._stream is None:
             msg = "TensorRTBackend.predict called outside its context manager"
             raise InferenceError(msg)
