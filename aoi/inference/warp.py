@@ -12,7 +12,7 @@ on the CPU (tiled recipes, DeepPCB pairs) passes the identity.
 
 Bilinear GridSample and OpenCV's fixed-point ``INTER_LINEAR`` (weights in 1/32 px) round
 differently: a pixel may differ by a grey level or two where the image has strong edges
-(measured in tests/inference/test_warp.py and docs/benchmarks-issue15c.md).
+(measured in tests/inference/test_warp.py and docs/benchmarks.md ("issue 15, third round")).
 """
 
 from __future__ import annotations
