@@ -210,6 +210,9 @@ class Outbox:
                     log.info("outbox %s: connected", self.sink.name)
                 self._read()
                 busy = self._drain()
+                side = getattr(self.sink, "side", None)
+                if side is not None:  # what the sink queued itself (a fault, for CFX)
+                    side()
                 backoff = 0.2
                 if not busy:
                     self._stop.wait(self.poll_s)

@@ -127,6 +127,14 @@ def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
             Outbox(storage.journal, mqtt, on_alarm=_alarm_hook(station, "MQTT"), **outbox)
         )
         listeners.append(mqtt)
+    if cfg.cfx.url:
+        from aoi.app.plant.cfx import CfxSink
+
+        cfx = CfxSink(cfg.cfx, cfg.station_id)
+        stack.enter_context(
+            Outbox(storage.journal, cfx, on_alarm=_alarm_hook(station, "CFX"), **outbox)
+        )
+        listeners.append(cfx)
     watch = stack.enter_context(StateWatch(station, listeners))
     if station.alarms is not None:
         station.alarms.listeners.append(watch.alarm)

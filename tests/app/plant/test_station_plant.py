@@ -42,9 +42,7 @@ def test_a_station_publishes_each_inspection_with_the_plcs_verdict_and_its_state
             assert station.start("test", cycles=5)
             assert station.wait(60.0)
             wait_for(lambda: len(inspections.got) >= 5, what="five inspections on MQTT")
-            wait_for(
-                lambda: [s["state"] for s in states.got][-1:] == ["stopped"], what="stopped"
-            )
+            wait_for(lambda: [s["state"] for s in states.got][-1:] == ["stopped"], what="stopped")
     finally:
         inspections.close()
         states.close()
