@@ -15,8 +15,13 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aoi.app.recipes import recipe_for_product_code
+from aoi.config import StationConfig
+from aoi.errors import AoiError
+from aoi.recipe import find_recipe
 from aoi.storage.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -111,10 +116,39 @@ def _alarm_hook(station: Station, name: str) -> Callable[[str | None], None]:
     return hook
 
 
+def prepare(station: Station, kind: str, external_id: str, who: str) -> str:
+    """OPC UA's PrepareRecipe (a recipe name) / PrepareProduct (a product code): activate it
+    through the station's recipe path; returns the recipe's name (raises AoiError)."""
+    if kind == "product":
+        try:
+            code = int(external_id)
+        except ValueError as err:
+            msg = f"product code must be a number, got {external_id!r}"
+            raise AoiError(msg) from err
+        path = recipe_for_product_code(code, station.recipes_dir)
+    else:
+        local = station.recipes_dir / f"{external_id}.toml"
+        path = local if local.is_file() else find_recipe(external_id)
+    return station.activate(path, who).name
+
+
+def _release_unused(folder: Path, cfg: StationConfig) -> None:
+    """Forget the position of a publisher no longer configured: its outbox would keep every
+    journal segment from pruning (aoi/storage/outbox.py)."""
+    on = {"mqtt": cfg.mqtt.url, "cfx": cfg.cfx.url, "opcua": cfg.opcua.endpoint}
+    for name, url in on.items():
+        path = folder / f"outbox-{name}.json"
+        if not url and path.exists():
+            log.info("plant: %s is off; its outbox position %s is removed", name, path)
+            path.unlink(missing_ok=True)
+
+
 def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
     """Open the configured publishers on ``stack`` (closed before the defect log); returns them."""
     cfg = station.config
     storage = station.storage
+    if storage is not None:
+        _release_unused(storage.journal.folder, cfg)
     if storage is None or not (cfg.mqtt.url or cfg.cfx.url or cfg.opcua.endpoint):
         return []
     listeners: list[StateListener] = []
@@ -135,6 +169,14 @@ def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
             Outbox(storage.journal, cfx, on_alarm=_alarm_hook(station, "CFX"), **outbox)
         )
         listeners.append(cfx)
+    if cfg.opcua.endpoint:
+        from aoi.app.plant.opcua import OpcuaServer
+
+        opcua = stack.enter_context(
+            OpcuaServer(cfg.opcua, cfg.station_id, lambda *a: prepare(station, *a))
+        )
+        stack.enter_context(Outbox(storage.journal, opcua, **outbox))
+        listeners.append(opcua)
     watch = stack.enter_context(StateWatch(station, listeners))
     if station.alarms is not None:
         station.alarms.listeners.append(watch.alarm)
