@@ -175,6 +175,9 @@ class MqttConfig(_Strict):
     username: str = ""
     password: str = ""
     topic_prefix: str = "aoi"
+    #: 1: at least once (a message in flight when the broker dies may come twice);
+    #: 2: exactly once (paho resumes the persistent session). docs/plant.md.
+    qos: Literal[1, 2] = 1
     connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
 
     @field_validator("url")

@@ -46,14 +46,32 @@ class MqttSink:
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._state: dict[str, Any] | None = None
+        #: The message waiting for its acknowledgement (QoS 2 resumes it after an outage).
+        self._inflight: tuple[str, mqtt.MQTTMessageInfo] | None = None
+
+    @property
+    def exactly_once(self) -> bool:
+        """QoS 2 with a persistent session: a message in flight when the broker went down is
+        completed by paho on reconnect, never published a second time."""
+        return self.config.qos == 2
 
     def connect(self) -> None:
+        with self._lock:
+            resuming = self._client
+        if resuming is not None:  # QoS 2: paho reconnects its session itself
+            if not self._connected.wait(self.config.connect_timeout_s):
+                msg = f"MQTT broker {self.host}:{self.port}: reconnecting"
+                raise PublishError(msg)
+            return
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=True,
-            reconnect_on_failure=False,  # the outbox reconnects, and resends what was not acked
+            clean_session=not self.exactly_once,
+            # QoS 1: the outbox reconnects and resends what was not acknowledged (at least
+            # once); QoS 2: paho resumes the session and completes what was in flight.
+            reconnect_on_failure=self.exactly_once,
         )
+        client.reconnect_delay_set(0.2, 5)
         if self.config.username:
             client.username_pw_set(self.config.username, self.config.password)
         client.connect_timeout = self.config.connect_timeout_s
@@ -75,6 +93,11 @@ class MqttSink:
         if self._state is not None:
             self.publish_state(self._state)  # a broker that lost it gets it again
 
+    def reset(self) -> None:
+        """After a failed send: QoS 2 keeps the session (paho reconnects), QoS 1 drops it."""
+        if not self.exactly_once:
+            self.close()
+
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
             self._connected.set()
@@ -85,7 +108,7 @@ class MqttSink:
     def send(self, event: OutboxEvent) -> None:
         topic = f"{self.base}/{event.kind}"
         payload = {"message_id": event.message_id, **event.payload}
-        self._publish(topic, payload, retain=False, wait=True)
+        self._publish(topic, payload, retain=False, wait=True, message_id=event.message_id)
 
     def publish_state(self, state: dict[str, Any]) -> None:
         """The station's state, retained (a dashboard that connects later reads it at once)."""
@@ -95,7 +118,15 @@ class MqttSink:
     def publish_alarm(self, alarm: dict[str, Any]) -> None:
         self._publish(f"{self.base}/alarm", alarm, retain=False, wait=False)
 
-    def _publish(self, topic: str, payload: dict[str, Any], *, retain: bool, wait: bool) -> None:
+    def _publish(
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        retain: bool,
+        wait: bool,
+        message_id: str = "",
+    ) -> None:
         with self._lock:
             client = self._client
         if client is None or not self._connected.is_set():
@@ -103,9 +134,14 @@ class MqttSink:
                 msg = f"MQTT broker {self.host}:{self.port}: not connected"
                 raise PublishError(msg)
             return  # state and alarms are best effort while the broker is away
-        info = client.publish(topic, json.dumps(payload), qos=1, retain=retain)
+        if message_id and self._inflight is not None and self._inflight[0] == message_id:
+            info = self._inflight[1]  # sent before the broker went away: paho completes it
+        else:
+            qos = self.config.qos if wait else 1
+            info = client.publish(topic, json.dumps(payload), qos=qos, retain=retain)
         if not wait:
             return
+        self._inflight = (message_id, info)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             msg = f"MQTT broker {self.host}:{self.port}: {mqtt.error_string(info.rc)}"
             raise PublishError(msg)
@@ -115,6 +151,7 @@ class MqttSink:
                 msg = f"MQTT broker {self.host}:{self.port} did not acknowledge {topic}"
                 raise PublishError(msg)
             info.wait_for_publish(0.05)
+        self._inflight = None
 
     def close(self) -> None:
         with self._lock:
@@ -123,3 +160,4 @@ class MqttSink:
             client.disconnect()
             client.loop_stop()
         self._connected.clear()
+        self._inflight = None
