@@ -152,6 +152,8 @@ class Outbox:
         self.connected = False
         self.last_error = ""
         self._stop = threading.Event()
+        #: Set: the thread neither reads nor sends (``aoi.app.plant.bench``'s "off" blocks).
+        self.paused = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- the acknowledged position -----------------------------------------------------------
@@ -196,11 +198,26 @@ class Outbox:
         """Events read from the journal and not yet acknowledged by the broker."""
         return len(self._pending)
 
+    def skip_to_end(self) -> None:
+        """Publish nothing journaled so far (call while ``paused``): aoi.app.plant.bench's "off"
+        blocks are left out, so its "on" blocks carry the steady load, not a backlog too."""
+        self._pending.clear()
+        self._read_pos = self.position = self.sent = self.journal.position
+        self._save(self.position, self.sent)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether everything journaled so far was read and acknowledged."""
+        return not self._pending and self._read_pos >= self.journal.position
+
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
+            if self.paused.is_set():
+                self._stop.wait(self.poll_s)
+                continue
             try:
                 if not self.connected:
                     self.sink.connect()
@@ -221,7 +238,8 @@ class Outbox:
                 if not self.last_error:
                     log.warning("outbox %s: %s (retrying with back-off)", self.sink.name, err)
                 self.last_error = str(err)
-                self.sink.close()
+                # A sink that resumes its session itself (MQTT QoS 2) keeps it.
+                getattr(self.sink, "reset", self.sink.close)()
                 self._alarm(str(err))
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
