@@ -167,12 +167,83 @@ class PlcConfig(_Strict):
         return v
 
 
+class MqttConfig(_Strict):
+    """``[mqtt]``: inspections, state and alarms to the plant's MQTT broker (off: no url)."""
+
+    #: ``mqtt://host:port``; empty: off.
+    url: str = ""
+    username: str = ""
+    password: str = ""
+    topic_prefix: str = "aoi"
+    #: 1: at least once (a message in flight when the broker dies may come twice);
+    #: 2: exactly once (paho resumes the persistent session). docs/plant.md.
+    qos: Literal[1, 2] = 1
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        return _url(v, ("mqtt",))
+
+
+class CfxConfig(_Strict):
+    """``[cfx]``: IPC-CFX messages over AMQP 1.0 (off: no url); docs/plant.md."""
+
+    #: ``amqp://host:port/address`` (the exchange or queue CFX messages go to); empty: off.
+    url: str = ""
+    #: This station's CFX handle (the envelope's Source), e.g. ``acme.smt1.aoi1``.
+    handle: str = ""
+    #: The envelope's Target (empty: a broadcast, null).
+    target: str = ""
+    username: str = ""
+    password: str = ""
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _amqp_url(cls, v: str) -> str:
+        return _url(v, ("amqp", "amqps"))
+
+
+class OpcuaConfig(_Strict):
+    """``[opcua]``: the OPC 40100 Machine Vision server (off: no endpoint); docs/plant.md."""
+
+    #: ``opc.tcp://host:port`` the server listens on; empty: off.
+    endpoint: str = ""
+    #: Writes and method calls need this user (anonymous sessions only read); empty: no one.
+    username: str = ""
+    password: str = ""
+    #: Clients allowed to connect (IPs or networks, like ``[plc] allowed_clients``); empty: all.
+    allowed_clients: tuple[str, ...] = ()
+    results_kept: int = Field(default=10, ge=1, le=1000)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        return _url(v, ("opc.tcp",))
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return PlcConfig._addresses(v)
+
+
+def _url(v: str, schemes: tuple[str, ...]) -> str:
+    if v and v.split("://", 1)[0] not in schemes:
+        msg = f"must start with {' or '.join(s + '://' for s in schemes)}, got {v!r}"
+        raise ValueError(msg)
+    return v
+
+
 class StationConfig(_Strict):
     station_id: str = Field(default="station-1", min_length=1, max_length=64)
     camera: CameraConfig = CameraConfig()
     inference: InferenceConfig = InferenceConfig()
     storage: StorageConfig = StorageConfig()
     plc: PlcConfig = PlcConfig()
+    mqtt: MqttConfig = MqttConfig()
+    cfx: CfxConfig = CfxConfig()
+    opcua: OpcuaConfig = OpcuaConfig()
 
 
 def load_station_config(path: str | Path | None) -> StationConfig:

@@ -40,6 +40,11 @@ class ServerAccess:
             idle_timeout_s=config.idle_timeout_s,
         )
 
+    @classmethod
+    def from_config_addresses(cls, addresses: tuple[str, ...]) -> ServerAccess:
+        """Only the allow-list (the OPC UA server's ``[opcua] allowed_clients``)."""
+        return cls(allowed_clients=tuple(ipaddress.ip_network(a, strict=False) for a in addresses))
+
     def admits(self, address: str) -> bool:
         """Whether a client at ``address`` (an IP, IPv4-mapped IPv6 too) may connect."""
         if not self.allowed_clients:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aoi.app.calibration import recipe_calibration, synthetic_batches
+from aoi.app.plant.doctor import plant_checks
 from aoi.app.preflight import Check, preflight
 from aoi.config import load_station_config
 from aoi.errors import AoiError, CameraError
@@ -175,6 +176,7 @@ def doctor_report(
         recipes_folder or recipes_dir(),
         genicam=report["genicam"],
     )
+    checks += plant_checks(station)  # [mqtt], [cfx], [opcua] (aoi/app/plant/doctor.py)
     report["preflight"] = [c.__dict__ for c in checks]
     if parity:
         try:

@@ -27,6 +27,7 @@ from typing import Any
 
 from aoi.app.alarms import AlarmLog, open_alarms
 from aoi.app.assembly import critical_sinks, run_until_done, shift_counters
+from aoi.app.plant.wiring import open_plant
 from aoi.app.plc import PlcSession, open_station_plc, plc_spec_for
 from aoi.app.recipes import active_recipe, recipe_for_product_code
 from aoi.app.rig import Rig, RigError
@@ -181,6 +182,7 @@ class Station:
                 stack.enter_context(JournalWatch(self.storage, self.plc.link))
                 self.plc.link.on_answer = self.storage.record_line
         self.alarms = open_alarms(stack, self, self._hooks)
+        self.plant = open_plant(stack, self)  # MQTT, IPC-CFX, OPC UA (aoi/app/plant/)
         self._sinks = critical_sinks(self.storage, self.plc.link if self.plc else None)
         stack.callback(self._close_runner)
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -78,6 +79,9 @@ class AlarmLog:
         #: Increases after every row written: a screen re-reads the history when it changed.
         self.version = 0
         self._active: set[tuple[str, str]] = set()
+        #: Told of each raise and clear on the writer's thread (the plant's publishers, issue 17):
+        #: ``(raised, source, key, title, cause, at)``.
+        self.listeners: list[Callable[[bool, str, str, str, str, datetime], None]] = []
         self._raised_ids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Raise | _Clear | None] = queue.Queue()
@@ -208,10 +212,18 @@ class AlarmLog:
                 if item is None:
                     return
                 self._write(item)
+                self._tell(item)
             except DB_ERRORS as err:
                 log.warning("alarm not written to the audit trail: %s", err)
             finally:
                 self._queue.task_done()
+
+    def _tell(self, item: _Raise | _Clear) -> None:
+        for listener in self.listeners:
+            if isinstance(item, _Raise):
+                listener(True, item.source, item.key[1], item.title, item.cause, item.at)
+            else:
+                listener(False, item.key[0], item.key[1], "", "", item.at)
 
     def _write(self, item: _Raise | _Clear) -> None:
         if isinstance(item, _Raise):

@@ -284,7 +284,9 @@ class Journal:
             log.warning("journal checkpoint %s cannot be written (%s)", path, err)
 
     def prune(self, committed: Position) -> int:
-        """Delete segments wholly before ``committed``; returns how many."""
+        """Delete segments wholly before ``committed`` and every outbox's position; returns how
+        many (a publisher's unpublished records stay, however long its broker is down)."""
+        committed = min([committed, *outbox_floors(self.folder)])
         removed = 0
         for number in self.segments():
             if number >= committed[0] or (number == self.segment and self._fd is not None):
@@ -353,6 +355,19 @@ class Journal:
             if not closed:
                 break
         return ReadResult(entries, pos, corrupt)
+
+
+def outbox_floors(folder: Path) -> list[Position]:
+    """The positions of the publishers' outboxes (``outbox-*.json``, aoi/storage/outbox.py)."""
+    floors = []
+    for path in folder.glob("outbox-*.json"):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            floors.append((int(raw["segment"]), int(raw["offset"])))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s is unreadable (%s): no segment is pruned", path, err)
+            floors.append((0, 0))
+    return floors
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

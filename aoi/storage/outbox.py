@@ -1,0 +1,301 @@
+"""The plant outbox: publishes the station's journal to a broker, losing nothing, repeating nothing.
+
+A publisher (MQTT, IPC-CFX, OPC UA: aoi/app/plant/) never sees the cycle. Its :class:`Outbox`
+thread reads the journal the cycle already writes, from the publisher's own acknowledged
+position, builds one event per inspection (once its ``line`` and ``cycle`` records are in) and
+per recipe record, and hands them, in journal order, to the publisher's :class:`Sink`, which
+returns only once the broker acknowledged the message. The position is then saved in
+``outbox-<name>.json`` beside the journal's ``checkpoint.json``; the journal prunes no segment
+past it (:func:`aoi.storage.journal.outbox_floors`), so a broker down for longer than a
+segment's life loses nothing, and a restart resumes where the broker last acknowledged.
+
+Each event's message id is made from the inspection id (``<station>/inspection/<id>``), so a
+consumer can recognise the one retransmission a crash between the broker's acknowledgement and
+the saved position can cause. A broker that is down is an alarm (``on_alarm``) and a back-off
+(0.2 s doubling to ``backoff_max_s``); the sink's connect must fail fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aoi.storage.errors import StorageError
+from aoi.storage.journal import Journal, Position
+from aoi.storage.records import CYCLE, INSPECTION, LINE, RECIPE
+
+log = logging.getLogger(__name__)
+
+#: Events held in memory at most (read ahead of what the broker acknowledged).
+MAX_PENDING = 1000
+
+
+class PublishError(StorageError):
+    """A broker refused or did not acknowledge a message (or cannot be reached)."""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One message for the plant: ``kind`` is ``inspection`` or ``recipe``."""
+
+    kind: str
+    message_id: str
+    payload: dict[str, Any]
+
+
+class Sink(Protocol):
+    """A publisher's connection to its broker."""
+
+    name: str
+
+    def connect(self) -> None:
+        """Connect within a few seconds or raise :class:`PublishError`."""
+
+    def send(self, event: OutboxEvent) -> None:
+        """Return once the broker acknowledged ``event``; raise :class:`PublishError` if not."""
+
+    def close(self) -> None:
+        """Drop the connection (idempotent)."""
+
+
+@dataclass
+class _Pending:
+    kind: str
+    record: dict[str, Any]
+    prev: Position
+    end: Position
+    seen_at: float
+    line: dict[str, Any] | None = None
+    cycle: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _defects(rows: list[list[Any]]) -> list[dict[str, Any]]:
+    return [
+        {"class_id": c, "class_name": n, "bbox_xyxy_px": [x0, y0, x1, y1], "area_px": a, "score": s}
+        for c, n, x0, y0, x1, y1, a, s in rows
+    ]
+
+
+def inspection_event(station_id: str, p: _Pending) -> OutboxEvent:
+    """The event of one inspection: its record completed by its ``line``/``cycle`` records."""
+    r = p.record
+    line = p.line or {}
+    cycle = p.cycle or {}
+    payload = {
+        "inspection_id": r["inspection_id"],
+        "uuid": r["uuid"],
+        "station_id": r.get("station_id", station_id),
+        "ts": r["ts"],
+        "verdict": r["verdict"],
+        "verdict_reason": r.get("verdict_reason", ""),
+        "line_verdict": line.get("line_verdict"),
+        "line_error": line.get("line_error", ""),
+        "recipe_name": r["recipe_name"],
+        "recipe_hash": r["recipe_hash"],
+        "model_hash": r["model_hash"],
+        "part_sequence": r["part_sequence"],
+        "serial": r["serial"],
+        "cycle_ms": cycle.get("cycle_ms", r["cycle_ms"]),
+        "over_budget": cycle.get("over_budget", r["over_budget"]),
+        "image_path": r.get("image_path"),
+        "error": r.get("error", ""),
+        "defects": _defects(r["defects"]),
+        "review_defects": _defects(r["review_defects"]),
+    }
+    return OutboxEvent(INSPECTION, f"{station_id}/inspection/{r['inspection_id']}", payload)
+
+
+def recipe_event(station_id: str, p: _Pending) -> OutboxEvent:
+    r = p.record
+    payload = {"station_id": station_id, "name": r["name"], "hash": r["hash"], "ts": r["ts"]}
+    return OutboxEvent(RECIPE, f"{station_id}/recipe/{r['hash'][:16]}/{r['ts']:.6f}", payload)
+
+
+class Outbox:
+    """One publisher's thread: journal in, acknowledged messages out; a context manager."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        sink: Sink,
+        *,
+        station_id: str,
+        wait_for_line: bool = True,
+        linger_s: float = 5.0,
+        poll_s: float = 0.05,
+        backoff_max_s: float = 5.0,
+        on_alarm: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.sink = sink
+        self.station_id = station_id
+        #: Without a PLC no ``line`` record comes: an inspection waits for its cycle time only.
+        self.wait_for_line = wait_for_line
+        #: How long an inspection waits for records that may never come (a crash, a lost link).
+        self.linger_s = linger_s
+        self.poll_s = poll_s
+        self.backoff_max_s = backoff_max_s
+        self.on_alarm = on_alarm
+        self.path = journal.folder / f"outbox-{sink.name}.json"
+        self.position, self.sent = self._load()
+        self._read_pos = self.position
+        self._pending: dict[str, _Pending] = {}  # journal order (dicts keep insertion order)
+        self._count = 0
+        self.published = 0
+        self.connected = False
+        self.last_error = ""
+        self._stop = threading.Event()
+        #: Set: the thread neither reads nor sends (``aoi.app.plant.bench``'s "off" blocks).
+        self.paused = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the acknowledged position -----------------------------------------------------------
+
+    def _load(self) -> tuple[Position, Position]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            return (raw["segment"], raw["offset"]), tuple(raw["sent"])  # type: ignore[return-value]
+        except FileNotFoundError:
+            # A new publisher starts at the journal's end: it publishes from now on.
+            start = self.journal.position
+            self._save(start, start)
+            return start, start
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            msg = f"{self.path} is unreadable ({err}); delete it to publish from the journal's end"
+            raise PublishError(msg) from err
+
+    def _save(self, position: Position, sent: Position) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        state = {"segment": position[0], "offset": position[1], "sent": list(sent)}
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Outbox:
+        self._thread = threading.Thread(
+            target=self._run, name=f"aoi-outbox-{self.sink.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        self.sink.close()
+
+    @property
+    def backlog(self) -> int:
+        """Events read from the journal and not yet acknowledged by the broker."""
+        return len(self._pending)
+
+    def skip_to_end(self) -> None:
+        """Publish nothing journaled so far (call while ``paused``): aoi.app.plant.bench's "off"
+        blocks are left out, so its "on" blocks carry the steady load, not a backlog too."""
+        self._pending.clear()
+        self._read_pos = self.position = self.sent = self.journal.position
+        self._save(self.position, self.sent)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether everything journaled so far was read and acknowledged."""
+        return not self._pending and self._read_pos >= self.journal.position
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            if self.paused.is_set():
+                self._stop.wait(self.poll_s)
+                continue
+            try:
+                if not self.connected:
+                    self.sink.connect()
+                    self.connected = True
+                    self.last_error = ""
+                    self._alarm(None)
+                    log.info("outbox %s: connected", self.sink.name)
+                self._read()
+                busy = self._drain()
+                side = getattr(self.sink, "side", None)
+                if side is not None:  # what the sink queued itself (a fault, for CFX)
+                    side()
+                backoff = 0.2
+                if not busy:
+                    self._stop.wait(self.poll_s)
+            except PublishError as err:
+                self.connected = False
+                if not self.last_error:
+                    log.warning("outbox %s: %s (retrying with back-off)", self.sink.name, err)
+                self.last_error = str(err)
+                # A sink that resumes its session itself (MQTT QoS 2) keeps it.
+                getattr(self.sink, "reset", self.sink.close)()
+                self._alarm(str(err))
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+
+    def _alarm(self, text: str | None) -> None:
+        if self.on_alarm is not None:
+            self.on_alarm(text)
+
+    def _read(self) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            return
+        got = self.journal.read(self._read_pos, MAX_PENDING - len(self._pending))
+        now = time.monotonic()
+        for e in got.entries:
+            rec, kind = e.record, e.record.get("t")
+            if e.end <= self.sent:
+                continue  # acknowledged before a restart: never sent twice
+            if kind == INSPECTION:
+                self._pending[rec["uuid"]] = _Pending(kind, rec, e.prev, e.end, now)
+            elif kind == RECIPE:
+                self._count += 1
+                self._pending[f"recipe-{self._count}"] = _Pending(kind, rec, e.prev, e.end, now)
+            elif kind in (LINE, CYCLE) and (p := self._pending.get(rec.get("uuid", ""))):
+                setattr(p, "line" if kind == LINE else "cycle", rec)
+        self._read_pos = got.position
+
+    def _ready(self, p: _Pending, now: float) -> bool:
+        if p.kind != INSPECTION:
+            return True
+        complete = p.cycle is not None and (p.line is not None or not self.wait_for_line)
+        return complete or now - p.seen_at >= self.linger_s
+
+    def _drain(self) -> bool:
+        """Send the events at the head that are ready, in order; True if any was sent."""
+        sent_any = False
+        now = time.monotonic()
+        while self._pending and not self._stop.is_set():
+            key, p = next(iter(self._pending.items()))
+            if not self._ready(p, now):
+                break
+            build = inspection_event if p.kind == INSPECTION else recipe_event
+            self.sink.send(build(self.station_id, p))
+            del self._pending[key]
+            self.published += 1
+            self.sent = p.end
+            head = next(iter(self._pending.values()), None)
+            self.position = head.prev if head is not None else self._read_pos
+            try:
+                self._save(self.position, self.sent)
+            except OSError as err:
+                log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
+            sent_any = True
+        if not self._pending and self.position < self._read_pos:
+            self.position = self._read_pos  # only records that make no event were read
+            try:
+                self._save(self.position, self.sent)
+            except OSError as err:
+                log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
+        return sent_any
