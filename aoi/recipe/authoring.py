@@ -154,11 +154,7 @@ def new_recipe_from(
     if src_template.is_file():
         shutil.copyfile(src_template, template)
     doc["template"] = f"{TEMPLATES_DIR}/{name}.png"
-    model = doc.get("model")
-    if model is not None:
-        for key in ("path", "calibration_dir"):
-            if key in model:
-                model[key] = _absolute_against(str(model[key]), source.parent)
+    _model_paths_absolute(doc, source.parent)
     write_document(target, doc)
     log.info("new recipe %s from %s (product code %d)", target, source, product_code)
     return target
@@ -191,10 +187,16 @@ def copy_to_folder(source: Path, folder: Path) -> Path:
     if template and not Path(template).is_absolute() and src_template.is_file():
         (target.parent / template).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src_template, target.parent / template)
+    _model_paths_absolute(doc, source.parent)
+    write_document(target, doc)
+    return target
+
+
+def _model_paths_absolute(doc: Any, base: Path) -> None:
+    """The ``[model]`` paths of a copied recipe, made absolute against its old folder: the copy
+    still finds the shipped model (and calibration images) from wherever it is saved."""
     model = doc.get("model")
     if model is not None:
         for key in ("path", "calibration_dir"):
             if key in model:
-                model[key] = _absolute_against(str(model[key]), source.parent)
-    write_document(target, doc)
-    return target
+                model[key] = _absolute_against(str(model[key]), base)
