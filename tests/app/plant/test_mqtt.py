@@ -2,7 +2,8 @@
 
 The subscriber counts every message it gets, duplicates included: nothing dedupes on the
 message id here, so a duplicate fails the test. The issue's 30 s outage is 3 s here (the
-figure for 30 s is measured by tools/plant/mqtt_outage.py, docs/benchmarks.md ("Plant integration (issue 17)")).
+figure for 30 s is measured by tools/plant/mqtt_outage.py: docs/benchmarks.md, "Plant
+integration (issue 17)").
 """
 
 from __future__ import annotations
