@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +69,10 @@ class _Raise:
 class _Clear:
     key: tuple[str, str]
     at: datetime
+
+
+#: Back-off of an alarm write the database refused (seconds).
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 
 
 class AlarmLog:
@@ -211,12 +216,28 @@ class AlarmLog:
             try:
                 if item is None:
                     return
-                self._write(item)
-                self._tell(item)
-            except DB_ERRORS as err:
-                log.warning("alarm not written to the audit trail: %s", err)
+                self._write_until_done(item)
             finally:
                 self._queue.task_done()
+
+    def _write_until_done(self, item: _Raise | _Clear) -> None:
+        """Write ``item``, retrying while the database refuses (an outage is when alarms
+        matter most); given up only when the log closes, with a line in the station's log."""
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                self._write(item)
+            except DB_ERRORS as err:
+                if self._thread is None:  # closing: the log line is all that is left
+                    log.warning("alarm not written to the audit trail: %s", err)
+                    return
+                if delay == RETRY_MIN_S:
+                    log.warning("alarm not written yet (%s); retrying", err)
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self._tell(item)
+            return
 
     def _tell(self, item: _Raise | _Clear) -> None:
         for listener in self.listeners:
