@@ -156,6 +156,12 @@ def test_the_plc_sees_not_ready_while_the_journal_disk_is_full_and_ready_when_it
         _until(lambda: link.health().ready, "ready again by itself")
         acked = report.acked
         _until(lambda: report.acked >= acked + 3, "answered parts again")
+        # The episode is in the alarm history, raised and cleared (storage is its source).
+        assert station.alarms is not None
+        station.alarms.flush()
+        journal = [r for r in station.alarms.recent() if "cannot be written" in r.title]
+        assert journal and journal[0].source == "Database", journal
+        assert journal[0].cleared_at is not None
         station.stop("test")
         assert station.wait(60.0)
     summary = station.summary()
