@@ -22,7 +22,6 @@ from aoi.sources.synthetic.source import SyntheticSource
 from aoi.types import ClassMaps, Defects, Frame, InspectionResult
 
 REPO = Path(__file__).resolve().parents[2]
-DEEPPCB = Path("/work/shared/data/deeppcb/PCBData")
 VAL_LIST = REPO / "models" / "splits" / "deeppcb-val.txt"
 
 
@@ -68,15 +67,13 @@ def test_synthetic_boards_give_identical_defects(recipe: str) -> None:
     assert _compare(loaded, frames) >= 4
 
 
-def _val_entries(n: int) -> list[SplitEntry]:
-    if not DEEPPCB.is_dir():
-        pytest.skip(f"DeepPCB data not at {DEEPPCB}")
-    entries = read_split(DEEPPCB, VAL_LIST)
+def _val_entries(deeppcb: Path, n: int) -> list[SplitEntry]:
+    entries = read_split(deeppcb / "PCBData", VAL_LIST)
     # Spread over the split's groups rather than the first group's boards.
     return [entries[i] for i in np.linspace(0, len(entries) - 1, n).astype(int)]
 
 
-def test_deeppcb_val_pairs_give_identical_defects() -> None:
+def test_deeppcb_val_pairs_give_identical_defects(deeppcb_dir: Path) -> None:
     loaded = load_recipe(REPO / "recipes" / "deeppcb-640.toml")
     frames = [
         Frame(
@@ -87,7 +84,7 @@ def test_deeppcb_val_pairs_give_identical_defects() -> None:
             e.test.stem,
             template=read_image(e.template),
         )
-        for i, e in enumerate(_val_entries(12))
+        for i, e in enumerate(_val_entries(deeppcb_dir, 12))
     ]
     assert _compare(loaded, frames) >= 12
 
