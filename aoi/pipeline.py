@@ -343,6 +343,22 @@ class Pipeline:
         )  # fmt: skip
 
 
+def grab_frame(source: ImageSource, timeout_s: float) -> Frame | tuple[ErrorKind, str]:
+    """The source's next frame, or the kind and message of the ERROR a failed grab answers
+    (a camera timeout, an unreadable file, a bug); :class:`SourceExhausted` passes through."""
+    try:
+        return source.grab(timeout_s)
+    except SourceExhausted:
+        raise
+    except (SourceError, FrameError) as err:
+        return error_kind_of(err), _message(err)
+    except ValueError as err:  # a Frame that refused what the source handed it
+        return ErrorKind.BAD_FRAME, _message(err)
+    except UNEXPECTED as err:
+        log.exception("the source raised an unexpected error")
+        return ErrorKind.INTERNAL, internal_message(err)
+
+
 def run_cycles(
     pipeline: Pipeline,
     source: ImageSource,
@@ -356,11 +372,9 @@ def run_cycles(
 ) -> RunStats:
     """Grab and inspect until ``cycles`` are done, the source is exhausted, or ``stop`` is set.
 
-    With ``triggers`` (the PLC) each cycle first waits for a part to be announced; without, the
-    station inspects back to back. A camera timeout or an unreadable frame becomes an ERROR
-    verdict for that cycle: a triggered line expects an answer for every part. The loop itself
-    only ends on purpose.
-    """
+    With ``triggers`` (the PLC) each cycle first waits for a part; without, boards go back to
+    back. A failed grab is that cycle's ERROR verdict (:func:`grab_frame`): a triggered line
+    expects an answer for every part, and the loop itself only ends on purpose."""
     stats = RunStats(budget_ms=pipeline.recipe.cycle_budget_ms)
     done = 0
     while cycles is None or done < cycles:
@@ -372,20 +386,13 @@ def run_cycles(
             if trigger is None:
                 continue
         try:
-            frame = source.grab(grab_timeout_s)
+            got = grab_frame(source, grab_timeout_s)
         except SourceExhausted:
             break
-        except (SourceError, FrameError) as err:
-            result = pipeline.error_result(error_kind_of(err), _message(err), trigger=trigger)
-        except ValueError as err:  # a Frame that refused what the source handed it
-            result = pipeline.error_result(ErrorKind.BAD_FRAME, _message(err), trigger=trigger)
-        except UNEXPECTED as err:
-            log.exception("the source raised an unexpected error")
-            result = pipeline.error_result(
-                ErrorKind.INTERNAL, internal_message(err), trigger=trigger
-            )
+        if isinstance(got, Frame):
+            result = pipeline.inspect(got, trigger)
         else:
-            result = pipeline.inspect(frame, trigger)
+            result = pipeline.error_result(*got, trigger=trigger)
         stats.add(result)
         if on_result is not None:
             on_result(result)

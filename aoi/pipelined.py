@@ -18,18 +18,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from aoi.errors import FrameError, SourceError, SourceExhausted
-from aoi.pipeline import (
-    UNEXPECTED,
-    Pipeline,
-    Staged,
-    _message,
-    error_kind_of,
-    internal_message,
-)
+from aoi.errors import SourceExhausted
+from aoi.pipeline import Pipeline, Staged, grab_frame
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
-from aoi.types import ErrorKind, InspectionResult
+from aoi.types import ErrorKind, Frame, InspectionResult
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +59,11 @@ def _producer(
             # wait in the queue, and its cycle time (latency) counts from its grab.
             if not slots.acquire(timeout=0.1):
                 continue
-            item: Future[_Item]
             try:
-                frame = source.grab(grab_timeout_s)
+                got = grab_frame(source, grab_timeout_s)
             except SourceExhausted:
                 break
-            except (SourceError, FrameError) as err:
-                item = _done((error_kind_of(err), _message(err)))
-            except ValueError as err:  # a Frame that refused what the source handed it
-                item = _done((ErrorKind.BAD_FRAME, _message(err)))
-            except UNEXPECTED as err:
-                log.exception("the source raised an unexpected error")
-                item = _done((ErrorKind.INTERNAL, internal_message(err)))
-            else:
-                item = pool.submit(pipeline.prepare, frame)
+            item = pool.submit(pipeline.prepare, got) if isinstance(got, Frame) else _done(got)
             out.put(item)
             made += 1
     finally:
