@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from aoi.app.recipe_check import StartCheck
 from aoi.app.recipes import duplicate_product_codes
 from aoi.config import StationConfig
 from aoi.errors import AoiError
@@ -85,11 +86,10 @@ def check_recipes(folder: Path) -> list[Check]:
     if not paths:
         return [Check("recipes", False, f"no recipe in {folder}", f"put recipes into {folder}")]
     checks: list[Check] = []
+    starts = StartCheck()  # what `aoi recipe validate` and a start check; once per model
     for path in paths:
         try:
-            loaded = load_recipe(path)
-            _load_template(loaded.template_path)
-            _load_model(loaded.model_path, loaded.recipe.geometry.profile)
+            starts(load_recipe(path))
         except AoiError as err:
             fix = f"fix {path.name} (`aoi recipe check {path}`) or move it out of {folder}"
             checks.append(Check("recipe", False, f"{path.name}: {err}", fix))
@@ -100,21 +100,6 @@ def check_recipes(folder: Path) -> list[Check]:
         detail = f"product code {dup.product_code} is claimed by {names}"
         checks.append(Check("recipes", False, detail, "give each recipe its own product_code"))
     return checks
-
-
-def _load_template(path: Path) -> None:
-    import cv2
-
-    if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is None:
-        msg = f"template {path} does not decode as an image"
-        raise AoiError(msg)
-
-
-def _load_model(path: Path, profile: object) -> None:
-    from aoi.inference.onnxruntime import OnnxRuntimeBackend
-
-    with OnnxRuntimeBackend(path, profile):  # type: ignore[arg-type]
-        pass
 
 
 def check_cameras(genicam: dict[str, object], *, named: bool) -> Check:
