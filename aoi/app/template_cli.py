@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aoi.app.golden import check_alignment, grab_boards, png_bytes
@@ -13,18 +13,12 @@ from aoi.errors import RecipeError
 from aoi.pixels import to_mono8
 from aoi.recipe import find_recipe, load_recipe
 from aoi.recipe.authoring import is_shipped, set_template
+from aoi.sources.replay import read_image
 
 
 def _read(path: str) -> np.ndarray:
-    try:
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    except cv2.error as err:
-        msg = f"{path}: not a readable image ({err})"
-        raise RecipeError(msg) from err
-    if image is None:
-        msg = f"{path}: no image found in the file"
-        raise RecipeError(msg)
-    return to_mono8(image[:, :, :3] if image.ndim == 3 else image)
+    # The replay source's reader: a file cut short is refused, not decoded with grey rows.
+    return to_mono8(read_image(Path(path)))
 
 
 def template_from_board(args: argparse.Namespace) -> int:

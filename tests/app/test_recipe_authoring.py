@@ -102,3 +102,21 @@ def test_template_from_a_board_image_then_alignment_check(
     other = golden_board(640, 640, 77, "binary")
     check = check_alignment(board, np.zeros_like(other), RegistrationSettings())
     assert not check.ok and "fixture, lit, and the right product" in check.text
+
+
+def test_a_board_image_cut_short_is_refused_as_a_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenCV decodes a cut-off PNG with its missing rows grey: never the golden board."""
+    monkeypatch.setenv("AOI_RECIPES_DIR", str(tmp_path))
+    assert main(["recipe", "new", "real", "--from", "board-a-640"]) == 0
+    before = (tmp_path / "templates" / "real.png").read_bytes()
+    ok, png = cv2.imencode(".png", golden_board(640, 640, 5, "binary"))
+    assert ok
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(png.tobytes()[: int(png.size * 0.85)])
+    capsys.readouterr()
+    assert main(["recipe", "template", "real", "--from-image", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert str(cut) in err and "expected the whole file" in err
+    assert (tmp_path / "templates" / "real.png").read_bytes() == before, "template untouched"
