@@ -5,9 +5,8 @@ when the frame became available to the host (``Frame.available_ns``) and stops w
 has been handed to the critical-path sinks (the PLC). Results then leave as typed
 :class:`InspectionResult` objects through the :class:`EventBus`, off the critical path.
 
-A known failure of any stage (:class:`AoiError`) becomes an ERROR verdict with its kind
-(:class:`ErrorKind`) and its message; the loop goes on with the next board. The station never
-reports OK for a board it could not inspect.
+A known failure of any stage (:class:`AoiError`) is an ERROR verdict with its kind and message;
+the loop goes on with the next board. Never an OK for a board the station could not inspect.
 """
 
 from __future__ import annotations
@@ -72,7 +71,6 @@ class TriggerSource(Protocol):
 
     def wait_trigger(self, timeout_s: float) -> Trigger | None:
         """The next trigger, or None when none came within ``timeout_s``."""
-        ...
 
 
 class InspectionIds:
@@ -175,9 +173,11 @@ class Pipeline:
         self.sinks = list(sinks)
         self.events = events
         self.ids = ids or InspectionIds()
-        # Full-frame recipes register on the device where the backend can; tiled ones need the
-        # registered frame on the CPU to cut it. The residual is then not measured (-1).
+        # Full-frame recipes register (steps, warp) on the backend's device where it can; tiled
+        # ones need the registered frame on the CPU. The residual is then not measured (-1).
         self.device_warp = getattr(backend, "warps_on_device", False) and self.inputs.whole_frame
+        if self.device_warp and hasattr(backend, "registration_steps"):
+            self.registrar.use_device(backend.registration_steps)
 
     def _visible_truth(self, frame: Frame | None, reg: Registration | None) -> GroundTruth | None:
         """What the recipe could have found: truth outside masks and inside what the camera saw."""

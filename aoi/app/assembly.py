@@ -26,7 +26,6 @@ def critical_sinks(journal: VerdictSink | None, plc: VerdictSink | None) -> list
     return [sink for sink in (journal, plc) if sink is not None]
 
 
-
 def shift_counters(
     config: StationConfig, loaded: LoadedRecipe, clock: Callable[[], float] | None
 ) -> ShiftCounters:

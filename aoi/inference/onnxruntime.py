@@ -16,9 +16,11 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
+from aoi.inference.devreg import DeviceSteps
 from aoi.inference.ort_cuda import CudaOptions, CudaRunner
 from aoi.inference.warp import AFFINE_NAME, affine_feed
 from aoi.recipe import Profile, file_hash
+from aoi.regplan import PatchPlan
 from aoi.types import ClassMaps
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class OnnxRuntimeBackend:
         score_dtype: str = "float32",
         cuda: CudaOptions | None = None,
         warp: bool | None = None,
+        registration: bool | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile
@@ -90,6 +93,12 @@ class OnnxRuntimeBackend:
         self.cuda = cuda if device == "cuda" and self.reduce else None
         #: The graph warps channel 0 itself (aoi/inference/warp.py); default: on the CUDA path.
         self.warps_on_device = (self.cuda is not None and self.cuda.warp) if warp is None else warp
+        #: Registration's steps run on this device (aoi/inference/devreg.py); default: with the
+        #: device warp on the CUDA path, where the frame is then uploaded for both.
+        if registration is None:
+            registration = self.cuda is not None and self.cuda.registration
+        self.registers_on_device = registration and self.warps_on_device
+        self._steps: list[DeviceSteps] = []
 
     def __enter__(self) -> OnnxRuntimeBackend:
         path = self.model_path
@@ -180,6 +189,17 @@ class OnnxRuntimeBackend:
             self._cuda.__exit__(exc_type, exc, tb)
             self._cuda = None
         self._session = None
+        self._steps.clear()
+
+    def registration_steps(self, plan: PatchPlan) -> DeviceSteps | None:
+        """Patch registration's measuring steps for ``plan`` on this backend's device, or None
+        where registration stays on the CPU; they live as long as this backend's context."""
+        if not self.registers_on_device:
+            return None
+        graph = self.cuda is not None and self.cuda.cuda_graph
+        steps = DeviceSteps(plan, self.device, graph=graph)
+        self._steps.append(steps)
+        return steps
 
     def _check_contract(self) -> None:
         assert self._session is not None

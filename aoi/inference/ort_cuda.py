@@ -16,7 +16,9 @@ is measured on the DeepPCB val split (docs/benchmarks.md).
 ``AOI_ORT_CUDA`` (for benches: ``plain``, ``bind``, ``graph``, each optionally ``,fp16`` and
 ``,fp32tail`` (the softmax and its logits in FP32: the variant that keeps the val mAP),
 ``,fp32until=NODE`` / ``,fp32from=NODE``, ``,nowarp``: the cycle warps on the CPU instead of
-the graph, aoi/inference/warp.py) overrides the defaults (``graph``, FP32, device warp).
+the graph, aoi/inference/warp.py; ``,noreg``: registration measures on the CPU instead of the
+device, aoi/inference/devreg.py) overrides the defaults (``graph``, FP32, device warp and
+registration).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "AOI_ORT_CUDA"
 _MODES = ("plain", "bind", "graph")
-_ORT_ERRORS = (
+ORT_ERRORS = (
     ort_state.Fail,
     ort_state.InvalidArgument,
     ort_state.InvalidGraph,
@@ -68,6 +70,8 @@ class CudaOptions:
     max_graphs: int = 4
     #: The graph registers channel 0 itself (aoi/inference/warp.py).
     warp: bool = True
+    #: Registration's measuring steps run on the device too (aoi/inference/devreg.py).
+    registration: bool = True
 
     @classmethod
     def parse(cls, text: str) -> CudaOptions:
@@ -76,13 +80,13 @@ class CudaOptions:
         words = [w.strip() for w in text.split(",") if w.strip()]
         mode = next((w for w in words if w in _MODES), "graph")
         spans = dict(w.split("=", 1) for w in words if "=" in w)
-        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp")
+        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg")
         unknown = [w for w in words if w not in flags and "=" not in w]
         unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
-                "(plain, bind, graph, fp16, fp32tail, nowarp, fp32until=NODE, fp32from=NODE)"
+                "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
         span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
@@ -90,7 +94,7 @@ class CudaOptions:
         tail = "fp32tail" in words
         return cls(
             mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail,
-            warp="nowarp" not in words,
+            warp="nowarp" not in words, registration="noreg" not in words,
         )  # fmt: skip
 
     @classmethod
@@ -108,9 +112,9 @@ class CudaOptions:
             if v
         )
         tail = ",fp32tail" if self.fp32_tail else ""
-        return (
-            mode + (",fp16" + tail + span if self.fp16 else "") + ("" if self.warp else ",nowarp")
-        )
+        fp16 = ",fp16" + tail + span if self.fp16 else ""
+        off = ("" if self.warp else ",nowarp") + ("" if self.registration else ",noreg")
+        return mode + fp16 + off
 
 
 @dataclass(frozen=True)
@@ -266,7 +270,7 @@ class CudaRunner:
                 self._session_options,
                 providers=[("CUDAExecutionProvider", cuda), "CPUExecutionProvider"],
             )
-        except _ORT_ERRORS as err:
+        except ORT_ERRORS as err:
             msg = f"onnxruntime could not build the CUDA session ({err})"
             raise ModelError(msg) from err
 
@@ -296,7 +300,7 @@ class CudaRunner:
                 session, graph = self._session(fixed, graph=True), True
                 slot = _Slot(session, plan, graph, self.warp)
                 slot.run(slot.host)  # the first run captures the graph
-            except (ModelError, *_ORT_ERRORS) as err:
+            except (ModelError, *ORT_ERRORS) as err:
                 self.graph_error = str(err)
                 log.warning("no CUDA graph for %s, IO binding without one: %s", shape, err)
                 session, graph, slot = self.session, False, None
@@ -312,6 +316,6 @@ class CudaRunner:
         fed = feeds[INPUT_NAME]
         try:
             return self._slot(tuple(fed.shape)).run(fed, feeds.get(AFFINE_NAME))
-        except _ORT_ERRORS as err:
+        except ORT_ERRORS as err:
             msg = f"onnxruntime CUDA failed on input {list(fed.shape)}: {err}"
             raise InferenceError(msg) from err

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -21,13 +23,14 @@ import numpy as np
 
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
+from aoi.regplan import LK_TRIM, PATCH_PX, FrameSteps, LevelPlan, PatchPlan, PatchSteps, peak_shifts
 
 log = logging.getLogger(__name__)
 
 #: The decimated frame's long side is at least this (enough texture for the coarse fit).
 _COARSE_LONG_PX = 256
 #: Patch edge in pixels of its level: big enough for a good peak, small enough to be cheap.
-_PATCH_PX = 64
+_PATCH_PX = PATCH_PX
 #: Patches per row and column of the grid spread over the board.
 _GRID = 3
 #: Phase-correlation fits per level (coarse, full resolution); each resamples the patches at
@@ -41,7 +44,7 @@ _LK_CONVERGED_PX = 0.02
 #: Gaussian pre-filter of the gradient steps; binary boards need it to have usable gradients.
 _LK_BLUR = (5, 5)
 #: Pixels of each patch's border the gradient steps leave out (the blur's reach).
-_LK_TRIM = 3
+_LK_TRIM = LK_TRIM
 #: A pair whose residual exceeds this many times the median (and the floor) is an outlier.
 _OUTLIER_FACTOR = 3.0
 _OUTLIER_FLOOR_PX = 0.25
@@ -81,24 +84,6 @@ def _lk_prepare(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         steps.append(np.tensordot(inv, np.stack([gx, gy]), axes=1))
         ok.append(good)
     return np.stack(temps), np.stack(steps).astype(np.float32), np.array(ok)
-
-
-def _peaks(cross: np.ndarray) -> np.ndarray:
-    """Sub-pixel peak (x, y) of each circular correlation surface, as signed shifts: the
-    3x3 centroid around the integer peak."""
-    k, h, w = cross.shape
-    flat = cross.reshape(k, -1).argmax(axis=1)
-    py, px = np.divmod(flat, w)
-    dy, dx = np.mgrid[-1:2, -1:2]
-    ys = (py[:, None, None] + dy) % h
-    xs = (px[:, None, None] + dx) % w
-    vals = np.maximum(cross[np.arange(k)[:, None, None], ys, xs], 0)
-    total = np.maximum(vals.sum(axis=(1, 2)), 1e-12)
-    sx = px + (vals * dx).sum(axis=(1, 2)) / total
-    sy = py + (vals * dy).sum(axis=(1, 2)) / total
-    sx = np.where(sx > w / 2, sx - w, sx)
-    sy = np.where(sy > h / 2, sy - h, sy)
-    return np.stack([sx, sy], axis=1)
 
 
 def _decimate(image: np.ndarray, factor: int) -> np.ndarray:
@@ -182,7 +167,8 @@ def _rescale(warp: np.ndarray, ratio: float) -> np.ndarray:
 
 class PatchAligner:
     """Estimates the template->frame rigid motion of one template's frames; patches are
-    chosen, windowed and transformed once."""
+    chosen, windowed and transformed once. The measuring steps run on the CPU unless
+    :meth:`use_steps` hands them to a device (:mod:`aoi.inference.devreg`)."""
 
     def __init__(self, template: np.ndarray, settings: RegistrationSettings) -> None:
         h, w = template.shape
@@ -197,6 +183,7 @@ class PatchAligner:
         )
         yy, xx = np.mgrid[0:_PATCH_PX, 0:_PATCH_PX].astype(np.float64)
         self._levels: list[_PatchLevel] = []
+        windowed: list[np.ndarray] = []
         for factor in sorted({coarse, 1}, reverse=True):
             small = _decimate(template, factor).astype(np.float32)
             margin = max(0, min(int(reach / factor) + 2, (min(small.shape) - _PATCH_PX) // 4))
@@ -205,11 +192,10 @@ class PatchAligner:
             grid = np.stack(
                 [xx[None] + origins[:, 0, None, None], yy[None] + origins[:, 1, None, None]], -1
             )
+            windowed.append(patches * self._window)
             # OpenCV's DFT per patch: at 64x64 about 3x cheaper than numpy's batched
             # rfft2/irfft2 round trip; the template side is done once here.
-            spectra = tuple(
-                cv2.dft(p, flags=cv2.DFT_COMPLEX_OUTPUT) for p in patches * self._window
-            )
+            spectra = tuple(cv2.dft(p, flags=cv2.DFT_COMPLEX_OUTPUT) for p in windowed[-1])
             centres = origins + (_PATCH_PX - 1) / 2
             self._levels.append(
                 _PatchLevel(
@@ -232,6 +218,21 @@ class PatchAligner:
             whole = _decimate(whole, 2)
         self._coarse_window = cv2.createHanningWindow((whole.shape[1], whole.shape[0]), cv2.CV_32F)
         self._coarse_windowed = whole * self._coarse_window
+        gauss = cv2.getGaussianKernel(_LK_BLUR[0], 0).astype(np.float32).ravel()
+        self.plan = PatchPlan(
+            (h, w), coarse, self._halve, self._window, self._coarse_windowed,
+            self._coarse_window,
+            tuple(
+                LevelPlan(lv.factor, lv.grid, win.astype(np.float32), lv.lk_template, lv.lk_step)
+                for lv, win in zip(self._levels, windowed, strict=True)
+            ),
+            gauss,
+        )  # fmt: skip
+        self.steps: PatchSteps = _CpuSteps(self)
+
+    def use_steps(self, steps: PatchSteps) -> None:
+        """Measure with ``steps`` (built from :attr:`plan`) instead of OpenCV on the CPU."""
+        self.steps = steps
 
     @staticmethod
     def _cut(image: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -240,63 +241,77 @@ class PatchAligner:
 
     def estimate(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The 2x3 template->frame warp and the patches' normalised correlation after it."""
-        small = _decimate(image, self._coarse).astype(np.float32)
-        # phaseCorrelate gets windowed copies (OpenCV 5.0 windows its inputs in place).
-        moving = _decimate(small, 2) if self._halve else small
-        (dx, dy), _ = cv2.phaseCorrelate(self._coarse_windowed, moving * self._coarse_window)
-        if self._halve:
-            dx, dy = 2 * dx, 2 * dy  # a pure translation scales without half-pixel terms
+        with self.steps.frame(image) as steps:
+            return self._estimate(steps)
+
+    def _estimate(self, steps: FrameSteps) -> tuple[np.ndarray, float]:
+        dx, dy = steps.coarse_shift()
         warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
         prev = self._coarse
-        for level, iterations in zip(self._levels, _ITERATIONS, strict=False):
+        for index, (level, iterations) in enumerate(zip(self._levels, _ITERATIONS, strict=False)):
             if level.factor != prev:
                 warp = _rescale(warp, prev / level.factor)
                 prev = level.factor
-            source = small if level.factor == self._coarse else image
             for _ in range(iterations):
-                warp = self._refine(level, source, warp)
+                # sampled(x) = patch(x - d): the template point p lies at warp(p + d).
+                warp = _fit_pairs(level.centres, steps.patch_shifts(index, warp), warp)
         if prev != 1:
             warp = _rescale(warp, float(prev))
         fine = self._levels[-1]
-        seen = None
         for _ in range(_LK_ITERATIONS):
-            new, seen = self._gradient_step(fine, image, warp)
+            shift = steps.gradient(warp)
+            new = _fit_pairs(fine.centres[fine.lk_ok], shift[fine.lk_ok], warp)
             moved = float(np.abs((new - warp)[:, :2] @ fine.centres.T + (new - warp)[:, 2:]).max())
             warp = new
             if moved < _LK_CONVERGED_PX:
                 break
         # The last step's frame patches were sampled at most _LK_CONVERGED_PX (or one step)
         # from the final warp: close enough for the accept/refuse correlation, and no resample.
-        correlation = _ncc(fine.lk_template, seen)
-        return warp.astype(np.float32), correlation
+        return warp.astype(np.float32), steps.correlation()
 
-    @staticmethod
-    def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
-        """Every patch resampled from ``source`` at ``warp``: (K, P, P) float32, in one remap."""
-        gx, gy = level.grid
-        a, b, tx = (float(v) for v in warp[0])
-        c, d, ty = (float(v) for v in warp[1])
-        mx = cv2.addWeighted(gx, a, gy, b, tx)
-        my = cv2.addWeighted(gx, c, gy, d, ty)
-        k = len(level.centres)
-        out = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return out.astype(np.float32).reshape(k, _PATCH_PX, _PATCH_PX)
 
-    def _refine(self, level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
-        """One phase-correlation fit: resample every patch at ``warp``, measure its residual
-        shift, refit the pairs."""
-        windowed = self._sample(level, source, warp) * self._window
-        # sampled(x) = patch(x - d): the template point p lies at warp(p + d) in the frame.
-        shift = _peaks(
-            np.stack([_cross_power(p, t) for p, t in zip(windowed, level.spectra, strict=True)])
+class _CpuSteps:
+    """The measuring steps with OpenCV on the CPU."""
+
+    name = "cpu"
+
+    def __init__(self, aligner: PatchAligner) -> None:
+        self._aligner = aligner
+
+    @contextmanager
+    def frame(self, image: np.ndarray) -> Iterator[FrameSteps]:
+        yield _CpuFrame(self._aligner, image)
+
+
+class _CpuFrame:
+    """One frame's measurements on the CPU."""
+
+    def __init__(self, aligner: PatchAligner, image: np.ndarray) -> None:
+        self._a = aligner
+        self._image = image
+        self._small = _decimate(image, aligner._coarse).astype(np.float32)
+        self._seen = np.zeros((1, 1, 1), np.float32)
+
+    def coarse_shift(self) -> tuple[float, float]:
+        a = self._a
+        # phaseCorrelate gets windowed copies (OpenCV 5.0 windows its inputs in place).
+        moving = _decimate(self._small, 2) if a._halve else self._small
+        (dx, dy), _ = cv2.phaseCorrelate(a._coarse_windowed, moving * a._coarse_window)
+        if a._halve:
+            dx, dy = 2 * dx, 2 * dy  # a pure translation scales without half-pixel terms
+        return float(dx), float(dy)
+
+    def patch_shifts(self, level: int, warp: np.ndarray) -> np.ndarray:
+        lv = self._a._levels[level]
+        source = self._small if lv.factor == self._a._coarse else self._image
+        windowed = _sample(lv, source, warp) * self._a._window
+        return peak_shifts(
+            np.stack([_cross_power(p, t) for p, t in zip(windowed, lv.spectra, strict=True)])
         )
-        return _fit_pairs(level.centres, shift, warp)
 
-    def _gradient_step(
-        self, level: _PatchLevel, source: np.ndarray, warp: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One Gauss-Newton fit at ``warp``; also the blurred, trimmed frame patches it used."""
-        sampled = self._sample(level, source, warp)
+    def gradient(self, warp: np.ndarray) -> np.ndarray:
+        level = self._a._levels[-1]
+        sampled = _sample(level, self._image, warp)
         t = _LK_TRIM
         k = len(level.centres)
         # The stack blurs as one image: the blur's reach is inside the trimmed border.
@@ -308,9 +323,23 @@ class PatchAligner:
         energy = np.maximum((inner * inner).sum(axis=(1, 2)), 1e-6)
         gain = np.sqrt((tmpl * tmpl).sum(axis=(1, 2)) / energy)
         # sampled ~ patch - grad . d, so d = -H^-1 J^T (sampled - patch).
-        shift = -np.einsum("kcij,kij->kc", level.lk_step, inner * gain[:, None, None] - tmpl)
-        ok = level.lk_ok
-        return _fit_pairs(level.centres[ok], shift[ok], warp), seen
+        self._seen = seen
+        return -np.einsum("kcij,kij->kc", level.lk_step, inner * gain[:, None, None] - tmpl)
+
+    def correlation(self) -> float:
+        return _ncc(self._a._levels[-1].lk_template, self._seen)
+
+
+def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """Every patch resampled from ``source`` at ``warp``: (K, P, P) float32, in one remap."""
+    gx, gy = level.grid
+    a, b, tx = (float(v) for v in warp[0])
+    c, d, ty = (float(v) for v in warp[1])
+    mx = cv2.addWeighted(gx, a, gy, b, tx)
+    my = cv2.addWeighted(gx, c, gy, d, ty)
+    k = len(level.centres)
+    out = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.astype(np.float32).reshape(k, _PATCH_PX, _PATCH_PX)
 
 
 def _fit_pairs(src: np.ndarray, shift: np.ndarray, warp: np.ndarray) -> np.ndarray:

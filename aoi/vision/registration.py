@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +20,7 @@ import numpy as np
 
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
+from aoi.regplan import PatchPlan, PatchSteps
 from aoi.types import Registration
 from aoi.vision.patchreg import PatchAligner
 
@@ -93,6 +95,19 @@ class Registrar:
             if min(small.shape) >= _MIN_LEVEL_PX or factor == finest:
                 self._levels.append(_Level(factor, small))
             factor //= 2
+
+    @property
+    def steps(self) -> str:
+        """Where registration's measuring steps run (``cpu`` or a device backend's name)."""
+        return self._patches.steps.name if self._patches is not None else "cpu"
+
+    def use_device(self, steps_for: Callable[[PatchPlan], PatchSteps | None]) -> None:
+        """Measure on a device where ``steps_for`` (an inference backend's) offers one; only
+        the patch method has steps to hand over."""
+        if self._patches is not None:
+            steps = steps_for(self._patches.plan)
+            if steps is not None:
+                self._patches.use_steps(steps)
 
     def _hann(self, shape: tuple[int, int]) -> np.ndarray:
         win = self._hann_cache.get(shape)

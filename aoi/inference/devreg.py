@@ -1,0 +1,307 @@
+"""Patch registration's measuring steps as small ONNX graphs on the inference device.
+
+On a GPU station registration on the CPU was the floor of the cycle (3-4 ms of a 5-7 ms cycle at
+640 px). Here the frame is uploaded once per board and three kinds of graph measure it on the
+device, each returning a few kilobytes: the whole-frame phase-correlation surface of the
+decimated frame (``coarse``), the phase-correlation surfaces of the patches resampled at the
+current estimate (``patch<level>``), and the Gauss-Newton shift of every full-resolution patch
+with the sums of the accept/refuse correlation (``gradient``). The fit itself (peaks, robust
+rigid fit, convergence) stays in :mod:`aoi.vision.patchreg`, identical for both paths.
+
+The graphs follow :mod:`aoi.vision.patchreg`'s CPU steps operation for operation: resampling is
+GridSample (bilinear, border padding, ``align_corners=1``) where the CPU uses ``cv2.remap``; the
+decimation is strided slicing plus a 2x2 average as ``_decimate`` does; the blur is the same
+separable Gaussian as a 5x5 convolution. The FFTs are ONNX Runtime's CUDA ``Rfft``/``Irfft``
+(``com.microsoft``, cuFFT) on the GPU and the standard ``DFT`` operator elsewhere (the CPU
+provider has no ``Rfft``), so the CPU variant is what the tests here run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnxruntime as ort
+
+from aoi.errors import InferenceError, ModelError
+from aoi.inference.ort_cuda import ORT_ERRORS
+from aoi.inference.regraph import GraphBuilder
+from aoi.regplan import FrameSteps, PatchPlan, normalised_warp, peak_shifts
+
+if TYPE_CHECKING:
+    from aoi.regplan import LevelPlan
+
+log = logging.getLogger(__name__)
+
+FRAME = "frame"
+WARP = "warp"
+
+
+def _even(n: int) -> int:
+    return n - n % 2
+
+
+def _decimated_shape(shape: tuple[int, int], factor: int) -> tuple[int, int]:
+    """The shape ``patchreg._decimate`` gives: every (factor/2)-th pixel, then halved."""
+    if factor == 1:
+        return shape
+    stride = max(1, factor // 2)
+    h, w = (-(-shape[0] // stride), -(-shape[1] // stride))
+    return (h // 2, w // 2)
+
+
+def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
+    """frame uint8 [H, W] -> ``small`` [1, 1, h, w] (the coarse level) and ``surface`` (the
+    whole-frame cross-power surface against the template, even-sized for the real FFT)."""
+    g = GraphBuilder(fft)
+    h, w = plan.frame_shape
+    g.input(FRAME, np.uint8, [h, w])
+    x = g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, h, w))
+    small = g.decimate(x, plan.coarse)
+    g.output(
+        g.op("Identity", small, name="small"),
+        np.float32,
+        [1, 1, *_decimated_shape((h, w), plan.coarse)],
+    )
+    moving = g.decimate(small, 2) if plan.halve else small
+    ch, cw = (_even(n) for n in plan.coarse_windowed.shape)
+    window = plan.coarse_window[:ch, :cw]
+    cropped = g.op("Slice", moving, g.ints(0, 0), g.ints(ch, cw), g.ints(2, 3))
+    m = g.op(
+        "Mul",
+        g.op("Reshape", cropped, g.ints(1, ch, cw)),
+        g.const(window[None]),
+    )
+    surface = g.phase_correlation(m, plan.coarse_windowed[None, :ch, :cw])
+    g.output(
+        g.op("Reshape", surface, g.ints(ch, cw), name="surface"),
+        np.float32,
+        [ch, cw],
+    )
+    return g.model(), (ch, cw)
+
+
+def _grid_points(level: LevelPlan) -> np.ndarray:
+    """(3, K * P * P): the homogeneous template coordinates of every patch pixel."""
+    gx, gy = level.grid
+    return np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size, np.float32)]).astype(np.float32)
+
+
+def _sampled(g: GraphBuilder, source: str, level: LevelPlan) -> str:
+    """The patches resampled from ``source`` [1, 1, h, w] at ``warp``: [K, 1, P, P]."""
+    k, p = level.windowed.shape[0], level.windowed.shape[1]
+    grid = g.op("MatMul", WARP, g.const(_grid_points(level)))
+    grid = g.op(
+        "Reshape",
+        g.op("Transpose", grid, perm=[1, 0]),
+        g.ints(1, k * p, p, 2),
+    )
+    out = g.op("GridSample", source, grid, mode="bilinear", padding_mode="border", align_corners=1)
+    return g.op("Reshape", out, g.ints(k, 1, p, p))
+
+
+def patch_graph(plan: PatchPlan, index: int, fft: str) -> bytes:
+    """source -> ``surfaces`` [K, P, P]: each patch of ``levels[index]`` resampled at ``warp``,
+    windowed and phase-correlated with the template's. The coarse level reads ``small``."""
+    level = plan.levels[index]
+    g = GraphBuilder(fft)
+    g.input(WARP, np.float32, [2, 3])
+    if level.factor == 1:
+        g.input(FRAME, np.uint8, list(plan.frame_shape))
+        source = g.op(
+            "Reshape",
+            g.op("Cast", FRAME, to=1),
+            g.ints(1, 1, *plan.frame_shape),
+        )
+    else:
+        source = "small"
+        g.input(source, np.float32, [1, 1, *_decimated_shape(plan.frame_shape, level.factor)])
+    k, p = level.windowed.shape[0], level.windowed.shape[1]
+    patches = g.op("Reshape", _sampled(g, source, level), g.ints(k, p, p))
+    windowed = g.op("Mul", patches, g.const(plan.window))
+    g.output(
+        g.op("Identity", g.phase_correlation(windowed, level.windowed), name="surfaces"),
+        np.float32,
+        [k, p, p],
+    )
+    return g.model()
+
+
+def gradient_graph(plan: PatchPlan, fft: str) -> bytes:
+    """frame, warp -> ``shift`` [K, 2] (the Gauss-Newton step of every full-resolution patch) and
+    ``sums`` [2]: the zero-mean cross and frame energy of the accept/refuse correlation."""
+    level = plan.fine
+    g = GraphBuilder(fft)
+    g.input(FRAME, np.uint8, list(plan.frame_shape))
+    g.input(WARP, np.float32, [2, 3])
+    source = g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, *plan.frame_shape))
+    k, q = level.lk_template.shape[0], level.lk_template.shape[1]
+    kernel = np.outer(plan.blur, plan.blur).astype(np.float32)[None, None]
+    blurred = g.op("Conv", _sampled(g, source, level), g.const(kernel))  # [K, 1, P-4, P-4]
+    trim = g.op("Slice", blurred, g.ints(1, 1), g.ints(-1, -1), g.ints(2, 3))
+    seen = g.op("Reshape", trim, g.ints(k, q, q))
+    inner = g.op("Sub", seen, g.op("ReduceMean", seen, axes=[1, 2], keepdims=1))
+    axes = g.ints(1, 2)
+    energy = g.op(
+        "Max",
+        g.op("ReduceSum", g.op("Mul", inner, inner), axes, keepdims=1),
+        g.const(np.float32(1e-6)),
+    )
+    tmpl = level.lk_template
+    tsum = (tmpl * tmpl).sum(axis=(1, 2)).astype(np.float32)[:, None, None]
+    gain = g.op("Sqrt", g.op("Div", g.const(tsum), energy))
+    diff = g.op("Sub", g.op("Mul", inner, gain), g.const(tmpl))
+    diff = g.op("Reshape", diff, g.ints(k, 1, q * q))
+    step = g.const(level.lk_step.reshape(k, 2, q * q))
+    shift = g.op(
+        "Neg",
+        g.op("ReduceSum", g.op("Mul", step, diff), g.ints(2), keepdims=0),
+    )
+    g.output(g.op("Identity", shift, name="shift"), np.float32, [k, 2])
+    a0 = (tmpl - tmpl.mean()).astype(np.float32)
+    b0 = g.op("Sub", seen, g.op("ReduceMean", seen, keepdims=1))
+    s_ab = g.op("ReduceSum", g.op("Mul", g.const(a0), b0), keepdims=0)
+    s_bb = g.op("ReduceSum", g.op("Mul", b0, b0), keepdims=0)
+    sums = g.op(
+        "Concat", g.op("Unsqueeze", s_ab, g.ints(0)), g.op("Unsqueeze", s_bb, g.ints(0)), axis=0
+    )
+    g.output(g.op("Identity", sums, name="sums"), np.float32, [2])
+    return g.model()
+
+
+class _Bound:
+    """One graph's session with its inputs bound to shared device buffers and its outputs to
+    its own; on CUDA it replays a captured CUDA graph where ONNX Runtime can capture one."""
+
+    def __init__(
+        self, model: bytes, device: str, graph: bool, inputs: dict[str, ort.OrtValue]
+    ) -> None:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1
+        self.graph = graph and device == "cuda"
+        if device == "cuda":
+            cuda = {"enable_cuda_graph": "1"} if self.graph else {}
+            providers: list = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(model, options, providers=providers)
+        self.binding = self.session.io_binding()
+        for name, value in inputs.items():
+            self.binding.bind_ortvalue_input(name, value)
+        self.outputs: dict[str, ort.OrtValue] = {}
+        for out in self.session.get_outputs():
+            value = ort.OrtValue.ortvalue_from_shape_and_type(
+                list(out.shape), np.float32, device, 0
+            )
+            self.binding.bind_ortvalue_output(out.name, value)
+            self.outputs[out.name] = value
+
+    def run(self, *fetch: str) -> dict[str, np.ndarray]:
+        try:
+            self.session.run_with_iobinding(self.binding)
+        except ORT_ERRORS as err:
+            msg = f"registration on the device failed: {err}"
+            raise InferenceError(msg) from err
+        return {name: self.outputs[name].numpy() for name in fetch}
+
+
+class DeviceSteps:
+    """:class:`aoi.regplan.PatchSteps` on an ONNX Runtime device: sessions and buffers are made
+    once per template; ``frame`` uploads a frame and serialises callers (the buffers are shared).
+    """
+
+    def __init__(self, plan: PatchPlan, device: str = "cuda", graph: bool = True) -> None:
+        self.plan = plan
+        self.device = device
+        self.name = f"onnxruntime-{device}"
+        fft = "cuda" if device == "cuda" else "onnx"
+        self._lock = threading.Lock()
+        self._a = float((plan.fine.lk_template - plan.fine.lk_template.mean()).__pow__(2).sum())
+        new = ort.OrtValue.ortvalue_from_shape_and_type
+        h, w = plan.frame_shape
+        self._frame = new((h, w), np.uint8, device, 0)
+        self._warp = new((2, 3), np.float32, device, 0)
+        try:
+            self._build(fft, graph)
+        except ORT_ERRORS as err:
+            if not graph:
+                msg = f"registration on {device} could not be built ({err})"
+                raise ModelError(msg) from err
+            log.warning("registration on %s without CUDA graphs: %s", device, err)
+            self._build(fft, graph=False)
+        log.info(
+            "registration runs on %s (%d levels, CUDA graphs %s)",
+            device,
+            len(plan.levels),
+            self._gradient.graph,
+        )
+
+    def _build(self, fft: str, graph: bool) -> None:
+        plan, device = self.plan, self.device
+        model, _shape = coarse_graph(plan, fft)
+        self._coarse = _Bound(model, device, graph, {FRAME: self._frame})
+        small = self._coarse.outputs["small"]
+        self._patches = []
+        for index, level in enumerate(plan.levels):
+            feeds = {WARP: self._warp}
+            feeds.update({FRAME: self._frame} if level.factor == 1 else {"small": small})
+            self._patches.append(_Bound(patch_graph(plan, index, fft), device, graph, feeds))
+        inputs = {FRAME: self._frame, WARP: self._warp}
+        self._gradient = _Bound(gradient_graph(plan, fft), device, graph, inputs)
+        # Two runs each: ONNX Runtime runs once plainly, then captures its CUDA graph.
+        self._warp.update_inplace(normalised_warp(np.eye(2, 3), plan.frame_shape))
+        for _ in range(2):
+            self._coarse.run()
+            for bound in self._patches:
+                bound.run()
+            self._gradient.run()
+
+    @contextmanager
+    def frame(self, image: np.ndarray) -> Iterator[FrameSteps]:
+        with self._lock:
+            if image.shape != self.plan.frame_shape or image.dtype != np.uint8:
+                want = f"a uint8 {self.plan.frame_shape} frame"
+                msg = f"registration on the device needs {want}, got {image.dtype} {image.shape}"
+                raise InferenceError(msg)
+            self._frame.update_inplace(np.ascontiguousarray(image))
+            yield _DeviceFrame(self)
+
+
+class _DeviceFrame:
+    """One frame's measurements; valid inside :meth:`DeviceSteps.frame` only."""
+
+    def __init__(self, steps: DeviceSteps) -> None:
+        self._s = steps
+
+    def _set_warp(self, warp: np.ndarray, shape: tuple[int, int]) -> None:
+        self._s._warp.update_inplace(normalised_warp(warp, shape))
+
+    def coarse_shift(self) -> tuple[float, float]:
+        s = self._s
+        surface = s._coarse.run("surface")["surface"]
+        dx, dy = peak_shifts(surface[None])[0]
+        if s.plan.halve:
+            dx, dy = 2 * dx, 2 * dy  # a pure translation scales without half-pixel terms
+        return float(dx), float(dy)
+
+    def patch_shifts(self, level: int, warp: np.ndarray) -> np.ndarray:
+        s = self._s
+        self._set_warp(warp, _decimated_shape(s.plan.frame_shape, s.plan.levels[level].factor))
+        return peak_shifts(s._patches[level].run("surfaces")["surfaces"])
+
+    def gradient(self, warp: np.ndarray) -> np.ndarray:
+        s = self._s
+        self._set_warp(warp, s.plan.frame_shape)
+        out = s._gradient.run("shift", "sums")
+        self._sums = out["sums"]
+        return out["shift"].astype(np.float64)
+
+    def correlation(self) -> float:
+        s_ab, s_bb = (float(v) for v in self._sums)
+        den = (self._s._a * max(s_bb, 0.0)) ** 0.5
+        return s_ab / den if den > 1e-6 else 0.0

@@ -1,0 +1,116 @@
+"""What patch registration needs from a template, and the steps that measure a frame against it.
+
+:mod:`aoi.vision.patchreg` prepares a :class:`PatchPlan` once per template (which patches, their
+windowed pixels, the gradient-step constants) and runs the fit; the measuring steps behind
+:class:`PatchSteps` run on the CPU (OpenCV) or on the device (:mod:`aoi.inference.devreg`, ONNX
+graphs on the CUDA provider, so the frame is uploaded once and never copied back). The plan and
+the peak finder live here, below both, because vision and inference must not import each other.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+#: Patch edge in pixels of its level.
+PATCH_PX = 64
+#: Pixels of each patch's border the gradient steps leave out (the 5x5 blur's reach).
+LK_TRIM = 3
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """One level of the patch fit: its decimation factor and the patches cut from the template."""
+
+    factor: int
+    #: (2, K * P, P) float32: template x and y (pixels of this level) of every patch pixel.
+    grid: np.ndarray
+    #: (K, P, P) float32: the template's patches times the Hann window.
+    windowed: np.ndarray
+    #: (K, p, p) float32, p = P - 2 * LK_TRIM: blurred, zero-mean, trimmed template patches.
+    lk_template: np.ndarray
+    #: (K, 2, p, p) float32: the inverse Hessian times the gradients of each patch.
+    lk_step: np.ndarray
+
+
+@dataclass(frozen=True)
+class PatchPlan:
+    """A template's patch registration, as the measuring steps see it."""
+
+    frame_shape: tuple[int, int]  # (h, w) of the full-resolution frame
+    #: Decimation of the coarse level (1: the frame is small enough to work on as it is).
+    coarse: int
+    #: The whole-frame phase correlation runs on the coarse level halved once more.
+    halve: bool
+    window: np.ndarray  # (P, P) float32 Hann window of the patches
+    #: (h', w') float32: the decimated template times its Hann window, for the whole-frame step.
+    coarse_windowed: np.ndarray
+    coarse_window: np.ndarray
+    levels: tuple[LevelPlan, ...]
+    #: (5,) float32: the separable Gaussian of the gradient steps' blur.
+    blur: np.ndarray
+
+    @property
+    def fine(self) -> LevelPlan:
+        return self.levels[-1]
+
+
+class FrameSteps(Protocol):
+    """The measurements of one frame (see :class:`PatchSteps`)."""
+
+    def coarse_shift(self) -> tuple[float, float]:
+        """The frame's translation against the template, pixels of the coarse level."""
+        ...
+
+    def patch_shifts(self, level: int, warp: np.ndarray) -> np.ndarray:
+        """(K, 2) residual shift of every patch of ``levels[level]`` resampled at ``warp``
+        (2x3, template -> frame pixels of that level), by phase correlation."""
+        ...
+
+    def gradient(self, warp: np.ndarray) -> np.ndarray:
+        """(K, 2) Gauss-Newton shift of every full-resolution patch resampled at ``warp``."""
+        ...
+
+    def correlation(self) -> float:
+        """The normalised correlation of the patches the last :meth:`gradient` resampled with
+        the template's (blurred, trimmed, all patches at once)."""
+        ...
+
+
+class PatchSteps(Protocol):
+    """Measures frames against one :class:`PatchPlan`; ``frame`` holds the frame for the steps
+    (on a device: uploaded once) and may serialise callers that share the device buffers."""
+
+    name: str
+
+    def frame(self, image: np.ndarray) -> AbstractContextManager[FrameSteps]: ...
+
+
+def peak_shifts(cross: np.ndarray) -> np.ndarray:
+    """Sub-pixel peak (x, y) of each circular correlation surface (K, h, w), as signed shifts:
+    the 3x3 centroid around the integer peak."""
+    k, h, w = cross.shape
+    flat = cross.reshape(k, -1).argmax(axis=1)
+    py, px = np.divmod(flat, w)
+    dy, dx = np.mgrid[-1:2, -1:2]
+    ys = (py[:, None, None] + dy) % h
+    xs = (px[:, None, None] + dx) % w
+    vals = np.maximum(cross[np.arange(k)[:, None, None], ys, xs], 0)
+    total = np.maximum(vals.sum(axis=(1, 2)), 1e-12)
+    sx = px + (vals * dx).sum(axis=(1, 2)) / total
+    sy = py + (vals * dy).sum(axis=(1, 2)) / total
+    sx = np.where(sx > w / 2, sx - w, sx)
+    sy = np.where(sy > h / 2, sy - h, sy)
+    return np.stack([sx, sy], axis=1)
+
+
+def normalised_warp(warp: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``warp`` (template pixel -> image pixel of an image ``shape`` = (h, w)) followed by the
+    map to GridSample's ``align_corners=1`` coordinates ([-1, 1] over the pixel centres)."""
+    h, w = shape
+    to_norm = np.array([[2.0 / max(w - 1, 1), 0.0, -1.0], [0.0, 2.0 / max(h - 1, 1), -1.0]])
+    full = np.vstack([np.asarray(warp, np.float64), [0.0, 0.0, 1.0]])
+    return (to_norm @ full).astype(np.float32)
