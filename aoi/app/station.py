@@ -369,6 +369,7 @@ class Station:
                 recipe=rig.loaded.name,
                 recipe_hash=rig.loaded.content_hash,
                 model_hash=rig.backend.model_hash,
+                registration=rig.pipeline.registrar.steps,
             )
         out["source"] = self.options.source
         if self.storage is not None:
