@@ -85,21 +85,15 @@ def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
     return g.model(), (ch, cw)
 
 
-def _grid_points(level: LevelPlan) -> np.ndarray:
-    """(3, K * P * P): the homogeneous template coordinates of every patch pixel."""
-    gx, gy = level.grid
-    return np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size, np.float32)]).astype(np.float32)
-
-
 def _sampled(g: GraphBuilder, source: str, level: LevelPlan) -> str:
-    """The patches resampled from ``source`` [1, 1, h, w] at ``warp``: [K, 1, P, P]."""
+    """The patches resampled from ``source`` [1, 1, h, w] at ``warp``: [K, 1, P, P]. The grid is
+    computed elementwise in float32 (a MatMul would run in TF32 on the GPU: 0.3 px at 640)."""
     k, p = level.windowed.shape[0], level.windowed.shape[1]
-    grid = g.op("MatMul", WARP, g.const(_grid_points(level)))
-    grid = g.op(
-        "Reshape",
-        g.op("Transpose", grid, perm=[1, 0]),
-        g.ints(1, k * p, p, 2),
-    )
+    gx, gy = (g.const(c.reshape(1, k * p, p, 1).astype(np.float32)) for c in level.grid)
+    a = g.split(g.op("Reshape", WARP, g.ints(6)), 6)
+    u = g.op("Add", g.op("Add", g.op("Mul", gx, a[0]), g.op("Mul", gy, a[1])), a[2])
+    v = g.op("Add", g.op("Add", g.op("Mul", gx, a[3]), g.op("Mul", gy, a[4])), a[5])
+    grid = g.op("Concat", u, v, axis=-1)  # [1, K * P, P, 2]
     out = g.op("GridSample", source, grid, mode="bilinear", padding_mode="border", align_corners=1)
     return g.op("Reshape", out, g.ints(k, 1, p, p))
 
@@ -175,17 +169,28 @@ def gradient_graph(plan: PatchPlan, fft: str) -> bytes:
 
 class _Bound:
     """One graph's session with its inputs bound to shared device buffers and its outputs to
-    its own; on CUDA it replays a captured CUDA graph where ONNX Runtime can capture one."""
+    its own; on CUDA it replays a captured CUDA graph where ONNX Runtime can capture one.
+
+    Every run holds ``lock``, the backend's device lock: ONNX Runtime captures CUDA graphs in
+    the global capture mode, and another thread's first CUDA call (its cuDNN handle) during a
+    capture breaks it (seen on the H200 with two registration threads)."""
 
     def __init__(
-        self, model: bytes, device: str, graph: bool, inputs: dict[str, ort.OrtValue]
+        self,
+        model: bytes,
+        device: str,
+        graph: bool,
+        inputs: dict[str, ort.OrtValue],
+        lock: threading.Lock,
     ) -> None:
+        self.lock = lock
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = 1
         self.graph = graph and device == "cuda"
         if device == "cuda":
-            cuda = {"enable_cuda_graph": "1"} if self.graph else {}
+            # FP32 math: TF32 (the default on Ampere and later) rounds the blur and the sums.
+            cuda = {"use_tf32": "0", **({"enable_cuda_graph": "1"} if self.graph else {})}
             providers: list = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
@@ -202,12 +207,13 @@ class _Bound:
             self.outputs[out.name] = value
 
     def run(self, *fetch: str) -> dict[str, np.ndarray]:
-        try:
-            self.session.run_with_iobinding(self.binding)
-        except ORT_ERRORS as err:
-            msg = f"registration on the device failed: {err}"
-            raise InferenceError(msg) from err
-        return {name: self.outputs[name].numpy() for name in fetch}
+        with self.lock:
+            try:
+                self.session.run_with_iobinding(self.binding)
+            except ORT_ERRORS as err:
+                msg = f"registration on the device failed: {err}"
+                raise InferenceError(msg) from err
+            return {name: self.outputs[name].numpy() for name in fetch}
 
 
 class DeviceSteps:
@@ -215,8 +221,16 @@ class DeviceSteps:
     once per template; ``frame`` uploads a frame and serialises callers (the buffers are shared).
     """
 
-    def __init__(self, plan: PatchPlan, device: str = "cuda", graph: bool = True) -> None:
+    def __init__(
+        self,
+        plan: PatchPlan,
+        device: str = "cuda",
+        graph: bool = True,
+        device_lock: threading.Lock | None = None,
+    ) -> None:
         self.plan = plan
+        #: Held around every transfer and run on the device (shared with the network's runner).
+        self.device_lock = device_lock or threading.Lock()
         self.device = device
         self.name = f"onnxruntime-{device}"
         fft = "cuda" if device == "cuda" else "onnx"
@@ -244,15 +258,16 @@ class DeviceSteps:
     def _build(self, fft: str, graph: bool) -> None:
         plan, device = self.plan, self.device
         model, _shape = coarse_graph(plan, fft)
-        self._coarse = _Bound(model, device, graph, {FRAME: self._frame})
+        self._coarse = _Bound(model, device, graph, {FRAME: self._frame}, self.device_lock)
         small = self._coarse.outputs["small"]
         self._patches = []
         for index, level in enumerate(plan.levels):
             feeds = {WARP: self._warp}
             feeds.update({FRAME: self._frame} if level.factor == 1 else {"small": small})
-            self._patches.append(_Bound(patch_graph(plan, index, fft), device, graph, feeds))
+            model = patch_graph(plan, index, fft)
+            self._patches.append(_Bound(model, device, graph, feeds, self.device_lock))
         inputs = {FRAME: self._frame, WARP: self._warp}
-        self._gradient = _Bound(gradient_graph(plan, fft), device, graph, inputs)
+        self._gradient = _Bound(gradient_graph(plan, fft), device, graph, inputs, self.device_lock)
         # Two runs each: ONNX Runtime runs once plainly, then captures its CUDA graph.
         self._warp.update_inplace(normalised_warp(np.eye(2, 3), plan.frame_shape))
         for _ in range(2):
@@ -268,7 +283,8 @@ class DeviceSteps:
                 want = f"a uint8 {self.plan.frame_shape} frame"
                 msg = f"registration on the device needs {want}, got {image.dtype} {image.shape}"
                 raise InferenceError(msg)
-            self._frame.update_inplace(np.ascontiguousarray(image))
+            with self.device_lock:
+                self._frame.update_inplace(np.ascontiguousarray(image))
             yield _DeviceFrame(self)
 
 
@@ -279,7 +295,8 @@ class _DeviceFrame:
         self._s = steps
 
     def _set_warp(self, warp: np.ndarray, shape: tuple[int, int]) -> None:
-        self._s._warp.update_inplace(normalised_warp(warp, shape))
+        with self._s.device_lock:
+            self._s._warp.update_inplace(normalised_warp(warp, shape))
 
     def coarse_shift(self) -> tuple[float, float]:
         s = self._s

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -99,6 +100,8 @@ class OnnxRuntimeBackend:
             registration = self.cuda is not None and self.cuda.registration
         self.registers_on_device = registration and self.warps_on_device
         self._steps: list[DeviceSteps] = []
+        #: One lock for everything this backend runs on the device (network and registration).
+        self._device_lock = threading.Lock()
 
     def __enter__(self) -> OnnxRuntimeBackend:
         path = self.model_path
@@ -156,7 +159,8 @@ class OnnxRuntimeBackend:
         model = reduced_model(self.model_path, self.score_dtype)  # type: ignore[arg-type]
         if self.warps_on_device:
             model = warp_model(model)
-        self._cuda = CudaRunner(model, self.cuda, opts, self.score_dtype).__enter__()
+        runner = CudaRunner(model, self.cuda, opts, self.score_dtype, self._device_lock)
+        self._cuda = runner.__enter__()
         self._session = self._cuda.session
         self._check_contract()
         log.info("onnxruntime CUDA (%s) for %s", self.cuda.label, self.model_path.name)
@@ -197,7 +201,7 @@ class OnnxRuntimeBackend:
         if not self.registers_on_device:
             return None
         graph = self.cuda is not None and self.cuda.cuda_graph
-        steps = DeviceSteps(plan, self.device, graph=graph)
+        steps = DeviceSteps(plan, self.device, graph=graph, device_lock=self._device_lock)
         self._steps.append(steps)
         return steps
 

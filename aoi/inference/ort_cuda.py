@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
 from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
 from aoi.inference.warp import AFFINE_NAME, affine_feed
+from aoi.inference.warp import LAST_NODE as WARP_LAST_NODE
 from aoi.types import ClassMaps
 
 if TYPE_CHECKING:  # onnx is needed only where the graph is edited (the CUDA path)
@@ -221,8 +223,12 @@ class CudaRunner:
         options: CudaOptions,
         session_options: ort.SessionOptions,
         score_dtype: str,
+        device_lock: threading.Lock | None = None,
     ) -> None:
         self.options = options
+        #: Held around every transfer and run: other users of the device (registration,
+        #: aoi/inference/devreg.py) must not call CUDA while a graph is being captured.
+        self.device_lock = device_lock or threading.Lock()
         self.score_dtype = score_dtype
         self._model = model
         #: The model takes ``affine`` (aoi/inference/warp.py).
@@ -231,6 +237,8 @@ class CudaRunner:
             span = options.fp32
             if options.fp32_tail:
                 span = Fp32Span(span.until, softmax_tail(model).start)
+            if self.warp and not span.until:  # the warp samples pixel coordinates: FP32
+                span = Fp32Span(WARP_LAST_NODE, span.start)
             self._model = to_fp16(model, span)
         self._session_options = session_options
         self._dynamic: ort.InferenceSession | None = None
@@ -315,7 +323,8 @@ class CudaRunner:
         ``affine`` for a warping model)."""
         fed = feeds[INPUT_NAME]
         try:
-            return self._slot(tuple(fed.shape)).run(fed, feeds.get(AFFINE_NAME))
+            with self.device_lock:
+                return self._slot(tuple(fed.shape)).run(fed, feeds.get(AFFINE_NAME))
         except ORT_ERRORS as err:
             msg = f"onnxruntime CUDA failed on input {list(fed.shape)}: {err}"
             raise InferenceError(msg) from err

@@ -130,6 +130,13 @@ class GraphBuilder:
         real, _ = self._split(back, one)
         return self.op("Squeeze", real, self.ints(-1))
 
+    def split(self, x: str, parts: int, axis: int = -1) -> list[str]:
+        """``x`` cut into ``parts`` pieces of one element each along ``axis``."""
+        outs = [self._name("part") for _ in range(parts)]
+        sizes = self.ints(*([1] * parts)) if parts > 1 else self.ints(1)
+        self._nodes.append(self._h.make_node("Split", [x, sizes], outs, axis=axis))
+        return outs
+
     def _split(self, x: str, sizes: str) -> tuple[str, str]:
         re, im = self._name("re"), self._name("im")
         self._nodes.append(self._h.make_node("Split", [x, sizes], [re, im], axis=-1))

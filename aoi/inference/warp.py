@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # onnx is needed only where the graph is edited
 #: The second input of a warping model: float32 [N, 2, 3] normalised inverse affine maps.
 AFFINE_NAME = "affine"
 _INNER = "boards_registered"
+#: The warp's last node: an FP16 model keeps everything up to it in FP32 (aoi/inference/fp16.py).
+LAST_NODE = "w_registered"
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -65,12 +67,11 @@ def warp_model(model: onnx.ModelProto) -> onnx.ModelProto:
         helper.make_tensor("w_zero", TensorProto.FLOAT, [], [0.0]),
         helper.make_tensor("w_one", TensorProto.FLOAT, [], [1.0]),
         helper.make_tensor("w_max", TensorProto.FLOAT, [], [255.0]),
-        helper.make_tensor("w_i0", TensorProto.INT64, [1], [0]),
         helper.make_tensor("w_i2", TensorProto.INT64, [1], [2]),
         helper.make_tensor("w_i4", TensorProto.INT64, [1], [4]),
         helper.make_tensor("w_last", TensorProto.INT64, [1], [-1]),
-        helper.make_tensor("w_two", TensorProto.INT64, [1], [2]),
-        helper.make_tensor("w_perm_shape", TensorProto.INT64, [3], [1, -1, 3]),
+        helper.make_tensor("w_aff_shape", TensorProto.INT64, [4], [-1, 1, 1, 6]),
+        helper.make_tensor("w_six", TensorProto.INT64, [6], [1] * 6),
     ]
     g.initializer.extend(const)
     for i, node in enumerate(nodes):  # the warp runs before every node of the network
@@ -99,10 +100,9 @@ def _warp_nodes(opset: int) -> list[onnx.NodeProto]:
     return [
         n("Split", [INPUT_NAME, "w_split"], ["w_test_u8", "w_tmpl_u8"], axis=1),
         n("Cast", ["w_test_u8"], ["w_test"], to=TensorProto.FLOAT),
-        # Pixel coordinates of the output (template) grid: [H*W, 3] rows (x, y, 1).
+        # x and y of every output (template) pixel, [H, W] each.
         n("Shape", [INPUT_NAME], ["w_shape"]),
         n("Slice", ["w_shape", "w_i2", "w_i4"], ["w_hw"]),
-        n("Gather", ["w_shape", "w_i0"], ["w_n"], axis=0),
         n("Split", ["w_hw", "w_split"], ["w_h", "w_w"]),
         n("Cast", ["w_h"], ["w_hf1"], to=TensorProto.FLOAT),
         n("Cast", ["w_w"], ["w_wf1"], to=TensorProto.FLOAT),
@@ -113,18 +113,22 @@ def _warp_nodes(opset: int) -> list[onnx.NodeProto]:
         n("Unsqueeze", ["w_ys", "w_last"], ["w_ycol"]),  # [H, 1]
         n("Expand", ["w_xs", "w_hw"], ["w_gx"]),  # [H, W]
         n("Expand", ["w_ycol", "w_hw"], ["w_gy"]),
-        n("Mul", ["w_gx", "w_zero"], ["w_g0"]),
-        n("Add", ["w_g0", "w_one"], ["w_g1"]),
-        n("Unsqueeze", ["w_gx", "w_last"], ["w_gx3"]),
+        # grid[n, y, x] = affine[n] @ (x, y, 1), elementwise in float32: a MatMul here ran in
+        # TF32 on Ampere and later GPUs (coordinates off by up to 0.3 px at 640) and, batched,
+        # copied pointer arrays that a CUDA graph capture refuses.
+        n("Unsqueeze", ["w_gx", "w_last"], ["w_gx3"]),  # [H, W, 1]
         n("Unsqueeze", ["w_gy", "w_last"], ["w_gy3"]),
-        n("Unsqueeze", ["w_g1", "w_last"], ["w_g13"]),
-        n("Concat", ["w_gx3", "w_gy3", "w_g13"], ["w_pix"], axis=-1),  # [H, W, 3]
-        n("Reshape", ["w_pix", "w_perm_shape"], ["w_rows"]),  # [1, H*W, 3]
-        # grid[n, p] = affine[n] @ (x, y, 1): [N, H*W, 2] -> [N, H, W, 2]
-        n("Transpose", [AFFINE_NAME], ["w_at"], perm=[0, 2, 1]),
-        n("MatMul", ["w_rows", "w_at"], ["w_grid_flat"]),
-        n("Concat", ["w_n", "w_hw", "w_two"], ["w_grid_shape"], axis=0),
-        n("Reshape", ["w_grid_flat", "w_grid_shape"], ["w_grid"]),
+        n("Reshape", [AFFINE_NAME, "w_aff_shape"], ["w_aff"]),  # [N, 1, 1, 6]
+        n("Split", ["w_aff", "w_six"], ["w_a0", "w_a1", "w_a2", "w_a3", "w_a4", "w_a5"], axis=3),
+        n("Mul", ["w_gx3", "w_a0"], ["w_u0"]),  # [N, H, W, 1]
+        n("Mul", ["w_gy3", "w_a1"], ["w_u1"]),
+        n("Add", ["w_u0", "w_u1"], ["w_u01"]),
+        n("Add", ["w_u01", "w_a2"], ["w_u"]),
+        n("Mul", ["w_gx3", "w_a3"], ["w_v0"]),
+        n("Mul", ["w_gy3", "w_a4"], ["w_v1"]),
+        n("Add", ["w_v0", "w_v1"], ["w_v01"]),
+        n("Add", ["w_v01", "w_a5"], ["w_v"]),
+        n("Concat", ["w_u", "w_v"], ["w_grid"], axis=-1),  # [N, H, W, 2]
         n(
             "GridSample",
             ["w_test", "w_grid"],
@@ -137,7 +141,7 @@ def _warp_nodes(opset: int) -> list[onnx.NodeProto]:
         n("Round", ["w_warped"], ["w_round"]),
         n("Clip", ["w_round", "w_zero", "w_max"], ["w_clip"]),
         n("Cast", ["w_clip"], ["w_test_reg"], to=TensorProto.UINT8),
-        n("Concat", ["w_test_reg", "w_tmpl_u8"], [_INNER], axis=1),
+        n("Concat", ["w_test_reg", "w_tmpl_u8"], [_INNER], axis=1, name=LAST_NODE),
     ]
 
 

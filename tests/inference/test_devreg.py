@@ -153,3 +153,32 @@ def test_cuda_steps_match_the_cpu_steps() -> None:
     gpu.use_device(lambda plan: DeviceSteps(plan, device="cuda"))
     errors = corner_errors(gpu, board, 4.0)
     assert (errors <= corner_errors(cpu, board, 4.0) + TOLERANCE_PX).all()
+
+
+@pytest.mark.slow
+def test_the_pipelined_loop_with_device_steps_answers_like_the_sequential_one() -> None:
+    """Two registration threads share the device buffers (one frame at a time) and the backend's
+    device lock with the network: the same verdicts and ids, in order."""
+    from aoi.pipelined import run_pipelined
+
+    loaded = load_recipe(RECIPE)
+    runs: dict[str, list[InspectionResult]] = {"seq": [], "pipe": []}
+    profile = loaded.recipe.geometry.profile
+    with OnnxRuntimeBackend(
+        loaded.model_path, profile, threads=1, warp=True, registration=True
+    ) as be:
+        pipeline = Pipeline(loaded, be)
+        assert pipeline.registrar.steps == "onnxruntime-cpu"
+        for name in runs:
+            with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=9) as source:
+                if name == "seq":
+                    run_cycles(pipeline, source, cycles=10, on_result=runs[name].append)
+                else:
+                    run_pipelined(pipeline, source, cycles=10, on_result=runs[name].append)
+    seq, pipe = runs["seq"], runs["pipe"]
+    assert [r.frame_name for r in seq] == [r.frame_name for r in pipe]
+    assert [r.verdict for r in seq] == [r.verdict for r in pipe]
+    for a, b in zip(seq, pipe, strict=True):
+        assert a.registration is not None and b.registration is not None
+        np.testing.assert_allclose(a.registration.transform, b.registration.transform, atol=1e-5)
+    assert [r.inspection_id for r in pipe] == sorted(r.inspection_id for r in pipe)

@@ -17,6 +17,8 @@ from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.inference.ort_cuda import ENV_VAR, CudaOptions, fixed_shape, plan_buffers
 from aoi.inference.reduce import reduced_model
+from aoi.inference.warp import AFFINE_NAME, affine_feed, warp_model
+from aoi.inference.warp import LAST_NODE as WARP_LAST_NODE
 from aoi.recipe import load_recipe
 from aoi.sources.replay import read_image
 from aoi.sources.synthetic.source import SyntheticSource
@@ -174,3 +176,20 @@ def test_bound_buffers_and_cuda_graphs_give_the_plain_runs_maps(mode: str) -> No
     assert isinstance(got, ClassMaps) and isinstance(want, ClassMaps)
     np.testing.assert_array_equal(got.classes, want.classes)
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+
+
+def test_fp16_with_the_device_warp_keeps_the_warp_in_fp32() -> None:
+    """The warp samples pixel coordinates: in float16 a 640 px coordinate is off by up to 0.25
+    px, and Range refuses float16 (the H200 run failed to build the session before this)."""
+    model = warp_model(reduced_model(MODEL))
+    half = to_fp16(model, Fp32Span(until=WARP_LAST_NODE))
+    inits = {i.name: i.data_type for i in half.graph.initializer}
+    assert inits["w_zero"] == inits["w_one"] == TensorProto.FLOAT
+    assert TensorProto.FLOAT16 in inits.values()  # the network's weights are halved
+    grid = next(n for n in half.graph.node if n.op_type == "GridSample")
+    producer = {t: n for n in half.graph.node for t in n.output}
+    assert producer[grid.input[1]].op_type == "Concat"  # fed by the float32 grid, no cast
+    session = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"])
+    batch = np.zeros((1, 2, 64, 64), np.uint8)
+    out = session.run(None, {INPUT_NAME: batch, AFFINE_NAME: affine_feed(None, batch.shape)})
+    assert out[0].shape == (1, 32, 32)

@@ -4,7 +4,7 @@
 # (tools/figures/devreg.py); the cycle of the shipped recipes with AOI_ORT_CUDA=graph (device
 # registration and warp, the default) against graph,noreg (registration on the CPU, warp on the
 # device) and graph,fp16,fp32tail; the pipelined loop on pre-rendered boards; ours and YOLO11n alone;
-# deeppcb-640 on two CPU cores.
+# deeppcb-640 on two CPU cores; the device warp's defects against the CPU warp's on CUDA.
 #
 # Runs from the device tool's checkout; the station's wheels in $H/whl (default data/h-g15d),
 # onnxruntime-gpu's first parts in /tmp/stage (staged one call after another with
@@ -42,6 +42,9 @@ for r in board-a-640 deeppcb-640; do
   bench "pipe-$r-noreg" graph,noreg $r --cycles 1000 --prerender 64 --pipelined
   bench "seqpre-$r" graph $r --cycles 1000 --prerender 64
 done
+t "device warp vs CPU warp on CUDA, 30 boards"
+timeout 150 python3 tools/figures/devwarp.py --device cuda --recipe board-a-640 --recipe deeppcb-640 \
+  --recipe board-b-1024 2>&1 | grep -v Warning | tail -5 | tee $R/devwarp.txt
 t "model alone: ours and YOLO11n"
 timeout 120 python3 tools/gpu/yolo11n.py --onnx /tmp/yolo11n.onnx > $R/yolo.txt 2>&1; tail -3 $R/yolo.txt
 timeout 120 python3 tools/gpu/peer_alone.py models/aoi-defect-v3.onnx:1,2,640,640 /tmp/yolo11n.onnx:1,3,640,640 2>&1 | tail -4 | tee $R/alone.txt
