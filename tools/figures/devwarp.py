@@ -1,5 +1,7 @@
-"""Device warp (aoi/inference/warp.py) against the CPU warp on CPU ORT: pixel and defect
-differences over synthetic boards of a recipe (issue 15, third round)."""
+"""Device warp (aoi/inference/warp.py) against the CPU warp: pixel and defect differences over
+synthetic boards of a recipe (issue 15). With ``--device cuda`` the graph's pixels come from the
+CUDA provider, and the defects compare the CPU path (registration and warp on the CPU) with the
+device path (on CUDA both run on the device: aoi/inference/devreg.py)."""
 
 from __future__ import annotations
 
@@ -22,14 +24,20 @@ from aoi.types import InspectionResult
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pixel_differences(recipe: Path, boards: int, seed: int = 5) -> dict[str, float]:
-    """Max and mean |graph warp - cv2.warpAffine| over ``boards`` registered synthetic boards."""
+def pixel_differences(
+    recipe: Path, boards: int, seed: int = 5, device: str = "cpu"
+) -> dict[str, float]:
+    """Max and mean |graph warp - cv2.warpAffine| over ``boards`` registered synthetic boards,
+    the graph run on ``device``."""
     loaded = load_recipe(recipe)
     model = warp_model(onnx.load(str(loaded.model_path)))
     model.graph.output.append(
         onnx.helper.make_tensor_value_info("boards_registered", onnx.TensorProto.UINT8, None)
     )
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
     with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=1) as be:
         pipeline = Pipeline(loaded, be)
     worst, total, count, over1 = 0, 0.0, 0, 0
@@ -103,7 +111,7 @@ def main() -> None:
     for name in args.recipe or ["board-a-640"]:
         recipe = ROOT / "recipes" / f"{name}.toml"
         row = {"recipe": name, "device": args.device}
-        row["pixels"] = pixel_differences(recipe, args.boards)
+        row["pixels"] = pixel_differences(recipe, args.boards, device=args.device)
         row["defects"] = defect_differences(
             answers(recipe, args.boards, False, device=args.device),
             answers(recipe, args.boards, True, device=args.device),
