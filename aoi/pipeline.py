@@ -289,7 +289,7 @@ class Pipeline:
                 staged.aligned, staged.reg = image, Registration.identity()
             elif self.device_warp:
                 staged.aligned, staged.reg = image, self.registrar.register(image)
-                staged.affine = device_affine(staged.reg.transform, *image.shape[:2])[None]
+                staged.affine = device_affine(staged.reg.transform, *self.inputs.input_hw)[None]
             else:
                 staged.aligned, staged.reg = align(self.registrar, image)
             staged.seen = seen_region(staged.reg, image.shape[1], image.shape[0])

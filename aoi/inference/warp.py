@@ -23,6 +23,7 @@ import numpy as np
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import INPUT_NAME
+from aoi.regplan import normalised_warp
 
 if TYPE_CHECKING:  # onnx is needed only where the graph is edited
     import onnx
@@ -152,11 +153,7 @@ def device_affine(transform: np.ndarray | None, height: int, width: int) -> np.n
     GridSample with ``align_corners=1`` reads normalised coordinates ``u = 2 x / (W - 1) - 1``,
     so the map is ``S @ [transform; 0 0 1]`` with ``S`` that scaling.
     """
-    m = np.eye(3)
-    if transform is not None:
-        m[:2] = np.asarray(transform, np.float64)
-    s = np.array([[2.0 / max(1, width - 1), 0.0, -1.0], [0.0, 2.0 / max(1, height - 1), -1.0]])
-    return (s @ m).astype(np.float32)
+    return normalised_warp(np.eye(2, 3) if transform is None else transform, (height, width))
 
 
 def device_affines(

@@ -86,14 +86,20 @@ class InputBuilder:
             ]
 
     @property
+    def input_hw(self) -> tuple[int, int]:
+        """One network input's (padded) height and width: what the device warp's normalised
+        coordinates refer to (a padded whole frame lies at its top left)."""
+        return self.input_h, self.input_w
+
+    @property
     def whole_frame(self) -> bool:
-        """One tile, unpadded: channel 0 of the batch is the frame itself, so a backend that
-        warps on the device (aoi/inference/warp.py) can register it there."""
+        """One tile, the whole frame at the input's top left (padded below and right up to the
+        size multiple): channel 0 of the batch is the frame itself, so a backend that warps on
+        the device (aoi/inference/warp.py) can register it there."""
         g = self.geometry
-        return len(self.tiles) == 1 and (self.input_h, self.input_w) == (
-            g.frame_height_px,
-            g.frame_width_px,
-        )
+        t = self.tiles[0]
+        whole = (t.x0, t.y0, t.width_px, t.height_px) == (0, 0, g.frame_width_px, g.frame_height_px)
+        return len(self.tiles) == 1 and whole
 
     def check_frame(self, image: np.ndarray) -> None:
         g = self.geometry

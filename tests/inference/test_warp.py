@@ -111,3 +111,43 @@ def test_device_warp_finds_the_defects_the_cpu_warp_finds() -> None:
         assert b.registration is not None
         assert b.registration.residual == -1.0  # not measured without the frame on the CPU
     assert sum(len(r.defects) for r in cpu) > 5
+
+
+def _padded_recipe(tmp_path: Path) -> Path:
+    """board-a-640 cut to a 630x630 frame: one whole-frame input padded to 640x640."""
+    import tomllib
+
+    import tomli_w
+
+    raw = tomllib.loads(RECIPE.read_text())
+    template = cv2.imread(str(RECIPE.parent / raw["template"]), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / "t630.png"), template[:630, :630])
+    raw["template"] = "t630.png"
+    raw["name"] = "board-a-630"
+    raw["camera"].update(roi_width_px=630, roi_height_px=630)
+    raw["geometry"].update(frame_width_px=630, frame_height_px=630)
+    raw["model"]["path"] = str((RECIPE.parent / raw["model"]["path"]).resolve())
+    path = tmp_path / "board-a-630.toml"
+    path.write_text(tomli_w.dumps(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_a_padded_whole_frame_registers_on_the_device_like_on_the_cpu(tmp_path: Path) -> None:
+    """The frame lies at the top left of a padded input: the device warp's coordinates refer to
+    the padded input, and the defects match the CPU warp's."""
+    loaded = load_recipe(_padded_recipe(tmp_path))
+    profile = loaded.recipe.geometry.profile
+    runs: dict[bool, list[InspectionResult]] = {False: [], True: []}
+    for warp in runs:
+        with OnnxRuntimeBackend(loaded.model_path, profile, threads=1, warp=warp) as be:
+            pipeline = Pipeline(loaded, be)
+            assert pipeline.inputs.input_hw == (640, 640)
+            assert pipeline.device_warp == warp
+            with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=5) as source:
+                run_cycles(pipeline, source, cycles=12, on_result=runs[warp].append)
+    for a, b in zip(runs[False], runs[True], strict=True):
+        assert a.verdict == b.verdict
+        np.testing.assert_array_equal(a.defects.class_ids, b.defects.class_ids)
+        np.testing.assert_allclose(a.defects.bbox_xyxy_px, b.defects.bbox_xyxy_px, atol=2)
+    assert sum(len(r.defects) for r in runs[False]) > 3
