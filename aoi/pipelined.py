@@ -4,7 +4,8 @@ board N is in inference and postprocessing; verdicts leave in order.
 Only for a station without a trigger source (``aoi bench``): with a PLC one trigger is one
 result, so the next board cannot be grabbed before the current one is answered. Boards are grabbed
 in order on a helper thread; their first half (:meth:`aoi.pipeline.Pipeline.prepare`: register)
-runs on ``workers`` threads, two boards at once by default; the second half
+runs on ``workers`` threads (two boards at once when registration runs on the CPU, one when it
+runs on the inference device, whose work is serialised anyway); the second half
 (:meth:`aoi.pipeline.Pipeline.complete`: sinks, ids, events) on the caller's thread, so
 everything that orders results stays on one thread. OpenCV and the inference runtimes release
 the GIL, which is what lets the halves overlap.
@@ -79,10 +80,12 @@ def run_pipelined(
     grab_timeout_s: float = 2.0,
     stop: threading.Event | None = None,
     on_result: Callable[[InspectionResult], None] | None = None,
-    workers: int = WORKERS,
+    workers: int | None = None,
 ) -> RunStats:
     """Like :func:`aoi.pipeline.run_cycles` without triggers, with boards overlapped: up to
     ``workers`` boards are grabbed ahead and registered at once while one completes."""
+    if workers is None:  # two device users would only queue on the backend's device lock
+        workers = WORKERS if pipeline.registrar.steps == "cpu" else 1
     stats = RunStats(budget_ms=pipeline.recipe.cycle_budget_ms)
     boards: queue.Queue[Future[_Item] | None] = queue.Queue()
     slots = threading.Semaphore(workers)

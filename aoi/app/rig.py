@@ -8,6 +8,7 @@ source (``source_spec=None``) and feed its pipeline frames of their own.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from contextlib import ExitStack
 
@@ -90,6 +91,9 @@ class Rig:
                     ids=ids,
                 )
                 self.pipeline.warm_up()
+                # What exists now (runtimes, sessions, recipe) lives as long as the rig: out of
+                # the collector's sight, a full collection no longer walks it inside a cycle.
+                gc.freeze()
             except AoiError as err:
                 raise RigError("engine", str(err)) from err
             self.template: np.ndarray = template
@@ -127,6 +131,7 @@ class Rig:
     def close(self) -> None:
         self._closed = True
         self._opened.close()
+        gc.unfreeze()  # this rig's objects can be collected again
 
     def __enter__(self) -> Rig:
         return self
