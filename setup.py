@@ -4,7 +4,8 @@ The checkout keeps them at top level (``recipes/``, ``models/``), where the card
 where the recipes' relative paths (``../models/...``) point. A wheel holds them as
 ``aoi/_shipped/{recipes,models}``, the same two folders side by side, so those paths resolve
 unchanged; ``aoi.recipe.loading.shipped_root`` finds either. Everything else is in
-pyproject.toml. Only model files and their cards ship, not the training code beside them.
+pyproject.toml. Only model files, their cards and their training-data table ship, not the
+training code beside them.
 """
 
 import shutil
@@ -16,7 +17,7 @@ from setuptools.command.build_py import build_py
 #: Folder of the checkout -> glob patterns of the files the wheel ships from it.
 SHIPPED = {
     "recipes": ["*.toml", "templates/*.png"],
-    "models": ["aoi-defect-v*.onnx", "aoi-defect-v*.md"],
+    "models": ["aoi-defect-v*.onnx", "aoi-defect-v*.md", "training_data.toml"],
 }
 
 

@@ -30,6 +30,7 @@ from aoi.recipe import CameraSettings
 from aoi.runner import RunState
 from aoi.storage.db import DB_ERRORS
 from ui import theme
+from ui.about import AboutButton
 from ui.admin import AdminScreen, LoginDialog
 from ui.bridge import ResultBridge
 from ui.camera_page import CameraPage
@@ -170,6 +171,8 @@ class MainWindow(QMainWindow):
         row.addSpacing(12)
         self.user_label = QLabel("")
         row.addWidget(self.user_label)
+        self.about_button = AboutButton(self.station)
+        row.addWidget(self.about_button)
         self.login_button = QPushButton("Log in")
         self.login_button.clicked.connect(self._login_clicked)
         row.addWidget(self.login_button)

@@ -31,7 +31,8 @@ from aoi.inference.probe import (
     probe_tensorrt,
 )
 from aoi.inference.tensorrt.cache import list_engines
-from aoi.recipe import find_recipe, load_recipe, recipes_dir
+from aoi.model_terms import model_terms
+from aoi.recipe import DEFAULT_RECIPE, find_recipe, load_recipe, recipes_dir
 from aoi.storage.db import default_data_dir
 from aoi.types import BackendName
 
@@ -148,6 +149,45 @@ def _parity(recipe: str, station_path: str | None, trt: Finding) -> dict[str, An
     return {"ok": report.passed, "detail": report.text()}
 
 
+def model_notices(recipes_folder: Path) -> list[dict[str, Any]]:
+    """Per model file the recipes use (the default recipe's first): which recipes, what it was
+    trained on and that data's terms (:mod:`aoi.model_terms`), and its report line."""
+    paths = sorted(recipes_folder.glob("*.toml"))
+    try:
+        default: Path | None = find_recipe(DEFAULT_RECIPE).resolve()
+    except AoiError:
+        default = None
+    resolved = [p.resolve() for p in paths]
+    if default is not None:
+        resolved = [default, *(p for p in resolved if p != default)]
+    users: dict[Path, list[str]] = {}
+    for path in resolved:
+        try:
+            loaded = load_recipe(path, check_files=False)
+        except AoiError:
+            continue  # the pre-flight names a recipe that does not load
+        label = f"{loaded.name} (default)" if path == default else loaded.name
+        users.setdefault(loaded.model_path.resolve(), []).append(label)
+    out = []
+    for model, recipes in users.items():
+        try:
+            terms = model_terms(model)
+            line = terms.line(", ".join(recipes))
+            known, research_only = terms.known, terms.research_only
+        except AoiError as err:
+            line, known, research_only = f"{model.name}: {err}", False, False
+        out.append(
+            {
+                "model": str(model),
+                "recipes": recipes,
+                "known": known,
+                "research_only": research_only,
+                "line": line,
+            }
+        )
+    return out
+
+
 def doctor_report(
     station_path: str | None,
     parity: str | None,
@@ -178,6 +218,7 @@ def doctor_report(
     )
     checks += plant_checks(station)  # [mqtt], [cfx], [opcua] (aoi/app/plant/doctor.py)
     report["preflight"] = [c.__dict__ for c in checks]
+    report["model_terms"] = model_notices(recipes_folder or recipes_dir())
     if parity:
         try:
             report["parity"] = _parity(parity, station_path, trt)
@@ -225,6 +266,8 @@ def _lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"engine cache   {cache['folder']} ({state})")
     auto = report["backend_auto"]
     lines.append(f"backend auto   {auto['backend']}: {auto['why']}")
+    for notice in report["model_terms"]:
+        lines.append(f"model terms    {notice['line']}")
     if "parity" in report:
         lines.append(f"parity         {report['parity']['detail']}")
     return lines

@@ -2,10 +2,12 @@
 
 Each pair of a DeepPCB-layout split (``PCBData/trainval.txt`` format: ``group/G/ID.jpg
 group/G_not/ID.txt`` per line, relative to the ``PCBData`` folder) goes through
-:meth:`Pipeline.inspect` exactly as in the cycle, twice: once with the review band of every
-class widened down to :data:`CURVE_FLOOR` (for the precision-recall curves and AP), once with
-the recipe as deployed, whose detections at or above each class's ``score`` give the operating
-point (precision, recall, F-score): exactly what the station would report.
+:meth:`Pipeline.inspect` exactly as in the cycle, with one network pass read twice
+(:mod:`aoi.app.eval_pass`): with the recipe as deployed, whose detections at or above each
+class's ``score`` give the operating point (precision, recall, F-score), exactly what the station
+would report; and with the review band of every class widened down to :data:`CURVE_FLOOR`, for
+the precision-recall curves and AP. ``--export DIR`` writes both in DeepPCB's result format
+(:mod:`aoi.app.eval_export`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import cv2
 import numpy as np
 
 from aoi.app.defect_free import Disturbance, run_defect_free
+from aoi.app.eval_export import export_results
+from aoi.app.eval_pass import OnePass
 from aoi.app.rig import Rig
 from aoi.config import StationConfig
 from aoi.errors import AoiError, SourceError
 from aoi.metrics import ImageDetections, Report, evaluate
-from aoi.pipeline import Pipeline
+from aoi.pixels import to_mono8
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
 from aoi.sources.replay import read_annotation, read_image
 from aoi.types import DEFECT_CLASSES, BackendName, Defects, Frame, InspectionResult
@@ -40,9 +44,22 @@ CURVE_FLOOR = 0.05
 
 @dataclass(frozen=True)
 class SplitEntry:
+    """One pair of a split list: the test image, its template and its annotation file."""
+
     test: Path
     template: Path
     annotation: Path
+
+    @property
+    def name(self) -> str:
+        """The pair's image name as DeepPCB's lists and its ``gt.zip`` give it (``20085000``)."""
+        return self.test.stem.removesuffix("_test")
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """An image of a pair as the pipeline reads it: uint8 grey (a few DeepPCB files are 3-channel
+    JPEGs; the station turns colour to grey with :func:`aoi.pixels.to_mono8` for every frame)."""
+    return to_mono8(read_image(path))
 
 
 def read_split(data_dir: Path, split: Path) -> list[SplitEntry]:
@@ -88,6 +105,16 @@ def curve_recipe(loaded: LoadedRecipe) -> LoadedRecipe:
     return LoadedRecipe(r.model_copy(update={"classes": classes}), loaded.path, loaded.content_hash)
 
 
+@dataclass(frozen=True)
+class PairOutcome:
+    """One pair's detections: at the curve floor, as deployed, and what the station calls."""
+
+    name: str
+    curves: ImageDetections
+    deployed: ImageDetections
+    called: Defects
+
+
 def _detections(name: str, frame: Frame, result: InspectionResult) -> ImageDetections:
     truth = frame.truth
     assert truth is not None
@@ -95,30 +122,40 @@ def _detections(name: str, frame: Frame, result: InspectionResult) -> ImageDetec
 
 
 def run_split(
-    pipeline: Pipeline,
+    inspector: OnePass,
     entries: Sequence[SplitEntry],
     progress: Callable[[int, int], None] | None = None,
-) -> list[ImageDetections]:
-    """Inspect every pair through the cycle's code path; a failed inspection is an error."""
-    images = []
+) -> list[PairOutcome]:
+    """Inspect every pair through the cycle's code path, one network pass each; a failed
+    inspection is an error."""
+    out = []
     for i, e in enumerate(entries):
         frame = Frame(
-            image=read_image(e.test),
+            image=read_grey(e.test),
             frame_id=i,
             available_ns=time.perf_counter_ns(),
             source="eval",
             name=e.test.stem,
-            template=read_image(e.template),
+            template=read_grey(e.template),
             truth=read_annotation(e.annotation),
         )
-        result = pipeline.inspect(frame)
-        if result.error:
-            msg = f"{e.test}: inspection failed: {result.error}"
-            raise AoiError(msg)
-        images.append(_detections(e.test.stem, frame, result))
+        both = inspector.inspect(frame)
+        for result in (both.deployed, both.curves):
+            if result.error:
+                msg = f"{e.test}: inspection failed: {result.error}"
+                raise AoiError(msg)
+        name = e.test.stem
+        out.append(
+            PairOutcome(
+                e.name,
+                _detections(name, frame, both.curves),
+                _detections(name, frame, both.deployed),
+                both.deployed.defects,
+            )
+        )
         if progress is not None:
             progress(i + 1, len(entries))
-    return images
+    return out
 
 
 def thresholds_of(loaded: LoadedRecipe) -> dict[int, float]:
@@ -163,6 +200,12 @@ def _errors(img: ImageDetections, thresholds: dict[int, float]) -> int:
     return p.fp + p.fn
 
 
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """A grey or BGR image as 8-bit BGR to draw in colour on."""
+    image = to_mono8(image) if image.dtype != np.uint8 else image
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+
+
 def write_worst_overlay(
     entries: Sequence[SplitEntry],
     images: Sequence[ImageDetections],
@@ -174,7 +217,7 @@ def write_worst_overlay(
     ranked = sorted(range(len(images)), key=lambda i: -_errors(images[i], thresholds))[:count]
     tiles = []
     for i in ranked:
-        img = cv2.cvtColor(read_image(entries[i].test), cv2.COLOR_GRAY2BGR)
+        img = _bgr(read_image(entries[i].test))
         d = images[i]
         truth = d.truth
         for (x0, y0, x1, y1), name in zip(
@@ -250,8 +293,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     free = None
     with rig:
-        images = run_split(rig.pipeline_for(wide), entries, reporter("curves: pairs"))
-        deployed = run_split(rig.pipeline, entries, reporter("as deployed: pairs"))
+        inspector = OnePass(backend, rig.template, loaded, wide, rig.pipeline.ids)
+        pairs = run_split(inspector, entries, reporter("pairs"))
         if args.defect_free:
             if loaded.recipe.registration.method == "none":
                 msg = (
@@ -267,15 +310,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 args.defect_free,
                 Disturbance(),
                 reporter("defect-free boards"),
-                read_image,
+                read_grey,
             )
     thresholds = thresholds_of(loaded)
     names = {cid: DEFECT_CLASSES[cid - 1] for cid in thresholds}
+    images = [p.curves for p in pairs]
+    deployed = [p.deployed for p in pairs]
     report = evaluate(images, names, thresholds, deployed=deployed)
     result = report.as_json()
     write_pr_plot(report, out / "pr_curve.png")
     worst = write_worst_overlay(entries, deployed, thresholds, out / "worst_cases.png")
     result.update(model=str(loaded.model_path), model_hash=backend.model_hash, worst=worst)
+    result["network_passes"] = inspector.network.calls
     print(f"{'class':<16} {'AP@.33':>7} {'AP50':>7} {'AP.5:.95':>9} {'truth':>6}")
     for name, pc in result["per_class"].items():  # type: ignore[union-attr]
         print(
@@ -290,6 +336,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"recall {result['recall']:.4f}  F-score {result['f_score']:.4f}"
     )
     print(f"plots: {out / 'pr_curve.png'}, {out / 'worst_cases.png'}")
+    if args.export:
+        curves, called = export_results(
+            Path(args.export),
+            [(p.name, p.curves.detections) for p in pairs],
+            [(p.name, p.called) for p in pairs],
+        )
+        result["export"] = {"curves": str(curves.zip_path), "deployed": str(called.zip_path)}
+        print(
+            f"DeepPCB result format: {curves.zip_path} ({curves.detections} detections down to "
+            f"{CURVE_FLOOR}, for mAP), {called.zip_path} ({called.detections} defects at the "
+            "recipe's thresholds, for P/R/F); score with the benchmark's evaluation/script.py "
+            "-s=<zip> -g=gt.zip"
+        )
     if free is not None:
         result["defect_free"] = free.as_json()
         print(
@@ -316,6 +375,13 @@ def add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--out", default="eval-out", help="folder for the PR plot and overlays")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="DIR",
+        help="also write the detections in DeepPCB's result format (<image name>.txt per image, "
+        "zipped for the benchmark's evaluation script), at the curve floor and as deployed",
+    )
     p.add_argument(
         "--defect-free",
         type=int,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aoi.app.doctor import doctor_report, parse_nvidia_smi
+from aoi.app.doctor import doctor_report, model_notices, parse_nvidia_smi
 from aoi.app.engines import cmd_build_engine
 from aoi.cli import build_parser
 from aoi.errors import ModelError
@@ -63,6 +63,7 @@ def test_doctor_reports_every_part_in_plain_data(
         "engine_cache",
         "backend_auto",
         "preflight",
+        "model_terms",
     }
     names = [c["name"] for c in report["preflight"]]
     assert names[:2] == ["data", "database"] and "recipe" in names and "camera" in names
@@ -75,3 +76,34 @@ def test_doctor_reports_every_part_in_plain_data(
     assert report["backend_auto"]["backend"] in {"tensorrt", "onnxruntime", "onnxruntime-cuda"}
     assert type(report["backend_auto"]["backend"]) is str
     json.dumps(report)
+
+
+def test_doctor_prints_the_default_recipes_model_and_its_data_terms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AOI_ENGINE_DIR", str(tmp_path / "engines"))
+    args = build_parser().parse_args(["doctor", "--data-dir", str(tmp_path / "data"), "--json"])
+    args.func(args)
+    out = capsys.readouterr().out.splitlines()
+    notices = [line for line in out if line.startswith("model terms")]
+    # The default recipe's model comes first, with the DeepPCB research-use limit spelled out.
+    first = notices[0]
+    assert "board-a-640 (default)" in first
+    assert first.startswith("model terms    aoi-defect-v2.onnx (board-a-640 (default), ")
+    assert "trained on DeepPCB" in first
+    assert "RESEARCH USE ONLY" in first and "LICENSE file is MIT" in first
+    assert any("aoi-defect-v3.onnx" in line and "deeppcb-640" in line for line in notices)
+    report = json.loads(out[-1])
+    assert report["model_terms"][0]["research_only"] is True
+
+
+def test_a_model_without_an_entry_is_said_to_have_no_stated_training_data(
+    tmp_path: Path, make_recipe: RecipeFactory
+) -> None:
+    recipe = make_recipe()  # its model is a test-built network beside it, with no table
+    notices = model_notices(recipe.parent)
+    assert "(default)" in notices[0]["recipes"][0] and notices[0]["known"] is True
+    own = next(n for n in notices if n["model"].endswith("difference.onnx"))
+    assert own["known"] is False
+    assert own["line"].startswith("difference.onnx (")
+    assert "training data not stated" in own["line"]
