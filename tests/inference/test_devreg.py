@@ -169,12 +169,12 @@ def test_the_pipelined_loop_with_device_steps_answers_like_the_sequential_one() 
     ) as be:
         pipeline = Pipeline(loaded, be)
         assert pipeline.registrar.steps == "onnxruntime-cpu"
-        for name in runs:
+        for name, got in runs.items():
             with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=9) as source:
                 if name == "seq":
-                    run_cycles(pipeline, source, cycles=10, on_result=runs[name].append)
+                    run_cycles(pipeline, source, cycles=10, on_result=got.append)
                 else:
-                    run_pipelined(pipeline, source, cycles=10, on_result=runs[name].append)
+                    run_pipelined(pipeline, source, cycles=10, on_result=got.append)
     seq, pipe = runs["seq"], runs["pipe"]
     assert [r.frame_name for r in seq] == [r.frame_name for r in pipe]
     assert [r.verdict for r in seq] == [r.verdict for r in pipe]

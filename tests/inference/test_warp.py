@@ -139,13 +139,13 @@ def test_a_padded_whole_frame_registers_on_the_device_like_on_the_cpu(tmp_path: 
     loaded = load_recipe(_padded_recipe(tmp_path))
     profile = loaded.recipe.geometry.profile
     runs: dict[bool, list[InspectionResult]] = {False: [], True: []}
-    for warp in runs:
+    for warp, got in runs.items():
         with OnnxRuntimeBackend(loaded.model_path, profile, threads=1, warp=warp) as be:
             pipeline = Pipeline(loaded, be)
             assert pipeline.inputs.input_hw == (640, 640)
             assert pipeline.device_warp == warp
             with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=5) as source:
-                run_cycles(pipeline, source, cycles=12, on_result=runs[warp].append)
+                run_cycles(pipeline, source, cycles=12, on_result=got.append)
     for a, b in zip(runs[False], runs[True], strict=True):
         assert a.verdict == b.verdict
         np.testing.assert_array_equal(a.defects.class_ids, b.defects.class_ids)
