@@ -16,8 +16,6 @@ verdict rules (:func:`aoi.vision.verdict.split`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 
@@ -49,6 +47,12 @@ class Postprocessor:
             self._min_area[cid] = rule.min_area_px
             if rule.action != "ignore":
                 self._active.append(cid)
+        #: Per class id, the lowest score a cell it wins must reach; never for the background
+        #: and ignored classes.
+        self._floor = np.full(n + 1, np.inf, np.float32)
+        self._floor[self._active] = self._low[self._active]
+        self._floor_lut = np.full(256, np.inf, np.float32)  # cv2.LUT for uint8 class maps
+        self._floor_lut[: n + 1] = self._floor
         self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
 
     def _masked(self, boxes: np.ndarray, seen: Region | None = None) -> np.ndarray:
@@ -110,34 +114,46 @@ class Postprocessor:
             window = _window(probs, i)
             if window is None:
                 continue
-            r0, c0, winner, score_of = window
-            for cid in self._active:
-                pc = score_of(cid)
-                mask = (winner == cid) & (pc >= self._low[cid])
-                if not mask.any():
-                    continue
-                count, labels, stats, _ = cv2.connectedComponentsWithStats(
-                    mask.astype(np.uint8), connectivity=8
-                )
-                for k in range(1, count):
-                    x, y, w, h, cells = (int(v) for v in stats[k])
-                    area = cells * stride * stride
-                    lx, ly = x, y  # in the window
-                    x, y = x + c0, y + r0  # in the tile's output grid
-                    if area < self._min_area[cid]:
-                        continue
-                    x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
-                    x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
-                    y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
-                    if x1 < x0 or y1 < y0:
-                        continue  # the component lies in the tile's padding only
-                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                    ox0, oy0, ox1, oy1 = tile.own_xyxy
-                    if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
-                        continue  # another tile owns it
-                    own = labels[ly : ly + h, lx : lx + w] == k
-                    score = float(pc[ly : ly + h, lx : lx + w][own].max())
-                    cands.append((x0, y0, x1, y1, cid, score, area))
+            r0, c0, winner, score = window
+            # One pass finds the blobs of cells any class keeps; a class's components are then
+            # found inside their blob's box only (a connected component of one class lies in one
+            # blob), so the cost follows the defect area, not the classes times the window.
+            floor = (
+                cv2.LUT(winner, self._floor_lut)
+                if winner.dtype == np.uint8
+                else self._floor[winner]
+            )
+            keep = score >= floor
+            nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(
+                keep.view(np.uint8), connectivity=8
+            )
+            for b in range(1, nb):
+                bx, by, bw, bh = (int(v) for v in boxes[b, :4])
+                inside = blobs[by : by + bh, bx : bx + bw] == b
+                cls = winner[by : by + bh, bx : bx + bw]
+                for cid in np.unique(cls[inside]).tolist():
+                    mask = inside & (cls == cid)
+                    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+                        mask.view(np.uint8), connectivity=8
+                    )
+                    for k in range(1, count):
+                        sx, sy, w, h, cells = (int(v) for v in stats[k])  # in the blob's box
+                        area = cells * stride * stride
+                        if area < self._min_area[cid]:
+                            continue
+                        x, y = c0 + bx + sx, r0 + by + sy  # in the tile's output grid
+                        x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
+                        x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
+                        y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
+                        if x1 < x0 or y1 < y0:
+                            continue  # the component lies in the tile's padding only
+                        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                        ox0, oy0, ox1, oy1 = tile.own_xyxy
+                        if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
+                            continue  # another tile owns it
+                        own = labels[sy : sy + h, sx : sx + w] == k
+                        peak = score[by + sy : by + sy + h, bx + sx : bx + sx + w][own].max()
+                        cands.append((x0, y0, x1, y1, cid, float(peak), area))
         table = np.array(cands, np.float64).reshape(-1, 7)
         found = Defects(
             table[:, :4].astype(np.int64),
@@ -150,8 +166,8 @@ class Postprocessor:
 
 
 #: One tile's contested window: its row and column offsets, the winning class per cell, and
-#: the probability of a class per cell (only read where that class wins).
-_Window = tuple[int, int, np.ndarray, Callable[[int], np.ndarray]]
+#: the winning class's probability per cell (float32).
+_Window = tuple[int, int, np.ndarray, np.ndarray]
 
 
 def _window(maps: np.ndarray | ClassMaps, i: int) -> _Window | None:
@@ -173,9 +189,10 @@ def _window(maps: np.ndarray | ClassMaps, i: int) -> _Window | None:
     if isinstance(maps, ClassMaps):
         # float16 scores compare with the float32 thresholds at float32.
         scores = maps.scores[i, r0:r1, c0:c1].astype(np.float32, copy=False)
-        return r0, c0, maps.classes[i, r0:r1, c0:c1], lambda _cid: scores
+        return r0, c0, np.ascontiguousarray(maps.classes[i, r0:r1, c0:c1]), scores
     p = maps[i, :, r0:r1, c0:c1]
-    return r0, c0, p.argmax(axis=0), lambda cid: p[cid]
+    # The winner's probability is the maximum (argmax's ties go to the lower class, as max's).
+    return r0, c0, p.argmax(axis=0), p.max(axis=0)
 
 
 def merge(parts: list[Defects]) -> Defects:

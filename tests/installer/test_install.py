@@ -14,7 +14,7 @@ import pytest
 
 from aoi.config import load_station_config
 from aoi.recipe import load_recipe, recipes_dir
-from tests.installer.conftest import Installed, clean_env, run_install
+from tests.installer.conftest import CHECKOUT, Installed, clean_env, run_install
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -29,7 +29,11 @@ def run_installed(installed: Installed, cwd: Path, *args: str) -> subprocess.Com
 def installed_python(installed: Installed, code: str) -> str:
     done = subprocess.run(
         [str(installed.venv / "bin" / "python"), "-c", code],
-        capture_output=True, text=True, check=True, env=clean_env(), cwd=installed.root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+        cwd=installed.root,
     )  # fmt: skip  (cwd: ``python -c`` puts its folder first on sys.path)
     return done.stdout.strip()
 
@@ -67,9 +71,12 @@ def test_the_wheel_holds_recipes_models_and_cards_but_no_training_code(
     )
     models = shipped.parent / "models"
     assert (models / "aoi-defect-v3.md").read_text(encoding="utf-8").startswith("#")
-    assert sorted(p.name for p in models.iterdir()) == sorted(
-        f"aoi-defect-v{v}.{ext}" for v in (1, 2, 3) for ext in ("md", "onnx")
-    )
+    # Every model and its card, and the table of their training data and terms.
+    wanted = [
+        p.name for p in (CHECKOUT / "models").glob("aoi-defect-v*") if p.suffix in (".md", ".onnx")
+    ]
+    assert sorted(p.name for p in models.iterdir()) == sorted([*wanted, "training_data.toml"])
+    assert len(wanted) >= 6
     assert not list(site.glob("python*/site-packages/models"))
     names = sorted(str(p) for p in shipped.glob("*.toml"))
     done = run_installed(installed, tmp_path, "recipe", "validate", *names)
