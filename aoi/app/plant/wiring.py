@@ -202,7 +202,9 @@ def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
         from aoi.app.plant.opcua import OpcuaServer
 
         opcua = stack.enter_context(
-            OpcuaServer(cfg.opcua, cfg.station_id, lambda *a: prepare(station, *a))
+            OpcuaServer(
+                cfg.opcua, cfg.station_id, lambda *a: prepare(station, *a), station.data_dir
+            )
         )
         stack.enter_context(Outbox(storage.journal, opcua, **outbox))
         listeners.append(opcua)
