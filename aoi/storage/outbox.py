@@ -167,12 +167,14 @@ class Outbox:
         #: The last review acknowledged; -1: not known yet (the newest one at the first poll).
         self.review_sent = -1
         self._next_review_poll = 0.0
-        self._last_inspection_ts = 0.0
+        self._last_inspection_id = -1
         self.position, self.sent = self._load()
         self._read_pos = self.position
         self._pending: dict[str, _Pending] = {}  # journal order (dicts keep insertion order)
         self._count = 0
         self.published = 0
+        #: CPU seconds the outbox's thread has used (aoi.app.plant.bench reports it).
+        self.cpu_s = 0.0
         self.connected = False
         self.last_error = ""
         self._stop = threading.Event()
@@ -249,6 +251,7 @@ class Outbox:
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
+            self.cpu_s = time.thread_time()
             if self.paused.is_set():
                 self._stop.wait(self.poll_s)
                 continue
@@ -284,9 +287,14 @@ class Outbox:
             self.on_alarm(text)
 
     def _read(self) -> None:
-        if len(self._pending) >= MAX_PENDING:
-            return
+        end = self.journal.position
+        if len(self._pending) >= MAX_PENDING or self._read_pos >= end:
+            return  # full, or nothing new: no directory listing, no file opened (every poll_s)
         got = self.journal.read(self._read_pos, MAX_PENDING - len(self._pending))
+        if not got.entries and end[1] == 0 and got.position < end:
+            # The journal moved on to a new segment, still empty: nothing is left before it.
+            self._read_pos = end
+            return
         now = time.monotonic()
         for e in got.entries:
             rec, kind = e.record, e.record.get("t")
@@ -318,7 +326,7 @@ class Outbox:
             build = inspection_event if p.kind == INSPECTION else recipe_event
             self.sink.send(build(self.station_id, p))
             if p.kind == INSPECTION:
-                self._last_inspection_ts = max(self._last_inspection_ts, float(p.record["ts"]))
+                self._last_inspection_id = max(self._last_inspection_id, p.record["inspection_id"])
             del self._pending[key]
             self.published += 1
             self.sent = p.end
@@ -342,7 +350,7 @@ class Outbox:
 
         The database is asked at most every ``review_poll_s``. A review waits while the
         inspection it is about may not be published yet: until everything journaled is, or
-        an inspection as recent as it was.
+        an inspection as recent as it was (the station's inspection ids only grow).
         """
         now = time.monotonic()
         if self.reviews is None or now < self._next_review_poll:
@@ -360,7 +368,7 @@ class Outbox:
             log.warning("outbox %s: reviews not read (%s)", self.sink.name, err)
             return False
         for review in reviews:
-            published = review["inspection_ts"] <= self._last_inspection_ts
+            published = review["inspection_id"] <= self._last_inspection_id
             if review["inspection_uuid"] in pending or not (caught_up or published):
                 break
             self.sink.send(review_event(self.station_id, review))

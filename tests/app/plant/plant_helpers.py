@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from proton.handlers import MessagingHandler
+from proton.handlers import MessagingHandler, Reject
 from proton.reactor import Container
 
 from aoi.config import StorageConfig
@@ -106,6 +106,9 @@ class AmqpPeer(MessagingHandler):
         self.ids: list[str] = []
         self.addresses: set[str] = set()
         self.connections: list[Any] = []
+        #: Message names (their ends) to reject once each, and the messages rejected.
+        self.reject_once: list[str] = []
+        self.rejected: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self.listening = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,8 +155,14 @@ class AmqpPeer(MessagingHandler):
             event.link.target.address = address
 
     def on_message(self, event: Any) -> None:
+        body = json.loads(event.message.body)
+        refused = [n for n in self.reject_once if body["MessageName"].endswith(n)]
+        if refused:  # as a broker refusing one message (a full queue): rejected, not kept
+            self.reject_once.remove(refused[0])
+            self.rejected.append(body)
+            raise Reject
         self.ids.append(str(event.message.id))
-        self.got.append(json.loads(event.message.body))
+        self.got.append(body)
 
     def named(self, name: str) -> list[dict[str, Any]]:
         """The messages of one CFX message name (``...UnitsInspected``), in arrival order."""

@@ -149,6 +149,24 @@ def test_station_state_changes_are_cfx_messages_with_their_duration(peer):
 
 
 @pytest.mark.fault
+def test_a_refused_message_is_sent_again_without_the_ones_before_it(tmp_path, peer):
+    """The broker accepts a board's WorkStarted and rejects its UnitsInspected: the board's event
+    is sent again from UnitsInspected, so WorkStarted does not arrive twice."""
+    peer.reject_once.append("UnitsInspected")
+    with station_log(tmp_path / "st") as storage:
+        parts = Parts(storage)
+        with Outbox(storage.journal, _cfx(peer), station_id="s1", poll_s=0.01, backoff_max_s=0.2):
+            parts.inspect(2)
+            wait_for(lambda: len(peer.named("WorkCompleted")) == 2, what="both boards")
+            time.sleep(0.3)  # a late duplicate is counted
+    assert len(peer.rejected) == 1
+    names = [m["MessageName"].rsplit(".", 1)[1] for m in peer.got]
+    assert names == ["RecipeActivated"] + ["WorkStarted", "UnitsInspected", "WorkCompleted"] * 2
+    assert len(set(peer.ids)) == len(peer.ids)
+    assert peer.rejected[0]["UniqueID"] == peer.got[2]["UniqueID"]  # the same message, again
+
+
+@pytest.mark.fault
 def test_a_cfx_broker_outage_loses_and_repeats_nothing(tmp_path, peer):
     """The AMQP peer stops (its connections dropped) for 3 s while the station inspects on."""
     alarms: list[str | None] = []
