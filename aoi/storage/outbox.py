@@ -169,6 +169,12 @@ class Outbox:
         self._next_review_poll = 0.0
         self._last_inspection_id = -1
         self.position, self.sent = self._load()
+        if self.review_sent < 0 and self.reviews is not None:
+            try:  # a new publisher: reviews recorded from now on (else: at the first poll)
+                self.review_sent = self.reviews.last_id()
+                self._save(self.position, self.sent)
+            except (*DB_ERRORS, OSError) as err:
+                log.warning("outbox %s: reviews not read yet (%s)", sink.name, err)
         self._read_pos = self.position
         self._pending: dict[str, _Pending] = {}  # journal order (dicts keep insertion order)
         self._count = 0

@@ -10,8 +10,9 @@ names the SDK's C# files they follow).
 The envelope's ``UniqueID`` is derived from the message id (so from the inspection or review
 id): a message sent again after a lost acknowledgement carries the same UniqueID, which is what
 CFX receivers use to process a message once. The three messages of an inspection are one outbox
-event; when the broker fails between them, the event is sent again from the first message the
-broker did not accept (the sink remembers which it did), so an outage repeats none of them.
+event, sent together; those the broker did not accept are sent again, those it did are not (the
+sink remembers them), so a refusal repeats none of them (the refused one then comes after the
+others). A connection lost with messages in flight may repeat those (same UniqueIDs).
 State changes and faults are queued by the listeners and sent by the outbox's thread (proton's
 blocking connection is not shared between threads).
 """
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from proton import Message, ProtonException
+from proton import Delivery, Message, ProtonException
 from proton.utils import BlockingConnection, BlockingSender
 
 from aoi.app.plant.cfx_messages import (
@@ -83,8 +84,8 @@ class CfxSink:
         self._side: deque[dict[str, Any]] = deque(maxlen=SIDE_KEEP)
         self._faults: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
-        #: The messages of the event being sent that the broker accepted (see the docstring).
-        self._accepted: tuple[str, int] = ("", 0)
+        #: The messages (UniqueIDs) of the event being sent that the broker accepted.
+        self._accepted: tuple[str, frozenset[str]] = ("", frozenset())
         self._state: tuple[str, float] | None = None  # the last state and since when
 
     def connect(self) -> None:
@@ -118,32 +119,56 @@ class CfxSink:
         return [(RECIPE_ACTIVATED, recipe_activated(p), mid, p["ts"])]
 
     def send(self, event: OutboxEvent) -> None:
-        """Send the event's messages, from the first one the broker has not accepted yet."""
-        messages = self.messages(event)
-        done = self._accepted[1] if self._accepted[0] == event.message_id else 0
-        for n, (name, body, mid, ts) in enumerate(messages[done:], start=done):
-            env = envelope(
+        """Send the event's messages that the broker has not accepted yet."""
+        done = self._accepted[1] if self._accepted[0] == event.message_id else frozenset()
+        envs = [
+            envelope(
                 name, body, message_id=mid, ts=ts, source=self.source, target=self.config.target
             )
-            self._send(env)
-            self._accepted = (event.message_id, n + 1)
+            for name, body, mid, ts in self.messages(event)
+        ]
+        todo = [e for e in envs if e["UniqueID"] not in done]
+        accepted = {e["UniqueID"] for e, ok in zip(todo, self._send(todo), strict=True) if ok}
+        self._accepted = (event.message_id, done | accepted)
+        refused = [e["MessageName"] for e in todo if e["UniqueID"] not in accepted]
+        if refused:
+            msg = f"CFX broker {self.host}/{self.address} did not accept {', '.join(refused)}"
+            raise PublishError(msg)
 
-    def _send(self, env: dict[str, Any]) -> None:
-        if self._sender is None:
+    def _send(self, envs: list[dict[str, Any]]) -> list[bool]:
+        """Send ``envs`` together and wait for the broker's dispositions once (a board's three
+        messages cost one round trip and one wait, not three: the outbox's thread spends its
+        CPU in proton's event loop); returns which ones it accepted."""
+        if self._sender is None or self._conn is None:
             msg = f"CFX broker {self.host}: not connected"
             raise PublishError(msg)
-        message = Message(
-            body=json.dumps(env),
-            id=env["UniqueID"],
-            durable=True,
-            content_type="application/json",
-            subject=env["MessageName"],
-        )
+        link = self._sender.link
         try:
-            self._sender.send(message, timeout=self.config.connect_timeout_s)
+            deliveries = [
+                link.send(
+                    Message(
+                        body=json.dumps(env),
+                        id=env["UniqueID"],
+                        durable=True,
+                        content_type="application/json",
+                        subject=env["MessageName"],
+                    )
+                )
+                for env in envs
+            ]
+            self._conn.wait(
+                lambda: all(d.settled for d in deliveries),
+                msg=f"CFX dispositions on {link.name}",
+                timeout=self.config.connect_timeout_s,
+            )
         except (ProtonException, OSError) as err:
-            msg = f"CFX broker {self.host}/{self.address} did not take {env['MessageName']} ({err})"
+            names = ", ".join(e["MessageName"].rsplit(".", 1)[1] for e in envs)
+            msg = f"CFX broker {self.host}/{self.address} did not take {names} ({err})"
             raise PublishError(msg) from err
+        for d in deliveries:
+            d.settle()
+        # Rejected, released or modified: sent again (alone: the accepted ones are not).
+        return [d.remote_state == Delivery.ACCEPTED for d in deliveries]
 
     def side(self) -> None:
         """Send the faults queued since the last call (the outbox's thread, when connected)."""
@@ -152,7 +177,9 @@ class CfxSink:
                 if not self._side:
                     return
                 env = self._side[0]
-            self._send(env)
+            if not self._send([env])[0]:
+                msg = f"CFX broker {self.host}/{self.address} did not accept {env['MessageName']}"
+                raise PublishError(msg)
             with self._lock:
                 self._side.popleft()
 
