@@ -297,10 +297,6 @@ class Outbox:
         if len(self._pending) >= MAX_PENDING or self._read_pos >= end:
             return  # full, or nothing new: no directory listing, no file opened (every poll_s)
         got = self.journal.read(self._read_pos, MAX_PENDING - len(self._pending))
-        if not got.entries and end[1] == 0 and got.position < end:
-            # The journal moved on to a new segment, still empty: nothing is left before it.
-            self._read_pos = end
-            return
         now = time.monotonic()
         for e in got.entries:
             rec, kind = e.record, e.record.get("t")
