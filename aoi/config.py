@@ -216,6 +216,15 @@ class OpcuaConfig(_Strict):
     #: Clients allowed to connect (IPs or networks, like ``[plc] allowed_clients``); empty: all.
     allowed_clients: tuple[str, ...] = ()
     results_kept: int = Field(default=10, ge=1, le=1000)
+    #: ``sign_encrypt``: SecurityPolicy Basic256Sha256, SignAndEncrypt only (the password is
+    #: encrypted); ``none``: no signing, no encryption (the password crosses in clear).
+    security: Literal["sign_encrypt", "none"] = "sign_encrypt"
+    #: The server's certificate (DER or PEM) and private key (PEM); empty: a self-signed pair
+    #: made at the first start in ``<data folder>/opcua/`` and kept there.
+    certificate: str = ""
+    private_key: str = ""
+    #: Anonymous sessions (read and browse only); off: every session needs the user.
+    allow_anonymous: bool = False
 
     @field_validator("endpoint")
     @classmethod

@@ -113,6 +113,16 @@ def test_missing_file_is_named(tmp_path: Path, field: str, value: str, expected:
     assert value in str(info.value)
 
 
+def test_the_optional_scale_is_read_and_is_part_of_the_content(tmp_path: Path) -> None:
+    base = load_recipe(BASE)
+    assert base.recipe.geometry.mm_per_px is None  # optional: regions stay in pixels
+    scaled = load_recipe(_edit(BASE, tmp_path, {"geometry.mm_per_px": 0.05}))
+    assert scaled.recipe.geometry.mm_per_px == 0.05
+    assert scaled.content_hash != base.content_hash
+    with pytest.raises(RecipeError, match="mm_per_px"):
+        load_recipe(_edit(BASE, tmp_path, {"geometry.mm_per_px": -1.0}))
+
+
 def test_content_hash_tracks_content_not_location(tmp_path: Path) -> None:
     a = load_recipe(BASE).content_hash
     assert len(a) == 64

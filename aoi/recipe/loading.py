@@ -198,6 +198,8 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
     content = recipe.model_dump(mode="json")
     content.pop("template")
     content["model"].pop("path")
+    if content["geometry"].get("mm_per_px") is None:  # added later: unset keeps older hashes
+        content["geometry"].pop("mm_per_px", None)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     h = hashlib.sha256(canonical.encode())
     h.update(hashlib.sha256(template_bytes).digest())

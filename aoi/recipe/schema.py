@@ -150,6 +150,13 @@ class Geometry(_Strict):
     profile: Profile = Field(
         description="min/opt/max network input shapes (TensorRT optimisation profile)"
     )
+    mm_per_px: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="the template's scale, mm per pixel (optional; plant messages give defect "
+        "regions in mm with it, in pixels without)",
+    )
 
     @model_validator(mode="after")
     def _tiles_fit(self) -> Geometry:

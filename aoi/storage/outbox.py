@@ -11,7 +11,11 @@ segment's life loses nothing, and a restart resumes where the broker last acknow
 
 Each event's message id is made from the inspection id (``<station>/inspection/<id>``), so a
 consumer can recognise the one retransmission a crash between the broker's acknowledgement and
-the saved position can cause. A broker that is down is an alarm (``on_alarm``) and a back-off
+the saved position can cause. Review decisions (kind ``review``) are not journaled: they are read
+from the database's ``reviews`` table by id (:class:`aoi.storage.review_feed.ReviewFeed`), the
+acknowledged review id saved beside the journal position; a review goes out once the inspection
+it is about has (so a consumer never sees a decision on a board it does not know yet).
+A broker that is down is an alarm (``on_alarm``) and a back-off
 (0.2 s doubling to ``backoff_max_s``); the sink's connect must fail fast.
 """
 
@@ -26,14 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aoi.storage.db import DB_ERRORS
 from aoi.storage.errors import StorageError
 from aoi.storage.journal import Journal, Position
 from aoi.storage.records import CYCLE, INSPECTION, LINE, RECIPE
+from aoi.storage.review_feed import ReviewFeed
 
 log = logging.getLogger(__name__)
 
 #: Events held in memory at most (read ahead of what the broker acknowledged).
 MAX_PENDING = 1000
+REVIEW = "review"
+#: Reviews read from the database at once.
+REVIEW_BATCH = 100
 
 
 class PublishError(StorageError):
@@ -42,7 +51,7 @@ class PublishError(StorageError):
 
 @dataclass(frozen=True)
 class OutboxEvent:
-    """One message for the plant: ``kind`` is ``inspection`` or ``recipe``."""
+    """One message for the plant: ``kind`` is ``inspection``, ``recipe`` or ``review``."""
 
     kind: str
     message_id: str
@@ -112,6 +121,12 @@ def inspection_event(station_id: str, p: _Pending) -> OutboxEvent:
     return OutboxEvent(INSPECTION, f"{station_id}/inspection/{r['inspection_id']}", payload)
 
 
+def review_event(station_id: str, review: dict[str, Any]) -> OutboxEvent:
+    """The event of one review decision (a row of :class:`ReviewFeed`)."""
+    payload = {"station_id": station_id, **review}
+    return OutboxEvent(REVIEW, f"{station_id}/review/{review['review_id']}", payload)
+
+
 def recipe_event(station_id: str, p: _Pending) -> OutboxEvent:
     r = p.record
     payload = {"station_id": station_id, "name": r["name"], "hash": r["hash"], "ts": r["ts"]}
@@ -132,6 +147,8 @@ class Outbox:
         poll_s: float = 0.05,
         backoff_max_s: float = 5.0,
         on_alarm: Callable[[str | None], None] | None = None,
+        reviews: ReviewFeed | None = None,
+        review_poll_s: float = 0.5,
     ) -> None:
         self.journal = journal
         self.sink = sink
@@ -144,11 +161,26 @@ class Outbox:
         self.backoff_max_s = backoff_max_s
         self.on_alarm = on_alarm
         self.path = journal.folder / f"outbox-{sink.name}.json"
+        #: Review decisions, published after the journal's events (None: none are published).
+        self.reviews = reviews
+        self.review_poll_s = review_poll_s
+        #: The last review acknowledged; -1: not known yet (the newest one at the first poll).
+        self.review_sent = -1
+        self._next_review_poll = 0.0
+        self._last_inspection_id = -1
         self.position, self.sent = self._load()
+        if self.review_sent < 0 and self.reviews is not None:
+            try:  # a new publisher: reviews recorded from now on (else: at the first poll)
+                self.review_sent = self.reviews.last_id()
+                self._save(self.position, self.sent)
+            except (*DB_ERRORS, OSError) as err:
+                log.warning("outbox %s: reviews not read yet (%s)", sink.name, err)
         self._read_pos = self.position
         self._pending: dict[str, _Pending] = {}  # journal order (dicts keep insertion order)
         self._count = 0
         self.published = 0
+        #: CPU seconds the outbox's thread has used (aoi.app.plant.bench reports it).
+        self.cpu_s = 0.0
         self.connected = False
         self.last_error = ""
         self._stop = threading.Event()
@@ -161,19 +193,29 @@ class Outbox:
     def _load(self) -> tuple[Position, Position]:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return (raw["segment"], raw["offset"]), tuple(raw["sent"])  # type: ignore[return-value]
+            position, sent = (raw["segment"], raw["offset"]), tuple(raw["sent"])
+            review = raw.get("review")
         except FileNotFoundError:
             # A new publisher starts at the journal's end: it publishes from now on.
             start = self.journal.position
+            self.review_sent = -1
             self._save(start, start)
             return start, start
         except (OSError, ValueError, KeyError, TypeError) as err:
             msg = f"{self.path} is unreadable ({err}); delete it to publish from the journal's end"
             raise PublishError(msg) from err
+        # A position saved before reviews were published: reviews from now on.
+        self.review_sent = int(review) if review is not None else -1
+        return position, sent  # type: ignore[return-value]
 
     def _save(self, position: Position, sent: Position) -> None:
         tmp = self.path.with_suffix(".tmp")
-        state = {"segment": position[0], "offset": position[1], "sent": list(sent)}
+        state = {
+            "segment": position[0],
+            "offset": position[1],
+            "sent": list(sent),
+            "review": self.review_sent,
+        }
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, self.path)
 
@@ -215,6 +257,7 @@ class Outbox:
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
+            self.cpu_s = time.thread_time()
             if self.paused.is_set():
                 self._stop.wait(self.poll_s)
                 continue
@@ -227,6 +270,7 @@ class Outbox:
                     log.info("outbox %s: connected", self.sink.name)
                 self._read()
                 busy = self._drain()
+                busy = self._publish_reviews() or busy
                 side = getattr(self.sink, "side", None)
                 if side is not None:  # what the sink queued itself (a fault, for CFX)
                     side()
@@ -249,8 +293,9 @@ class Outbox:
             self.on_alarm(text)
 
     def _read(self) -> None:
-        if len(self._pending) >= MAX_PENDING:
-            return
+        end = self.journal.position
+        if len(self._pending) >= MAX_PENDING or self._read_pos >= end:
+            return  # full, or nothing new: no directory listing, no file opened (every poll_s)
         got = self.journal.read(self._read_pos, MAX_PENDING - len(self._pending))
         now = time.monotonic()
         for e in got.entries:
@@ -282,6 +327,8 @@ class Outbox:
                 break
             build = inspection_event if p.kind == INSPECTION else recipe_event
             self.sink.send(build(self.station_id, p))
+            if p.kind == INSPECTION:
+                self._last_inspection_id = max(self._last_inspection_id, p.record["inspection_id"])
             del self._pending[key]
             self.published += 1
             self.sent = p.end
@@ -298,4 +345,42 @@ class Outbox:
                 self._save(self.position, self.sent)
             except OSError as err:
                 log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
+        return sent_any
+
+    def _publish_reviews(self) -> bool:
+        """Send the reviews recorded since the last one acknowledged; True if any was sent.
+
+        The database is asked at most every ``review_poll_s``. A review waits while the
+        inspection it is about may not be published yet: until everything journaled is, or
+        an inspection as recent as it was (the station's inspection ids only grow).
+        """
+        now = time.monotonic()
+        if self.reviews is None or now < self._next_review_poll:
+            return False
+        self._next_review_poll = now + self.review_poll_s
+        caught_up = self.caught_up
+        pending = {p.record["uuid"] for p in self._pending.values() if p.kind == INSPECTION}
+        sent_any = False
+        try:
+            if self.review_sent < 0:  # a new publisher: reviews recorded from now on
+                self.review_sent = self.reviews.last_id()
+                self._save(self.position, self.sent)
+            reviews = self.reviews.after(self.review_sent, REVIEW_BATCH)
+        except (*DB_ERRORS, OSError) as err:  # the database is away: at the next poll again
+            log.warning("outbox %s: reviews not read (%s)", self.sink.name, err)
+            return False
+        for review in reviews:
+            published = review["inspection_id"] <= self._last_inspection_id
+            if review["inspection_uuid"] in pending or not (caught_up or published):
+                break
+            self.sink.send(review_event(self.station_id, review))
+            self.review_sent = review["review_id"]
+            self.published += 1
+            sent_any = True
+            try:
+                self._save(self.position, self.sent)
+            except OSError as err:
+                log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
+        if sent_any:
+            self._next_review_poll = 0.0  # more may be waiting
         return sent_any

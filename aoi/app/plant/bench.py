@@ -3,8 +3,8 @@
 ``python -m aoi.app.plant.bench --recipe R --cycles 2000 [--mqtt URL] [--cfx URL]
 [--opcua ENDPOINT] [--local]`` runs the real cycle on synthetic boards with the defect log on
 (SQLite in a temporary folder) and the publishers' outboxes running, in alternating blocks with
-the outboxes paused ("off") and publishing ("on"); the backlog of an "off" block is published
-during the next "on" block, so "on" carries all the publishing. ``--local`` starts a private
+the outboxes paused ("off") and publishing ("on"); what an "off" block journals is skipped, so
+each "on" block carries the steady publishing load of its own parts. ``--local`` starts a private
 mosquitto (Debian ``mosquitto``), a python-qpid-proton AMQP 1.0 receiver and the OPC UA server
 on 127.0.0.1. Prints one JSON object (both p99s and their ratio).
 """
@@ -33,6 +33,7 @@ from aoi.pipeline import run_cycles
 from aoi.recipe import find_recipe, load_recipe
 from aoi.stats import percentiles
 from aoi.storage.outbox import Outbox
+from aoi.storage.review_feed import ReviewFeed
 from aoi.storage.storage import Storage
 
 
@@ -101,10 +102,16 @@ def _outboxes(stack: ExitStack, storage: Storage, cfg: StationConfig) -> list[Ou
         def refuse(*_: str) -> str:
             return ""
 
-        sinks.append(stack.enter_context(OpcuaServer(cfg.opcua, cfg.station_id, refuse)))
+        data = storage.journal.folder.parent  # a self-signed certificate goes there
+        server = OpcuaServer(cfg.opcua, cfg.station_id, refuse, data)
+        sinks.append(stack.enter_context(server))
     boxes = []
     for sink in sinks:
-        box = Outbox(storage.journal, sink, station_id=cfg.station_id, wait_for_line=False)
+        # Reviews as the station polls them (none are recorded here: the query's cost only).
+        feed = ReviewFeed(storage.db, cfg.station_id) if sink.name != "opcua" else None
+        box = Outbox(
+            storage.journal, sink, station_id=cfg.station_id, wait_for_line=False, reviews=feed
+        )
         boxes.append(stack.enter_context(box))
     return boxes
 
@@ -153,6 +160,8 @@ def compare(
             while not all(b.caught_up for b in boxes) and time.monotonic() < deadline:
                 time.sleep(0.1)
         published = {b.sink.name: b.published for b in boxes}
+        # The outbox threads' own CPU (not paho's, proton's I/O or the OPC UA server's loop).
+        cpu = {b.sink.name: round(b.cpu_s, 3) for b in boxes}
     p_off, p_on = percentiles(times["off"]), percentiles(times["on"])
     return {
         "recipe": loaded.name,
@@ -163,6 +172,7 @@ def compare(
         "cycle_ms_on": p_on,
         "p99_ratio_on_off": round(p_on["p99"] / p_off["p99"], 4) if p_off["p99"] else None,
         "published": published,
+        "outbox_cpu_s": cpu,
     }
 
 

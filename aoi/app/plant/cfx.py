@@ -1,19 +1,20 @@
-"""IPC-CFX (IPC-2591) over AMQP 1.0: ``UnitsInspected``, ``RecipeActivated``, faults.
+"""IPC-CFX (IPC-2591) over AMQP 1.0: the station's sink for its outbox.
 
-The JSON follows the IPC-CFX SDK's C# classes (github.com/IPCConnectedFactoryExchange/CFX):
-the envelope is ``CFX/CFXEnvelope.cs`` (version 1.3 there), ``UnitsInspected`` is
-``CFX/Production/TestAndInspection/UnitsInspected.cs`` with ``InspectedUnit``/``Inspection``/
-``Defect`` as in its documented AOI example, ``RecipeActivated`` is
-``CFX/Production/RecipeActivated.cs``, ``FaultOccurred``/``FaultCleared`` are
-``CFX/ResourcePerformance/FaultOccurred.cs``/``FaultCleared.cs`` with ``CFX/Structures/Fault.cs``
-(``FaultCause``, ``FaultSeverity``). Coordinates are the image's pixels (CFX speaks of mm;
-the station knows no scale), ``ConfidenceLevel`` is the score in percent.
+Per inspected board ``WorkStarted``, ``UnitsInspected`` (``InspectionMethod`` AOI) and
+``WorkCompleted`` in one transaction (the inspection's uuid); ``RecipeActivated``; a review
+decision as a ``UnitsInspected`` by a ``Human`` inspector carrying the defect's
+``Verification``; ``StationStateChanged`` and ``FaultOccurred``/``FaultCleared`` from the
+station's state and alarms. The bodies are built in :mod:`aoi.app.plant.cfx_messages` (which
+names the SDK's C# files they follow).
 
-The envelope's ``UniqueID`` is derived from the message id (so from the inspection id): a
-message sent again after a lost acknowledgement carries the same UniqueID, which is what CFX
-receivers use to process a message once. Inspections and recipes come through the outbox; faults
-are queued by the alarm log's listener and sent by the outbox's thread (proton's blocking
-connection is not shared between threads).
+The envelope's ``UniqueID`` is derived from the message id (so from the inspection or review
+id): a message sent again after a lost acknowledgement carries the same UniqueID, which is what
+CFX receivers use to process a message once. The three messages of an inspection are one outbox
+event, sent together; those the broker did not accept are sent again, those it did are not (the
+sink remembers them), so a refusal repeats none of them (the refused one then comes after the
+others). A connection lost with messages in flight may repeat those (same UniqueIDs).
+State changes and faults are queued by the listeners and sent by the outbox's thread (proton's
+blocking connection is not shared between threads).
 """
 
 from __future__ import annotations
@@ -21,128 +22,43 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import deque
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from proton import Message, ProtonException
+from proton import Delivery, Message, ProtonException
 from proton.utils import BlockingConnection, BlockingSender
 
+from aoi.app.plant.cfx_messages import (
+    FAULT_CLEARED,
+    FAULT_OCCURRED,
+    RECIPE_ACTIVATED,
+    STATION_STATE_CHANGED,
+    UNITS_INSPECTED,
+    WORK_COMPLETED,
+    WORK_STARTED,
+    envelope,
+    fault,
+    recipe_activated,
+    review_inspected,
+    station_state_changed,
+    units_inspected,
+    work_completed,
+    work_started,
+)
 from aoi.config import CfxConfig
 from aoi.storage.outbox import OutboxEvent, PublishError
 
 log = logging.getLogger(__name__)
 
-CFX_VERSION = "1.3"
-UNITS_INSPECTED = "CFX.Production.TestAndInspection.UnitsInspected"
-RECIPE_ACTIVATED = "CFX.Production.RecipeActivated"
-FAULT_OCCURRED = "CFX.ResourcePerformance.FaultOccurred"
-FAULT_CLEARED = "CFX.ResourcePerformance.FaultCleared"
-#: Faults waiting for the connection at most (older ones are dropped: a fault is also an alarm).
+#: Faults and state changes waiting for the connection at most (older ones are dropped: a
+#: fault is also an alarm, and the state is also on MQTT/OPC UA).
 SIDE_KEEP = 200
-_RESULT = {"OK": "Passed", "NG": "Failed", "ERROR": "Error"}
-
-
-def _ts(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def envelope(
-    name: str, body: dict[str, Any], *, message_id: str, ts: float, source: str, target: str
-) -> dict[str, Any]:
-    """A CFX envelope (CFXEnvelope.cs) around ``body``."""
-    return {
-        "MessageName": name,
-        "Version": CFX_VERSION,
-        "TimeStamp": _ts(ts),
-        "UniqueID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"aoi:{message_id}")),
-        "Source": source or None,
-        "Target": target or None,
-        "RequestID": None,
-        "MessageBody": body,
-    }
-
-
-def _defect(d: dict[str, Any], inspection_uuid: str, n: int, image: str | None) -> dict[str, Any]:
-    x0, y0, x1, y1 = d["bbox_xyxy_px"]
-    return {
-        "UniqueIdentifier": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{inspection_uuid}/{n}")),
-        "DefectCode": d["class_name"],
-        "DefectCategory": "Bare board",
-        "Description": f"{d['class_name']} ({d['area_px']} px)",
-        "Comments": f"image: {image}" if image else None,
-        "ComponentOfInterest": None,
-        "RegionOfInterest": {
-            "StartPointX": x0,
-            "StartPointY": y0,
-            "RegionSegments": [
-                {"X": x1, "Y": y0},
-                {"X": x1, "Y": y1},
-                {"X": x0, "Y": y1},
-                {"X": x0, "Y": y0},
-            ],
-        },
-        "DefectImages": [],
-        "Priority": 1,
-        "ConfidenceLevel": round(float(d["score"]) * 100.0, 3),
-        "RelatedMeasurements": [],
-        "RelatedSymptoms": [],
-    }
-
-
-def units_inspected(p: dict[str, Any]) -> dict[str, Any]:
-    """The ``UnitsInspected`` body of one inspection event (one unit, one inspection)."""
-    result = _RESULT.get(p["line_verdict"] or p["verdict"], "Error")
-    defects = [_defect(d, p["uuid"], n, p.get("image_path")) for n, d in enumerate(p["defects"])]
-    return {
-        "TransactionId": p["uuid"],
-        "InspectionMethod": "AOI",
-        "SamplingInformation": {
-            "SamplingMethod": "NoSampling",
-            "LotSize": None,
-            "SampleSize": None,
-        },
-        "Inspector": None,
-        "RecipeName": p["recipe_name"],
-        "RecipeRevision": p["recipe_hash"][:12],
-        "InspectedUnits": [
-            {
-                "UnitIdentifier": p["serial"] or str(p["part_sequence"]),
-                "UnitPositionNumber": 1,
-                "OverallResult": result,
-                "Inspections": [
-                    {
-                        "UniqueIdentifier": p["uuid"],
-                        "InspectionName": "AOI",
-                        "InspectionStartTime": None,
-                        "InspectionEndTime": _ts(p["ts"]),
-                        "TestProcedure": f"model {p['model_hash'][:12]}",
-                        "Comments": p.get("verdict_reason") or None,
-                        "Result": result,
-                        "Error": p.get("error") or p.get("line_error") or None,
-                        "DefectsFound": defects,
-                        "Symptoms": None,
-                        "Measurements": [],
-                    }
-                ],
-            }
-        ],
-    }
-
-
-def recipe_activated(p: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "RecipeName": p["name"],
-        "Revision": p["hash"][:12],
-        "Lane": None,
-        "Stage": None,
-        "ExpectedCycleTime": 0.0,
-        "ExpectedUnitsPerWorkTransaction": 1.0,
-        "NumberOfComponentsPerUnit": 0.0,
-        "RecipeStagesInformation": [],
-    }
+#: Looks up a recipe's scale (``[geometry] mm_per_px``) by its content hash; None: unknown.
+Scale = Callable[[str], "float | None"]
 
 
 def _address(url: str) -> tuple[str, str]:
@@ -156,8 +72,10 @@ class CfxSink:
 
     name = "cfx"
 
-    def __init__(self, config: CfxConfig, station_id: str) -> None:
+    def __init__(self, config: CfxConfig, station_id: str, scale: Scale | None = None) -> None:
         self.config = config
+        #: A recipe's mm per pixel by its hash (defect regions in mm where it is known).
+        self.scale = scale or (lambda _hash: None)
         self.station_id = station_id
         self.host, self.address = _address(config.url)
         self.source = config.handle or f"aoi.{station_id}"
@@ -166,6 +84,9 @@ class CfxSink:
         self._side: deque[dict[str, Any]] = deque(maxlen=SIDE_KEEP)
         self._faults: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        #: The messages (UniqueIDs) of the event being sent that the broker accepted.
+        self._accepted: tuple[str, frozenset[str]] = ("", frozenset())
+        self._state: tuple[str, float] | None = None  # the last state and since when
 
     def connect(self) -> None:
         try:
@@ -181,38 +102,73 @@ class CfxSink:
             msg = f"CFX broker {self.host}/{self.address} cannot be reached ({err})"
             raise PublishError(msg) from err
 
-    def send(self, event: OutboxEvent) -> None:
+    def messages(self, event: OutboxEvent) -> list[tuple[str, dict[str, Any], str, float]]:
+        """The CFX messages of one outbox event: (name, body, message id, time stamp)."""
+        p, mid = event.payload, event.message_id
         if event.kind == "inspection":
-            body, name = units_inspected(event.payload), UNITS_INSPECTED
-        else:
-            body, name = recipe_activated(event.payload), RECIPE_ACTIVATED
-        self._send(
-            envelope(
-                name,
-                body,
-                message_id=event.message_id,
-                ts=event.payload["ts"],
-                source=self.source,
-                target=self.config.target,
-            )
-        )
+            scale = self.scale(p["recipe_hash"])
+            start = p["ts"] - float(p["cycle_ms"]) / 1000.0
+            return [
+                (WORK_STARTED, work_started(p), f"{mid}/started", start),
+                (UNITS_INSPECTED, units_inspected(p, scale), mid, p["ts"]),
+                (WORK_COMPLETED, work_completed(p), f"{mid}/completed", p["ts"]),
+            ]
+        if event.kind == "review":
+            body = review_inspected(p, self.scale(p["recipe_hash"]))
+            return [(UNITS_INSPECTED, body, mid, p["ts"])]
+        return [(RECIPE_ACTIVATED, recipe_activated(p), mid, p["ts"])]
 
-    def _send(self, env: dict[str, Any]) -> None:
-        if self._sender is None:
+    def send(self, event: OutboxEvent) -> None:
+        """Send the event's messages that the broker has not accepted yet."""
+        done = self._accepted[1] if self._accepted[0] == event.message_id else frozenset()
+        envs = [
+            envelope(
+                name, body, message_id=mid, ts=ts, source=self.source, target=self.config.target
+            )
+            for name, body, mid, ts in self.messages(event)
+        ]
+        todo = [e for e in envs if e["UniqueID"] not in done]
+        accepted = {e["UniqueID"] for e, ok in zip(todo, self._send(todo), strict=True) if ok}
+        self._accepted = (event.message_id, done | accepted)
+        refused = [e["MessageName"] for e in todo if e["UniqueID"] not in accepted]
+        if refused:
+            msg = f"CFX broker {self.host}/{self.address} did not accept {', '.join(refused)}"
+            raise PublishError(msg)
+
+    def _send(self, envs: list[dict[str, Any]]) -> list[bool]:
+        """Send ``envs`` together and wait for the broker's dispositions once (a board's three
+        messages cost one round trip and one wait, not three: the outbox's thread spends its
+        CPU in proton's event loop); returns which ones it accepted."""
+        if self._sender is None or self._conn is None:
             msg = f"CFX broker {self.host}: not connected"
             raise PublishError(msg)
-        message = Message(
-            body=json.dumps(env),
-            id=env["UniqueID"],
-            durable=True,
-            content_type="application/json",
-            subject=env["MessageName"],
-        )
+        link = self._sender.link
         try:
-            self._sender.send(message, timeout=self.config.connect_timeout_s)
+            deliveries = [
+                link.send(
+                    Message(
+                        body=json.dumps(env),
+                        id=env["UniqueID"],
+                        durable=True,
+                        content_type="application/json",
+                        subject=env["MessageName"],
+                    )
+                )
+                for env in envs
+            ]
+            self._conn.wait(
+                lambda: all(d.settled for d in deliveries),
+                msg=f"CFX dispositions on {link.name}",
+                timeout=self.config.connect_timeout_s,
+            )
         except (ProtonException, OSError) as err:
-            msg = f"CFX broker {self.host}/{self.address} did not take {env['MessageName']} ({err})"
+            names = ", ".join(e["MessageName"].rsplit(".", 1)[1] for e in envs)
+            msg = f"CFX broker {self.host}/{self.address} did not take {names} ({err})"
             raise PublishError(msg) from err
+        for d in deliveries:
+            d.settle()
+        # Rejected, released or modified: sent again (alone: the accepted ones are not).
+        return [d.remote_state == Delivery.ACCEPTED for d in deliveries]
 
     def side(self) -> None:
         """Send the faults queued since the last call (the outbox's thread, when connected)."""
@@ -221,12 +177,28 @@ class CfxSink:
                 if not self._side:
                     return
                 env = self._side[0]
-            self._send(env)
+            if not self._send([env])[0]:
+                msg = f"CFX broker {self.host}/{self.address} did not accept {env['MessageName']}"
+                raise PublishError(msg)
             with self._lock:
                 self._side.popleft()
 
     def publish_state(self, state: dict[str, Any]) -> None:
-        """Not mapped to CFX yet (docs/plant.md): the state goes to MQTT and OPC UA."""
+        """Queue ``StationStateChanged`` when the station's state changed (not its recipe)."""
+        now = state.get("ts", time.time())
+        with self._lock:
+            last, self._state = self._state, (state["state"], now)
+            if last is None or last[0] == state["state"]:
+                if last is not None:
+                    self._state = last  # same state: it lasts since it began
+                return
+            # A station that went down with a fault open: the (newest) fault it went down with.
+            related = None
+            if state["state"] == "error" and self._faults:
+                key, occurrence = next(reversed(self._faults.items()))
+                related = fault(*key, occurrence)
+            body = station_state_changed(last[0], now - last[1], state["state"], related)
+            self._queue(STATION_STATE_CHANGED, body, f"state/{now:.6f}", now)
 
     def publish_alarm(self, alarm: dict[str, Any]) -> None:
         """Queue ``FaultOccurred`` / ``FaultCleared`` for an alarm raised or cleared."""
@@ -235,34 +207,28 @@ class CfxSink:
             if alarm["raised"]:
                 occurrence = str(uuid.uuid4())
                 self._faults[key] = occurrence
-                body: dict[str, Any] = {
-                    "Fault": {
-                        "Cause": "MechanicalFailure"
-                        if alarm["source"] in ("Camera", "PLC")
-                        else "SoftwareFailure",
-                        "Severity": "Error",
-                        "FaultCode": f"{alarm['source']}.{alarm['key']}",
-                        "FaultOccurrenceId": occurrence,
-                        "Lane": None,
-                        "Stage": None,
-                    }
-                }
+                body: dict[str, Any] = {"Fault": fault(*key, occurrence)}
                 name = FAULT_OCCURRED
             else:
                 occurrence = self._faults.pop(key, "")
                 if not occurrence:
                     return
                 body, name = {"FaultOccurrenceId": occurrence}, FAULT_CLEARED
-            self._side.append(
-                envelope(
-                    name,
-                    body,
-                    message_id=f"{name}/{occurrence}",
-                    ts=alarm["ts"],
-                    source=self.source,
-                    target=self.config.target,
-                )
+            self._queue(name, body, f"{name}/{occurrence}", alarm["ts"])
+
+    def _queue(self, name: str, body: dict[str, Any], message_id: str, ts: float) -> None:
+        """Queue a message for :meth:`side` (call holding ``_lock``)."""
+        message_id = f"{self.station_id}/{message_id}"
+        self._side.append(
+            envelope(
+                name,
+                body,
+                message_id=message_id,
+                ts=ts,
+                source=self.source,
+                target=self.config.target,
             )
+        )
 
     def close(self) -> None:
         conn, self._conn, self._sender = self._conn, None, None

@@ -1,14 +1,17 @@
 """``aoi doctor``'s checks of the plant endpoints: each configured broker answers, the OPC UA
-port is free. Warnings, not failures: the station inspects with a broker down (its outbox
-catches up later)."""
+port is free, its channel is encrypted. Warnings, not failures: the station inspects with a
+broker down (its outbox catches up later). A configured OPC UA certificate or key that cannot be
+read is a failure: the server cannot start without it."""
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aoi.app.preflight import Check
-from aoi.config import StationConfig
+from aoi.config import OpcuaConfig, StationConfig
 
 TIMEOUT_S = 2.0
 
@@ -36,6 +39,22 @@ def _bindable(endpoint: str) -> Check:
     return Check("opcua", True, f"{host}:{port} is free to listen on")
 
 
+def _opcua_security(config: OpcuaConfig) -> Check:
+    """The OPC UA channel: encrypted with a certificate that can be read, or said to be not."""
+    if config.security == "none":
+        fix = 'set [opcua] security = "sign_encrypt" unless the network is trusted'
+        return Check(
+            "opcua security", False, "unencrypted: the password crosses in clear", fix, False
+        )
+    if not (config.certificate or config.private_key):
+        return Check("opcua security", True, "encrypted, self-signed certificate (data folder)")
+    for what, path in (("certificate", config.certificate), ("private_key", config.private_key)):
+        if not path or not Path(path).is_file() or not os.access(path, os.R_OK):
+            fix = f"give [opcua] {what} a readable file (or leave both empty: self-signed)"
+            return Check("opcua security", False, f"{what} {path!r} cannot be read", fix)
+    return Check("opcua security", True, f"encrypted with {config.certificate}")
+
+
 def plant_checks(station: StationConfig) -> list[Check]:
     """One check per configured ``[mqtt]``, ``[cfx]``, ``[opcua]`` section."""
     checks = []
@@ -45,4 +64,5 @@ def plant_checks(station: StationConfig) -> list[Check]:
         checks.append(_reach("cfx", station.cfx.url, 5672))
     if station.opcua.endpoint:
         checks.append(_bindable(station.opcua.endpoint))
+        checks.append(_opcua_security(station.opcua))
     return checks

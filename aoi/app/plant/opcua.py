@@ -15,10 +15,10 @@ Under ``Objects/VisionSystem`` (namespace ``urn:aoi-station:machinevision``):
   inspections, newest first, with the verdict the PLC got), fed by the server's own outbox.
 
 Access, like the PLC link's: a client whose address is not in ``[opcua] allowed_clients`` is
-disconnected at once; anonymous sessions read and browse only; writes and method calls need the
-``[opcua]`` user and password (no user configured: no one may call). The messages are not
-signed or encrypted (SecurityPolicy None): on an untrusted network, put the server behind the
-plant's OPC UA gateway or a VPN (docs/plant.md).
+disconnected at once; writes and method calls need the ``[opcua]`` user and password (no user
+configured: no one may call); anonymous sessions, where ``allow_anonymous`` offers them, read
+and browse only. The channel is Basic256Sha256 SignAndEncrypt with the station's certificate
+unless ``security = "none"`` (aoi/app/plant/opcua_security.py; docs/plant.md).
 """
 
 from __future__ import annotations
@@ -31,13 +31,16 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua, uamethod
 from asyncua.crypto.permission_rules import USER_TYPES, PermissionRuleset, User, UserRole
 
+from aoi.app.plant.opcua_security import application_uri, secure
 from aoi.config import OpcuaConfig
 from aoi.errors import AoiError
+from aoi.storage.db import default_data_dir
 from aoi.storage.outbox import OutboxEvent, PublishError
 from plc.access import ServerAccess
 
@@ -72,7 +75,8 @@ class ReadOnlyAnonymous(PermissionRuleset):
 
 
 class _Users:
-    """The ``[opcua]`` user, or an anonymous reader; a wrong password is refused."""
+    """The ``[opcua]`` user, or an anonymous reader; a wrong password is refused, and so is
+    any session on an unencrypted channel when the server is to encrypt."""
 
     def __init__(self, config: OpcuaConfig) -> None:
         self.config = config
@@ -82,10 +86,18 @@ class _Users:
         iserver: Any,  # noqa: ARG002
         username: str | None = None,
         password: str | None = None,
+        certificate: bytes | None = None,
         **_: Any,
     ) -> User | None:
+        if self.config.security != "none" and not certificate:
+            # asyncua opens a channel without security for discovery (GetEndpoints) even when
+            # no such endpoint is offered, and lets a session be made on it, where no
+            # permission rules apply. The channel's peer certificate is there only on a signed,
+            # encrypted channel: without it, no session.
+            log.warning("OPC UA: refused a session on an unencrypted channel")
+            return None
         if not username:
-            return User(role=UserRole.Anonymous)
+            return User(role=UserRole.Anonymous) if self.config.allow_anonymous else None
         ok = bool(self.config.username) and hmac.compare_digest(
             f"{username}\0{password or ''}", f"{self.config.username}\0{self.config.password}"
         )
@@ -97,8 +109,16 @@ class OpcuaServer:
 
     name = "opcua"
 
-    def __init__(self, config: OpcuaConfig, station_id: str, prepare: Prepare) -> None:
+    def __init__(
+        self,
+        config: OpcuaConfig,
+        station_id: str,
+        prepare: Prepare,
+        data_dir: Path | None = None,
+    ) -> None:
         self.config = config
+        #: Where a self-signed certificate is made and kept (``<data folder>/opcua/``).
+        self.data_dir = data_dir or default_data_dir()
         self.station_id = station_id
         self.prepare = prepare
         self.access = ServerAccess.from_config_addresses(config.allowed_clients)
@@ -191,9 +211,8 @@ class OpcuaServer:
         await server.init()
         server.set_endpoint(self.config.endpoint)
         server.set_server_name(f"AOI station {self.station_id}")
-        server.set_security_policy(
-            [ua.SecurityPolicyType.NoSecurity], permission_ruleset=ReadOnlyAnonymous()
-        )
+        await server.set_application_uri(application_uri(self.station_id))
+        await secure(server, self.config, self.station_id, self.data_dir, ReadOnlyAnonymous())
         ns = await server.register_namespace(NAMESPACE)
         vision = await server.nodes.objects.add_object(ns, "VisionSystem")
         machine = await vision.add_object(ns, "VisionStateMachine")

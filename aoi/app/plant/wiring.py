@@ -23,6 +23,7 @@ from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.recipe import find_recipe
 from aoi.storage.outbox import Outbox
+from aoi.storage.review_feed import ReviewFeed
 
 if TYPE_CHECKING:
     from aoi.app.station import Station
@@ -132,6 +133,20 @@ def prepare(station: Station, kind: str, external_id: str, who: str) -> str:
     return station.activate(path, who).name
 
 
+def recipe_scale(station: Station) -> Callable[[str], float | None]:
+    """A recipe's ``[geometry] mm_per_px`` by its content hash: the active recipe's, and those
+    of recipes active earlier (an inspection published after a switch); None: not known."""
+    known: dict[str, float | None] = {}
+
+    def scale(content_hash: str) -> float | None:
+        active = station.active_recipe
+        if active is not None:
+            known[active.content_hash] = active.recipe.geometry.mm_per_px
+        return known.get(content_hash)
+
+    return scale
+
+
 def _release_unused(folder: Path, cfg: StationConfig) -> None:
     """Forget the position of a publisher no longer configured: its outbox would keep every
     journal segment from pruning (aoi/storage/outbox.py)."""
@@ -153,27 +168,43 @@ def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
         return []
     listeners: list[StateListener] = []
     outbox = {"station_id": cfg.station_id, "wait_for_line": station.plc is not None}
+    # Review decisions go to the publishers that carry events (not OPC UA's result list).
+    reviews = ReviewFeed(storage.db, cfg.station_id)
     if cfg.mqtt.url:
         from aoi.app.plant.mqtt import MqttSink
 
         mqtt = MqttSink(cfg.mqtt, cfg.station_id)
         stack.enter_context(
-            Outbox(storage.journal, mqtt, on_alarm=_alarm_hook(station, "MQTT"), **outbox)
+            Outbox(
+                storage.journal,
+                mqtt,
+                on_alarm=_alarm_hook(station, "MQTT"),
+                reviews=reviews,
+                **outbox,
+            )
         )
         listeners.append(mqtt)
     if cfg.cfx.url:
         from aoi.app.plant.cfx import CfxSink
 
-        cfx = CfxSink(cfg.cfx, cfg.station_id)
+        cfx = CfxSink(cfg.cfx, cfg.station_id, recipe_scale(station))
         stack.enter_context(
-            Outbox(storage.journal, cfx, on_alarm=_alarm_hook(station, "CFX"), **outbox)
+            Outbox(
+                storage.journal,
+                cfx,
+                on_alarm=_alarm_hook(station, "CFX"),
+                reviews=reviews,
+                **outbox,
+            )
         )
         listeners.append(cfx)
     if cfg.opcua.endpoint:
         from aoi.app.plant.opcua import OpcuaServer
 
         opcua = stack.enter_context(
-            OpcuaServer(cfg.opcua, cfg.station_id, lambda *a: prepare(station, *a))
+            OpcuaServer(
+                cfg.opcua, cfg.station_id, lambda *a: prepare(station, *a), station.data_dir
+            )
         )
         stack.enter_context(Outbox(storage.journal, opcua, **outbox))
         listeners.append(opcua)

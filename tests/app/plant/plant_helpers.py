@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from proton.handlers import MessagingHandler, Reject
+from proton.reactor import Container
 
 from aoi.config import StorageConfig
 from aoi.storage import Storage
@@ -18,6 +24,7 @@ from aoi.types import (
     Defect,
     Defects,
     ErrorKind,
+    Frame,
     InspectionResult,
     LineAnswer,
     Registration,
@@ -87,10 +94,89 @@ class Mosquitto:
             self.proc = None
 
 
-def station_log(tmp_path: Path, station_id: str = "s1") -> Storage:
-    """The defect log of a station (SQLite), with small journal segments that are pruned soon."""
+class AmqpPeer(MessagingHandler):
+    """An AMQP 1.0 listener that accepts and keeps every message (duplicates included), on its
+    own thread; :meth:`stop` closes its connections and :meth:`start` listens again on the same
+    port, keeping what it got (a broker stopped and restarted)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.url = f"127.0.0.1:{port}"
+        self.got: list[dict[str, Any]] = []
+        self.ids: list[str] = []
+        self.addresses: set[str] = set()
+        self.connections: list[Any] = []
+        #: Message names (their ends) to reject once each, and the messages rejected.
+        self.reject_once: list[str] = []
+        self.rejected: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+        self.listening = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.stopping.clear()
+        self.listening.clear()
+        container = Container(self)
+        self._thread = threading.Thread(target=container.run, daemon=True)
+        self._thread.start()
+        assert self.listening.wait(10)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def on_start(self, event: Any) -> None:
+        self.acceptor = event.container.listen(self.url)
+        self.listening.set()
+        event.container.schedule(0.05, self)
+
+    def on_connection_opened(self, event: Any) -> None:
+        self.connections.append(event.connection)
+
+    def on_timer_task(self, event: Any) -> None:
+        if self.stopping.is_set():
+            self.acceptor.close()
+            for conn in self.connections:  # as a broker going down drops its clients
+                conn.close()
+                if conn.transport is not None:  # not closed by the client already
+                    conn.transport.close_tail()
+                    conn.transport.close_head()
+            self.connections.clear()
+            event.container.stop()
+        else:
+            event.container.schedule(0.05, self)
+
+    def on_link_opening(self, event: Any) -> None:
+        address = event.link.remote_target.address
+        if address:  # a queue of that name, as a broker's node would be
+            self.addresses.add(address)
+            event.link.target.address = address
+
+    def on_message(self, event: Any) -> None:
+        body = json.loads(event.message.body)
+        refused = [n for n in self.reject_once if body["MessageName"].endswith(n)]
+        if refused:  # as a broker refusing one message (a full queue): rejected, not kept
+            self.reject_once.remove(refused[0])
+            self.rejected.append(body)
+            raise Reject
+        self.ids.append(str(event.message.id))
+        self.got.append(body)
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """The messages of one CFX message name (``...UnitsInspected``), in arrival order."""
+        return [m for m in list(self.got) if m["MessageName"].endswith(name)]
+
+
+def station_log(tmp_path: Path, station_id: str = "s1", *, archive: bool = False) -> Storage:
+    """The defect log of a station (SQLite), with small journal segments that are pruned soon;
+    ``archive``: the frames are archived too (Parts then gives each inspection a frame)."""
     config = StorageConfig(
-        journal_dir=tmp_path / "journal", archive_images=False, flush_interval_ms=20, min_free_gb=0
+        journal_dir=tmp_path / "journal",
+        archive_images=archive,
+        flush_interval_ms=20,
+        min_free_gb=0,
     )
     return Storage(
         config,
@@ -139,6 +225,7 @@ class Parts:
                 timestamp_utc=time.time(),
                 part_sequence=i,
                 serial=f"SN{i:06d}",
+                frame=Frame(np.zeros((32, 64), np.uint8), i, time.perf_counter_ns(), "test"),
             )
             self.storage.publish(r)
             self.storage.finish(r)

@@ -15,17 +15,13 @@ FaultCause.cs, TestResult.cs.
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
 import pytest
-from plant_helpers import Parts, free_port, station_log, wait_for
-from proton.handlers import MessagingHandler
-from proton.reactor import Container
+from plant_helpers import AmqpPeer, Parts, free_port, station_log, wait_for
 
 from aoi.app.plant.cfx import CfxSink
 from aoi.config import CfxConfig
@@ -43,88 +39,59 @@ INSPECTION = {"UniqueIdentifier", "InspectionName", "InspectionStartTime", "Insp
               "Measurements"}  # fmt: skip
 DEFECT = {"UniqueIdentifier", "DefectCode", "DefectCategory", "Description", "Comments",
           "ComponentOfInterest", "RegionOfInterest", "DefectImages", "Priority",
-          "ConfidenceLevel", "RelatedMeasurements", "RelatedSymptoms"}  # fmt: skip
+          "ConfidenceLevel", "RelatedMeasurements", "RelatedSymptoms", "Verification",
+          "VerificationDetail"}  # fmt: skip
 FAULT = {"Cause", "Severity", "FaultCode", "FaultOccurrenceId", "Lane", "Stage"}
 SEVERITIES = {"Information", "Warning", "Error", "Alarm"}
 CAUSES = {"MechanicalFailure", "SoftwareFailure"}  # the two the station uses, of FaultCause.cs
 
 
-class AmqpPeer(MessagingHandler):
-    """An AMQP 1.0 listener that accepts and keeps every message (duplicates included)."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__()
-        self.url = f"127.0.0.1:{port}"
-        self.got: list[dict[str, Any]] = []
-        self.ids: list[str] = []
-        self.addresses: set[str] = set()
-        self.stopping = threading.Event()
-        self.listening = threading.Event()
-
-    def on_start(self, event: Any) -> None:
-        self.acceptor = event.container.listen(self.url)
-        self.listening.set()
-        event.container.schedule(0.05, self)
-
-    def on_timer_task(self, event: Any) -> None:
-        if self.stopping.is_set():
-            self.acceptor.close()
-            event.container.stop()
-        else:
-            event.container.schedule(0.05, self)
-
-    def on_link_opening(self, event: Any) -> None:
-        address = event.link.remote_target.address
-        if address:  # a queue of that name, as a broker's node would be
-            self.addresses.add(address)
-            event.link.target.address = address
-
-    def on_message(self, event: Any) -> None:
-        self.ids.append(str(event.message.id))
-        self.got.append(json.loads(event.message.body))
-
-
 @pytest.fixture
 def peer() -> Iterator[AmqpPeer]:
     handler = AmqpPeer(free_port())
-    container = Container(handler)
-    thread = threading.Thread(target=container.run, daemon=True)
-    thread.start()
-    assert handler.listening.wait(10)
+    handler.start()
     yield handler
-    handler.stopping.set()
-    thread.join(10)
+    handler.stop()
 
 
-def _sink(peer: AmqpPeer) -> CfxSink:
+def _sink(peer: AmqpPeer, scale: float | None = None) -> CfxSink:
     url = f"amqp://{peer.url}/cfx.aoi"
-    return CfxSink(CfxConfig(url=url, handle="acme.line1.aoi7", connect_timeout_s=2.0), "s1")
+    config = CfxConfig(url=url, handle="acme.line1.aoi7", connect_timeout_s=2.0)
+    # The recipe of plant_helpers.Parts has hash "a" * 64; other hashes: no scale known.
+    return CfxSink(config, "s1", lambda h: scale if h == "a" * 64 else None)
 
 
 def test_units_inspected_arrive_once_in_order_in_the_sdks_shape(tmp_path, peer):
-    with station_log(tmp_path) as storage:
+    with station_log(tmp_path, archive=True) as storage:
         parts = Parts(storage)
-        with Outbox(storage.journal, _sink(peer), station_id="s1", poll_s=0.01):
+        with Outbox(storage.journal, _sink(peer, scale=0.05), station_id="s1", poll_s=0.01):
             parts.inspect(6, defects=3)
-            wait_for(lambda: len(peer.got) >= 7, what="a recipe and six inspections")
+            wait_for(lambda: len(peer.got) >= 19, what="a recipe and six inspections")
+            images = [storage.stored(i).image_path for i in parts.ids]
     assert peer.addresses == {"cfx.aoi"}
     names = [m["MessageName"] for m in peer.got]
-    assert (
-        names
-        == ["CFX.Production.RecipeActivated"]
-        + ["CFX.Production.TestAndInspection.UnitsInspected"] * 6
-    )
+    work = ["CFX.Production.WorkStarted", "CFX.Production.TestAndInspection.UnitsInspected",
+            "CFX.Production.WorkCompleted"]  # fmt: skip
+    assert names == ["CFX.Production.RecipeActivated"] + work * 6
     for env in peer.got:
         assert set(env) == ENVELOPE
-        assert env["Version"] == "1.3" and env["Source"] == "acme.line1.aoi7"
+        assert env["Version"] == "1.4" and env["Source"] == "acme.line1.aoi7"
         assert env["Target"] is None and env["RequestID"] is None
         uuid.UUID(env["UniqueID"])
         datetime.fromisoformat(env["TimeStamp"]).astimezone(UTC)
     assert peer.ids == [m["UniqueID"] for m in peer.got]
     assert set(peer.got[0]["MessageBody"]) >= {"RecipeName", "Revision", "ExpectedCycleTime"}
-    bodies = [m["MessageBody"] for m in peer.got[1:]]
+    assert len(set(peer.ids)) == len(peer.ids)  # no message twice
+    bodies = [m["MessageBody"] for m in peer.named("UnitsInspected")]
     serials = [b["InspectedUnits"][0]["UnitIdentifier"] for b in bodies]
     assert serials == [f"SN{i:06d}" for i in parts.ids]  # in order, each once
+    # Each board's work transaction: WorkStarted, UnitsInspected, WorkCompleted, one id.
+    for k, body in enumerate(bodies):
+        started, completed = peer.got[1 + 3 * k]["MessageBody"], peer.got[3 + 3 * k]["MessageBody"]
+        assert started["TransactionID"] == body["TransactionId"] == completed["TransactionID"]
+        assert started["UnitCount"] == 1 and started["Units"][0]["UnitIdentifier"] == serials[k]
+        assert set(started["Units"][0]) >= {"PositionNumber", "X", "Y", "Rotation", "FlipX"}
+        assert completed["Result"] == "Completed"  # NG boards were inspected all the same
     body = bodies[0]
     assert set(body) == UNITS_INSPECTED and body["InspectionMethod"] == "AOI"
     unit = body["InspectedUnits"][0]
@@ -135,10 +102,30 @@ def test_units_inspected_arrive_once_in_order_in_the_sdks_shape(tmp_path, peer):
     assert len(defects) == 3  # one per finding
     assert all(set(d) == DEFECT for d in defects)
     assert defects[1]["DefectCode"] == "short" and defects[1]["ConfidenceLevel"] == 90.0
+    assert defects[1]["Verification"] == "NotVerifiedYet"
+    # The recipe's scale is 0.05 mm/px: the box (10, 5, 16, 11) px is (0.5, 0.25, 0.8, 0.55) mm.
     region = defects[1]["RegionOfInterest"]
-    assert (region["StartPointX"], region["StartPointY"]) == (10, 5)
-    assert region["RegionSegments"][1] == {"X": 16, "Y": 11}
+    assert (region["StartPointX"], region["StartPointY"]) == (0.5, 0.25)
+    assert region["RegionSegments"][1] == {"X": 0.8, "Y": 0.55}
+    assert "in mm" in defects[1]["Description"]
     assert len({d["UniqueIdentifier"] for d in defects}) == 3
+    # The archived frame by reference (CFX 1.4 Image, out of band).
+    (image,) = defects[1]["DefectImages"]
+    assert images[0] and image["ImageURL"] == Path(images[0]).as_uri()
+    assert image["TransferMode"] == "OutOfBand" and image["MimeType"] == "image/png"
+
+
+def test_without_a_scale_regions_stay_in_pixels(tmp_path, peer):
+    with station_log(tmp_path) as storage:
+        parts = Parts(storage)
+        with Outbox(storage.journal, _sink(peer), station_id="s1", poll_s=0.01):
+            parts.inspect(1, defects=2)
+            wait_for(lambda: peer.named("UnitsInspected"), what="one inspection")
+    (body,) = [m["MessageBody"] for m in peer.named("UnitsInspected")]
+    defect = body["InspectedUnits"][0]["Inspections"][0]["DefectsFound"][1]
+    region = defect["RegionOfInterest"]
+    assert (region["StartPointX"], region["StartPointY"]) == (10, 5)
+    assert "in px" in defect["Description"] and defect["DefectImages"] == []
 
 
 def test_faults_occur_and_clear_with_one_occurrence_id(peer):

@@ -24,6 +24,9 @@ def _station(make_recipe: Callable[..., Path], tmp_path: Path, **opcua: object) 
     second.write_text(second.read_text().replace("product_code = 7", "product_code = 8"))
     port = free_port()
     lines = [f'endpoint = "opc.tcp://127.0.0.1:{port}"', 'username = "eng"', 'password = "s3cret"']
+    # The plain channel and anonymous readers of a trusted network (test_opcua_security.py
+    # checks the encrypted one).
+    opcua = {"security": "none", "allow_anonymous": True, **opcua}
     lines += [f"{k} = {json.dumps(v)}" for k, v in opcua.items()]
     toml = tmp_path / "station.toml"
     toml.write_text('station_id = "aoi-9"\n[opcua]\n' + "\n".join(lines) + "\n")

@@ -20,9 +20,28 @@ def test_each_configured_endpoint_is_checked_and_a_dead_broker_is_a_warning():
             cfx=CfxConfig(url=f"amqp://127.0.0.1:{free_port()}/q"),
             opcua=OpcuaConfig(endpoint=f"opc.tcp://127.0.0.1:{up}"),  # taken: by the "broker"
         )
-        mqtt, cfx, opcua = plant_checks(station)
+        mqtt, cfx, opcua, security = plant_checks(station)
     assert (mqtt.name, mqtt.ok) == ("mqtt", True)
     assert (cfx.name, cfx.ok, cfx.fatal) == ("cfx", False, False)
     assert "does not answer" in cfx.detail
     assert (opcua.name, opcua.ok, opcua.fatal) == ("opcua", False, False)
+    assert (security.ok, security.detail) == (
+        True,
+        "encrypted, self-signed certificate (data folder)",
+    )
     assert plant_checks(StationConfig()) == []  # all off by default
+
+
+def test_the_opcua_channel_is_checked(tmp_path):
+    def check(**opcua: object):
+        station = StationConfig(opcua=OpcuaConfig(endpoint="opc.tcp://127.0.0.1:4840", **opcua))
+        return plant_checks(station)[-1]
+
+    plain = check(security="none")
+    assert (plain.ok, plain.fatal) == (False, False) and "in clear" in plain.detail
+    cert, key = tmp_path / "c.der", tmp_path / "k.pem"
+    cert.write_bytes(b"x")
+    missing = check(certificate=str(cert), private_key=str(key))
+    assert (missing.ok, missing.fatal) == (False, True) and "private_key" in missing.detail
+    key.write_bytes(b"x")
+    assert check(certificate=str(cert), private_key=str(key)).ok
