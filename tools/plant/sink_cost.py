@@ -4,7 +4,7 @@
 python-qpid-proton AMQP 1.0 peer (own process) and the OPC UA server on 127.0.0.1 (as
 ``python -m aoi.app.plant.bench --local`` does), sends N inspection events of three defects
 through each sink, and prints one JSON object: CPU (``time.thread_time``) and wall milliseconds
-per board. docs/benchmarks-issue17.md has the figures.
+per board. docs/benchmarks.md ("Plant integration (issue 17), second round") has the figures.
 """
 
 from __future__ import annotations
