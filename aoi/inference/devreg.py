@@ -235,19 +235,23 @@ class DeviceSteps:
         self.name = f"onnxruntime-{device}"
         fft = "cuda" if device == "cuda" else "onnx"
         self._lock = threading.Lock()
-        self._a = float((plan.fine.lk_template - plan.fine.lk_template.mean()).__pow__(2).sum())
+        tmpl = plan.fine.lk_template
+        self._a = float(((tmpl - tmpl.mean()) ** 2).sum())  # the template side of the correlation
         new = ort.OrtValue.ortvalue_from_shape_and_type
         h, w = plan.frame_shape
         self._frame = new((h, w), np.uint8, device, 0)
         self._warp = new((2, 3), np.float32, device, 0)
         try:
-            self._build(fft, graph)
-        except ORT_ERRORS as err:
-            if not graph:
-                msg = f"registration on {device} could not be built ({err})"
-                raise ModelError(msg) from err
-            log.warning("registration on %s without CUDA graphs: %s", device, err)
-            self._build(fft, graph=False)
+            try:
+                self._build(fft, graph)
+            except (InferenceError, *ORT_ERRORS) as err:
+                if not graph:
+                    raise
+                log.warning("registration on %s without CUDA graphs: %s", device, err)
+                self._build(fft, graph=False)
+        except (InferenceError, *ORT_ERRORS) as err:
+            msg = f"registration on {device} could not be built ({err})"
+            raise ModelError(msg) from err
         log.info(
             "registration runs on %s (%d levels, CUDA graphs %s)",
             device,
@@ -293,6 +297,7 @@ class _DeviceFrame:
 
     def __init__(self, steps: DeviceSteps) -> None:
         self._s = steps
+        self._sums = np.zeros(2, np.float32)  # of the last gradient step
 
     def _set_warp(self, warp: np.ndarray, shape: tuple[int, int]) -> None:
         with self._s.device_lock:
