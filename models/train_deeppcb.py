@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--workers", type=int, help="override [run] workers")
     parser.add_argument("--steps", type=int, help="override [run] steps (smoke tests)")
+    parser.add_argument("--max-minutes", type=float, help="override [run] max_minutes")
     parser.add_argument(
         "--fold", type=Path, action="append", default=[], help="held-out list of one CV fold"
     )
@@ -357,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = [load_config(p) for p in args.config]
     if args.steps is not None:
         configs = [replace(c, run=replace(c.run, steps=args.steps)) for c in configs]
+    if args.max_minutes is not None:
+        configs = [replace(c, run=replace(c.run, max_minutes=args.max_minutes)) for c in configs]
     for cfg in configs[1:]:
         if cfg.shared() != configs[0].shared():
             msg = f"{cfg.name}: [run] [data] [deeppcb] [synthetic] differ from {configs[0].name}"

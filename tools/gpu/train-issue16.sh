@@ -8,7 +8,8 @@
 # the device tool sends), e.g. from /work/main:
 #   python -m models.deeppcb pack --data ../shared/data/deeppcb/PCBData --out data/deeppcb-all --val-groups
 #   pip download (cp312) pydantic pydantic_core annotated_types typing_extensions typing_inspection -d data/whl
-#   run: carry ["data/h-train16"], command: bash data/h-train16/tools/gpu/train-issue16.sh data/h-train16
+#   run: carry ["data/h-train16"], command: bash data/h-train16/tools/gpu/train-issue16.sh data/h-train16 [MINUTES]
+# MINUTES (default the config's max_minutes) bounds the training; the LR schedule fits into it.
 # The GPU machine has torch, numpy, OpenCV, onnx and onnxruntime; only models.* runs there.
 set -u
 export PYTHONUNBUFFERED=1
@@ -45,6 +46,6 @@ fi
 t train
 F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
 python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
-  > "$R/train.log" 2>&1
+  ${2:+--max-minutes $2} > "$R/train.log" 2>&1
 echo "train rc $?"; grep -v "^\s*$" "$R/train.log" | tail -40
 t done; ls -la "$R"/*/model.onnx; date -u
