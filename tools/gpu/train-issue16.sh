@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16, one device call: the fold tests, then deeppcb-v4 and its four leave-groups-out fold
 # models (models/splits/cv4-fold*.txt) trained side by side on the same batches, each exported to
-# ONNX; everything under $OUT/r16. Evaluation runs on the station's CPU afterwards (aoi eval /
+# ONNX; everything in $OUT/r16.tar. Evaluation runs on the station's CPU afterwards (aoi eval /
 # aoi bench, commands in models/aoi-defect-v4.md).
 #
 # Run from a copy of the tree with the packed data inside it (both git-ignored in the checkout
@@ -15,8 +15,11 @@ set -u
 export PYTHONUNBUFFERED=1
 T0=$(date +%s); t() { echo "[t+$(( $(date +%s) - T0 ))s] $*"; }
 cd "${1:-.}" || exit 2
-R=$OUT/r16; mkdir -p "$R"
-exec > >(tee "$R/call.log") 2>&1
+# The device tool brings back only a few files from $OUT (the first run of this script lost three
+# fold models to that limit): train in /tmp/r16, then pack the ONNX files, train.json files and
+# the log into one tar under $OUT (checkpoints stay behind).
+R=/tmp/r16; rm -rf "$R"; mkdir -p "$R"
+exec > >(tee "$OUT/call.log") 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nproc; date -u
 python3 -c "import torch, cv2, onnx, onnxruntime; print('torch', torch.__version__, 'ort', onnxruntime.__version__)"
 if ! python3 -c "import pydantic" 2>/dev/null; then
@@ -48,4 +51,6 @@ F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
 python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
   ${2:+--max-minutes $2} > "$R/train.log" 2>&1
 echo "train rc $?"; grep -v "^\s*$" "$R/train.log" | tail -40
-t done; ls -la "$R"/*/model.onnx; date -u
+ls -la "$R"/*/model.onnx
+tar -C "$R" -cf "$OUT/r16.tar" --exclude=last.pt . && tar -tvf "$OUT/r16.tar"
+t done; date -u
