@@ -257,7 +257,7 @@ def train(
     torch.manual_seed(run.seed)
     loader = make_loader(base, workers, device)
     groups = loader.dataset.groups  # type: ignore[attr-defined]
-    held = [held_out_ids(fold, groups).to(device) for _, _, fold in runs]
+    held = [held_out_ids(fold, groups) for _, _, fold in runs]  # CPU: masks need no GPU sync
     for (name, _, fold), ids in zip(runs, held, strict=True):
         if fold is not None:
             print(f"{name}: holds out {[groups[i] for i in ids.tolist()]}", flush=True)
@@ -270,17 +270,18 @@ def train(
     budget_s = 60 * run.max_minutes if run.time_schedule else 0.0
     start = time.perf_counter()
     stopped_at = run.steps
-    window, stepped = np.zeros(len(models)), np.zeros(len(models))
+    # Loss sums stay on the device until a log line reads them (no per-step synchronisation).
+    window = [torch.zeros((), device=device) for _ in models]
+    stepped = np.zeros(len(models))
     window_start, seen = start, 0
     for step, (boards_cpu, target_cpu, group_cpu) in enumerate(loader):
         boards = boards_cpu.to(device, non_blocking=True)
         target = target_cpu.to(device, non_blocking=True)
-        sample_groups = group_cpu.to(device, non_blocking=True)
         lr = lr_for(step, time.perf_counter() - start, run, budget_s)
         for k, ((_, cfg, _), model, opt) in enumerate(zip(runs, models, optimisers, strict=True)):
             for group in opt.param_groups:
                 group["lr"] = lr
-            keep = keep_mask(sample_groups, held[k])
+            keep = keep_mask(group_cpu, held[k])
             loss = fold_step(
                 model, opt, boards, target, keep, lambda x, t, c=cfg: masked_loss(x, t, c.loss), amp
             )
@@ -293,14 +294,16 @@ def train(
             now = time.perf_counter()
             rate = seen * run.batch / (now - window_start)
             losses = " ".join(
-                f"{n}={v / max(m, 1):.4f}" for n, v, m in zip(names, window, stepped, strict=True)
+                f"{n}={float(v) / max(m, 1):.4f}"
+                for n, v, m in zip(names, window, stepped, strict=True)
             )
             print(
                 f"step {done:6d}/{run.steps} loss {losses} lr {lr:.2e} {rate:6.0f} samples/s "
                 f"elapsed {now - start:5.0f}s ETA {(run.steps - done) * run.batch / rate:5.0f}s",
                 flush=True,
             )
-            window[:], stepped[:] = 0, 0
+            window = [torch.zeros((), device=device) for _ in models]
+            stepped[:] = 0
             window_start, seen = now, 0
         late = run.max_minutes > 0 and time.perf_counter() - start > 60 * run.max_minutes
         if done % run.checkpoint_every == 0 or done == run.steps or late:

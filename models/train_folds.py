@@ -71,20 +71,27 @@ def fold_step(
     keep: torch.Tensor,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     amp: bool = False,
-) -> float | None:
-    """One optimisation step on the crops ``keep`` selects; None (no step at all, so no weight
-    decay or moment update either) when it selects none."""
+) -> torch.Tensor | None:
+    """One optimisation step on the crops ``keep`` selects; the detached loss (on the model's
+    device, so reading it is the caller's choice), or None (no step at all, so no weight decay
+    or moment update either) when it selects none.
+
+    ``keep`` is best a CPU tensor (the batch's groups before they are copied to the device):
+    then choosing the crops needs no wait for the GPU.
+    """
+    keep = keep.cpu()
     if not bool(keep.any()):
         return None
     if not bool(keep.all()):
-        boards, target = boards[keep], target[keep]
+        index = keep.nonzero().squeeze(1).to(boards.device, non_blocking=True)
+        boards, target = boards.index_select(0, index), target.index_select(0, index)
     with torch.autocast("cuda", torch.bfloat16, enabled=amp):
         logits = model.logits(boards)  # type: ignore[operator]
     loss = loss_fn(logits.float(), target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 def schedule_step(step: int, elapsed_s: float, run: RunConfig, budget_s: float) -> int:
