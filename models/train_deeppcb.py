@@ -221,15 +221,25 @@ def _checkpoint(path: Path, model: AoiDefectNet, step: int) -> None:
     )
 
 
-def slots(configs: list[Config], folds: list[Fold]) -> list[tuple[str, Config, Fold | None]]:
-    """(name, config, fold) of every model of the run: each config, then its fold models."""
-    out: list[tuple[str, Config, Fold | None]] = [(c.name, c, None) for c in configs]
+def slots(
+    configs: list[Config], folds: list[Fold], folds_only: bool = False
+) -> list[tuple[str, Config, Fold | None]]:
+    """(name, config, fold) of every model of the run: each config (unless ``folds_only``), then
+    its fold models."""
+    out: list[tuple[str, Config, Fold | None]] = (
+        [] if folds_only else [(c.name, c, None) for c in configs]
+    )
     out += [(f"{c.name}-{f.name}", c, f) for c in configs for f in folds]
     return out
 
 
 def train(
-    configs: list[Config], out: Path, device: str, workers: int, folds: list[Fold] | None = None
+    configs: list[Config],
+    out: Path,
+    device: str,
+    workers: int,
+    folds: list[Fold] | None = None,
+    folds_only: bool = False,
 ) -> list[tuple[str, AoiDefectNet]]:
     """One optimisation loop per model over shared batches; checkpoints under ``out/<name>``."""
     base = configs[0]
@@ -238,7 +248,7 @@ def train(
     np.random.seed(run.seed)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    runs = slots(configs, folds or [])
+    runs = slots(configs, folds or [], folds_only)
     names = [name for name, _, _ in runs]
     models, optimisers = [], []
     for name, cfg, _ in runs:
@@ -357,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fold", type=Path, action="append", default=[], help="held-out list of one CV fold"
     )
+    parser.add_argument(
+        "--folds-only", action="store_true", help="train the fold models only, not the configs'"
+    )
     args = parser.parse_args(argv)
     configs = [load_config(p) for p in args.config]
     if args.steps is not None:
@@ -369,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(msg)
     workers = configs[0].run.workers if args.workers is None else args.workers
     folds = [read_fold(p) for p in args.fold]
-    models = train(configs, args.out, args.device, workers, folds)
+    models = train(configs, args.out, args.device, workers, folds, args.folds_only)
     for name, model in models:
         figures = export(model, args.out / name)
         info_path = args.out / name / "train.json"

@@ -177,3 +177,24 @@ def test_training_leaves_a_fold_model_that_holds_out_every_group_untouched(
         assert not np.array_equal(state["head_fine.weight"], initial["head_fine.weight"]), trained
     info = (tmp_path / "out" / "tiny-fold-one" / "train.json").read_text()
     assert '"group1"' in info
+
+
+def test_folds_only_trains_the_same_fold_model_as_a_run_beside_the_config_model(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from models.train_deeppcb import train
+    from models.train_folds import read_fold
+
+    listing = _write_pcbdata(tmp_path / "data")
+    cfg = _tiny_config(tmp_path / "data", listing)
+    one = tmp_path / "fold-one.txt"
+    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    beside = dict(train([cfg], tmp_path / "both", "cpu", 0, [read_fold(one)]))
+    alone = dict(train([cfg], tmp_path / "alone", "cpu", 0, [read_fold(one)], folds_only=True))
+    assert sorted(alone) == ["tiny-fold-one"]
+    assert not (tmp_path / "alone" / "tiny").exists()
+    want, got = _state(beside["tiny-fold-one"]), _state(alone["tiny-fold-one"])
+    assert any(not np.array_equal(want[n], _state(beside["tiny"])[n]) for n in want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
