@@ -96,6 +96,8 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
         self.length = length
         self.seed = seed
         self.pairs = [load_pair(data_dir, line) for line in lines]
+        #: The PCB group (``groupNNNNN``) of each pair, in ``lines`` order.
+        self.groups = [line.group for line in lines]
         #: Pairs holding same-class neighbours (see ``DeepPcbConfig.neighbour_prob``).
         self.with_neighbours = [
             k
@@ -107,20 +109,27 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
         return self.length
 
     def __getitem__(self, index: int) -> tuple[PairSample, np.ndarray]:  # type: ignore[override]
+        sample, ignore, _ = self.draw(index)
+        return sample, ignore
+
+    def draw(self, index: int) -> tuple[PairSample, np.ndarray, int]:
+        """Item ``index`` as (sample, ignore boxes, index of the source pair in ``lines``), so
+        that cross-validation can tell which PCB group a crop came from."""
         if not 0 <= index < self.length:
             raise IndexError(index)
         cfg = self.config
         rng = np.random.default_rng([self.seed, index, 11])
-        sample = self.pairs[int(rng.integers(len(self.pairs)))]
+        source = int(rng.integers(len(self.pairs)))
+        sample = self.pairs[source]
         if cfg.neighbour_prob > 0 and self.with_neighbours and rng.random() < cfg.neighbour_prob:
-            pick = self.with_neighbours[int(rng.integers(len(self.with_neighbours)))]
-            sample = dihedral(self.pairs[pick], rng)
-            return self.finish(sample, rng, neighbours=True)
+            source = self.with_neighbours[int(rng.integers(len(self.with_neighbours)))]
+            sample = dihedral(self.pairs[source], rng)
+            return (*self.finish(sample, rng, neighbours=True), source)
         if rng.random() < cfg.clean_fraction:
             empty = np.zeros((0, 4), np.float32)
             sample = PairSample(sample.template, sample.template, empty, np.zeros(0, np.int64))
         sample = dihedral(sample, rng)
-        return self.finish(sample, rng)
+        return (*self.finish(sample, rng), source)
 
     def finish(
         self, sample: PairSample, rng: np.random.Generator, neighbours: bool = False
@@ -218,6 +227,14 @@ class MixedPairs(Sequence[tuple[PairSample, np.ndarray]]):
             return sample, np.zeros((0, 4), np.float32)
         return self.deeppcb[step * (self.batch - k) + slot - k]
 
+    def draw(self, index: int) -> tuple[PairSample, np.ndarray, int]:
+        """Item ``index`` plus its DeepPCB source pair (``DeepPcbPairs.draw``); -1 = synthetic."""
+        step, slot = divmod(index, self.batch)
+        k = self.synthetic_per_batch
+        if 0 <= index < self.length and slot >= k:
+            return self.deeppcb.draw(step * (self.batch - k) + slot - k)
+        return (*self[index], -1)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the group split lists, or pack the data for the GPU machine."""
@@ -227,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--data", type=Path, required=True, help="the PCBData folder")
         p.add_argument("--list", type=Path, help="source list (default DATA/trainval.txt)")
-        p.add_argument("--val-groups", nargs="+", default=list(VAL_GROUPS))
+        p.add_argument(
+            "--val-groups", nargs="*", default=list(VAL_GROUPS), help="none: pack all as train"
+        )
     sub.choices["split"].add_argument("--out", type=Path, default=SPLIT_DIR)
     sub.choices["pack"].add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -10,6 +10,10 @@ agree train side by side on the very same batches (one data pipeline, one model 
 model starts from ``[run] seed``, so each result equals a run of its config alone. Each model is
 written to ``OUT/<config name>/``: ``last.pt``, ``model.onnx`` (validated against PyTorch) and
 ``train.json``. Evaluate the ONNX file with the station's own ``aoi eval``.
+
+``--fold LIST`` (repeatable) adds, per config, a model that never trains on the PCB groups of
+LIST (leave-groups-out cross-validation, :mod:`models.train_folds`), written to
+``OUT/<config name>-<list stem>/``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,16 @@ from models.net import (
 )
 from models.targets import EDGE_BAND, IGNORE, SEAM
 from models.targets import target_with_ignore as make_target
-from models.train import LossConfig, RunConfig, _lr_at, _section, _worker_init
+from models.train import LossConfig, RunConfig, _section, _worker_init
+from models.train_folds import (
+    SYNTHETIC,
+    Fold,
+    fold_step,
+    held_out_ids,
+    keep_mask,
+    lr_for,
+    read_fold,
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,9 @@ class GpuRunConfig(RunConfig):
     bf16: bool = True
     #: Stop (and say so) once training has run this long; 0 = no limit.
     max_minutes: float = 0.0
+    #: Run the learning-rate schedule by time as well (``models.train_folds.schedule_step``),
+    #: so that a run that reaches ``max_minutes`` first still ends its cosine decay.
+    time_schedule: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,21 +134,26 @@ def load_config(path: Path) -> Config:
 
 
 class TrainingBatches(Dataset):
-    """Mixed pairs as tensors: ``boards`` uint8 [2, H, W], ``target`` int64 [H/S, W/S]."""
+    """Mixed pairs as tensors: ``boards`` uint8 [2, H, W], ``target`` int64 [H/S, W/S], and the
+    crop's PCB group as an index into :attr:`groups` (``SYNTHETIC`` for synthetic boards)."""
 
     def __init__(self, pairs: MixedPairs, edge_band_cells: int, seam_gap_px: float = 0.0) -> None:
         self.pairs = pairs
         self.edge_band_cells = edge_band_cells
         self.seam_gap_px = seam_gap_px
+        #: The training list's PCB groups, sorted; a crop's group id indexes this.
+        self.groups = sorted(set(pairs.deeppcb.groups))
+        self._pair_group = [self.groups.index(g) for g in pairs.deeppcb.groups]
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sample, ignore = self.pairs[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sample, ignore, source = self.pairs.draw(index)
         target = make_target(sample, ignore, OUTPUT_STRIDE, self.edge_band_cells, self.seam_gap_px)
         boards = np.stack([sample.test, sample.template])
-        return torch.from_numpy(boards), torch.from_numpy(target)
+        group = SYNTHETIC if source < 0 else self._pair_group[source]
+        return torch.from_numpy(boards), torch.from_numpy(target), torch.tensor(group)
 
 
 def masked_loss(logits: torch.Tensor, coded: torch.Tensor, cfg: MaskedLossConfig) -> torch.Tensor:
@@ -200,91 +221,124 @@ def _checkpoint(path: Path, model: AoiDefectNet, step: int) -> None:
     )
 
 
-def train(configs: list[Config], out: Path, device: str, workers: int) -> list[AoiDefectNet]:
-    """One optimisation loop per config over shared batches; checkpoints under ``out/<name>``."""
+def slots(
+    configs: list[Config], folds: list[Fold], folds_only: bool = False
+) -> list[tuple[str, Config, Fold | None]]:
+    """(name, config, fold) of every model of the run: each config (unless ``folds_only``), then
+    its fold models."""
+    out: list[tuple[str, Config, Fold | None]] = (
+        [] if folds_only else [(c.name, c, None) for c in configs]
+    )
+    out += [(f"{c.name}-{f.name}", c, f) for c in configs for f in folds]
+    return out
+
+
+def train(
+    configs: list[Config],
+    out: Path,
+    device: str,
+    workers: int,
+    folds: list[Fold] | None = None,
+    folds_only: bool = False,
+) -> list[tuple[str, AoiDefectNet]]:
+    """One optimisation loop per model over shared batches; checkpoints under ``out/<name>``."""
     base = configs[0]
     run = base.run
     random.seed(run.seed)
     np.random.seed(run.seed)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+    runs = slots(configs, folds or [], folds_only)
+    names = [name for name, _, _ in runs]
     models, optimisers = [], []
-    for cfg in configs:
+    for name, cfg, _ in runs:
         torch.manual_seed(run.seed)  # each model starts as it would alone
         model = AoiDefectNet(cfg.model).to(device, memory_format=torch.channels_last).train()
         models.append(model)
         optimisers.append(
             torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=run.weight_decay)
         )
-        (out / cfg.name).mkdir(parents=True, exist_ok=True)
+        (out / name).mkdir(parents=True, exist_ok=True)
         print(
-            f"{cfg.name}: {count_parameters(model)} parameters, "
+            f"{name}: {count_parameters(model)} parameters, "
             f"{count_macs(model, 640, 640) / 1e6:.0f} M MACs at 640x640",
             flush=True,
         )
     torch.manual_seed(run.seed)
     loader = make_loader(base, workers, device)
+    groups = loader.dataset.groups  # type: ignore[attr-defined]
+    held = [held_out_ids(fold, groups) for _, _, fold in runs]  # CPU: masks need no GPU sync
+    for (name, _, fold), ids in zip(runs, held, strict=True):
+        if fold is not None:
+            print(f"{name}: holds out {[groups[i] for i in ids.tolist()]}", flush=True)
     print(
         f"{run.steps} steps of {run.batch} ({base.data.synthetic_per_batch} synthetic) "
         f"crops of {base.deeppcb.crop_px} px, {workers} workers, device {device}",
         flush=True,
     )
     amp = run.bf16 and device == "cuda"
+    budget_s = 60 * run.max_minutes if run.time_schedule else 0.0
     start = time.perf_counter()
     stopped_at = run.steps
-    window = np.zeros(len(models))
+    # Loss sums stay on the device until a log line reads them (no per-step synchronisation).
+    window = [torch.zeros((), device=device) for _ in models]
+    stepped = np.zeros(len(models))
     window_start, seen = start, 0
-    for step, (boards_cpu, target_cpu) in enumerate(loader):
+    for step, (boards_cpu, target_cpu, group_cpu) in enumerate(loader):
         boards = boards_cpu.to(device, non_blocking=True)
         target = target_cpu.to(device, non_blocking=True)
-        lr = _lr_at(step, run)
-        for k, (cfg, model, opt) in enumerate(zip(configs, models, optimisers, strict=True)):
+        lr = lr_for(step, time.perf_counter() - start, run, budget_s)
+        for k, ((_, cfg, _), model, opt) in enumerate(zip(runs, models, optimisers, strict=True)):
             for group in opt.param_groups:
                 group["lr"] = lr
-            with torch.autocast("cuda", torch.bfloat16, enabled=amp):
-                logits = model.logits(boards)
-            loss = masked_loss(logits.float(), target, cfg.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            window[k] += float(loss.detach())
+            keep = keep_mask(group_cpu, held[k])
+            loss = fold_step(
+                model, opt, boards, target, keep, lambda x, t, c=cfg: masked_loss(x, t, c.loss), amp
+            )
+            if loss is not None:
+                window[k] += loss
+                stepped[k] += 1
         seen += 1
         done = step + 1
         if done % run.log_every == 0 or done == run.steps:
             now = time.perf_counter()
             rate = seen * run.batch / (now - window_start)
             losses = " ".join(
-                f"{c.name}={v / seen:.4f}" for c, v in zip(configs, window, strict=True)
+                f"{n}={float(v) / max(m, 1):.4f}"
+                for n, v, m in zip(names, window, stepped, strict=True)
             )
             print(
                 f"step {done:6d}/{run.steps} loss {losses} lr {lr:.2e} {rate:6.0f} samples/s "
                 f"elapsed {now - start:5.0f}s ETA {(run.steps - done) * run.batch / rate:5.0f}s",
                 flush=True,
             )
-            window[:] = 0
+            window = [torch.zeros((), device=device) for _ in models]
+            stepped[:] = 0
             window_start, seen = now, 0
         late = run.max_minutes > 0 and time.perf_counter() - start > 60 * run.max_minutes
         if done % run.checkpoint_every == 0 or done == run.steps or late:
-            for cfg, model in zip(configs, models, strict=True):
-                _checkpoint(out / cfg.name / "last.pt", model, done)
+            for name, model in zip(names, models, strict=True):
+                _checkpoint(out / name / "last.pt", model, done)
         if late and done < run.steps:
             stopped_at = done
             print(f"STOPPED EARLY at step {done}: over max_minutes={run.max_minutes}", flush=True)
             break
     elapsed = time.perf_counter() - start
     print(f"trained {stopped_at} of {run.steps} steps in {elapsed:.0f}s", flush=True)
-    for cfg in configs:
+    for name, _, fold in runs:
         info = {
             "seconds": elapsed,
             "steps": stopped_at,
             "planned_steps": run.steps,
+            "time_schedule": run.time_schedule,
             "device": device,
-            "models_side_by_side": len(configs),
+            "models_side_by_side": len(runs),
+            "held_out_groups": sorted(fold.held_out) if fold else [],
         }
         if device == "cuda":
             info["gpu"] = torch.cuda.get_device_name()
-        (out / cfg.name / "train.json").write_text(json.dumps(info, indent=2))
-    return [m.cpu().eval() for m in models]
+        (out / name / "train.json").write_text(json.dumps(info, indent=2))
+    return [(name, m.cpu().eval()) for name, m in zip(names, models, strict=True)]
 
 
 def export(model: AoiDefectNet, folder: Path) -> dict[str, object]:
@@ -309,19 +363,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--workers", type=int, help="override [run] workers")
     parser.add_argument("--steps", type=int, help="override [run] steps (smoke tests)")
+    parser.add_argument("--max-minutes", type=float, help="override [run] max_minutes")
+    parser.add_argument(
+        "--fold", type=Path, action="append", default=[], help="held-out list of one CV fold"
+    )
+    parser.add_argument(
+        "--folds-only", action="store_true", help="train the fold models only, not the configs'"
+    )
     args = parser.parse_args(argv)
     configs = [load_config(p) for p in args.config]
     if args.steps is not None:
         configs = [replace(c, run=replace(c.run, steps=args.steps)) for c in configs]
+    if args.max_minutes is not None:
+        configs = [replace(c, run=replace(c.run, max_minutes=args.max_minutes)) for c in configs]
     for cfg in configs[1:]:
         if cfg.shared() != configs[0].shared():
             msg = f"{cfg.name}: [run] [data] [deeppcb] [synthetic] differ from {configs[0].name}"
             raise SystemExit(msg)
     workers = configs[0].run.workers if args.workers is None else args.workers
-    models = train(configs, args.out, args.device, workers)
-    for cfg, model in zip(configs, models, strict=True):
-        figures = export(model, args.out / cfg.name)
-        info_path = args.out / cfg.name / "train.json"
+    folds = [read_fold(p) for p in args.fold]
+    models = train(configs, args.out, args.device, workers, folds, args.folds_only)
+    for name, model in models:
+        figures = export(model, args.out / name)
+        info_path = args.out / name / "train.json"
         info = json.loads(info_path.read_text())
         info_path.write_text(json.dumps({**info, **figures}, indent=2))
     return 0

@@ -1,0 +1,108 @@
+"""Leave-groups-out cross-validation for ``models.train_deeppcb``: fold models side by side.
+
+A fold holds out whole PCB groups (designs): its list (``trainval.txt`` format, e.g.
+``models/splits/deeppcb-cv4-fold1.txt``) names the pairs ``aoi eval`` scores the fold's model on,
+and the groups of those pairs are what that model never trains on. With ``--fold LIST`` (once per
+fold) every config trains one more model per fold on the very same batches as the config's own
+model (trained on the whole training list): each batch's DeepPCB crops carry their source pair's
+group, and a fold model's step sees only the crops whose group it does not hold out (synthetic
+boards go to every model).
+
+The held-out crops are dropped **before** the forward pass rather than given zero loss weight:
+the network has BatchNorm, whose batch statistics would otherwise carry a held-out crop into the
+gradient of every other crop of the batch (and into the running statistics the ONNX file keeps).
+
+Nothing here reads data; ``tests/models/test_train_folds.py`` checks the exclusion on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.deeppcb_files import read_list
+from models.train import RunConfig, _lr_at
+
+#: The group id a synthetic crop carries: no fold holds it out.
+SYNTHETIC = -1
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cross-validation fold: its name and the PCB groups its model never trains on."""
+
+    name: str
+    held_out: frozenset[str]
+
+
+def read_fold(path: Path) -> Fold:
+    """The fold whose held-out pairs ``path`` lists (named after the file's stem)."""
+    groups = frozenset(line.group for line in read_list(path))
+    if not groups:
+        msg = f"{path}: a fold list must name at least one pair"
+        raise ValueError(msg)
+    return Fold(path.stem, groups)
+
+
+def held_out_ids(fold: Fold | None, groups: Sequence[str]) -> torch.Tensor:
+    """Ids (indices into ``groups``, the training data's group table) a fold holds out."""
+    if fold is None:
+        return torch.zeros(0, dtype=torch.int64)
+    missing = sorted(fold.held_out - set(groups))
+    if missing:
+        msg = f"fold {fold.name}: groups {missing} are not in the training list {sorted(groups)}"
+        raise ValueError(msg)
+    return torch.tensor([k for k, g in enumerate(groups) if g in fold.held_out], dtype=torch.int64)
+
+
+def keep_mask(sample_groups: torch.Tensor, held_out: torch.Tensor) -> torch.Tensor:
+    """Per crop of a batch: whether a model that holds out ``held_out`` trains on it."""
+    return ~torch.isin(sample_groups, held_out.to(sample_groups.device))
+
+
+def fold_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    boards: torch.Tensor,
+    target: torch.Tensor,
+    keep: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    amp: bool = False,
+) -> torch.Tensor | None:
+    """One optimisation step on the crops ``keep`` selects; the detached loss (on the model's
+    device, so reading it is the caller's choice), or None (no step at all, so no weight decay
+    or moment update either) when it selects none.
+
+    ``keep`` is best a CPU tensor (the batch's groups before they are copied to the device):
+    then choosing the crops needs no wait for the GPU.
+    """
+    keep = keep.cpu()
+    if not bool(keep.any()):
+        return None
+    if not bool(keep.all()):
+        index = keep.nonzero().squeeze(1).to(boards.device, non_blocking=True)
+        boards, target = boards.index_select(0, index), target.index_select(0, index)
+    with torch.autocast("cuda", torch.bfloat16, enabled=amp):
+        logits = model.logits(boards)  # type: ignore[operator]
+    loss = loss_fn(logits.float(), target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def schedule_step(step: int, elapsed_s: float, run: RunConfig, budget_s: float) -> int:
+    """The step the learning-rate schedule is at: ``step``, or, with a time budget, the share of
+    it spent times the planned steps when that is further, so that the cosine decay ends within
+    the budget however fast the machine is (a run cut off mid-schedule keeps a high rate)."""
+    if budget_s <= 0:
+        return step
+    return max(step, int(run.steps * elapsed_s / budget_s))
+
+
+def lr_for(step: int, elapsed_s: float, run: RunConfig, budget_s: float) -> float:
+    """The learning rate at ``schedule_step`` (the last one's once the schedule is done)."""
+    return _lr_at(min(schedule_step(step, elapsed_s, run, budget_s), run.steps - 1), run)

@@ -1,0 +1,200 @@
+"""Leave-groups-out cross-validation: fold lists, crops' groups, and fold models that never learn
+from their held-out groups (a CPU smoke of ``models.train_deeppcb`` with tiny crops).
+
+The training tests need torch and are skipped with the reason ``torch not installed`` where it
+is missing (the station's CI and its development venv); ``tools/gpu/train-issue16.sh`` runs them
+on the GPU machine before it trains.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # models/ is a folder of scripts, not an installed package
+
+from models.deeppcb import DeepPcbConfig, DeepPcbPairs, MixedPairs, read_list  # noqa: E402
+
+SPLITS = REPO / "models" / "splits"
+FOLDS = [SPLITS / f"cv4-fold{k}.txt" for k in range(1, 5)]
+#: Each tiny group's defects are of one class, so a crop's class names its source group.
+GROUP_CLASS = {"group1": 5, "group2": 2}
+
+
+def _write_pcbdata(root: Path, count: int = 3) -> Path:
+    """A tiny PCBData: two groups of flat 192 px boards, one square defect per pair."""
+    lines = []
+    for group, class_id in GROUP_CLASS.items():
+        g = group.removeprefix("group")
+        (root / group / g).mkdir(parents=True)
+        (root / group / f"{g}_not").mkdir(parents=True)
+        for i in range(count):
+            ident = f"{g}{i:03d}"
+            template = np.zeros((192, 192), np.uint8)
+            template[20:170:30, :] = 255  # copper tracks, so the crops are not flat
+            test = template.copy()
+            x, y = 40 + 20 * i, 64
+            test[y : y + 12, x : x + 10] = 255 - test[y : y + 12, x : x + 10]
+            cv2.imwrite(str(root / group / g / f"{ident}_temp.png"), template)
+            cv2.imwrite(str(root / group / g / f"{ident}_test.png"), test)
+            box = f"{x} {y} {x + 9} {y + 11} {class_id}\n"
+            (root / group / f"{g}_not" / f"{ident}.txt").write_text(box)
+            lines.append(f"{group}/{g}/{ident}.jpg {group}/{g}_not/{ident}.txt\n")
+    (root / "trainval.txt").write_text("".join(lines))
+    return root / "trainval.txt"
+
+
+def test_cv_folds_hold_out_whole_groups_and_cover_trainval_once() -> None:
+    trainval = read_list(SPLITS / "deeppcb-trainval.txt")
+    folds = [read_list(p) for p in FOLDS]
+    assert len(trainval) == 1000
+    assert sorted(ln.text() for f in folds for ln in f) == sorted(ln.text() for ln in trainval)
+    groups = [{ln.group for ln in f} for f in folds]
+    for k, held in enumerate(groups):
+        assert not held & set().union(*(g for j, g in enumerate(groups) if j != k))
+        # a fold lists every pair of its groups: a design is held out whole
+        assert len(folds[k]) == sum(ln.group in held for ln in trainval)
+    assert min(len(f) for f in folds) >= 200  # balanced by pair count
+
+
+def test_crops_carry_their_source_pairs_group(tmp_path: Path) -> None:
+    lines = read_list(_write_pcbdata(tmp_path / "data"))
+    cfg = DeepPcbConfig(crop_px=96, clean_fraction=0.0, defect_centred_prob=1.0, jpeg_prob=0.0)
+    pairs = DeepPcbPairs(tmp_path / "data", lines, cfg, length=40, seed=1)
+    seen = set()
+    for i in range(len(pairs)):
+        sample, _, source = pairs.draw(i)
+        group = pairs.groups[source]
+        seen.add(group)
+        assert set(sample.class_ids.tolist()) <= {GROUP_CLASS[group]}
+        np.testing.assert_array_equal(sample.test, pairs[i][0].test)  # draw is __getitem__
+    assert seen == set(GROUP_CLASS)
+
+
+def test_mixed_pairs_mark_synthetic_items(tmp_path: Path) -> None:
+    from models.dataset import SyntheticConfig, SyntheticPairs
+
+    lines = read_list(_write_pcbdata(tmp_path / "data"))
+    deeppcb = DeepPcbPairs(tmp_path / "data", lines, DeepPcbConfig(crop_px=96), length=6)
+    synthetic = SyntheticPairs(SyntheticConfig(crop_sizes=(96,), layout_sizes=(192,)), 6, seed=0)
+    mixed = MixedPairs(deeppcb, synthetic, batch=4, synthetic_per_batch=1)
+    sources = [mixed.draw(i)[2] for i in range(len(mixed))]
+    assert sources[0::4] == [-1] * (len(mixed) // 4)
+    assert all(s >= 0 for k, s in enumerate(sources) if k % 4)
+
+
+def _tiny_config(root: Path, train_list: Path):
+    from models.net import NetConfig
+    from models.train_deeppcb import Config, DataConfig, GpuRunConfig
+
+    return Config(
+        name="tiny",
+        run=GpuRunConfig(
+            seed=1, steps=3, batch=4, warmup_steps=1, workers=0, log_every=1, bf16=False
+        ),
+        model=NetConfig(
+            stem_channels=8, mid_channels=8, deep_channels=16, mid_blocks=1, deep_dilations=(2,)
+        ),
+        data=DataConfig(root=str(root), train_list=str(train_list), synthetic_per_batch=0),
+        deeppcb=DeepPcbConfig(crop_px=64, clean_fraction=0.0, defect_centred_prob=1.0),
+    )
+
+
+def _state(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def test_a_batch_of_held_out_crops_changes_nothing_and_the_rest_train_as_alone() -> None:
+    torch = pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from models.net import AoiDefectNet, NetConfig
+    from models.train_deeppcb import MaskedLossConfig, masked_loss
+    from models.train_folds import fold_step, keep_mask
+
+    def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        net = AoiDefectNet(NetConfig(stem_channels=8, mid_channels=8, deep_channels=16))
+        return net.train(), torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=1e-2)
+
+    def loss_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return masked_loss(x, t, MaskedLossConfig())
+
+    gen = torch.Generator().manual_seed(0)
+    boards = torch.randint(0, 256, (4, 2, 64, 64), dtype=torch.uint8, generator=gen)
+    target = torch.randint(0, 7, (4, 32, 32), generator=gen)
+    groups = torch.tensor([0, 1, -1, 1])  # two crops of group 1, one of group 0, one synthetic
+    held = torch.tensor([1])
+
+    model, opt = fresh()
+    before = _state(model)
+    only_held = keep_mask(groups[[1, 3]], held)
+    assert fold_step(model, opt, boards[[1, 3]], target[[1, 3]], only_held, loss_fn) is None
+    for name, value in _state(model).items():  # weights and BatchNorm statistics
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+    keep = keep_mask(groups, held)
+    assert keep.tolist() == [True, False, True, False]
+    assert fold_step(model, opt, boards, target, keep, loss_fn) is not None
+    alone, alone_opt = fresh()
+    fold_step(alone, alone_opt, boards[keep], target[keep], torch.ones(2, dtype=bool), loss_fn)
+    everything, every_opt = fresh()
+    fold_step(everything, every_opt, boards, target, torch.ones(4, dtype=bool), loss_fn)
+    after, want, full = _state(model), _state(alone), _state(everything)
+    for name in after:
+        np.testing.assert_allclose(after[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # the held-out crops would have mattered: the check above can fail
+    assert any(not np.allclose(after[n], full[n]) for n in after if n.endswith("weight"))
+
+
+def test_training_leaves_a_fold_model_that_holds_out_every_group_untouched(
+    tmp_path: Path,
+) -> None:
+    torch = pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from models.net import AoiDefectNet
+    from models.train_deeppcb import train
+    from models.train_folds import read_fold
+
+    listing = _write_pcbdata(tmp_path / "data")
+    cfg = _tiny_config(tmp_path / "data", listing)
+    one = tmp_path / "fold-one.txt"
+    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    folds = [read_fold(listing), read_fold(one)]  # all groups; group1 only
+    models = dict(train([cfg], tmp_path / "out", "cpu", 0, folds))
+    assert sorted(models) == ["tiny", "tiny-fold-one", "tiny-trainval"]
+    torch.manual_seed(cfg.run.seed)
+    initial = _state(AoiDefectNet(cfg.model))
+    untouched = _state(models["tiny-trainval"])
+    for name, value in untouched.items():
+        if not name.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(value, initial[name], err_msg=name)
+    for trained in ("tiny", "tiny-fold-one"):
+        state = _state(models[trained])
+        assert not np.array_equal(state["head_fine.weight"], initial["head_fine.weight"]), trained
+    info = (tmp_path / "out" / "tiny-fold-one" / "train.json").read_text()
+    assert '"group1"' in info
+
+
+def test_folds_only_trains_the_same_fold_model_as_a_run_beside_the_config_model(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from models.train_deeppcb import train
+    from models.train_folds import read_fold
+
+    listing = _write_pcbdata(tmp_path / "data")
+    cfg = _tiny_config(tmp_path / "data", listing)
+    one = tmp_path / "fold-one.txt"
+    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    beside = dict(train([cfg], tmp_path / "both", "cpu", 0, [read_fold(one)]))
+    alone = dict(train([cfg], tmp_path / "alone", "cpu", 0, [read_fold(one)], folds_only=True))
+    assert sorted(alone) == ["tiny-fold-one"]
+    assert not (tmp_path / "alone" / "tiny").exists()
+    want, got = _state(beside["tiny-fold-one"]), _state(alone["tiny-fold-one"])
+    assert any(not np.array_equal(want[n], _state(beside["tiny"])[n]) for n in want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)

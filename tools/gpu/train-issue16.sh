@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Issue 16, one device call: the fold tests, then deeppcb-v4 and its four leave-groups-out fold
+# models (models/splits/cv4-fold*.txt) trained side by side on the same batches, each exported to
+# ONNX; everything in $OUT/r16.tar. Evaluation runs on the station's CPU afterwards (aoi eval /
+# aoi bench, commands in models/aoi-defect-v4.md).
+#
+# Run from a copy of the tree with the packed data inside it (both git-ignored in the checkout
+# the device tool sends), e.g. from /work/main:
+#   python -m models.deeppcb pack --data ../shared/data/deeppcb/PCBData --out data/deeppcb-all --val-groups
+#   pip download (cp312) pydantic pydantic_core annotated_types typing_extensions typing_inspection -d data/whl
+#   run: carry ["data/h-train16"], command: bash data/h-train16/tools/gpu/train-issue16.sh data/h-train16 [MINUTES]
+# MINUTES (default the config's max_minutes) bounds the training; the LR schedule fits into it.
+# The GPU machine has torch, numpy, OpenCV, onnx and onnxruntime; only models.* runs there.
+set -u
+export PYTHONUNBUFFERED=1
+T0=$(date +%s); t() { echo "[t+$(( $(date +%s) - T0 ))s] $*"; }
+cd "${1:-.}" || exit 2
+# The device tool brings back only a few files from $OUT (the first run of this script lost three
+# fold models to that limit): train in /tmp/r16, then pack the ONNX files, train.json files and
+# the log into one tar under $OUT (checkpoints stay behind).
+R=/tmp/r16; rm -rf "$R"; mkdir -p "$R"
+exec > >(tee "$OUT/call.log") 2>&1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nproc; date -u
+python3 -c "import torch, cv2, onnx, onnxruntime; print('torch', torch.__version__, 'ort', onnxruntime.__version__)"
+if ! python3 -c "import pydantic" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site data/whl/*.whl || exit 3
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+t tests
+if python3 -c "import pytest" 2>/dev/null; then
+  python3 -m pytest tests/models/test_train_folds.py -q -p no:cacheprovider --noconftest -rs 2>&1 | tail -5
+  rc=${PIPESTATUS[0]}
+else  # no pytest there: call the test functions with a temporary folder each
+  python3 - <<'EOF'
+import inspect, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, "tests/models")
+import test_train_folds as m
+for name, fn in vars(m).items():
+    if name.startswith("test_"):
+        with tempfile.TemporaryDirectory() as tmp:
+            fn(*([Path(tmp)] if inspect.signature(fn).parameters else []))
+        print("passed", name)
+EOF
+  rc=$?
+fi
+[ "$rc" = 0 ] || { echo "fold tests failed (rc $rc): not training"; exit 4; }
+t train
+F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
+python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
+  ${2:+--max-minutes $2} > "$R/train.log" 2>&1
+echo "train rc $?"; grep -v "^\s*$" "$R/train.log" | tail -40
+ls -la "$R"/*/model.onnx
+tar -C "$R" -cf "$OUT/r16.tar" --exclude=last.pt . && tar -tvf "$OUT/r16.tar"
+t done; date -u
