@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
 import numpy as np
 
@@ -31,11 +32,9 @@ _Kept = tuple[np.ndarray, "np.ndarray | None", "np.ndarray | ClassMaps"]
 _Output = np.ndarray | ClassMaps
 
 
-class _Recording:
-    """The deployed pipeline's backend: runs the rig's network and keeps each batch and output.
-
-    The rig owns the real backend (opens and closes it); this wrapper only forwards to it.
-    """
+class _Stand:
+    """What both stand-in backends share: the real backend's identity, the kept batches and
+    outputs, and a context that opens nothing (the rig owns the real backend)."""
 
     def __init__(self, inner: InferenceBackend, kept: deque[_Kept]) -> None:
         self.inner = inner
@@ -43,9 +42,8 @@ class _Recording:
         self.model_hash = inner.model_hash
         self.warps_on_device = getattr(inner, "warps_on_device", False)
         self.kept = kept
-        self.calls = 0
 
-    def __enter__(self) -> _Recording:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -55,6 +53,14 @@ class _Recording:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+class _Recording(_Stand):
+    """The deployed pipeline's backend: runs the rig's network and keeps each batch and output."""
+
+    def __init__(self, inner: InferenceBackend, kept: deque[_Kept]) -> None:
+        super().__init__(inner, kept)
+        self.calls = 0
 
     def predict(self, batch: np.ndarray, affine: np.ndarray | None = None) -> _Output:
         extra = () if affine is None else (affine,)
@@ -65,29 +71,12 @@ class _Recording:
         return out
 
 
-class _Replay:
+class _Replay(_Stand):
     """The curve pipeline's backend: the deployed pass's outputs, in order, without the network.
 
     Each batch must equal the one the deployed pass fed the network (both pipelines build it
     from the same pair with the same geometry); anything else is a bug, never a silent mix-up.
     """
-
-    def __init__(self, inner: InferenceBackend, kept: deque[_Kept]) -> None:
-        self.name = inner.name
-        self.model_hash = inner.model_hash
-        self.warps_on_device = getattr(inner, "warps_on_device", False)
-        self.kept = kept
-
-    def __enter__(self) -> _Replay:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     def predict(self, batch: np.ndarray, affine: np.ndarray | None = None) -> _Output:
         if not self.kept:
