@@ -165,3 +165,16 @@ def test_current_schema_version() -> None:
 def test_unknown_recipe_name_lists_shipped() -> None:
     with pytest.raises(RecipeError, match="board-a-640"):
         find_recipe("no-such-board")
+
+
+def test_fields_added_later_keep_the_hashes_of_recipes_written_before_them(tmp_path: Path) -> None:
+    """Inspection rows name the recipe by its hash: a new optional field left unset must not
+    give every existing recipe a new identity. The value is board-a-640's hash as the station
+    computed it before ``mm_per_px`` and ``one_defect_overlap`` existed (aoi bench, 2026-11-28)."""
+    base = load_recipe(BASE)
+    assert base.content_hash == "6d831d1c7f737bbad7fb6bf1bfe53be895646a5dfa383312a3c33cb16fef9a88"
+    both = _edit(BASE, tmp_path, {"model.one_defect_overlap": 0.5})
+    assert load_recipe(both).recipe.model.one_defect_overlap == 0.5
+    assert load_recipe(both).content_hash != base.content_hash
+    with pytest.raises(RecipeError, match="one_defect_overlap"):
+        load_recipe(_edit(BASE, tmp_path, {"model.one_defect_overlap": 1.5}))

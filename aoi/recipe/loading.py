@@ -198,8 +198,10 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
     content = recipe.model_dump(mode="json")
     content.pop("template")
     content["model"].pop("path")
-    if content["geometry"].get("mm_per_px") is None:  # added later: unset keeps older hashes
-        content["geometry"].pop("mm_per_px", None)
+    # Fields added later: unset, they keep the hashes of the recipes written before them.
+    for table, key in (("geometry", "mm_per_px"), ("model", "one_defect_overlap")):
+        if content[table].get(key) is None:
+            content[table].pop(key, None)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     h = hashlib.sha256(canonical.encode())
     h.update(hashlib.sha256(template_bytes).digest())

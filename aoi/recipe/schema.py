@@ -227,6 +227,16 @@ class ModelSettings(_Strict):
         default=None,
         description="folder of calibration images for int8 engines, relative to the recipe file",
     )
+    one_defect_overlap: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "candidates of different classes whose boxes share at least this part of the smaller "
+            "box are one defect: only the higher score is kept (a model trained on one class per "
+            "defect may call a defect twice); unset: every class keeps its candidates"
+        ),
+    )
 
 
 class ClassRule(_Strict):

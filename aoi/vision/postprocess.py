@@ -54,6 +54,7 @@ class Postprocessor:
         self._floor_lut = np.full(256, np.inf, np.float32)  # cv2.LUT for uint8 class maps
         self._floor_lut[: n + 1] = self._floor
         self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
+        self._one_defect = recipe.model.one_defect_overlap
 
     def _masked(self, boxes: np.ndarray, seen: Region | None = None) -> np.ndarray:
         """Per box: whether its centre is outside ``seen`` or inside a don't-care region."""
@@ -162,7 +163,8 @@ class Postprocessor:
             table[:, 5].astype(np.float32),
             table[:, 6].astype(np.int64),
         )
-        return found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
+        found = found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
+        return found if self._one_defect is None else one_class_per_defect(found, self._one_defect)
 
 
 #: One tile's contested window: its row and column offsets, the winning class per cell, and
@@ -193,6 +195,27 @@ def _window(maps: np.ndarray | ClassMaps, i: int) -> _Window | None:
     p = maps[i, :, r0:r1, c0:c1]
     # The winner's probability is the maximum (argmax's ties go to the lower class, as max's).
     return r0, c0, p.argmax(axis=0), p.max(axis=0)
+
+
+def one_class_per_defect(found: Defects, overlap: float) -> Defects:
+    """``found`` (highest score first) without the candidates that overlap a higher-scoring one
+    of another class by at least ``overlap`` of the smaller box: one defect, called twice."""
+    if len(found) < 2:
+        return found
+    boxes = found.bbox_xyxy_px.astype(np.float64)
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    keep: list[int] = []
+    for i in range(len(found)):
+        if keep:
+            k = np.array(keep)
+            iw = np.minimum(boxes[k, 2], boxes[i, 2]) - np.maximum(boxes[k, 0], boxes[i, 0]) + 1
+            ih = np.minimum(boxes[k, 3], boxes[i, 3]) - np.maximum(boxes[k, 1], boxes[i, 1]) + 1
+            shared = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.minimum(area[k], area[i])
+            other = found.class_ids[k] != found.class_ids[i]
+            if (other & (shared >= overlap)).any():
+                continue
+        keep.append(i)
+    return found if len(keep) == len(found) else found[np.array(keep, np.int64)]
 
 
 def merge(parts: list[Defects]) -> Defects:

@@ -8,7 +8,7 @@ import pytest
 from aoi.errors import InferenceError
 from aoi.recipe import find_recipe, load_recipe
 from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth, Verdict
-from aoi.vision.postprocess import Postprocessor
+from aoi.vision.postprocess import Postprocessor, one_class_per_defect
 from aoi.vision.preprocess import Tile
 from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
@@ -265,3 +265,26 @@ def test_reading_only_contested_cells_changes_nothing(seed: int) -> None:
             VerdictRules.of(recipe), Postprocessor(recipe).run(lone, tile, (h * 4, w * 4))
         )
         assert [(d.class_id, d.bbox_xyxy_px) for d in found.defects] == [(3, (240, 160, 255, 175))]
+
+
+def test_one_defect_called_twice_keeps_its_higher_score_when_the_recipe_says_so() -> None:
+    """A spur (0.95) with a short (0.7) inside it is one defect: the short goes. A short elsewhere
+    stays, and so does a second spur whose box holds the first's (the rule is about classes)."""
+    blobs = [
+        (4, 10, 10, 20, 20, 0.95),  # spur
+        (2, 14, 14, 18, 18, 0.7),  # short inside the spur's box
+        (2, 60, 60, 64, 64, 0.8),  # short elsewhere
+        (4, 21, 5, 22, 22, 0.9),  # an L of spur around the first, one background cell apart:
+        (4, 5, 21, 22, 22, 0.9),  # its box holds the first spur's box
+    ]
+    probs = _probs(160, 160, blobs)
+    plain = Postprocessor(BASE).run(probs, FULL, (640, 640))
+    one = Postprocessor(_recipe(model__one_defect_overlap=0.5)).run(probs, FULL, (640, 640))
+    assert sorted(d.class_name for d in plain) == ["short", "short", "spur", "spur"]
+    kept = sorted((d.class_name, d.bbox_xyxy_px) for d in one)
+    assert kept == [
+        ("short", (240, 240, 255, 255)),
+        ("spur", (20, 20, 87, 87)),
+        ("spur", (40, 40, 79, 79)),
+    ]
+    assert one_class_per_defect(plain, 1.0) == one  # the short lies wholly inside the spur
