@@ -24,6 +24,8 @@ class AboutBox(QMessageBox):
         self.setWindowTitle("About this station")
         self.setIcon(QMessageBox.Icon.Information)
         self.setText(station_about_text(station))
+        # Wide enough that a model's file name is not broken across lines (fits 1366x768).
+        self.setStyleSheet("QLabel#qt_msgbox_label { min-width: 520px; }")
         self.setStandardButtons(QMessageBox.StandardButton.Close)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 

@@ -95,6 +95,21 @@ def _grab(app: QApplication, window: MainWindow, path: Path) -> Path:
     return path
 
 
+def _grab_about(app: QApplication, window: MainWindow, path: Path) -> None:
+    """The About box (its own window: grabbed by itself), then closed."""
+    window.about_button.show_box()
+    box = window.about_button.box
+    assert box is not None
+    for _ in range(3):
+        app.processEvents()
+        time.sleep(0.05)
+    if not box.grab().save(str(path)):
+        msg = f"could not write {path}"
+        raise OSError(msg)
+    print(f"[aoi gui] wrote {path}")
+    box.close()
+
+
 def _heartbeat_blip(app: QApplication, w: MainWindow, station: Station) -> None:
     """A transient PLC fault for the alarm history: the soft PLC's heartbeat stops, then
     resumes (the station runs meanwhile, as on the line)."""
@@ -197,6 +212,7 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
                 pass
         w.open_screen("admin")
         _grab(app, w, out / "users-audit.png")
+        _grab_about(app, w, out / "about.png")
         w.open_screen("operator")
     return 0
 
