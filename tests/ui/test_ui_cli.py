@@ -12,6 +12,7 @@ from aoi.cli import main
 RecipeFactory = Callable[..., Path]
 
 SCREENS = [
+    "about.png",
     "alarm-history.png",
     "camera.png",
     "new-product-active.png",
