@@ -84,6 +84,15 @@ class InputBuilder:
             self._buffer[i, channel, : t.height_px, : t.width_px] = image[
                 t.y0 : t.y0 + t.height_px, t.x0 : t.x0 + t.width_px
             ]
+        g = self.geometry
+        fh, fw = g.frame_height_px, g.frame_width_px
+        if self.whole_frame and (self.input_h, self.input_w) != (fh, fw):
+            # A padded whole frame repeats its last row and column into the padding, in both
+            # channels: the device warp (GridSample, border padding) then reads what
+            # cv2.BORDER_REPLICATE gives where a moved board's edge samples beyond the frame,
+            # not black rows the network would call a defect (seen at 4096x3000 on the H200).
+            self._buffer[0, channel, fh:, :fw] = self._buffer[0, channel, fh - 1 : fh, :fw]
+            self._buffer[0, channel, :, fw:] = self._buffer[0, channel, :, fw - 1 : fw]
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -116,8 +125,8 @@ class InputBuilder:
         """Network batches (views into one preallocated buffer) with the tiles each holds.
 
         ``template`` replaces the recipe's golden template for this frame only (replayed DeepPCB
-        pairs carry their own). The padding stays zero in both channels, so it shows no
-        difference to the network.
+        pairs carry their own). A tile's padding stays zero in both channels, so it shows no
+        difference to the network (a padded whole frame's repeats its edges, see ``_fill``).
         """
         self.check_frame(aligned)
         if template is not None:

@@ -151,3 +151,28 @@ def test_a_padded_whole_frame_registers_on_the_device_like_on_the_cpu(tmp_path: 
         np.testing.assert_array_equal(a.defects.class_ids, b.defects.class_ids)
         np.testing.assert_allclose(a.defects.bbox_xyxy_px, b.defects.bbox_xyxy_px, atol=2)
     assert sum(len(r.defects) for r in runs[False]) > 3
+
+
+def test_a_padded_frame_moved_off_its_edge_warps_like_border_replicate(tmp_path: Path) -> None:
+    """A board moved down and right makes the warp sample below and right of the frame: in a padded
+    input that is the padding, which must read like cv2.BORDER_REPLICATE (zeros there made a
+    false defect along the panel's bottom edge on the H200)."""
+    loaded = load_recipe(_padded_recipe(tmp_path))
+    session = _registering_session()
+    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=1) as be:
+        pipeline = Pipeline(loaded, be)
+    template = pipeline.template
+    m = cv2.getRotationMatrix2D((315, 315), 0.6, 1.0)
+    m[:, 2] += (4.0, 5.0)  # down and right: the template's bottom and right edges lie outside
+    frame = cv2.warpAffine(template, m, (630, 630), borderMode=cv2.BORDER_REPLICATE)
+    batch, _tiles = pipeline.inputs.batches(frame)[0]
+    assert batch.shape == (1, 2, 640, 640)
+    affine = device_affine(m, *pipeline.inputs.input_hw)[None]  # template px -> frame px
+    dev = _registered(session, batch, affine)[0, 0, :630, :630]
+    cpu = cv2.warpAffine(
+        frame, m, (630, 630),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+    diff = np.abs(dev.astype(np.int16) - cpu.astype(np.int16))
+    assert diff[-8:, :].max() <= 1 and diff[:, -8:].max() <= 1  # the edges that left the frame
+    assert diff.max() <= 1
