@@ -60,8 +60,14 @@ def test_full_frame_is_padded_to_the_size_multiple() -> None:
     assert batch.dtype == np.uint8
     assert (batch[0, 0, :130, :250] == 9).all()
     assert (batch[0, 1, :130, :250] == 7).all()
-    assert (batch[0, :, 130:, :] == 0).all() and (batch[0, :, :, 250:] == 0).all()
+    # The padding repeats the frame's last row and column (what the device warp samples there).
+    assert (batch[0, 0, 130:, :] == 9).all() and (batch[0, 1, :, 250:] == 7).all()
     assert len(tiles) == 1
+    ramp = np.tile(np.arange(250, dtype=np.uint8), (130, 1))
+    ramp[-1] = 200  # a last row unlike the others
+    ((batch, _),) = builder.batches(ramp)
+    assert (batch[0, 0, 130:, :250] == 200).all()  # rows below repeat the last row
+    assert (batch[0, 0, :129, 250:] == 249).all()  # columns to the right repeat the last column
 
 
 def test_tiles_are_batched_up_to_the_profile_max() -> None:
