@@ -25,6 +25,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from aoi.app.plant.wiring import event_sinks
 from aoi.app.rig import Rig
 from aoi.app.station import critical_sinks
 from aoi.config import CfxConfig, MqttConfig, OpcuaConfig, StationConfig, StorageConfig
@@ -87,15 +88,7 @@ def local_amqp_peer() -> Iterator[str]:
 
 
 def _outboxes(stack: ExitStack, storage: Storage, cfg: StationConfig) -> list[Outbox]:
-    sinks: list[Any] = []
-    if cfg.mqtt.url:
-        from aoi.app.plant.mqtt import MqttSink
-
-        sinks.append(MqttSink(cfg.mqtt, cfg.station_id))
-    if cfg.cfx.url:
-        from aoi.app.plant.cfx import CfxSink
-
-        sinks.append(CfxSink(cfg.cfx, cfg.station_id))
+    sinks: list[Any] = [sink for _label, sink in event_sinks(cfg)]
     if cfg.opcua.endpoint:
         from aoi.app.plant.opcua import OpcuaServer
 

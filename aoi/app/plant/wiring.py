@@ -158,6 +158,23 @@ def _release_unused(folder: Path, cfg: StationConfig) -> None:
             path.unlink(missing_ok=True)
 
 
+def event_sinks(
+    cfg: StationConfig, scale: Callable[[str], float | None] | None = None
+) -> list[tuple[str, Any]]:
+    """The configured publishers that carry events (MQTT, then CFX), each with the name its
+    alarm carries; a publisher's library is imported only when it is configured."""
+    sinks: list[tuple[str, Any]] = []
+    if cfg.mqtt.url:
+        from aoi.app.plant.mqtt import MqttSink
+
+        sinks.append(("MQTT", MqttSink(cfg.mqtt, cfg.station_id)))
+    if cfg.cfx.url:
+        from aoi.app.plant.cfx import CfxSink
+
+        sinks.append(("CFX", CfxSink(cfg.cfx, cfg.station_id, scale)))
+    return sinks
+
+
 def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
     """Open the configured publishers on ``stack`` (closed before the defect log); returns them."""
     cfg = station.config
@@ -170,34 +187,12 @@ def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
     outbox = {"station_id": cfg.station_id, "wait_for_line": station.plc is not None}
     # Review decisions go to the publishers that carry events (not OPC UA's result list).
     reviews = ReviewFeed(storage.db, cfg.station_id)
-    if cfg.mqtt.url:
-        from aoi.app.plant.mqtt import MqttSink
-
-        mqtt = MqttSink(cfg.mqtt, cfg.station_id)
+    for label, sink in event_sinks(cfg, recipe_scale(station)):
+        on_alarm = _alarm_hook(station, label)
         stack.enter_context(
-            Outbox(
-                storage.journal,
-                mqtt,
-                on_alarm=_alarm_hook(station, "MQTT"),
-                reviews=reviews,
-                **outbox,
-            )
+            Outbox(storage.journal, sink, on_alarm=on_alarm, reviews=reviews, **outbox)
         )
-        listeners.append(mqtt)
-    if cfg.cfx.url:
-        from aoi.app.plant.cfx import CfxSink
-
-        cfx = CfxSink(cfg.cfx, cfg.station_id, recipe_scale(station))
-        stack.enter_context(
-            Outbox(
-                storage.journal,
-                cfx,
-                on_alarm=_alarm_hook(station, "CFX"),
-                reviews=reviews,
-                **outbox,
-            )
-        )
-        listeners.append(cfx)
+        listeners.append(sink)
     if cfg.opcua.endpoint:
         from aoi.app.plant.opcua import OpcuaServer
 

@@ -1,4 +1,5 @@
-"""Fixtures of the plant tests: a private mosquitto of their own (skips where it is absent)."""
+"""Fixtures of the plant tests: a private mosquitto of their own (skips where it is absent) and
+a python-qpid-proton AMQP 1.0 peer on a free port."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plant_helpers import Mosquitto
+from plant_helpers import AmqpPeer, Mosquitto, free_port
 
 
 @pytest.fixture
@@ -15,3 +16,11 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def peer() -> Iterator[AmqpPeer]:
+    handler = AmqpPeer(free_port())
+    handler.start()
+    yield handler
+    handler.stop()

@@ -16,7 +16,6 @@ FaultCause.cs, TestResult.cs.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,14 +43,6 @@ DEFECT = {"UniqueIdentifier", "DefectCode", "DefectCategory", "Description", "Co
 FAULT = {"Cause", "Severity", "FaultCode", "FaultOccurrenceId", "Lane", "Stage"}
 SEVERITIES = {"Information", "Warning", "Error", "Alarm"}
 CAUSES = {"MechanicalFailure", "SoftwareFailure"}  # the two the station uses, of FaultCause.cs
-
-
-@pytest.fixture
-def peer() -> Iterator[AmqpPeer]:
-    handler = AmqpPeer(free_port())
-    handler.start()
-    yield handler
-    handler.stop()
 
 
 def _sink(peer: AmqpPeer, scale: float | None = None) -> CfxSink:

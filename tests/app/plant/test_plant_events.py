@@ -10,10 +10,9 @@ CFX/ResourcePerformance/StationStateChanged.cs, CFX/Structures/ResourceState.cs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from plant_helpers import AmqpPeer, Parts, free_port, station_log, wait_for
+from plant_helpers import AmqpPeer, Parts, station_log, wait_for
 from sqlalchemy import select
 from test_mqtt import Subscriber
 
@@ -27,14 +26,6 @@ from aoi.storage.review_feed import ReviewFeed
 from aoi.storage.tables import Defect, Inspection
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def peer() -> Iterator[AmqpPeer]:
-    handler = AmqpPeer(free_port())
-    handler.start()
-    yield handler
-    handler.stop()
 
 
 def _cfx(peer: AmqpPeer) -> CfxSink:
