@@ -26,6 +26,8 @@ class LevelPlan:
     """One level of the patch fit: its decimation factor and the patches cut from the template."""
 
     factor: int
+    #: (h, w) of the frame decimated to this level (the template's there: the same decimation).
+    shape: tuple[int, int]
     #: (2, K * P, P) float32: template x and y (pixels of this level) of every patch pixel.
     grid: np.ndarray
     #: (K, P, P) float32: the template's patches times the Hann window.

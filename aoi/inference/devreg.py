@@ -45,15 +45,6 @@ def _even(n: int) -> int:
     return n - n % 2
 
 
-def _decimated_shape(shape: tuple[int, int], factor: int) -> tuple[int, int]:
-    """The shape ``patchreg._decimate`` gives: every (factor/2)-th pixel, then halved."""
-    if factor == 1:
-        return shape
-    stride = max(1, factor // 2)
-    h, w = (-(-shape[0] // stride), -(-shape[1] // stride))
-    return (h // 2, w // 2)
-
-
 def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
     """frame uint8 [H, W] -> ``small`` [1, 1, h, w] (the coarse level) and ``surface`` (the
     whole-frame cross-power surface against the template, even-sized for the real FFT)."""
@@ -65,7 +56,7 @@ def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
     g.output(
         g.op("Identity", small, name="small"),
         np.float32,
-        [1, 1, *_decimated_shape((h, w), plan.coarse)],
+        [1, 1, *plan.levels[0].shape],  # the coarse level
     )
     moving = g.decimate(small, 2) if plan.halve else small
     ch, cw = (_even(n) for n in plan.coarse_windowed.shape)
@@ -113,7 +104,7 @@ def patch_graph(plan: PatchPlan, index: int, fft: str) -> bytes:
         )
     else:
         source = "small"
-        g.input(source, np.float32, [1, 1, *_decimated_shape(plan.frame_shape, level.factor)])
+        g.input(source, np.float32, [1, 1, *level.shape])
     k, p = level.windowed.shape[0], level.windowed.shape[1]
     patches = g.op("Reshape", _sampled(g, source, level), g.ints(k, p, p))
     windowed = g.op("Mul", patches, g.const(plan.window))
@@ -313,7 +304,7 @@ class _DeviceFrame:
 
     def patch_shifts(self, level: int, warp: np.ndarray) -> np.ndarray:
         s = self._s
-        self._set_warp(warp, _decimated_shape(s.plan.frame_shape, s.plan.levels[level].factor))
+        self._set_warp(warp, s.plan.levels[level].shape)
         return peak_shifts(s._patches[level].run("surfaces")["surfaces"])
 
     def gradient(self, warp: np.ndarray) -> np.ndarray:

@@ -223,7 +223,10 @@ class PatchAligner:
             (h, w), coarse, self._halve, self._window, self._coarse_windowed,
             self._coarse_window,
             tuple(
-                LevelPlan(lv.factor, lv.grid, win.astype(np.float32), lv.lk_template, lv.lk_step)
+                LevelPlan(
+                    lv.factor, lv.template.shape, lv.grid, win.astype(np.float32),
+                    lv.lk_template, lv.lk_step,
+                )
                 for lv, win in zip(self._levels, windowed, strict=True)
             ),
             gauss,
