@@ -120,6 +120,8 @@ class Station:
         self.rig_error: RigError | None = None
         #: The last rig that inspected (kept after close for the run's summary).
         self.last_rig: Rig | None = None
+        #: Called (no arguments, the caller's thread) when the station's state may have changed.
+        self.state_hooks: list[Callable[[], None]] = []
         self._sinks: list[VerdictSink] = []
         #: When a recipe change the PLC asked for began (None: none is loading).
         self.loading_since: float | None = None
@@ -283,16 +285,19 @@ class Station:
         loaded = load_recipe(path)
         old = self.active_recipe
         self._install(self.open_rig(loaded))
+        self._state_changed()
         self.audit(who, "recipe.active", _version(old), _version(loaded))
         return loaded
 
     def _plc_recipe_change(self, product_code: int) -> ActiveRecipe:
         """The PLC's LOAD_RECIPE, on the cycle's thread between parts (READY is low)."""
         self.loading_since = time.monotonic()  # the service's watchdog allows for the load
+        self._state_changed()
         try:
             return self._change_recipe(product_code)
         finally:
             self.loading_since = None
+            self._state_changed()
 
     def _change_recipe(self, product_code: int) -> ActiveRecipe:
         loaded = load_recipe(recipe_for_product_code(product_code, self.recipes_dir))
@@ -328,6 +333,7 @@ class Station:
         started = self.runner.start(cycles)
         if started:
             self.service.started()
+            self._state_changed()
             self.audit_quietly(who, "station.state", "stopped", "running")
         return started
 
@@ -335,7 +341,12 @@ class Station:
         """Stop after the board in flight; returns at once (:meth:`wait` waits for the end)."""
         if self.runner is not None and self.running:
             self.runner.stop()
+            self._state_changed()
             self.audit_quietly(who, "station.state", "running", "stopped")
+
+    def _state_changed(self) -> None:
+        for hook in self.state_hooks:
+            hook()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the cycle to end (done, stopped or out of images); True if it has."""

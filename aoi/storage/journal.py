@@ -18,39 +18,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aoi.storage.errors import JournalError
+from aoi.storage.journal_read import (
+    Entry,
+    Position,
+    ReadResult,
+    read_entries,
+    segment_file,
+    segment_numbers,
+)
 
 log = logging.getLogger(__name__)
 
-Position = tuple[int, int]
-
-_SEGMENT = re.compile(r"journal-(\d{8})\.jsonl")
 CHECKPOINT = "checkpoint.json"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One record and where it lies in the journal (``prev == end`` when it is not in it)."""
-
-    record: dict[str, Any]
-    prev: Position
-    end: Position
-    journaled: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    entries: list[Entry]
-    #: Where the next read starts: after the last complete line read or skipped.
-    position: Position
-    #: Lines that could not be parsed (torn by a crash, or damaged) and were skipped.
-    corrupt: int
 
 
 def _plain(value: object) -> object:
@@ -167,7 +151,7 @@ class Journal:
 
     def segment_path(self, number: int) -> Path:
         """The file of segment ``number`` (``segments()`` lists the numbers present)."""
-        return self.folder / f"journal-{number:08d}.jsonl"
+        return segment_file(self.folder, number)
 
     def _open_segment(self, number: int) -> None:
         path = self.segment_path(number)
@@ -254,11 +238,7 @@ class Journal:
 
     def segments(self) -> list[int]:
         """Numbers of the segment files present, oldest first."""
-        try:
-            names = os.listdir(self.folder)
-        except FileNotFoundError:
-            return []
-        return sorted(int(m.group(1)) for n in names if (m := _SEGMENT.fullmatch(n)))
+        return segment_numbers(self.folder)
 
     def load_checkpoint(self) -> Position:
         path = self.folder / CHECKPOINT
@@ -299,62 +279,10 @@ class Journal:
         return removed
 
     def read(self, start: Position, max_entries: int, block_bytes: int = 1 << 20) -> ReadResult:
-        """Up to ``max_entries`` records after ``start``, in journal order.
-
-        A trailing partial line in the segment being written is left for later; one in a closed
-        segment (a crash tore it) is skipped, as are lines that are not JSON objects.
-        """
-        entries: list[Entry] = []
-        pos, corrupt = start, 0
-        for number in self.segments():
-            if number < pos[0]:
-                continue
-            offset = pos[1] if number == pos[0] else 0
-            closed = number != self.segment or self._fd is None
-            path = self.segment_path(number)
-            while len(entries) < max_entries:
-                try:
-                    with path.open("rb") as f:
-                        f.seek(offset)
-                        data = f.read(block_bytes)
-                except FileNotFoundError:
-                    break
-                except OSError as err:
-                    msg = f"journal segment {path} cannot be read at byte {offset} ({err})"
-                    raise JournalError(msg) from err
-                at_eof = len(data) < block_bytes
-                i = 0
-                while len(entries) < max_entries:
-                    nl = data.find(b"\n", i)
-                    if nl < 0:
-                        break
-                    end = (number, offset + nl + 1)
-                    record = _parse(data[i:nl])
-                    if record is None:
-                        corrupt += 1
-                        log.warning(
-                            "journal %s: skipped a damaged line at byte %d", path, offset + i
-                        )
-                    else:
-                        entries.append(Entry(record, pos, end))
-                    pos, i = end, nl + 1
-                if len(entries) >= max_entries:
-                    return ReadResult(entries, pos, corrupt)
-                if not at_eof:
-                    if i == 0:
-                        block_bytes *= 2  # one line longer than the block: read more of it
-                    offset += i
-                    continue
-                if i < len(data):
-                    if not closed:
-                        return ReadResult(entries, pos, corrupt)  # still being written
-                    corrupt += 1
-                    log.warning("journal %s: skipped a torn last line at byte %d", path, offset + i)
-                    pos = (number, offset + len(data))
-                break
-            if not closed:
-                break
-        return ReadResult(entries, pos, corrupt)
+        """Up to ``max_entries`` records after ``start``, in journal order (:func:`read_entries`;
+        the segment this journal appends to is the one still being written)."""
+        writing = self.segment if self._fd is not None else None
+        return read_entries(self.folder, self.segments(), start, max_entries, writing, block_bytes)
 
 
 def outbox_floors(folder: Path) -> list[Position]:
@@ -368,13 +296,3 @@ def outbox_floors(folder: Path) -> list[Position]:
             log.warning("%s is unreadable (%s): no segment is pruned", path, err)
             floors.append((0, 0))
     return floors
-
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or "t" not in record:
-        return None
-    return record

@@ -27,12 +27,19 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from aoi.storage.db import DB_ERRORS
-from aoi.storage.errors import StorageError
-from aoi.storage.journal import Journal, Position
+from aoi.storage.journal import Journal
+from aoi.storage.journal_read import JournalReader, Position
+from aoi.storage.outbox_events import (
+    OutboxEvent,
+    Pending,
+    PublishError,
+    inspection_event,
+    recipe_event,
+    review_event,
+)
 from aoi.storage.records import CYCLE, INSPECTION, LINE, RECIPE
 from aoi.storage.review_feed import ReviewFeed
 
@@ -40,26 +47,19 @@ log = logging.getLogger(__name__)
 
 #: Events held in memory at most (read ahead of what the broker acknowledged).
 MAX_PENDING = 1000
-REVIEW = "review"
 #: Reviews read from the database at once.
 REVIEW_BATCH = 100
-
-
-class PublishError(StorageError):
-    """A broker refused or did not acknowledge a message (or cannot be reached)."""
-
-
-@dataclass(frozen=True)
-class OutboxEvent:
-    """One message for the plant: ``kind`` is ``inspection``, ``recipe`` or ``review``."""
-
-    kind: str
-    message_id: str
-    payload: dict[str, Any]
+#: Events handed to a sink's ``send_many`` at once (the position is saved once a batch).
+SEND_BATCH = 32
 
 
 class Sink(Protocol):
-    """A publisher's connection to its broker."""
+    """A publisher's connection to its broker.
+
+    A sink may also have ``send_many(events)``: send them together and return once the broker
+    acknowledged all; on a failure raise :class:`PublishError` whose ``done`` counts the
+    leading events it did acknowledge (CFX sends a batch with one wait for the dispositions).
+    """
 
     name: str
 
@@ -73,72 +73,12 @@ class Sink(Protocol):
         """Drop the connection (idempotent)."""
 
 
-@dataclass
-class _Pending:
-    kind: str
-    record: dict[str, Any]
-    prev: Position
-    end: Position
-    seen_at: float
-    line: dict[str, Any] | None = None
-    cycle: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _defects(rows: list[list[Any]]) -> list[dict[str, Any]]:
-    return [
-        {"class_id": c, "class_name": n, "bbox_xyxy_px": [x0, y0, x1, y1], "area_px": a, "score": s}
-        for c, n, x0, y0, x1, y1, a, s in rows
-    ]
-
-
-def inspection_event(station_id: str, p: _Pending) -> OutboxEvent:
-    """The event of one inspection: its record completed by its ``line``/``cycle`` records."""
-    r = p.record
-    line = p.line or {}
-    cycle = p.cycle or {}
-    payload = {
-        "inspection_id": r["inspection_id"],
-        "uuid": r["uuid"],
-        "station_id": r.get("station_id", station_id),
-        "ts": r["ts"],
-        "verdict": r["verdict"],
-        "verdict_reason": r.get("verdict_reason", ""),
-        "line_verdict": line.get("line_verdict"),
-        "line_error": line.get("line_error", ""),
-        "recipe_name": r["recipe_name"],
-        "recipe_hash": r["recipe_hash"],
-        "model_hash": r["model_hash"],
-        "part_sequence": r["part_sequence"],
-        "serial": r["serial"],
-        "cycle_ms": cycle.get("cycle_ms", r["cycle_ms"]),
-        "over_budget": cycle.get("over_budget", r["over_budget"]),
-        "image_path": r.get("image_path"),
-        "error": r.get("error", ""),
-        "defects": _defects(r["defects"]),
-        "review_defects": _defects(r["review_defects"]),
-    }
-    return OutboxEvent(INSPECTION, f"{station_id}/inspection/{r['inspection_id']}", payload)
-
-
-def review_event(station_id: str, review: dict[str, Any]) -> OutboxEvent:
-    """The event of one review decision (a row of :class:`ReviewFeed`)."""
-    payload = {"station_id": station_id, **review}
-    return OutboxEvent(REVIEW, f"{station_id}/review/{review['review_id']}", payload)
-
-
-def recipe_event(station_id: str, p: _Pending) -> OutboxEvent:
-    r = p.record
-    payload = {"station_id": station_id, "name": r["name"], "hash": r["hash"], "ts": r["ts"]}
-    return OutboxEvent(RECIPE, f"{station_id}/recipe/{r['hash'][:16]}/{r['ts']:.6f}", payload)
-
-
 class Outbox:
     """One publisher's thread: journal in, acknowledged messages out; a context manager."""
 
     def __init__(
         self,
-        journal: Journal,
+        journal: Journal | JournalReader,
         sink: Sink,
         *,
         station_id: str,
@@ -168,6 +108,8 @@ class Outbox:
         self.review_sent = -1
         self._next_review_poll = 0.0
         self._last_inspection_id = -1
+        #: The newest review id known to hold nothing more for this station.
+        self._reviews_seen = -1
         self.position, self.sent = self._load()
         if self.review_sent < 0 and self.reviews is not None:
             try:  # a new publisher: reviews recorded from now on (else: at the first poll)
@@ -176,7 +118,7 @@ class Outbox:
             except (*DB_ERRORS, OSError) as err:
                 log.warning("outbox %s: reviews not read yet (%s)", sink.name, err)
         self._read_pos = self.position
-        self._pending: dict[str, _Pending] = {}  # journal order (dicts keep insertion order)
+        self._pending: dict[str, Pending] = {}  # journal order (dicts keep insertion order)
         self._count = 0
         self.published = 0
         #: CPU seconds the outbox's thread has used (aoi.app.plant.bench reports it).
@@ -303,49 +245,78 @@ class Outbox:
             if e.end <= self.sent:
                 continue  # acknowledged before a restart: never sent twice
             if kind == INSPECTION:
-                self._pending[rec["uuid"]] = _Pending(kind, rec, e.prev, e.end, now)
+                key = rec["uuid"]
+                self._pending[key] = Pending(kind, rec, e.prev, e.end, now, key)
             elif kind == RECIPE:
                 self._count += 1
-                self._pending[f"recipe-{self._count}"] = _Pending(kind, rec, e.prev, e.end, now)
+                key = f"recipe-{self._count}"
+                self._pending[key] = Pending(kind, rec, e.prev, e.end, now, key)
             elif kind in (LINE, CYCLE) and (p := self._pending.get(rec.get("uuid", ""))):
                 setattr(p, "line" if kind == LINE else "cycle", rec)
         self._read_pos = got.position
 
-    def _ready(self, p: _Pending, now: float) -> bool:
+    def _ready(self, p: Pending, now: float) -> bool:
         if p.kind != INSPECTION:
             return True
         complete = p.cycle is not None and (p.line is not None or not self.wait_for_line)
         return complete or now - p.seen_at >= self.linger_s
 
     def _drain(self) -> bool:
-        """Send the events at the head that are ready, in order; True if any was sent."""
+        """Send the events at the head that are ready, in order, a batch at a time (the
+        position is saved once a batch); True if any was sent."""
         sent_any = False
         now = time.monotonic()
+        send_many = getattr(self.sink, "send_many", None)
         while self._pending and not self._stop.is_set():
-            key, p = next(iter(self._pending.items()))
-            if not self._ready(p, now):
+            batch: list[Pending] = []
+            for p in self._pending.values():
+                if len(batch) == SEND_BATCH or not self._ready(p, now):
+                    break
+                batch.append(p)
+            if not batch:
                 break
-            build = inspection_event if p.kind == INSPECTION else recipe_event
-            self.sink.send(build(self.station_id, p))
-            if p.kind == INSPECTION:
-                self._last_inspection_id = max(self._last_inspection_id, p.record["inspection_id"])
-            del self._pending[key]
-            self.published += 1
-            self.sent = p.end
-            head = next(iter(self._pending.values()), None)
-            self.position = head.prev if head is not None else self._read_pos
+            events = [
+                (inspection_event if p.kind == INSPECTION else recipe_event)(self.station_id, p)
+                for p in batch
+            ]
+            done = 0
             try:
-                self._save(self.position, self.sent)
-            except OSError as err:
-                log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
+                if send_many is not None and len(events) > 1:
+                    send_many(events)
+                    done = len(events)
+                else:
+                    for event in events:
+                        self.sink.send(event)
+                        done += 1
+            except PublishError as err:
+                self._acknowledge(batch[: max(done, err.done)])
+                raise
+            self._acknowledge(batch)
             sent_any = True
         if not self._pending and self.position < self._read_pos:
             self.position = self._read_pos  # only records that make no event were read
-            try:
-                self._save(self.position, self.sent)
-            except OSError as err:
-                log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
+            self._save_quietly()
         return sent_any
+
+    def _acknowledge(self, batch: list[Pending]) -> None:
+        """The broker has ``batch`` (the head of the pending events): forget it, save where."""
+        if not batch:
+            return
+        for p in batch:
+            if p.kind == INSPECTION:
+                self._last_inspection_id = max(self._last_inspection_id, p.record["inspection_id"])
+            del self._pending[p.key]
+            self.published += 1
+            self.sent = p.end
+        head = next(iter(self._pending.values()), None)
+        self.position = head.prev if head is not None else self._read_pos
+        self._save_quietly()
+
+    def _save_quietly(self) -> None:
+        try:
+            self._save(self.position, self.sent)
+        except OSError as err:
+            log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
 
     def _publish_reviews(self) -> bool:
         """Send the reviews recorded since the last one acknowledged; True if any was sent.
@@ -362,25 +333,29 @@ class Outbox:
         pending = {p.record["uuid"] for p in self._pending.values() if p.kind == INSPECTION}
         sent_any = False
         try:
+            newest = self.reviews.last_id()  # one cheap query while nobody reviews
             if self.review_sent < 0:  # a new publisher: reviews recorded from now on
-                self.review_sent = self.reviews.last_id()
+                self.review_sent = newest
                 self._save(self.position, self.sent)
+            if newest <= max(self.review_sent, self._reviews_seen):
+                return False
             reviews = self.reviews.after(self.review_sent, REVIEW_BATCH)
+            if not reviews:  # newer reviews, of other stations' boards (a fleet's database)
+                self._reviews_seen = newest
         except (*DB_ERRORS, OSError) as err:  # the database is away: at the next poll again
             log.warning("outbox %s: reviews not read (%s)", self.sink.name, err)
             return False
-        for review in reviews:
-            published = review["inspection_id"] <= self._last_inspection_id
-            if review["inspection_uuid"] in pending or not (caught_up or published):
-                break
-            self.sink.send(review_event(self.station_id, review))
-            self.review_sent = review["review_id"]
-            self.published += 1
-            sent_any = True
-            try:
-                self._save(self.position, self.sent)
-            except OSError as err:
-                log.warning("outbox %s: position not saved (%s)", self.sink.name, err)
-        if sent_any:
-            self._next_review_poll = 0.0  # more may be waiting
+        try:
+            for review in reviews:
+                published = review["inspection_id"] <= self._last_inspection_id
+                if review["inspection_uuid"] in pending or not (caught_up or published):
+                    break
+                self.sink.send(review_event(self.station_id, review))
+                self.review_sent = review["review_id"]
+                self.published += 1
+                sent_any = True
+        finally:
+            if sent_any:  # saved once for the reviews sent, a broker failing midway too
+                self._save_quietly()
+                self._next_review_poll = 0.0  # more may be waiting
         return sent_any

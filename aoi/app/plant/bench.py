@@ -1,12 +1,13 @@
-"""The cycle with the plant publishers on against off, in one process: what publishing costs.
+"""The cycle with the plant publishers on against off, in one run: what publishing costs.
 
 ``python -m aoi.app.plant.bench --recipe R --cycles 2000 [--mqtt URL] [--cfx URL]
 [--opcua ENDPOINT] [--local]`` runs the real cycle on synthetic boards with the defect log on
-(SQLite in a temporary folder) and the publishers' outboxes running, in alternating blocks with
-the outboxes paused ("off") and publishing ("on"); what an "off" block journals is skipped, so
-each "on" block carries the steady publishing load of its own parts. ``--local`` starts a private
-mosquitto (Debian ``mosquitto``), a python-qpid-proton AMQP 1.0 receiver and the OPC UA server
-on 127.0.0.1. Prints one JSON object (both p99s and their ratio).
+(SQLite in a temporary folder) and the publishers' process running (aoi/app/plant/host.py, as
+the station runs it), in alternating blocks with its outboxes paused ("off") and publishing
+("on"); what an "off" block journals is skipped, so each "on" block carries the steady
+publishing load of its own parts. ``--local`` starts a private mosquitto (Debian
+``mosquitto``), a python-qpid-proton AMQP 1.0 receiver and the OPC UA server on 127.0.0.1.
+Prints one JSON object (both p99s and their ratio).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from aoi.app.plant.wiring import event_sinks
+from aoi.app.plant.host import HostSettings
+from aoi.app.plant.process import PlantProcess
 from aoi.app.rig import Rig
 from aoi.app.station import critical_sinks
 from aoi.config import CfxConfig, MqttConfig, OpcuaConfig, StationConfig, StorageConfig
@@ -33,8 +35,6 @@ from aoi.events import EventBus
 from aoi.pipeline import run_cycles
 from aoi.recipe import find_recipe, load_recipe
 from aoi.stats import percentiles
-from aoi.storage.outbox import Outbox
-from aoi.storage.review_feed import ReviewFeed
 from aoi.storage.storage import Storage
 
 
@@ -87,43 +87,17 @@ def local_amqp_peer() -> Iterator[str]:
         proc.wait(10)
 
 
-def _outboxes(stack: ExitStack, storage: Storage, cfg: StationConfig) -> list[Outbox]:
-    sinks: list[Any] = [sink for _label, sink in event_sinks(cfg)]
-    if cfg.opcua.endpoint:
-        from aoi.app.plant.opcua import OpcuaServer
-
-        def refuse(*_: str) -> str:
-            return ""
-
-        data = storage.journal.folder.parent  # a self-signed certificate goes there
-        server = OpcuaServer(cfg.opcua, cfg.station_id, refuse, data)
-        sinks.append(stack.enter_context(server))
-    boxes = []
-    for sink in sinks:
-        # Reviews as the station polls them (none are recorded here: the query's cost only).
-        feed = ReviewFeed(storage.db, cfg.station_id) if sink.name != "opcua" else None
-        box = Outbox(
-            storage.journal, sink, station_id=cfg.station_id, wait_for_line=False, reviews=feed
-        )
-        boxes.append(stack.enter_context(box))
-    return boxes
-
-
-def _resume(box: Outbox) -> None:
-    """Publish from here on: what an "off" block journaled is skipped, so an "on" block carries
-    the steady load of publishing its own parts (a backlog would be a catch-up, not the cost)."""
-    if box.paused.is_set():
-        deadline = time.monotonic() + 5
-        while not box.caught_up and box.connected and time.monotonic() < deadline:
-            time.sleep(0.01)  # the last "on" block's parts go out first
-        box.skip_to_end()
-        box.paused.clear()
-
-
 def compare(
-    recipe: str | Path, station: StationConfig, *, cycles: int, block: int, folder: Path
+    recipe: str | Path,
+    station: StationConfig,
+    *,
+    cycles: int,
+    block: int,
+    folder: Path,
+    aa: bool = False,
 ) -> dict[str, Any]:
-    """The cycle with the outboxes paused and publishing, ``cycles`` each, alternating blocks."""
+    """The cycle with the outboxes paused and publishing, ``cycles`` each, alternating blocks
+    (``aa``: paused in both arms, the same layout: the machine's own spread between arms)."""
     loaded = load_recipe(find_recipe(str(recipe)))
     times: dict[str, list[float]] = {"off": [], "on": []}
     rig = Rig(loaded, station, source_spec="synthetic", backend="auto", threads=0, seed=1)
@@ -132,40 +106,43 @@ def compare(
         Storage(station.storage, station_id=station.station_id, database_url=url) as storage,
         ExitStack() as stack,
     ):
-        boxes = _outboxes(stack, storage, station)
+        settings = HostSettings(
+            config=station,
+            journal_dir=storage.journal.folder,
+            database_url=url,
+            data_dir=folder,
+            wait_for_line=False,
+        )
+        host = stack.enter_context(PlantProcess(settings))
         events = EventBus()
         events.subscribe("storage", storage.finish)
         with rig, events:
             pipe = rig.pipeline_for(loaded, critical_sinks(storage, None), events)
             run_cycles(pipe, rig.source, cycles=20)
+            cpu0 = host.call("stats")["cpu_s"]
             for k in range(-(-cycles // block)):
                 n = min(block, cycles - k * block)
                 for name in ("off", "on") if k % 2 == 0 else ("on", "off"):
-                    for box in boxes:
-                        if name == "off":
-                            box.paused.set()
-                        else:
-                            _resume(box)
+                    host.call("pause" if name == "off" or aa else "resume")
                     times[name] += run_cycles(pipe, rig.source, cycles=n).cycle_ms
-            for box in boxes:
-                box.paused.clear()
+            host.call("release")
             deadline = time.monotonic() + 60
-            while not all(b.caught_up for b in boxes) and time.monotonic() < deadline:
+            while not (stats := host.call("stats"))["caught_up"] and time.monotonic() < deadline:
                 time.sleep(0.1)
-        published = {b.sink.name: b.published for b in boxes}
-        # The outbox threads' own CPU (not paho's, proton's I/O or the OPC UA server's loop).
-        cpu = {b.sink.name: round(b.cpu_s, 3) for b in boxes}
     p_off, p_on = percentiles(times["off"]), percentiles(times["on"])
     return {
         "recipe": loaded.name,
         "backend": rig.backend.name,
         "cycles_each": cycles,
+        "control_aa": aa,
         "block": block,
         "cycle_ms_off": p_off,
         "cycle_ms_on": p_on,
         "p99_ratio_on_off": round(p_on["p99"] / p_off["p99"], 4) if p_off["p99"] else None,
-        "published": published,
-        "outbox_cpu_s": cpu,
+        "published": stats["published"],
+        # The publishers' process's CPU over the blocks (every thread: paho, proton, asyncua).
+        "publisher_cpu_s": round(stats["cpu_s"] - cpu0, 3),
+        "publisher_pid": host.pid,
     }
 
 
@@ -178,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cfx", default="")
     parser.add_argument("--opcua", default="")
     parser.add_argument("--local", action="store_true", help="start all three on 127.0.0.1")
+    parser.add_argument("--aa", action="store_true", help="control: publishers paused in both")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -193,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfx=CfxConfig(url=cfx),
             opcua=OpcuaConfig(endpoint=opcua),
         )
-        out = compare(args.recipe, station, cycles=args.cycles, block=args.block, folder=folder)
+        out = compare(
+            args.recipe, station, cycles=args.cycles, block=args.block, folder=folder, aa=args.aa
+        )
     out["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(out, sort_keys=True))
     return 0

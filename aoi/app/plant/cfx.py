@@ -85,7 +85,8 @@ class CfxSink:
         self._faults: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         #: The messages (UniqueIDs) of the event being sent that the broker accepted.
-        self._accepted: tuple[str, frozenset[str]] = ("", frozenset())
+        #: The last batch's messages the broker accepted, by event (message id).
+        self._accepted: dict[str, frozenset[str]] = {}
         self._state: tuple[str, float] | None = None  # the last state and since when
 
     def connect(self) -> None:
@@ -120,20 +121,34 @@ class CfxSink:
 
     def send(self, event: OutboxEvent) -> None:
         """Send the event's messages that the broker has not accepted yet."""
-        done = self._accepted[1] if self._accepted[0] == event.message_id else frozenset()
-        envs = [
-            envelope(
-                name, body, message_id=mid, ts=ts, source=self.source, target=self.config.target
-            )
-            for name, body, mid, ts in self.messages(event)
-        ]
-        todo = [e for e in envs if e["UniqueID"] not in done]
+        self.send_many([event])
+
+    def send_many(self, events: list[OutboxEvent]) -> None:
+        """Send the events' messages together, with one wait for the broker's dispositions (a
+        batch of boards costs one round trip); raises :class:`PublishError` with ``done``, the
+        leading events whose messages were all accepted. What the broker accepted of the
+        others is remembered: sent again, they send only the rest (nothing twice)."""
+        batch = []
+        for event in events:
+            done = self._accepted.get(event.message_id, frozenset())
+            envs = [
+                envelope(
+                    name, body, message_id=mid, ts=ts, source=self.source, target=self.config.target
+                )
+                for name, body, mid, ts in self.messages(event)
+            ]
+            batch.append((event, done, [e for e in envs if e["UniqueID"] not in done]))
+        todo = [env for _event, _done, envs in batch for env in envs]
         accepted = {e["UniqueID"] for e, ok in zip(todo, self._send(todo), strict=True) if ok}
-        self._accepted = (event.message_id, done | accepted)
-        refused = [e["MessageName"] for e in todo if e["UniqueID"] not in accepted]
-        if refused:
-            msg = f"CFX broker {self.host}/{self.address} did not accept {', '.join(refused)}"
-            raise PublishError(msg)
+        self._accepted = {
+            event.message_id: done | (accepted & {e["UniqueID"] for e in envs})
+            for event, done, envs in batch
+        }
+        for k, (_event, _done, envs) in enumerate(batch):
+            refused = [e["MessageName"] for e in envs if e["UniqueID"] not in accepted]
+            if refused:
+                msg = f"CFX broker {self.host}/{self.address} did not accept {', '.join(refused)}"
+                raise PublishError(msg, done=k)
 
     def _send(self, envs: list[dict[str, Any]]) -> list[bool]:
         """Send ``envs`` together and wait for the broker's dispositions once (a board's three

@@ -1,10 +1,11 @@
-"""Opens the plant publishers the station config names (``[mqtt]``, ``[cfx]``, ``[opcua]``).
+"""Starts the plant publishers the station config names (``[mqtt]``, ``[cfx]``, ``[opcua]``).
 
-Each publisher that takes inspections gets its own :class:`~aoi.storage.outbox.Outbox` on the
-station's journal; a broker that cannot be reached is a ``Plant`` alarm in the alarm history.
-The station's state (stopped, running, loading a recipe, error) is watched by one small thread
-and handed to every publisher when it changes; alarms come from the alarm log's listeners.
-Nothing here runs on the cycle's thread.
+They run in their own process (aoi/app/plant/host.py, started and supervised by
+aoi/app/plant/process.py), each publisher with its own :class:`~aoi.storage.outbox.Outbox` on
+the station's journal; a broker that cannot be reached is a ``Plant`` alarm in the alarm
+history. The station's state (stopped, running, loading a recipe, error) is watched by one
+small thread and handed to the publishers when it changes; alarms come from the alarm log's
+listeners. Nothing here runs on the cycle's thread, and no publisher holds the cycle's GIL.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
@@ -22,8 +24,6 @@ from aoi.app.recipes import recipe_for_product_code
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.recipe import find_recipe
-from aoi.storage.outbox import Outbox
-from aoi.storage.review_feed import ReviewFeed
 
 if TYPE_CHECKING:
     from aoi.app.station import Station
@@ -61,12 +61,16 @@ def station_state(station: Station) -> dict[str, Any]:
 
 
 class StateWatch:
-    """A thread that hands the station's state to the publishers whenever it changes."""
+    """A thread that hands the station's state to the publishers whenever it changes: polled,
+    and taken at once when the station says it changed (:meth:`poke`: a run of a few boards
+    is over before the next poll)."""
 
     def __init__(self, station: Station, listeners: list[StateListener]) -> None:
         self.station = station
         self.listeners = listeners
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._taken: deque[dict[str, Any]] = deque(maxlen=64)
         self._thread = threading.Thread(target=self._run, name="aoi-plant-state", daemon=True)
 
     def __enter__(self) -> StateWatch:
@@ -75,18 +79,26 @@ class StateWatch:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(5.0)
+
+    def poke(self) -> None:
+        """The station's state changed: take it now (the caller's thread; cheap)."""
+        self._taken.append(station_state(self.station))
+        self._wake.set()
 
     def _run(self) -> None:
         last: dict[str, Any] | None = None
         while not self._stop.is_set():
-            state = station_state(self.station)
-            if state != last:
-                last = state
-                stamped = {**state, "ts": time.time()}
-                for listener in self.listeners:
-                    listener.publish_state(stamped)
-            self._stop.wait(STATE_POLL_S)
+            states = [*(self._taken.popleft() for _ in range(len(self._taken)))]
+            for state in [*states, station_state(self.station)]:
+                if state != last:
+                    last = state
+                    stamped = {**state, "ts": time.time()}
+                    for listener in self.listeners:
+                        listener.publish_state(stamped)
+            self._wake.wait(STATE_POLL_S)
+            self._wake.clear()
 
     def alarm(
         self, raised: bool, source: str, key: str, title: str, cause: str, at: datetime
@@ -133,20 +145,6 @@ def prepare(station: Station, kind: str, external_id: str, who: str) -> str:
     return station.activate(path, who).name
 
 
-def recipe_scale(station: Station) -> Callable[[str], float | None]:
-    """A recipe's ``[geometry] mm_per_px`` by its content hash: the active recipe's, and those
-    of recipes active earlier (an inspection published after a switch); None: not known."""
-    known: dict[str, float | None] = {}
-
-    def scale(content_hash: str) -> float | None:
-        active = station.active_recipe
-        if active is not None:
-            known[active.content_hash] = active.recipe.geometry.mm_per_px
-        return known.get(content_hash)
-
-    return scale
-
-
 def _release_unused(folder: Path, cfg: StationConfig) -> None:
     """Forget the position of a publisher no longer configured: its outbox would keep every
     journal segment from pruning (aoi/storage/outbox.py)."""
@@ -158,54 +156,45 @@ def _release_unused(folder: Path, cfg: StationConfig) -> None:
             path.unlink(missing_ok=True)
 
 
-def event_sinks(
-    cfg: StationConfig, scale: Callable[[str], float | None] | None = None
-) -> list[tuple[str, Any]]:
-    """The configured publishers that carry events (MQTT, then CFX), each with the name its
-    alarm carries; a publisher's library is imported only when it is configured."""
-    sinks: list[tuple[str, Any]] = []
-    if cfg.mqtt.url:
-        from aoi.app.plant.mqtt import MqttSink
-
-        sinks.append(("MQTT", MqttSink(cfg.mqtt, cfg.station_id)))
-    if cfg.cfx.url:
-        from aoi.app.plant.cfx import CfxSink
-
-        sinks.append(("CFX", CfxSink(cfg.cfx, cfg.station_id, scale)))
-    return sinks
-
-
 def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
-    """Open the configured publishers on ``stack`` (closed before the defect log); returns them."""
+    """Start the configured publishers' process on ``stack`` (stopped before the defect log
+    closes); returns the station's listeners (the process, which passes states on)."""
     cfg = station.config
     storage = station.storage
     if storage is not None:
         _release_unused(storage.journal.folder, cfg)
     if storage is None or not (cfg.mqtt.url or cfg.cfx.url or cfg.opcua.endpoint):
         return []
-    listeners: list[StateListener] = []
-    outbox = {"station_id": cfg.station_id, "wait_for_line": station.plc is not None}
-    # Review decisions go to the publishers that carry events (not OPC UA's result list).
-    reviews = ReviewFeed(storage.db, cfg.station_id)
-    for label, sink in event_sinks(cfg, recipe_scale(station)):
-        on_alarm = _alarm_hook(station, label)
-        stack.enter_context(
-            Outbox(storage.journal, sink, on_alarm=on_alarm, reviews=reviews, **outbox)
-        )
-        listeners.append(sink)
-    if cfg.opcua.endpoint:
-        from aoi.app.plant.opcua import OpcuaServer
+    from aoi.app.plant.host import HostSettings
+    from aoi.app.plant.process import PlantProcess
 
-        opcua = stack.enter_context(
-            OpcuaServer(
-                cfg.opcua, cfg.station_id, lambda *a: prepare(station, *a), station.data_dir
-            )
-        )
-        stack.enter_context(Outbox(storage.journal, opcua, **outbox))
-        listeners.append(opcua)
-    watch = stack.enter_context(StateWatch(station, listeners))
+    active = station.active_recipe
+    settings = HostSettings(
+        config=cfg,
+        journal_dir=storage.journal.folder,
+        database_url=storage.url,
+        data_dir=station.data_dir,
+        wait_for_line=station.plc is not None,
+        scales=((active.content_hash, active.recipe.geometry.mm_per_px),) if active else (),
+    )
+
+    def on_alarm(name: str, text: str | None) -> None:
+        label = "plant publishers" if name == "publishers" else name
+        _alarm_hook(station, label)(text)
+
+    def scale() -> tuple[str, float | None] | None:
+        active = station.active_recipe
+        return (active.content_hash, active.recipe.geometry.mm_per_px) if active else None
+
+    host = PlantProcess(
+        settings, on_alarm=on_alarm, prepare=lambda *a: prepare(station, *a), scale=scale
+    )
+    stack.enter_context(host)
+    watch = stack.enter_context(StateWatch(station, [host]))
+    station.state_hooks.append(watch.poke)
+    stack.callback(station.state_hooks.remove, watch.poke)
     if station.alarms is not None:
         station.alarms.listeners.append(watch.alarm)
         stack.callback(station.alarms.listeners.remove, watch.alarm)
-    log.info("plant: publishing to %s", ", ".join(type(x).__name__ for x in listeners))
-    return listeners
+    log.info("plant: publishing from process %s", host.pid)
+    return [host]

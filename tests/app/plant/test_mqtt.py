@@ -30,6 +30,7 @@ class Subscriber:
     def __init__(self, port: int, topic: str, client_id: str = "dashboard", qos: int = 1) -> None:
         self.got: list[dict[str, Any]] = []
         self.retained: list[dict[str, Any]] = []
+        self.redelivered: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.topic = topic
         self.client = mqtt.Client(
@@ -44,8 +45,14 @@ class Subscriber:
         self.client.loop_start()
 
     def _message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = json.loads(msg.payload)
         with self._lock:
-            (self.retained if msg.retain else self.got).append(json.loads(msg.payload))
+            if msg.dup and payload in self.got:
+                # The broker delivering to *this* subscriber again (its PUBACK was lost when the
+                # broker stopped): MQTT marks that DUP. A publisher's repeat is not marked.
+                self.redelivered.append(payload)
+                return
+            (self.retained if msg.retain else self.got).append(payload)
 
     def ids(self) -> list[int]:
         with self._lock:
