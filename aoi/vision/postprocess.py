@@ -112,49 +112,8 @@ class Postprocessor:
         # One row per candidate: box, class id, score, area; columns are built once at the end.
         cands: list[tuple[int, int, int, int, int, float, int]] = []
         for i, tile in enumerate(tiles):
-            window = _window(probs, i)
-            if window is None:
-                continue
-            r0, c0, winner, score = window
-            # One pass finds the blobs of cells any class keeps; a class's components are then
-            # found inside their blob's box only (a connected component of one class lies in one
-            # blob), so the cost follows the defect area, not the classes times the window.
-            floor = (
-                cv2.LUT(winner, self._floor_lut)
-                if winner.dtype == np.uint8
-                else self._floor[winner]
-            )
-            keep = score >= floor
-            nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(
-                keep.view(np.uint8), connectivity=8
-            )
-            for b in range(1, nb):
-                bx, by, bw, bh = (int(v) for v in boxes[b, :4])
-                inside = blobs[by : by + bh, bx : bx + bw] == b
-                cls = winner[by : by + bh, bx : bx + bw]
-                for cid in np.unique(cls[inside]).tolist():
-                    mask = inside & (cls == cid)
-                    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-                        mask.view(np.uint8), connectivity=8
-                    )
-                    for k in range(1, count):
-                        sx, sy, w, h, cells = (int(v) for v in stats[k])  # in the blob's box
-                        area = cells * stride * stride
-                        if area < self._min_area[cid]:
-                            continue
-                        x, y = c0 + bx + sx, r0 + by + sy  # in the tile's output grid
-                        x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
-                        x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
-                        y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
-                        if x1 < x0 or y1 < y0:
-                            continue  # the component lies in the tile's padding only
-                        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                        ox0, oy0, ox1, oy1 = tile.own_xyxy
-                        if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
-                            continue  # another tile owns it
-                        own = labels[sy : sy + h, sx : sx + w] == k
-                        peak = score[by + sy : by + sy + h, bx + sx : bx + sx + w][own].max()
-                        cands.append((x0, y0, x1, y1, cid, float(peak), area))
+            for r0, c0, winner, score, own in _windows(probs, i):
+                self._window_candidates(cands, tile, stride, r0, c0, winner, score, own)
         table = np.array(cands, np.float64).reshape(-1, 7)
         found = Defects(
             table[:, :4].astype(np.int64),
@@ -166,35 +125,103 @@ class Postprocessor:
         found = found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
         return found if self._one_defect is None else one_class_per_defect(found, self._one_defect)
 
+    def _window_candidates(
+        self,
+        cands: list[tuple[int, int, int, int, int, float, int]],
+        tile: Tile,
+        stride: int,
+        r0: int,
+        c0: int,
+        winner: np.ndarray,
+        score: np.ndarray,
+        own: np.ndarray,
+    ) -> None:
+        """Add the candidates of one window of one tile's map (its own cells ``own`` only)."""
+        # One pass finds the blobs of cells any class keeps; a class's components are then
+        # found inside their blob's box only (a connected component of one class lies in one
+        # blob), so the cost follows the defect area, not the classes times the window.
+        floor = (
+            cv2.LUT(winner, self._floor_lut) if winner.dtype == np.uint8 else self._floor[winner]
+        )
+        keep = (score >= floor) & own
+        nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=8)
+        for b in range(1, nb):
+            bx, by, bw, bh = (int(v) for v in boxes[b, :4])
+            inside = blobs[by : by + bh, bx : bx + bw] == b
+            cls = winner[by : by + bh, bx : bx + bw]
+            for cid in np.unique(cls[inside]).tolist():
+                mask = inside & (cls == cid)
+                count, labels, stats, _ = cv2.connectedComponentsWithStats(
+                    mask.view(np.uint8), connectivity=8
+                )
+                for k in range(1, count):
+                    sx, sy, w, h, cells = (int(v) for v in stats[k])  # in the blob's box
+                    area = cells * stride * stride
+                    if area < self._min_area[cid]:
+                        continue
+                    x, y = c0 + bx + sx, r0 + by + sy  # in the tile's output grid
+                    x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
+                    x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
+                    y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
+                    if x1 < x0 or y1 < y0:
+                        continue  # the component lies in the tile's padding only
+                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                    ox0, oy0, ox1, oy1 = tile.own_xyxy
+                    if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
+                        continue  # another tile owns it
+                    own = labels[sy : sy + h, sx : sx + w] == k
+                    peak = score[by + sy : by + sy + h, bx + sx : bx + sx + w][own].max()
+                    cands.append((x0, y0, x1, y1, cid, float(peak), area))
 
-#: One tile's contested window: its row and column offsets, the winning class per cell, and
-#: the winning class's probability per cell (float32).
-_Window = tuple[int, int, np.ndarray, np.ndarray]
+
+#: One window of a tile's map: its row and column offsets, the winning class per cell, the
+#: winning class's probability per cell (float32), and which of its cells are its own.
+_Window = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
+
+#: The side of the blocks in which contested cells are looked for (cells of the map).
+BLOCK = 16
 
 
-def _window(maps: np.ndarray | ClassMaps, i: int) -> _Window | None:
-    """The bounding window of tile ``i``'s cells a defect class can win, or None if none can.
+def _windows(maps: np.ndarray | ClassMaps, i: int) -> list[_Window]:
+    """The windows of tile ``i``'s map around the cells a defect class can win (none: none can).
 
     Full maps: where the background holds half the mass or more no defect class can win the
-    argmax (ties go to class 0 too), so only the window around the other cells is read and
-    argmax'd. Class maps: the window of the cells whose class is not background.
+    argmax (ties go to class 0 too); class maps: cells whose class is not background. Blocks of
+    ``BLOCK`` x ``BLOCK`` cells holding such a cell are found with one dilation (a block's
+    maximum); each 8-connected group of blocks is one window, its own cells those of its
+    blocks. Cells 8-connected in the map lie in the same or 8-connected blocks, so a connected
+    component lies in one window whole, and the cost follows the defect area, not the frame.
+    Only the windows are read (full maps: argmax'd; float16 scores: widened).
     """
     if isinstance(maps, ClassMaps):
-        contested = maps.classes[i] != 0
+        contested = maps.classes[i]
     else:
-        contested = maps[i, 0] < _BACKGROUND_WINS
-    rows = np.flatnonzero(contested.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(contested.any(axis=0))
-    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    if isinstance(maps, ClassMaps):
-        # float16 scores compare with the float32 thresholds at float32.
-        scores = maps.scores[i, r0:r1, c0:c1].astype(np.float32, copy=False)
-        return r0, c0, np.ascontiguousarray(maps.classes[i, r0:r1, c0:c1]), scores
-    p = maps[i, :, r0:r1, c0:c1]
-    # The winner's probability is the maximum (argmax's ties go to the lower class, as max's).
-    return r0, c0, p.argmax(axis=0), p.max(axis=0)
+        contested = (maps[i, 0] < _BACKGROUND_WINS).view(np.uint8)
+    h, w = contested.shape
+    if not cv2.countNonZero(contested):
+        return []  # the usual board: nothing contested anywhere
+    blocks = cv2.dilate(contested, np.ones((BLOCK, BLOCK), np.uint8), anchor=(0, 0))
+    blocks = np.ascontiguousarray(blocks[::BLOCK, ::BLOCK])
+    n, groups, boxes, _ = cv2.connectedComponentsWithStats(
+        (blocks != 0).view(np.uint8), connectivity=8
+    )
+    out = []
+    for g in range(1, n):
+        bx, by, bw, bh = (int(v) for v in boxes[g, :4])
+        r0, c0 = by * BLOCK, bx * BLOCK
+        r1, c1 = min((by + bh) * BLOCK, h), min((bx + bw) * BLOCK, w)
+        own = groups[by : by + bh, bx : bx + bw] == g
+        own = np.repeat(np.repeat(own, BLOCK, axis=0), BLOCK, axis=1)[: r1 - r0, : c1 - c0]
+        if isinstance(maps, ClassMaps):
+            # float16 scores compare with the float32 thresholds at float32.
+            scores = maps.scores[i, r0:r1, c0:c1].astype(np.float32, copy=False)
+            classes = np.ascontiguousarray(maps.classes[i, r0:r1, c0:c1])
+            out.append((r0, c0, classes, scores, own))
+        else:
+            # The winner's probability is the maximum (argmax's ties go to the lower class).
+            p = maps[i, :, r0:r1, c0:c1]
+            out.append((r0, c0, p.argmax(axis=0), p.max(axis=0), own))
+    return out
 
 
 def one_class_per_defect(found: Defects, overlap: float) -> Defects:

@@ -8,7 +8,7 @@ import pytest
 from aoi.errors import InferenceError
 from aoi.recipe import find_recipe, load_recipe
 from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth, Verdict
-from aoi.vision.postprocess import Postprocessor, one_class_per_defect
+from aoi.vision.postprocess import BLOCK, Postprocessor, one_class_per_defect
 from aoi.vision.preprocess import Tile
 from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
@@ -265,6 +265,29 @@ def test_reading_only_contested_cells_changes_nothing(seed: int) -> None:
             VerdictRules.of(recipe), Postprocessor(recipe).run(lone, tile, (h * 4, w * 4))
         )
         assert [(d.class_id, d.bbox_xyxy_px) for d in found.defects] == [(3, (240, 160, 255, 175))]
+
+
+def test_a_blob_inside_another_windows_box_is_found_once_and_blocks_do_not_cut_components() -> None:
+    """An L of one class across blocks (one window whose box is most of the map) and a small
+    blob of another class inside that box but in a block group of its own: each found once,
+    whole, as the cell-by-cell reference finds them; full and class maps."""
+    assert BLOCK == 16
+    blobs = [
+        (1, 5, 5, 46, 8, 0.9),  # the L's arm along row 5-7, blocks (0,0)-(0,2)
+        (1, 40, 5, 43, 46, 0.9),  # its leg down column 40-42, blocks (0,2)-(2,2)
+        (4, 10, 35, 13, 38, 0.8),  # block (2,0): not 8-connected to the L's blocks
+        (2, 62, 70, 68, 73, 0.7),  # across the edge of blocks (4,3) and (4,4)
+    ]
+    probs = _probs(96, 96, blobs)
+    recipe = _recipe(**{f"classes__{n}__review_score": 0.2 for n in DEFECT_CLASSES})
+    tile = [Tile(0, 0, 384, 384, (0, 0, 384, 384))]
+    found = Postprocessor(recipe).run(probs, tile, (384, 384))
+    got = sorted((d.class_id, d.bbox_xyxy_px, round(d.score, 6)) for d in found)
+    assert got == _reference(recipe, probs, 4)
+    assert [c for c, _, _ in got] == [1, 2, 4]  # the L whole, and each blob once
+    reduced = ClassMaps(probs.argmax(axis=1).astype(np.uint8), probs.max(axis=1))
+    found = Postprocessor(recipe).run(reduced, tile, (384, 384))
+    assert sorted((d.class_id, d.bbox_xyxy_px, round(d.score, 6)) for d in found) == got
 
 
 def test_one_defect_called_twice_keeps_its_higher_score_when_the_recipe_says_so() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 import tomllib
@@ -113,7 +114,8 @@ class _ForwardLog(logging.Handler):
         self.pipe = pipe
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.pipe.send("log", record.levelno, record.name, record.getMessage())
+        # The message, and the traceback of a record that has one.
+        self.pipe.send("log", record.levelno, record.name, self.format(record))
 
 
 class Scales:
@@ -257,12 +259,27 @@ def _serve(
             log.warning("plant host: unknown message %r from the station", kind)
 
 
+def _thread_died(args: threading.ExceptHookArgs) -> None:
+    """A publisher's thread ended on an error nobody expected: the host ends (the station
+    raises the alarm and starts a new host, which goes on from the saved positions)."""
+    log.critical(
+        "plant host: thread %s failed; the host ends",
+        args.thread.name if args.thread else "?",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+    )
+    os._exit(70)
+
+
 def host_main(conn: Connection, settings: HostSettings) -> None:
     """The child process's entry point (``multiprocessing``, spawn)."""
+    # Ctrl-C and a service stop reach the whole process group: the station stops its host.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pipe = _Pipe(conn)
     root = logging.getLogger()
     root.handlers[:] = [_ForwardLog(pipe)]
     root.setLevel(logging.INFO)
+    threading.excepthook = _thread_died
     if settings.niceness and hasattr(os, "nice"):
         try:
             os.nice(settings.niceness)

@@ -82,9 +82,9 @@ class PlantProcess:
         self._send("stop")
         proc = self._proc
         if proc is not None:
-            proc.join(20.0)  # the outboxes finish their message in flight and save positions
+            proc.join(10.0)  # the outboxes finish their batch in flight (the service allows 15 s)
             if proc.is_alive():
-                log.warning("plant host %s did not stop in 20 s: terminated", proc.pid)
+                log.warning("plant host %s did not stop in 10 s: terminated", proc.pid)
                 proc.terminate()
                 proc.join(5.0)
         if self._conn is not None:
