@@ -42,7 +42,7 @@ from aoi.storage.review_feed import ReviewFeed
 
 log = logging.getLogger(__name__)
 
-#: The host's niceness (Unix): its work fills the time the cycle leaves over.
+#: The host's niceness where idle scheduling is not there (Unix but Linux).
 NICENESS = 10
 #: How often an outbox looks for new records: each look sends what came since as one batch.
 POLL_S = 0.2
@@ -270,6 +270,18 @@ def _thread_died(args: threading.ExceptHookArgs) -> None:
     os._exit(70)
 
 
+def _lower_priority(niceness: int) -> None:
+    """The cycle first: on Linux the host runs only on CPU time nobody else wants
+    (``SCHED_IDLE``, inherited by its threads); elsewhere at ``niceness``."""
+    try:
+        if hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif niceness and hasattr(os, "nice"):
+            os.nice(niceness)
+    except OSError as err:
+        log.info("plant host: priority not lowered (%s)", err)
+
+
 def host_main(conn: Connection, settings: HostSettings) -> None:
     """The child process's entry point (``multiprocessing``, spawn)."""
     # Ctrl-C and a service stop reach the whole process group: the station stops its host.
@@ -280,11 +292,7 @@ def host_main(conn: Connection, settings: HostSettings) -> None:
     root.handlers[:] = [_ForwardLog(pipe)]
     root.setLevel(logging.INFO)
     threading.excepthook = _thread_died
-    if settings.niceness and hasattr(os, "nice"):
-        try:
-            os.nice(settings.niceness)
-        except OSError as err:
-            log.info("plant host: priority not lowered (%s)", err)
+    _lower_priority(settings.niceness)
     scales = Scales(settings.scales)
     with ExitStack() as stack:
         try:

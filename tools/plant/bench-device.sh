@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue 17 on a quiet 2-core slice of the GPU machine (no GPU used): the cycle's p99 with the
+# three publishers on against off (python -m aoi.app.plant.bench), and the same layout with
+# them off in both arms (--aa: the slice's own spread). The station and its publishers' process
+# run on cores 0-1 (taskset), mosquitto and the AMQP 1.0 peer on cores 4-7 (the plant's
+# brokers are other machines). Carry: data/h-g15d (station wheels), data/h-plant (mosquitto
+# and its libraries from the sandbox's Debian, plant wheels). Results: $OUT.
+#   run: carry ["data/h-g15d/whl", "data/h-plant"], command: bash tools/plant/bench-device.sh [CYCLES [CYCLES_AA]]
+set -u
+export PYTHONUNBUFFERED=1
+N=${1:-2000}; NAA=${2:-1500}
+T0=$(date +%s); t() { echo "[t+$(( $(date +%s) - T0 ))s] $*"; }
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+  data/h-g15d/whl/*.whl data/h-plant/whl/*.whl || exit 3
+export PYTHONPATH=$PWD:/tmp/site PATH=$PWD/data/h-plant/bin:$PATH
+nproc; lscpu | grep -i "model name"; date -u
+python3 -c "import onnxruntime, proton, paho.mqtt, asyncua; print('ort', onnxruntime.__version__)" || exit 4
+W=/tmp/plant; mkdir -p $W
+printf 'listener 1884 127.0.0.1\nallow_anonymous true\nuser root\n' > $W/mosq.conf
+taskset -c 4,5 mosquitto -c $W/mosq.conf 2>/dev/null &
+python3 -c 'from aoi.app.plant.bench import _PEER; print(_PEER)' > $W/peer.py
+taskset -c 6,7 python3 $W/peer.py 127.0.0.1:5673 &
+sleep 2
+B="--recipe board-a-640 --cycles $N --block 100 --mqtt mqtt://127.0.0.1:1884 --cfx amqp://127.0.0.1:5673/cfx --opcua opc.tcp://127.0.0.1:4841"
+t "on/off"
+timeout 280 taskset -c 0,1 python3 -m aoi.app.plant.bench $B > $OUT/onoff.json 2> $OUT/onoff.err; echo "rc $?"; cat $OUT/onoff.json
+t "control: off/off"
+timeout 200 taskset -c 0,1 python3 -m aoi.app.plant.bench ${B/--cycles $N/--cycles $NAA} --aa > $OUT/aa.json 2> $OUT/aa.err; echo "rc $?"; cat $OUT/aa.json
+t done; date -u
+tail -n 3 $OUT/onoff.err $OUT/aa.err
