@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 #: The host's niceness where idle scheduling is not there (Unix but Linux).
 NICENESS = 10
 #: How often an outbox looks for new records: each look sends what came since as one batch.
-POLL_S = 0.2
+POLL_S = 0.5
 #: How long an OPC UA client's recipe change may take (loading a model, warming it up).
 PREPARE_TIMEOUT_S = 300.0
 

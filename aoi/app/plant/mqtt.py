@@ -110,6 +110,44 @@ class MqttSink:
         payload = {"message_id": event.message_id, **event.payload}
         self._publish(topic, payload, retain=False, wait=True, message_id=event.message_id)
 
+    def send_many(self, events: list[OutboxEvent]) -> None:
+        """QoS 0/1: publish the events' messages, then wait for their acknowledgements (one
+        wait for the batch); QoS 2 sends one at a time (paho completes the one in flight after
+        an outage). Raises :class:`PublishError` with ``done``, the leading ones acknowledged."""
+        if self.exactly_once:
+            for k, event in enumerate(events):
+                try:
+                    self.send(event)
+                except PublishError as err:
+                    raise PublishError(str(err), done=k) from err
+            return
+        with self._lock:
+            client = self._client
+        if client is None or not self._connected.is_set():
+            msg = f"MQTT broker {self.host}:{self.port}: not connected"
+            raise PublishError(msg)
+        infos = [
+            client.publish(
+                f"{self.base}/{e.kind}",
+                json.dumps({"message_id": e.message_id, **e.payload}),
+                qos=self.config.qos,
+            )
+            for e in events
+        ]
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        for k, info in enumerate(infos):
+            while info.rc != mqtt.MQTT_ERR_SUCCESS or not info.is_published():
+                if (
+                    info.rc != mqtt.MQTT_ERR_SUCCESS
+                    or not self._connected.is_set()
+                    or time.monotonic() > deadline
+                ):
+                    msg = (
+                        f"MQTT broker {self.host}:{self.port} did not acknowledge {events[k].kind}"
+                    )
+                    raise PublishError(msg, done=k)
+                info.wait_for_publish(0.05)
+
     def publish_state(self, state: dict[str, Any]) -> None:
         """The station's state, retained (a dashboard that connects later reads it at once)."""
         self._state = state
