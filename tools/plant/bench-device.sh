@@ -23,7 +23,8 @@ taskset -c 6,7 python3 $W/peer.py 127.0.0.1:5673 &
 sleep 2
 B="--recipe board-a-640 --cycles $N --block 100 --mqtt mqtt://127.0.0.1:1884 --cfx amqp://127.0.0.1:5673/cfx --opcua opc.tcp://127.0.0.1:4841"
 t "on/off"
-timeout 280 taskset -c 0,1 python3 -m aoi.app.plant.bench $B > $OUT/onoff.json 2> $OUT/onoff.err; echo "rc $?"; cat $OUT/onoff.json
+timeout $(( N / 8 + 60 )) taskset -c 0,1 python3 -m aoi.app.plant.bench $B > $OUT/onoff.json 2> $OUT/onoff.err; echo "rc $?"; cat $OUT/onoff.json
+[ "$NAA" -gt 0 ] || { t done; exit 0; }
 t "control: off/off"
 timeout 200 taskset -c 0,1 python3 -m aoi.app.plant.bench ${B/--cycles $N/--cycles $NAA} --aa > $OUT/aa.json 2> $OUT/aa.err; echo "rc $?"; cat $OUT/aa.json
 t done; date -u
