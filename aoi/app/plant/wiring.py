@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -117,16 +116,17 @@ class StateWatch:
             listener.publish_alarm(alarm)
 
 
-def _alarm_hook(station: Station, name: str) -> Callable[[str | None], None]:
-    def hook(text: str | None) -> None:
-        if station.alarms is None:
-            return
-        if text is None:
-            station.alarms.clear_alarm("Plant", name)
-        else:
-            station.alarms.raise_alarm("Plant", name, f"{name} broker not reachable", text)
-
-    return hook
+def _plant_alarm(station: Station, name: str, text: str | None) -> None:
+    """Raise (``text``) or clear (None) the ``Plant`` alarm ``name``: a broker (``MQTT``,
+    ``CFX``) not reachable, or the publishers' process stopped (``publishers``)."""
+    if station.alarms is None:
+        return
+    if text is None:
+        station.alarms.clear_alarm("Plant", name)
+    elif name == "publishers":
+        station.alarms.raise_alarm("Plant", name, "plant publishers stopped", text)
+    else:
+        station.alarms.raise_alarm("Plant", name, f"{name} broker not reachable", text)
 
 
 def prepare(station: Station, kind: str, external_id: str, who: str) -> str:
@@ -179,8 +179,7 @@ def open_plant(stack: ExitStack, station: Station) -> list[StateListener]:
     )
 
     def on_alarm(name: str, text: str | None) -> None:
-        label = "plant publishers" if name == "publishers" else name
-        _alarm_hook(station, label)(text)
+        _plant_alarm(station, name, text)
 
     def scale() -> tuple[str, float | None] | None:
         active = station.active_recipe
