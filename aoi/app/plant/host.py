@@ -13,8 +13,10 @@ position, and talks to the station over one pipe:
   back), ``prepare`` (an OPC UA client's PrepareRecipe/PrepareProduct, carried out by the
   station as LOAD_RECIPE is) and ``log`` (its log records, written to the station's log).
 
-The process runs at a lower scheduling priority (``NICENESS``): publishing may lag a
-cycle but never delays one. The station that loses this process gets an alarm and a new one.
+Once its publishers are open the process runs at a lower scheduling priority (``NICENESS``):
+under load publishing lags, not the cycle (on two cores its CPU still shows in the cycle:
+docs/benchmarks.md, "Plant integration (issue 17), third round"). The station that loses this
+process gets an alarm and a new one.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from aoi.storage.review_feed import ReviewFeed
 
 log = logging.getLogger(__name__)
 
-#: The host's niceness where idle scheduling is not there (Unix but Linux).
+#: The host's niceness once it runs (Unix): under load its work waits for the cycle's.
 NICENESS = 10
 #: How often an outbox looks for new records: each look sends what came since as one batch.
 POLL_S = 0.5
@@ -271,15 +273,14 @@ def _thread_died(args: threading.ExceptHookArgs) -> None:
 
 
 def _lower_priority(niceness: int) -> None:
-    """The cycle first: on Linux the host runs only on CPU time nobody else wants
-    (``SCHED_IDLE``, inherited by its threads); elsewhere at ``niceness``."""
-    try:
-        if hasattr(os, "SCHED_IDLE"):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        elif niceness and hasattr(os, "nice"):
+    """The cycle first: once its publishers are open, the host runs at ``niceness`` (Unix). Not
+    ``SCHED_IDLE``: on a CPU kept busy it would get no time at all (under two CPU burners the
+    host did not even finish starting in 60 s), and the journal would only grow."""
+    if niceness and hasattr(os, "nice"):
+        try:
             os.nice(niceness)
-    except OSError as err:
-        log.info("plant host: priority not lowered (%s)", err)
+        except OSError as err:
+            log.info("plant host: priority not lowered (%s)", err)
 
 
 def host_main(conn: Connection, settings: HostSettings) -> None:
@@ -292,7 +293,6 @@ def host_main(conn: Connection, settings: HostSettings) -> None:
     root.handlers[:] = [_ForwardLog(pipe)]
     root.setLevel(logging.INFO)
     threading.excepthook = _thread_died
-    _lower_priority(settings.niceness)
     scales = Scales(settings.scales)
     with ExitStack() as stack:
         try:
@@ -301,6 +301,7 @@ def host_main(conn: Connection, settings: HostSettings) -> None:
             pipe.send("failed", str(err))
             return
         _first_attempts(boxes)
+        _lower_priority(settings.niceness)  # started at the station's priority: in time
         pipe.send("ready", os.getpid())
         _serve(conn, pipe, listeners, scales, boxes)
     conn.close()
