@@ -1,22 +1,25 @@
-"""The plant outbox: publishes the station's journal to a broker, losing nothing, repeating nothing.
+"""The plant outbox: publishes the station's journal to a broker, losing nothing, repeating
+nothing.
 
 A publisher (MQTT, IPC-CFX, OPC UA: aoi/app/plant/) never sees the cycle. Its :class:`Outbox`
 thread reads the journal the cycle already writes, from the publisher's own acknowledged
 position, builds one event per inspection (once its ``line`` and ``cycle`` records are in) and
-per recipe record, and hands them, in journal order, to the publisher's :class:`Sink`, which
-returns only once the broker acknowledged the message. The position is then saved in
-``outbox-<name>.json`` beside the journal's ``checkpoint.json``; the journal prunes no segment
-past it (:func:`aoi.storage.journal.outbox_floors`), so a broker down for longer than a
-segment's life loses nothing, and a restart resumes where the broker last acknowledged.
+per recipe record, and hands those that are ready, in journal order and as one batch, to the
+publisher's :class:`Sink`, which returns only once the broker acknowledged them. The position is
+then saved (once a batch) in ``outbox-<name>.json`` beside the journal's ``checkpoint.json``;
+the journal prunes no segment past it (:func:`aoi.storage.journal.outbox_floors`), so a broker
+down for longer than a segment's life loses nothing, and a restart resumes where the broker last
+acknowledged.
 
 Each event's message id is made from the inspection id (``<station>/inspection/<id>``), so a
-consumer can recognise the one retransmission a crash between the broker's acknowledgement and
-the saved position can cause. Review decisions (kind ``review``) are not journaled: they are read
-from the database's ``reviews`` table by id (:class:`aoi.storage.review_feed.ReviewFeed`), the
-acknowledged review id saved beside the journal position; a review goes out once the inspection
-it is about has (so a consumer never sees a decision on a board it does not know yet).
-A broker that is down is an alarm (``on_alarm``) and a back-off
-(0.2 s doubling to ``backoff_max_s``); the sink's connect must fail fast.
+consumer can recognise the retransmissions (at most the batch in flight) a crash between the
+broker's acknowledgement and the saved position can cause. Review decisions (kind ``review``)
+are not journaled: they are read from the database's ``reviews`` table by id
+(:class:`aoi.storage.review_feed.ReviewFeed`), the acknowledged review id saved beside the
+journal position; a review goes out once the inspection it is about has (so a consumer never
+sees a decision on a board it does not know yet). A broker that is down is an alarm
+(``on_alarm``) and a back-off (0.2 s doubling to ``backoff_max_s``); the sink's connect must
+fail fast.
 """
 
 from __future__ import annotations
