@@ -1,5 +1,4 @@
-"""The plant outbox: publishes the station's journal to a broker, losing nothing, repeating
-nothing.
+"""The plant outbox: publishes the station's journal to a broker, losing nothing, repeating nothing.
 
 A publisher (MQTT, IPC-CFX, OPC UA: aoi/app/plant/) never sees the cycle. Its :class:`Outbox`
 thread reads the journal the cycle already writes, from the publisher's own acknowledged
