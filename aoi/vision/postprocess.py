@@ -169,8 +169,8 @@ class Postprocessor:
                     ox0, oy0, ox1, oy1 = tile.own_xyxy
                     if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
                         continue  # another tile owns it
-                    own = labels[sy : sy + h, sx : sx + w] == k
-                    peak = score[by + sy : by + sy + h, bx + sx : bx + sx + w][own].max()
+                    mine = labels[sy : sy + h, sx : sx + w] == k
+                    peak = score[by + sy : by + sy + h, bx + sx : bx + sx + w][mine].max()
                     cands.append((x0, y0, x1, y1, cid, float(peak), area))
 
 
