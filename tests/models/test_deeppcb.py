@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pcbdata_helpers import pcb_line, write_pcbdata
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -21,7 +22,6 @@ from models.deeppcb import (  # noqa: E402
     DeepPcbConfig,
     DeepPcbPairs,
     MixedPairs,
-    SplitLine,
     crop,
     dihedral,
     load_pair,
@@ -46,35 +46,10 @@ GEOMETRY_ONLY = DeepPcbConfig(
 )
 
 
-def _line(group: str, ident: str) -> SplitLine:
-    g = group.removeprefix("group")
-    return SplitLine(f"{group}/{g}/{ident}.jpg", f"{group}/{g}_not/{ident}.txt")
-
-
-def _write_pcbdata(root: Path, groups: dict[str, int]) -> list[SplitLine]:
-    """A tiny PCBData folder: flat boards with one bright square defect per pair."""
-    lines = []
-    for group, count in groups.items():
-        g = group.removeprefix("group")
-        (root / group / g).mkdir(parents=True)
-        (root / group / f"{g}_not").mkdir(parents=True)
-        for i in range(count):
-            ident = f"{g}{i:03d}"
-            template = np.zeros((192, 192), np.uint8)
-            test = template.copy()
-            x, y = 40 + 20 * i, 60
-            test[y : y + 12, x : x + 10] = 255
-            cv2.imwrite(str(root / group / g / f"{ident}_temp.jpg"), template)
-            cv2.imwrite(str(root / group / g / f"{ident}_test.jpg"), test)
-            box = f"{x} {y} {x + 9} {y + 11} 5\n"
-            (root / group / f"{g}_not" / f"{ident}.txt").write_text(box)
-            lines.append(_line(group, ident))
-    (root / "trainval.txt").write_text("".join(f"{ln.text()}\n" for ln in lines))
-    return lines
-
-
 def test_split_is_group_disjoint_and_complete() -> None:
-    lines = [_line(g, f"{g[5:]}{i:03d}") for g in ("group1", "group2", "group3") for i in range(4)]
+    lines = [
+        pcb_line(g, f"{g[5:]}{i:03d}") for g in ("group1", "group2", "group3") for i in range(4)
+    ]
     train, val = split_by_group(lines, ("group2",))
     assert {ln.group for ln in val} == {"group2"}
     assert "group2" not in {ln.group for ln in train}
@@ -100,7 +75,7 @@ def test_read_list_names_the_bad_line(tmp_path: Path) -> None:
 
 
 def test_pack_writes_bilevel_training_pairs_and_keeps_val_as_is(tmp_path: Path) -> None:
-    lines = _write_pcbdata(tmp_path / "PCBData", {"group1": 2, "group2": 1})
+    lines = write_pcbdata(tmp_path / "PCBData", {"group1": 2, "group2": 1})
     train, val = split_by_group(lines, ("group2",))
     out = tmp_path / "pack"
     assert pack(tmp_path / "PCBData", train, val, out) > 0
@@ -128,7 +103,7 @@ def _defect_pixels_inside(sample: PairSample, tolerance_px: int = 1) -> tuple[in
 
 @pytest.mark.parametrize("pose_prob", [0.0, 1.0])
 def test_augmentation_keeps_boxes_on_the_defects(tmp_path: Path, pose_prob: float) -> None:
-    lines = _write_pcbdata(tmp_path / "PCBData", {"group1": 4})
+    lines = write_pcbdata(tmp_path / "PCBData", {"group1": 4})
     config = replace(GEOMETRY_ONLY, pose_prob=pose_prob)
     pairs = DeepPcbPairs(tmp_path / "PCBData", lines, config, length=64, seed=5)
     seen = 0

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from pcbdata_helpers import write_pcbdata
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -27,26 +27,11 @@ FOLDS = [SPLITS / f"cv4-fold{k}.txt" for k in range(1, 5)]
 GROUP_CLASS = {"group1": 5, "group2": 2}
 
 
-def _write_pcbdata(root: Path, count: int = 3) -> Path:
-    """A tiny PCBData: two groups of flat 192 px boards, one square defect per pair."""
-    lines = []
-    for group, class_id in GROUP_CLASS.items():
-        g = group.removeprefix("group")
-        (root / group / g).mkdir(parents=True)
-        (root / group / f"{g}_not").mkdir(parents=True)
-        for i in range(count):
-            ident = f"{g}{i:03d}"
-            template = np.zeros((192, 192), np.uint8)
-            template[20:170:30, :] = 255  # copper tracks, so the crops are not flat
-            test = template.copy()
-            x, y = 40 + 20 * i, 64
-            test[y : y + 12, x : x + 10] = 255 - test[y : y + 12, x : x + 10]
-            cv2.imwrite(str(root / group / g / f"{ident}_temp.png"), template)
-            cv2.imwrite(str(root / group / g / f"{ident}_test.png"), test)
-            box = f"{x} {y} {x + 9} {y + 11} {class_id}\n"
-            (root / group / f"{g}_not" / f"{ident}.txt").write_text(box)
-            lines.append(f"{group}/{g}/{ident}.jpg {group}/{g}_not/{ident}.txt\n")
-    (root / "trainval.txt").write_text("".join(lines))
+def _write_pcbdata(root: Path) -> Path:
+    """Two groups of three boards with copper tracks, one defect class per group; the list."""
+    write_pcbdata(
+        root, dict.fromkeys(GROUP_CLASS, 3), class_ids=GROUP_CLASS, tracks=True, ext="png", y=64
+    )
     return root / "trainval.txt"
 
 
