@@ -123,8 +123,6 @@ class Outbox:
         self._pending: dict[str, Pending] = {}  # journal order (dicts keep insertion order)
         self._count = 0
         self.published = 0
-        #: CPU seconds the outbox's thread has used (aoi.app.plant.bench reports it).
-        self.cpu_s = 0.0
         self.connected = False
         self.last_error = ""
         self._stop = threading.Event()
@@ -201,7 +199,6 @@ class Outbox:
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
-            self.cpu_s = time.thread_time()
             if self.paused.is_set():
                 self._stop.wait(self.poll_s)
                 continue
