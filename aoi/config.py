@@ -237,6 +237,26 @@ class OpcuaConfig(_Strict):
         return PlcConfig._addresses(v)
 
 
+class PlantConfig(_Strict):
+    """``[plant]``: how the publishers' process runs (docs/plant.md); used when any of
+    ``[mqtt]``, ``[cfx]``, ``[opcua]`` is on."""
+
+    #: The CPUs (Linux numbers, as ``taskset`` and systemd's ``CPUAffinity=`` count) the
+    #: publishers run on once open; empty: the station's own. Give them a core the cycle
+    #: does not use (docs/plant.md, "Giving the publishers a core").
+    cpus: tuple[int, ...] = ()
+    #: Their niceness once open (0: the station's priority; 19: the lowest).
+    niceness: int = Field(default=10, ge=0, le=19)
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(c < 0 for c in v):
+            msg = f"must be CPU numbers from 0, got {list(v)}"
+            raise ValueError(msg)
+        return tuple(sorted(set(v)))
+
+
 def _url(v: str, schemes: tuple[str, ...]) -> str:
     if v and v.split("://", 1)[0] not in schemes:
         msg = f"must start with {' or '.join(s + '://' for s in schemes)}, got {v!r}"
@@ -253,6 +273,7 @@ class StationConfig(_Strict):
     mqtt: MqttConfig = MqttConfig()
     cfx: CfxConfig = CfxConfig()
     opcua: OpcuaConfig = OpcuaConfig()
+    plant: PlantConfig = PlantConfig()
 
 
 def load_station_config(path: str | Path | None) -> StationConfig:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue 17 on a quiet 2-core slice of the GPU machine (no GPU used): the cycle's p99 with the
 # three publishers on against off (python -m aoi.app.plant.bench), and the same layout with
-# them off in both arms (--aa: the slice's own spread). The station and its publishers' process
-# run on cores 0-1 (taskset), mosquitto and the AMQP 1.0 peer on cores 4-7 (the plant's
-# brokers are other machines). Carry: data/h-g15d (station wheels), data/h-plant (mosquitto
+# them off in both arms (--aa: the slice's own spread). The station runs on cores 0-1
+# (taskset); its publishers' process shares them, or runs on core 2 ([plant] cpus); mosquitto
+# and the AMQP 1.0 peer run on cores 4-7 (the plant's brokers are other machines). Carry: data/h-g15d (station wheels), data/h-plant (mosquitto
 # and its libraries from the sandbox's Debian, plant wheels). Results: $OUT.
 #   run: carry ["data/h-g15d/whl", "data/h-plant"], command: bash tools/plant/bench-device.sh [CYCLES [CYCLES_AA]]
 set -u
@@ -21,11 +21,17 @@ taskset -c 4,5 mosquitto -c $W/mosq.conf 2>/dev/null &
 python3 -c 'from aoi.app.plant.bench import _PEER; print(_PEER)' > $W/peer.py
 taskset -c 6,7 python3 $W/peer.py 127.0.0.1:5673 &
 sleep 2
-B="--recipe board-a-640 --cycles $N --block 100 --mqtt mqtt://127.0.0.1:1884 --cfx amqp://127.0.0.1:5673/cfx --opcua opc.tcp://127.0.0.1:4841"
-t "on/off"
-timeout $(( N / 8 + 60 )) taskset -c 0,1 python3 -m aoi.app.plant.bench $B > $OUT/onoff.json 2> $OUT/onoff.err; echo "rc $?"; cat $OUT/onoff.json
-[ "$NAA" -gt 0 ] || { t done; exit 0; }
-t "control: off/off"
-timeout 200 taskset -c 0,1 python3 -m aoi.app.plant.bench ${B/--cycles $N/--cycles $NAA} --aa > $OUT/aa.json 2> $OUT/aa.err; echo "rc $?"; cat $OUT/aa.json
+B="--recipe board-a-640 --block 100 --mqtt mqtt://127.0.0.1:1884 --cfx amqp://127.0.0.1:5673/cfx --opcua opc.tcp://127.0.0.1:4841"
+# name, cycles, extra arguments: the publishers sharing the cycle's two cores at niceness 10
+# (the default) and 19, then on a core of their own ([plant] cpus = [2]); A/A controls.
+run() {
+  t "$1: $3 --cycles $2"
+  timeout $(( $2 / 8 + 60 )) taskset -c 0,1 python3 -m aoi.app.plant.bench $B --cycles $2 $3 \
+    > $OUT/$1.json 2> $OUT/$1.err; echo "rc $?"; cat $OUT/$1.json; tail -n 2 $OUT/$1.err
+}
+run shared10 $N ""
+run shared19 $N "--niceness 19"
+run core2 $N "--plant-cpus 2"
+[ "$NAA" -gt 0 ] && run core2-aa $NAA "--plant-cpus 2 --aa"
+[ "$NAA" -gt 0 ] && run shared-aa $NAA "--aa"
 t done; date -u
-tail -n 3 $OUT/onoff.err $OUT/aa.err

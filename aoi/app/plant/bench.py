@@ -30,7 +30,14 @@ from aoi.app.plant.host import HostSettings
 from aoi.app.plant.process import PlantProcess
 from aoi.app.rig import Rig
 from aoi.app.station import critical_sinks
-from aoi.config import CfxConfig, MqttConfig, OpcuaConfig, StationConfig, StorageConfig
+from aoi.config import (
+    CfxConfig,
+    MqttConfig,
+    OpcuaConfig,
+    PlantConfig,
+    StationConfig,
+    StorageConfig,
+)
 from aoi.events import EventBus
 from aoi.pipeline import run_cycles
 from aoi.recipe import find_recipe, load_recipe
@@ -143,6 +150,8 @@ def compare(
         # The publishers' process's CPU over the blocks (every thread: paho, proton, asyncua).
         "publisher_cpu_s": round(stats["cpu_s"] - cpu0, 3),
         "publisher_pid": host.pid,
+        "plant_cpus": list(station.plant.cpus),
+        "niceness": station.plant.niceness,
     }
 
 
@@ -156,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--opcua", default="")
     parser.add_argument("--local", action="store_true", help="start all three on 127.0.0.1")
     parser.add_argument("--aa", action="store_true", help="control: publishers paused in both")
+    parser.add_argument("--plant-cpus", default="", help="[plant] cpus, e.g. 2 or 2,3")
+    parser.add_argument("--niceness", type=int, default=PlantConfig().niceness)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -170,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             mqtt=MqttConfig(url=mqtt),
             cfx=CfxConfig(url=cfx),
             opcua=OpcuaConfig(endpoint=opcua),
+            plant=PlantConfig(
+                cpus=tuple(int(c) for c in args.plant_cpus.split(",") if c.strip()),
+                niceness=args.niceness,
+            ),
         )
         out = compare(
             args.recipe, station, cycles=args.cycles, block=args.block, folder=folder, aa=args.aa

@@ -13,10 +13,11 @@ position, and talks to the station over one pipe:
   back), ``prepare`` (an OPC UA client's PrepareRecipe/PrepareProduct, carried out by the
   station as LOAD_RECIPE is) and ``log`` (its log records, written to the station's log).
 
-Once its publishers are open the process runs at a lower scheduling priority (``NICENESS``):
-under load publishing lags, not the cycle (on two cores its CPU still shows in the cycle:
-docs/benchmarks.md, "Plant integration (issue 17), third round"). The station that loses this
-process gets an alarm and a new one.
+Once its publishers are open, every thread of the process runs at ``[plant] niceness`` and, when
+set, on ``[plant] cpus`` (aoi/app/plant/placement.py): under load publishing lags, not the
+cycle. It starts at the station's priority (``SCHED_IDLE`` was tried and dropped: on a CPU kept
+busy it got no time at all; under two CPU burners it did not even finish starting in 60 s). The
+station that loses this process gets an alarm and a new one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from aoi.app.plant.placement import check_cpus, place
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.storage.db import DB_ERRORS, Database
@@ -44,8 +46,6 @@ from aoi.storage.review_feed import ReviewFeed
 
 log = logging.getLogger(__name__)
 
-#: The host's niceness once it runs (Unix): under load its work waits for the cycle's.
-NICENESS = 10
 #: How often an outbox looks for new records: each look sends what came since as one batch.
 POLL_S = 0.5
 #: How long an OPC UA client's recipe change may take (loading a model, warming it up).
@@ -63,7 +63,6 @@ class HostSettings:
     wait_for_line: bool
     #: Each recipe's scale the station knows at start, by content hash.
     scales: tuple[tuple[str, float | None], ...] = ()
-    niceness: int = NICENESS
 
 
 class _Pipe:
@@ -272,17 +271,6 @@ def _thread_died(args: threading.ExceptHookArgs) -> None:
     os._exit(70)
 
 
-def _lower_priority(niceness: int) -> None:
-    """The cycle first: once its publishers are open, the host runs at ``niceness`` (Unix). Not
-    ``SCHED_IDLE``: on a CPU kept busy it would get no time at all (under two CPU burners the
-    host did not even finish starting in 60 s), and the journal would only grow."""
-    if niceness and hasattr(os, "nice"):
-        try:
-            os.nice(niceness)
-        except OSError as err:
-            log.info("plant host: priority not lowered (%s)", err)
-
-
 def host_main(conn: Connection, settings: HostSettings) -> None:
     """The child process's entry point (``multiprocessing``, spawn)."""
     # Ctrl-C and a service stop reach the whole process group: the station stops its host.
@@ -295,13 +283,15 @@ def host_main(conn: Connection, settings: HostSettings) -> None:
     threading.excepthook = _thread_died
     scales = Scales(settings.scales)
     with ExitStack() as stack:
+        plant = settings.config.plant
         try:
+            check_cpus(plant.cpus)
             listeners, boxes = _open(stack, settings, pipe, scales)
+            _first_attempts(boxes)
+            place(plant.cpus, plant.niceness)  # started at the station's priority: in time
         except (AoiError, *DB_ERRORS, OSError) as err:
             pipe.send("failed", str(err))
             return
-        _first_attempts(boxes)
-        _lower_priority(settings.niceness)  # started at the station's priority: in time
         pipe.send("ready", os.getpid())
         _serve(conn, pipe, listeners, scales, boxes)
     conn.close()

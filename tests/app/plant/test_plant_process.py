@@ -14,9 +14,10 @@ import pytest
 from plant_helpers import Mosquitto, Parts, station_log, wait_for
 from test_mqtt import Subscriber
 
-from aoi.app.plant.host import NICENESS, HostSettings, Scales
+from aoi.app.plant.host import HostSettings, Scales
+from aoi.app.plant.placement import thread_placement
 from aoi.app.plant.process import PlantError, PlantProcess
-from aoi.config import MqttConfig, OpcuaConfig, StationConfig
+from aoi.config import MqttConfig, OpcuaConfig, PlantConfig, StationConfig
 from aoi.storage.records import recipe_record
 
 pytestmark = pytest.mark.integration
@@ -56,9 +57,6 @@ def test_a_killed_host_is_an_alarm_and_a_new_host_goes_on_where_the_broker_ackno
                 first = host.pid
                 assert first is not None
                 assert first != os.getpid()  # the publishers are not on the station's GIL
-                if hasattr(os, "getpriority"):  # Unix: the cycle's work goes first
-                    mine = os.getpriority(os.PRIO_PROCESS, 0)
-                    assert os.getpriority(os.PRIO_PROCESS, first) == min(mine + NICENESS, 19)
                 parts.inspect(10)
                 wait_for(lambda: len(dashboard.got) >= 10, what="ten inspections")
                 wait_for(lambda: host.call("stats")["caught_up"], what="positions saved")
@@ -76,6 +74,45 @@ def test_a_killed_host_is_an_alarm_and_a_new_host_goes_on_where_the_broker_ackno
     assert alarms.got[-1] == ("publishers", None)  # cleared once the new host runs
     # The host's own log lines reach the station's log.
     assert any(r.name == "aoi.storage.outbox" and "connected" in r.message for r in caplog.records)
+
+
+LINUX = Path("/proc/self/task").is_dir()
+
+
+@pytest.mark.skipif(not LINUX, reason="per-thread niceness and CPUs are read from /proc (Linux)")
+def test_every_thread_of_the_host_runs_on_the_configured_cpu_and_niceness(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    # Linux keeps niceness and CPUs per thread: the publishers' threads (paho's loop, the
+    # outbox) already run when the host lowers itself, and must not stay at the station's.
+    core = max(os.sched_getaffinity(0))
+    config = StationConfig(
+        mqtt=MqttConfig(url=broker.url), plant=PlantConfig(cpus=(core,), niceness=7)
+    )
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    with station_log(tmp_path), PlantProcess(_settings(tmp_path, config)) as host:
+        assert host.pid is not None
+        threads = thread_placement(host.pid)
+        assert host.call("stats")["caught_up"]
+    assert len(threads) >= 3  # main, the pipe reader, paho's loop, the outbox
+    for tid, nice, cpus in threads:
+        assert nice == min(mine + 7, 19), (tid, nice)
+        assert cpus == {core}, (tid, cpus)
+
+
+def test_a_plant_cpu_the_machine_lacks_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    absent = (os.cpu_count() or 1) + 3
+    config = StationConfig(
+        opcua=OpcuaConfig(endpoint="opc.tcp://127.0.0.1:1"), plant=PlantConfig(cpus=(absent,))
+    )
+    with (
+        station_log(tmp_path),
+        pytest.raises(PlantError, match=r"\[plant\] cpus: CPU \d+ does not exist") as err,
+        PlantProcess(_settings(tmp_path, config)),
+    ):
+        pass
+    assert "\n" not in str(err.value)
+    assert f"found [{absent}]" in str(err.value)
 
 
 def test_a_host_that_cannot_open_a_publisher_refuses_to_start_in_one_line(tmp_path: Path) -> None:
