@@ -245,8 +245,9 @@ class PlantConfig(_Strict):
     #: publishers run on once open; empty: the station's own. Give them a core the cycle
     #: does not use (docs/plant.md, "Giving the publishers a core").
     cpus: tuple[int, ...] = ()
-    #: Their niceness once open (0: the station's priority; 19: the lowest).
-    niceness: int = Field(default=10, ge=0, le=19)
+    #: Their niceness once open (0: the station's priority; 19, the default: the lowest, so
+    #: publishing takes the CPU the cycle leaves idle; docs/plant.md).
+    niceness: int = Field(default=19, ge=0, le=19)
 
     @field_validator("cpus")
     @classmethod

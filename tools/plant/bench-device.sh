@@ -22,16 +22,16 @@ python3 -c 'from aoi.app.plant.bench import _PEER; print(_PEER)' > $W/peer.py
 taskset -c 6,7 python3 $W/peer.py 127.0.0.1:5673 &
 sleep 2
 B="--recipe board-a-640 --block 100 --mqtt mqtt://127.0.0.1:1884 --cfx amqp://127.0.0.1:5673/cfx --opcua opc.tcp://127.0.0.1:4841"
-# name, cycles, extra arguments: the publishers sharing the cycle's two cores at niceness 10
-# (the default) and 19, then on a core of their own ([plant] cpus = [2]); A/A controls.
+# name, cycles, extra arguments: the publishers sharing the cycle's two cores at niceness 19
+# (the default) with its A/A control, on a core of their own ([plant] cpus = [2]), and sharing
+# at niceness 10 (the default before 2026-11-29).
 run() {
   t "$1: $3 --cycles $2"
   timeout $(( $2 / 8 + 60 )) taskset -c 0,1 python3 -m aoi.app.plant.bench $B --cycles $2 $3 \
     > $OUT/$1.json 2> $OUT/$1.err; echo "rc $?"; cat $OUT/$1.json; tail -n 2 $OUT/$1.err
 }
-run shared10 $N ""
-run shared19 $N "--niceness 19"
+run shared19 $N ""
+run shared19-aa $NAA "--aa"
 run core2 $N "--plant-cpus 2"
-[ "$NAA" -gt 0 ] && run core2-aa $NAA "--plant-cpus 2 --aa"
-[ "$NAA" -gt 0 ] && run shared-aa $NAA "--aa"
+run shared10 $N "--niceness 10"
 t done; date -u

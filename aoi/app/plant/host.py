@@ -204,13 +204,20 @@ def _first_attempts(boxes: list[Outbox], timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def _resume(box: Outbox) -> None:
-    """The bench's "on": the last "on" block's parts go out, then what the "off" block
-    journaled is skipped (an "on" block carries the steady load, not a catch-up)."""
-    if box.paused.is_set():
+def _pause(box: Outbox) -> None:
+    """The bench's "off": the "on" block just run goes out first (between blocks, in no
+    block's clock), then nothing is sent."""
+    if not box.paused.is_set():
         deadline = time.monotonic() + 5
         while not box.caught_up and box.connected and time.monotonic() < deadline:
             time.sleep(0.01)
+        box.paused.set()
+
+
+def _resume(box: Outbox) -> None:
+    """The bench's "on": what the "off" block journaled is skipped (an "on" block carries
+    the steady load of its own parts, not a catch-up)."""
+    if box.paused.is_set():
         box.skip_to_end()
         box.paused.clear()
 
@@ -219,7 +226,7 @@ def _call(what: str, boxes: list[Outbox]) -> Any:
     """The bench's controls (aoi/app/plant/bench.py)."""
     if what == "pause":
         for box in boxes:
-            box.paused.set()
+            _pause(box)
     elif what == "resume":
         for box in boxes:
             _resume(box)
