@@ -5,7 +5,7 @@
 # (taskset); its publishers' process shares them, or runs on core 2 ([plant] cpus); mosquitto
 # and the AMQP 1.0 peer run on cores 4-7 (the plant's brokers are other machines). Carry: data/h-g15d (station wheels), data/h-plant (mosquitto
 # and its libraries from the sandbox's Debian, plant wheels). Results: $OUT.
-#   run: carry ["data/h-g15d/whl", "data/h-plant"], command: bash tools/plant/bench-device.sh [CYCLES [CYCLES_AA]]
+#   run: carry ["data/h-g15d/whl", "data/h-plant"], command: bash tools/plant/bench-device.sh [CYCLES [CYCLES_AA [RUNS]]]
 set -u
 export PYTHONUNBUFFERED=1
 N=${1:-2000}; NAA=${2:-1500}
@@ -30,8 +30,10 @@ run() {
   timeout $(( $2 / 8 + 60 )) taskset -c 0,1 python3 -m aoi.app.plant.bench $B --cycles $2 $3 \
     > $OUT/$1.json 2> $OUT/$1.err; echo "rc $?"; cat $OUT/$1.json; tail -n 2 $OUT/$1.err
 }
-run shared19 $N ""
-run shared19-aa $NAA "--aa"
-run core2 $N "--plant-cpus 2"
-run shared10 $N "--niceness 10"
+ONLY=${3:-shared19,shared19-aa,core2,shared10}  # a comma list of the runs below
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+want shared19 && run shared19 $N ""
+want shared19-aa && run shared19-aa $NAA "--aa"
+want core2 && run core2 $N "--plant-cpus 2"
+want shared10 && run shared10 $N "--niceness 10"
 t done; date -u
