@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from aoi.app.plant.placement import PlacementError, check_cpus
 from aoi.app.preflight import Check
 from aoi.config import OpcuaConfig, StationConfig
 
@@ -55,9 +56,23 @@ def _opcua_security(config: OpcuaConfig) -> Check:
     return Check("opcua security", True, f"encrypted with {config.certificate}")
 
 
+def _cpus(station: StationConfig) -> Check:
+    """``[plant] cpus`` names CPUs this machine has (a failure: the station would not start)."""
+    try:
+        cpus = check_cpus(station.plant.cpus)
+    except PlacementError as err:
+        fix = "correct [plant] cpus (or leave it empty: the station's CPUs)"
+        return Check("plant cpus", False, str(err).split(": ", 1)[-1], fix)
+    where = f"CPUs {sorted(cpus)}" if cpus else "the station's CPUs"
+    return Check("plant cpus", True, f"publishers on {where}, niceness {station.plant.niceness}")
+
+
 def plant_checks(station: StationConfig) -> list[Check]:
-    """One check per configured ``[mqtt]``, ``[cfx]``, ``[opcua]`` section."""
+    """One check per configured ``[mqtt]``, ``[cfx]``, ``[opcua]`` section, and where the
+    publishers run when any is."""
     checks = []
+    if station.mqtt.url or station.cfx.url or station.opcua.endpoint:
+        checks.append(_cpus(station))
     if station.mqtt.url:
         checks.append(_reach("mqtt", station.mqtt.url, 1883))
     if station.cfx.url:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from plant_helpers import free_port
 
 from aoi.app.plant.doctor import plant_checks
-from aoi.config import CfxConfig, MqttConfig, OpcuaConfig, StationConfig
+from aoi.config import CfxConfig, MqttConfig, OpcuaConfig, PlantConfig, StationConfig
 
 
 def test_each_configured_endpoint_is_checked_and_a_dead_broker_is_a_warning():
@@ -20,7 +21,9 @@ def test_each_configured_endpoint_is_checked_and_a_dead_broker_is_a_warning():
             cfx=CfxConfig(url=f"amqp://127.0.0.1:{free_port()}/q"),
             opcua=OpcuaConfig(endpoint=f"opc.tcp://127.0.0.1:{up}"),  # taken: by the "broker"
         )
-        mqtt, cfx, opcua, security = plant_checks(station)
+        cpus, mqtt, cfx, opcua, security = plant_checks(station)
+    assert (cpus.name, cpus.ok) == ("plant cpus", True)
+    assert "the station's CPUs, niceness 19" in cpus.detail
     assert (mqtt.name, mqtt.ok) == ("mqtt", True)
     assert (cfx.name, cfx.ok, cfx.fatal) == ("cfx", False, False)
     assert "does not answer" in cfx.detail
@@ -45,3 +48,13 @@ def test_the_opcua_channel_is_checked(tmp_path):
     assert (missing.ok, missing.fatal) == (False, True) and "private_key" in missing.detail
     key.write_bytes(b"x")
     assert check(certificate=str(cert), private_key=str(key)).ok
+
+
+def test_a_plant_cpu_the_machine_lacks_fails_the_check():
+    absent = (os.cpu_count() or 1) + 1
+    station = StationConfig(
+        mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}"), plant=PlantConfig(cpus=(absent,))
+    )
+    cpus = plant_checks(station)[0]
+    assert (cpus.name, cpus.ok, cpus.fatal) == ("plant cpus", False, True)
+    assert f"CPU {absent} does not exist" in cpus.detail
