@@ -64,7 +64,9 @@ Scale = Callable[[str], "float | None"]
 def _address(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     host = f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}"
-    return host, parts.path.lstrip("/") or "cfx"
+    # One slash separates the address, which may start with one itself: RabbitMQ's durable
+    # queue is amqp://host:5672//queue/<name> (docs/plant.md).
+    return host, parts.path[1:] or "cfx"
 
 
 class CfxSink:
