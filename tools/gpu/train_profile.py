@@ -1,0 +1,81 @@
+"""Where issue 16's training time goes, on the GPU machine: the data pipeline alone, and the
+optimisation steps alone (one fixed batch on the GPU) for 1 and for 5 models side by side.
+
+    PYTHONPATH=<tree> python3 tools/gpu/train_profile.py --config models/configs/deeppcb-v4.toml \
+        [--workers 14] [--batches 150] [--steps 60]
+
+Prints one JSON line per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from models.net import AoiDefectNet
+from models.train_deeppcb import load_config, make_loader, masked_loss
+from models.train_folds import fold_step
+
+
+def _loader(cfg, workers: int, batches: int) -> dict[str, float]:
+    t0 = time.perf_counter()
+    loader = make_loader(cfg, workers, "cuda")
+    it = iter(loader)
+    next(it)
+    first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    rate = batches / (time.perf_counter() - t1)
+    return {"what": "loader", "workers": workers, "first_batch_s": round(first, 1),
+            "batches_per_s": round(rate, 2)}  # fmt: skip
+
+
+def _steps(cfg, models: int, steps: int, batch: tuple) -> dict[str, float]:
+    boards, target = (t.to("cuda") for t in batch[:2])
+    keep = torch.ones(boards.shape[0], dtype=torch.bool)
+    nets, opts = [], []
+    for _ in range(models):
+        net = AoiDefectNet(cfg.model).to("cuda", memory_format=torch.channels_last).train()
+        nets.append(net)
+        opts.append(torch.optim.AdamW(net.parameters(), lr=1e-3))
+
+    def loss(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return masked_loss(x, t, cfg.loss)
+
+    def one() -> None:
+        for net, opt in zip(nets, opts, strict=True):
+            fold_step(net, opt, boards, target, keep, loss, True)
+
+    for _ in range(10):
+        one()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        one()
+    torch.cuda.synchronize()
+    rate = steps / (time.perf_counter() - t0)
+    return {"what": "steps", "models": models, "steps_per_s": round(rate, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", type=Path, default=Path("models/configs/deeppcb-v4.toml"))
+    parser.add_argument("--workers", type=int, default=14)
+    parser.add_argument("--batches", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    cfg = load_config(args.config)
+    torch.backends.cudnn.benchmark = False
+    batch = next(iter(make_loader(cfg, 0, "cuda")))
+    for models in (1, 5):
+        print(json.dumps(_steps(cfg, models, args.steps, batch)), flush=True)
+    print(json.dumps(_loader(cfg, args.workers, args.batches)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
