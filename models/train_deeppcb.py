@@ -250,6 +250,12 @@ def train(
     torch.backends.cudnn.deterministic = True
     runs = slots(configs, folds or [], folds_only)
     names = [name for name, _, _ in runs]
+    # The loader's workers are forked before CUDA starts in this process (a fork of a process
+    # holding a CUDA context is the suspect for the ~100-150 s first batch on the GPU machine;
+    # docs/benchmarks.md, issue 16). Its seed is drawn at iter(), as before, right after this.
+    torch.manual_seed(run.seed)
+    loader = make_loader(base, workers, device)
+    batches = iter(loader)
     models, optimisers = [], []
     for name, cfg, _ in runs:
         torch.manual_seed(run.seed)  # each model starts as it would alone
@@ -264,8 +270,6 @@ def train(
             f"{count_macs(model, 640, 640) / 1e6:.0f} M MACs at 640x640",
             flush=True,
         )
-    torch.manual_seed(run.seed)
-    loader = make_loader(base, workers, device)
     groups = loader.dataset.groups  # type: ignore[attr-defined]
     held = [held_out_ids(fold, groups) for _, _, fold in runs]  # CPU: masks need no GPU sync
     for (name, _, fold), ids in zip(runs, held, strict=True):
@@ -284,7 +288,7 @@ def train(
     window = [torch.zeros((), device=device) for _ in models]
     stepped = np.zeros(len(models))
     window_start, seen = start, 0
-    for step, (boards_cpu, target_cpu, group_cpu) in enumerate(loader):
+    for step, (boards_cpu, target_cpu, group_cpu) in enumerate(batches):
         boards = boards_cpu.to(device, non_blocking=True)
         target = target_cpu.to(device, non_blocking=True)
         lr = lr_for(step, time.perf_counter() - start, run, budget_s)

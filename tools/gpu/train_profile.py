@@ -71,10 +71,14 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config)
     torch.backends.cudnn.benchmark = False
+    # The loader before CUDA starts in this process (as train() now does), the steps, then the
+    # loader again in a process holding a CUDA context (as train() did before 2026-11-29: on
+    # the GPU machine its first batch had not come after ~150 s).
+    print(json.dumps({**_loader(cfg, args.workers, args.batches), "cuda": False}), flush=True)
     batch = next(iter(make_loader(cfg, 0, "cuda")))
     for models in (1, 5):
         print(json.dumps(_steps(cfg, models, args.steps, batch)), flush=True)
-    print(json.dumps(_loader(cfg, args.workers, args.batches)), flush=True)
+    print(json.dumps({**_loader(cfg, args.workers, args.batches), "cuda": True}), flush=True)
 
 
 if __name__ == "__main__":
