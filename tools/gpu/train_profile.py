@@ -2,7 +2,7 @@
 optimisation steps alone (one fixed batch on the GPU) for 1 and for 5 models side by side.
 
     PYTHONPATH=<tree> python3 tools/gpu/train_profile.py --config models/configs/deeppcb-v4.toml \
-        [--workers 14] [--batches 150] [--steps 60]
+        [--workers 14] [--batches 150] [--steps 60] [--device cpu --root data/deeppcb-all]
 
 Prints one JSON line per measurement.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,9 +22,9 @@ from models.train_deeppcb import load_config, make_loader, masked_loss
 from models.train_folds import fold_step
 
 
-def _loader(cfg, workers: int, batches: int) -> dict[str, float]:
+def _loader(cfg, workers: int, batches: int, device: str) -> dict[str, float]:
     t0 = time.perf_counter()
-    loader = make_loader(cfg, workers, "cuda")
+    loader = make_loader(cfg, workers, device)
     it = iter(loader)
     next(it)
     first = time.perf_counter() - t0
@@ -68,17 +69,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=14)
     parser.add_argument("--batches", type=int, default=150)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--device", default="cuda", help="cpu: the loader only")
+    parser.add_argument("--root", default="", help="override [data] root (the packed pairs)")
     args = parser.parse_args()
     cfg = load_config(args.config)
+    if args.root:
+        cfg = replace(cfg, data=replace(cfg.data, root=args.root))
     torch.backends.cudnn.benchmark = False
     # The loader before CUDA starts in this process (as train() now does), the steps, then the
     # loader again in a process holding a CUDA context (as train() did before 2026-11-29: on
     # the GPU machine its first batch had not come after ~150 s).
-    print(json.dumps({**_loader(cfg, args.workers, args.batches), "cuda": False}), flush=True)
+    first = _loader(cfg, args.workers, args.batches, args.device)
+    print(json.dumps({**first, "cuda": False}), flush=True)
+    if args.device != "cuda":
+        return
     batch = next(iter(make_loader(cfg, 0, "cuda")))
     for models in (1, 5):
         print(json.dumps(_steps(cfg, models, args.steps, batch)), flush=True)
-    print(json.dumps({**_loader(cfg, args.workers, args.batches), "cuda": True}), flush=True)
+    again = _loader(cfg, args.workers, args.batches, args.device)
+    print(json.dumps({**again, "cuda": True}), flush=True)
 
 
 if __name__ == "__main__":
