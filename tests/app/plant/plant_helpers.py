@@ -46,6 +46,21 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str =
         time.sleep(0.01)
 
 
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float, what: str) -> None:
+    """Until ``port`` on 127.0.0.1 takes a connection; the test fails if ``proc`` (a broker
+    the test started) exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"{what} did not start")
+            time.sleep(0.05)
+        else:
+            return
+
+
 class Mosquitto:
     """A private mosquitto on a free port, persistent (a restart keeps sessions and queues)."""
 
@@ -75,16 +90,7 @@ class Mosquitto:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)])
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    pytest.fail(f"mosquitto did not start ({self.folder}/mosquitto.log)")
-                time.sleep(0.05)
-            else:
-                return
+        wait_listening(self.proc, self.port, 10, f"mosquitto ({self.folder}/mosquitto.log)")
 
     def stop(self) -> None:
         """SIGTERM: mosquitto saves its sessions and queues, as a service stop would."""

@@ -8,14 +8,12 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from plant_helpers import free_port
+from plant_helpers import free_port, wait_listening
 from proton.utils import BlockingConnection
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -92,16 +90,7 @@ class RabbitMQ:
             self.proc = subprocess.Popen(
                 [str(SERVER)], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    pytest.fail(f"rabbitmq did not start ({self.folder}/server.out)")
-                time.sleep(0.1)
-            else:
-                return
+        wait_listening(self.proc, self.port, timeout_s, f"rabbitmq ({self.folder}/server.out)")
 
     def stop(self) -> None:
         """``rabbitmqctl stop``: the node saves its durable queues and exits."""
