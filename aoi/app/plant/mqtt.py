@@ -105,9 +105,18 @@ class MqttSink:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, _r: Any, _p: Any) -> None:
         self._connected.clear()
 
+    def _message(self, event: OutboxEvent) -> tuple[str, dict[str, Any]]:
+        """An event's topic and payload (its message id inside)."""
+        return f"{self.base}/{event.kind}", {"message_id": event.message_id, **event.payload}
+
+    def _live_client(self) -> mqtt.Client | None:
+        """The client while the broker is connected, else None."""
+        with self._lock:
+            client = self._client
+        return client if client is not None and self._connected.is_set() else None
+
     def send(self, event: OutboxEvent) -> None:
-        topic = f"{self.base}/{event.kind}"
-        payload = {"message_id": event.message_id, **event.payload}
+        topic, payload = self._message(event)
         self._publish(topic, payload, retain=False, wait=True, message_id=event.message_id)
 
     def send_many(self, events: list[OutboxEvent]) -> None:
@@ -121,19 +130,12 @@ class MqttSink:
                 except PublishError as err:
                     raise PublishError(str(err), done=k) from err
             return
-        with self._lock:
-            client = self._client
-        if client is None or not self._connected.is_set():
+        client = self._live_client()
+        if client is None:
             msg = f"MQTT broker {self.host}:{self.port}: not connected"
             raise PublishError(msg)
-        infos = [
-            client.publish(
-                f"{self.base}/{e.kind}",
-                json.dumps({"message_id": e.message_id, **e.payload}),
-                qos=self.config.qos,
-            )
-            for e in events
-        ]
+        messages = [self._message(e) for e in events]
+        infos = [client.publish(t, json.dumps(p), qos=self.config.qos) for t, p in messages]
         deadline = time.monotonic() + ACK_TIMEOUT_S
         for k, info in enumerate(infos):
             while info.rc != mqtt.MQTT_ERR_SUCCESS or not info.is_published():
@@ -165,9 +167,8 @@ class MqttSink:
         wait: bool,
         message_id: str = "",
     ) -> None:
-        with self._lock:
-            client = self._client
-        if client is None or not self._connected.is_set():
+        client = self._live_client()
+        if client is None:
             if wait:
                 msg = f"MQTT broker {self.host}:{self.port}: not connected"
                 raise PublishError(msg)
