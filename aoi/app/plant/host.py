@@ -292,10 +292,10 @@ def host_main(conn: Connection, settings: HostSettings) -> None:
     with ExitStack() as stack:
         plant = settings.config.plant
         try:
-            check_cpus(plant.cpus)
+            cpus = check_cpus(plant.cpus)  # before any publisher opens
             listeners, boxes = _open(stack, settings, pipe, scales)
             _first_attempts(boxes)
-            place(plant.cpus, plant.niceness)  # started at the station's priority: in time
+            place(cpus, plant.niceness)  # started at the station's priority: in time
         except (AoiError, *DB_ERRORS, OSError) as err:
             pipe.send("failed", str(err))
             return

@@ -50,10 +50,10 @@ def check_cpus(cpus: Iterable[int]) -> frozenset[int]:
     return wanted
 
 
-def place(cpus: Iterable[int], niceness: int) -> None:
-    """Pin every thread of this process to ``cpus`` (none: leave them) and lower each one's
-    priority by ``niceness``; :class:`PlacementError` when the CPUs cannot be used."""
-    wanted = check_cpus(cpus)
+def place(wanted: frozenset[int], niceness: int) -> None:
+    """Pin every thread of this process to ``wanted`` (as :func:`check_cpus` returned them;
+    none: leave them) and lower each one's priority by ``niceness``; :class:`PlacementError`
+    when the system refuses those CPUs."""
     for tid in _threads():
         if wanted:
             try:
@@ -77,8 +77,8 @@ def place(cpus: Iterable[int], niceness: int) -> None:
 
 
 def thread_placement(pid: int) -> list[tuple[int, int, frozenset[int]]]:
-    """Each thread of process ``pid`` as (thread id, niceness, CPUs) (Linux; for tests and
-    ``aoi doctor``)."""
+    """Each thread of process ``pid`` as (thread id, niceness, CPUs) (Linux; the tests read the
+    host's placement with it)."""
     out = []
     for name in sorted(os.listdir(f"/proc/{pid}/task")):
         tid = int(name)
