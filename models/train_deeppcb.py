@@ -6,10 +6,9 @@ Usage (on the GPU machine; see models/aoi-defect-v3.md for the whole recipe)::
         --out runs/deeppcb-v2
 
 Several ``--config`` files whose ``[run]``, ``[data]``, ``[deeppcb]`` and ``[synthetic]`` tables
-agree train side by side on the very same batches (one data pipeline, one model each); every
-model starts from ``[run] seed``, so each result equals a run of its config alone. Each model is
-written to ``OUT/<config name>/``: ``last.pt``, ``model.onnx`` (validated against PyTorch) and
-``train.json``. Evaluate the ONNX file with the station's own ``aoi eval``.
+agree train side by side on the very same batches (one data pipeline, one model each); each
+model starts from ``[run] seed``, so it equals a run of its config alone. Each model is written
+to ``OUT/<config name>/``: ``last.pt``, ``model.onnx`` (checked against PyTorch), ``train.json``.
 
 ``--fold LIST`` (repeatable) adds, per config, a model that never trains on the PCB groups of
 LIST (leave-groups-out cross-validation, :mod:`models.train_folds`), written to
@@ -368,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="override [run] workers")
     parser.add_argument("--steps", type=int, help="override [run] steps (smoke tests)")
     parser.add_argument("--max-minutes", type=float, help="override [run] max_minutes")
+    parser.add_argument("--step-schedule", action="store_true", help="time_schedule = false")
     parser.add_argument(
         "--fold", type=Path, action="append", default=[], help="held-out list of one CV fold"
     )
@@ -376,10 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configs = [load_config(p) for p in args.config]
-    if args.steps is not None:
-        configs = [replace(c, run=replace(c.run, steps=args.steps)) for c in configs]
-    if args.max_minutes is not None:
-        configs = [replace(c, run=replace(c.run, max_minutes=args.max_minutes)) for c in configs]
+    over = {"steps": args.steps, "max_minutes": args.max_minutes}
+    over = {k: v for k, v in over.items() if v is not None}
+    if args.step_schedule:
+        over["time_schedule"] = False
+    configs = [replace(c, run=replace(c.run, **over)) for c in configs]  # type: ignore[arg-type]
     for cfg in configs[1:]:
         if cfg.shared() != configs[0].shared():
             msg = f"{cfg.name}: [run] [data] [deeppcb] [synthetic] differ from {configs[0].name}"
