@@ -27,7 +27,7 @@ import json
 import random
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,8 @@ from models.train_folds import (
     keep_mask,
     lr_for,
     read_fold,
+    resume,
+    save_checkpoint,
 )
 
 
@@ -182,8 +184,8 @@ def masked_loss(logits: torch.Tensor, coded: torch.Tensor, cfg: MaskedLossConfig
     return ce + cfg.dice_weight * dice.mean()
 
 
-def make_loader(cfg: Config, workers: int, device: str) -> DataLoader:
-    """The one data pipeline every model of the run reads."""
+def make_loader(cfg: Config, workers: int, device: str, start: int = 0) -> DataLoader:
+    """The one data pipeline every model of the run reads, from batch ``start`` on."""
     run, data = cfg.run, cfg.data
     n_deeppcb = run.steps * (run.batch - data.synthetic_per_batch)
     deeppcb = DeepPcbPairs(
@@ -198,25 +200,12 @@ def make_loader(cfg: Config, workers: int, device: str) -> DataLoader:
     return DataLoader(
         TrainingBatches(mixed, data.edge_band_cells, data.seam_gap_px),
         batch_size=run.batch,
-        shuffle=False,
+        sampler=range(start * run.batch, len(mixed)),
         num_workers=workers,
         worker_init_fn=_worker_init if workers else None,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
         pin_memory=device == "cuda",
-    )
-
-
-def _checkpoint(path: Path, model: AoiDefectNet, step: int) -> None:
-    net = model.config
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(
-        {
-            "net_config": {**asdict(net), "deep_dilations": list(net.deep_dilations)},
-            "model": state,
-            "step": step,
-        },
-        path,
     )
 
 
@@ -239,8 +228,10 @@ def train(
     workers: int,
     folds: list[Fold] | None = None,
     folds_only: bool = False,
+    resume_run: bool = False,
 ) -> list[tuple[str, AoiDefectNet]]:
-    """One optimisation loop per model over shared batches; checkpoints under ``out/<name>``."""
+    """One optimisation loop per model over shared batches; checkpoints under ``out/<name>``,
+    from which ``resume_run`` continues."""
     base = configs[0]
     run = base.run
     random.seed(run.seed)
@@ -253,7 +244,9 @@ def train(
     # holding a CUDA context is the suspect for the ~100-150 s first batch on the GPU machine;
     # docs/benchmarks.md, issue 16). Its seed is drawn at iter(), as before, right after this.
     torch.manual_seed(run.seed)
-    loader = make_loader(base, workers, device)
+    first = out / names[0] / "last.pt"
+    start_step = int(torch.load(first, weights_only=True)["step"]) if resume_run else 0
+    loader = make_loader(base, workers, device, start_step)
     batches = iter(loader)
     models, optimisers = [], []
     for name, cfg, _ in runs:
@@ -264,6 +257,8 @@ def train(
             torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=run.weight_decay)
         )
         (out / name).mkdir(parents=True, exist_ok=True)
+        if resume_run and resume(out / name / "last.pt", model, optimisers[-1]) != start_step:
+            raise SystemExit(f"{out / name / 'last.pt'}: not at step {start_step} as {first} is")
         print(
             f"{name}: {count_parameters(model)} parameters, "
             f"{count_macs(model, 640, 640) / 1e6:.0f} M MACs at 640x640",
@@ -287,7 +282,7 @@ def train(
     window = [torch.zeros((), device=device) for _ in models]
     stepped = np.zeros(len(models))
     window_start, seen = start, 0
-    for step, (boards_cpu, target_cpu, group_cpu) in enumerate(batches):
+    for step, (boards_cpu, target_cpu, group_cpu) in enumerate(batches, start_step):
         boards = boards_cpu.to(device, non_blocking=True)
         target = target_cpu.to(device, non_blocking=True)
         lr = lr_for(step, time.perf_counter() - start, run, budget_s)
@@ -320,8 +315,8 @@ def train(
             window_start, seen = now, 0
         late = run.max_minutes > 0 and time.perf_counter() - start > 60 * run.max_minutes
         if done % run.checkpoint_every == 0 or done == run.steps or late:
-            for name, model in zip(names, models, strict=True):
-                _checkpoint(out / name / "last.pt", model, done)
+            for name, model, opt in zip(names, models, optimisers, strict=True):
+                save_checkpoint(out / name / "last.pt", model, opt, done)
         if late and done < run.steps:
             stopped_at = done
             print(f"STOPPED EARLY at step {done}: over max_minutes={run.max_minutes}", flush=True)
@@ -333,6 +328,7 @@ def train(
             "seconds": elapsed,
             "steps": stopped_at,
             "planned_steps": run.steps,
+            "resumed_at_step": start_step,
             "time_schedule": run.time_schedule,
             "device": device,
             "models_side_by_side": len(runs),
@@ -367,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="override [run] workers")
     parser.add_argument("--steps", type=int, help="override [run] steps (smoke tests)")
     parser.add_argument("--max-minutes", type=float, help="override [run] max_minutes")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/*/last.pt")
     parser.add_argument("--step-schedule", action="store_true", help="time_schedule = false")
     parser.add_argument(
         "--fold", type=Path, action="append", default=[], help="held-out list of one CV fold"
@@ -387,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(msg)
     workers = configs[0].run.workers if args.workers is None else args.workers
     folds = [read_fold(p) for p in args.fold]
-    models = train(configs, args.out, args.device, workers, folds, args.folds_only)
+    models = train(configs, args.out, args.device, workers, folds, args.folds_only, args.resume)
     for name, model in models:
         figures = export(model, args.out / name)
         info_path = args.out / name / "train.json"

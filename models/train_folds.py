@@ -18,7 +18,7 @@ Nothing here reads data; ``tests/models/test_train_folds.py`` checks the exclusi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -106,3 +106,34 @@ def schedule_step(step: int, elapsed_s: float, run: RunConfig, budget_s: float) 
 def lr_for(step: int, elapsed_s: float, run: RunConfig, budget_s: float) -> float:
     """The learning rate at ``schedule_step`` (the last one's once the schedule is done)."""
     return _lr_at(min(schedule_step(step, elapsed_s, run, budget_s), run.steps - 1), run)
+
+
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int
+) -> None:
+    """``last.pt``: the network's config and weights (what ``models.export`` reads), the
+    optimiser's state and the steps done, so that ``resume`` continues the same run."""
+    net = model.config  # type: ignore[attr-defined]
+    torch.save(
+        {
+            "net_config": {**asdict(net), "deep_dilations": list(net.deep_dilations)},
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimiser": opt.state_dict(),
+            "step": step,
+        },
+        path,
+    )
+
+
+def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    """Load ``save_checkpoint``'s file into ``model`` and ``opt``; the steps it had done.
+
+    The batches depend only on (seed, index), so a run resumed at step k reads the very batches
+    the uninterrupted run reads from k on."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "optimiser" not in state:
+        msg = f"{path}: field 'optimiser' missing (expected a checkpoint that can resume)"
+        raise ValueError(msg)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimiser"])
+    return int(state["step"])

@@ -183,3 +183,35 @@ def test_folds_only_trains_the_same_fold_model_as_a_run_beside_the_config_model(
     assert any(not np.array_equal(want[n], _state(beside["tiny"])[n]) for n in want)
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_a_run_stopped_by_its_guard_and_resumed_equals_the_run_done_at_once(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from dataclasses import replace
+
+    from models.train_deeppcb import train
+    from models.train_folds import read_fold
+
+    listing = _write_pcbdata(tmp_path / "data")
+    cfg = _tiny_config(tmp_path / "data", listing)
+    cfg = replace(cfg, run=replace(cfg.run, steps=4))
+    one = tmp_path / "fold-one.txt"
+    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    folds = [read_fold(one)]
+    at_once = dict(train([cfg], tmp_path / "once", "cpu", 0, folds))
+    # A guard of a few microseconds stops the run after its first step, with a checkpoint.
+    cut = replace(cfg, run=replace(cfg.run, max_minutes=1e-9))
+    first = dict(train([cut], tmp_path / "split", "cpu", 0, folds))
+    info = (tmp_path / "split" / "tiny" / "train.json").read_text()
+    assert '"steps": 1' in info
+    assert any(
+        not np.array_equal(v, _state(at_once["tiny"])[k]) for k, v in _state(first["tiny"]).items()
+    )
+    resumed = dict(train([cfg], tmp_path / "split", "cpu", 0, folds, resume_run=True))
+    assert '"resumed_at_step": 1' in (tmp_path / "split" / "tiny" / "train.json").read_text()
+    for name in ("tiny", "tiny-fold-one"):
+        want, got = _state(at_once[name]), _state(resumed[name])
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name} {key}")

@@ -10,6 +10,10 @@
 #   pip download (cp312) pydantic pydantic_core annotated_types typing_extensions typing_inspection -d data/whl
 #   run: carry ["data/h-train16"], command: bash data/h-train16/tools/gpu/train-issue16.sh data/h-train16 [MINUTES]
 # MINUTES (default the config's max_minutes) bounds the training; the LR schedule fits into it.
+# With a third argument, the folder a previous call's r16.tar was unpacked into (carried, e.g.
+# ["data/h-train16", "data/r16-call1"] and ../r16-call1 from inside data/h-train16), the cosine
+# runs by steps and the run resumes from that folder's last.pt files (models.train_deeppcb
+# --resume); a first call of such a run passes an empty folder's name: "-".
 # The GPU machine has torch, numpy, OpenCV, onnx and onnxruntime; only models.* runs there.
 set -u
 export PYTHONUNBUFFERED=1
@@ -48,9 +52,14 @@ fi
 [ "$rc" = 0 ] || { echo "fold tests failed (rc $rc): not training"; exit 4; }
 t train
 F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
+X=""
+if [ -n "${3:-}" ]; then
+  X="--step-schedule"
+  if [ "$3" != - ]; then cp -a "$3"/. "$R"/ && X="$X --resume" && ls "$R"; fi
+fi
 python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
-  ${2:+--max-minutes $2} > "$R/train.log" 2>&1
-echo "train rc $?"; grep -v "^\s*$" "$R/train.log" | tail -40
+  ${2:+--max-minutes $2} $X 2>&1 | tee "$R/train.log" | grep --line-buffered -E '^step|STOPPED|trained|Error'
+echo "train rc ${PIPESTATUS[0]}"; grep -v "^\s*$" "$R/train.log" | tail -40
 ls -la "$R"/*/model.onnx
-tar -C "$R" -cf "$OUT/r16.tar" --exclude=last.pt . && tar -tvf "$OUT/r16.tar"
+tar -C "$R" -cf "$OUT/r16.tar" . && tar -tvf "$OUT/r16.tar"  # last.pt too: a later call resumes
 t done; date -u
