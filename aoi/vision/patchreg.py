@@ -33,6 +33,9 @@ _COARSE_LONG_PX = 256
 _PATCH_PX = PATCH_PX
 #: Patches per row and column of the grid spread over the board.
 _GRID = 3
+#: A grid cell whose best patch has less than this share of the board's best texture gives
+#: its place to a more textured patch elsewhere (its edges run one way, or there are none).
+_TEXTURE_SHARE = 0.02
 #: Phase-correlation fits per level (coarse, full resolution); each resamples the patches at
 #: the new estimate. The coarse fit lands within the gradient steps' reach at full resolution.
 _ITERATIONS = (1, 0)
@@ -103,7 +106,12 @@ def _decimate(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _pick_patches(template: np.ndarray, size: int, margin: int) -> np.ndarray:
-    """Top-left corners of the most textured patch (in x and y both) of each grid cell."""
+    """Top-left corners of the most textured patch (in x and y both) of each grid cell.
+
+    A cell without such texture (copper pour, bare laminate, tracks all one way) gives its
+    place to the most textured patch left anywhere on the board that overlaps no chosen one:
+    sparse boards keep their count of usable patches instead of failing to register.
+    """
     h, w = template.shape
     gx = cv2.Sobel(template, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(template, cv2.CV_32F, 0, 1, ksize=3)
@@ -116,7 +124,7 @@ def _pick_patches(template: np.ndarray, size: int, margin: int) -> np.ndarray:
     lo = margin + size // 2
     xs = np.linspace(lo, w - lo, _GRID + 1)
     ys = np.linspace(lo, h - lo, _GRID + 1)
-    corners = []
+    found = []
     for r in range(_GRID):
         for c in range(_GRID):
             y0, y1 = int(ys[r]), max(int(ys[r]) + 1, int(ys[r + 1]))
@@ -125,8 +133,22 @@ def _pick_patches(template: np.ndarray, size: int, margin: int) -> np.ndarray:
             if cell.size == 0:
                 continue
             iy, ix = np.unravel_index(int(np.argmax(cell)), cell.shape)
-            corners.append((x0 + ix - size // 2, y0 + iy - size // 2))
-    return np.array(corners, np.float64).reshape(-1, 2)
+            found.append((float(cell[iy, ix]), x0 + ix, y0 + iy))
+    inside = np.full_like(texture, -np.inf)
+    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    inside[y0:y1, x0:x1] = texture[y0:y1, x0:x1]
+    floor = _TEXTURE_SHARE * max(float(inside.max()), 0.0)
+    centres = [(x, y) for t, x, y in found if t > floor]
+    for x, y in centres:
+        inside[max(0, y - size + 1) : y + size, max(0, x - size + 1) : x + size] = -np.inf
+    while len(centres) < len(found):
+        iy, ix = np.unravel_index(int(np.argmax(inside)), inside.shape)
+        if not inside[iy, ix] > floor:
+            break
+        centres.append((int(ix), int(iy)))
+        inside[max(0, iy - size + 1) : iy + size, max(0, ix - size + 1) : ix + size] = -np.inf
+    centres += [(x, y) for t, x, y in found if t <= floor][: len(found) - len(centres)]
+    return np.array([(x - size // 2, y - size // 2) for x, y in centres], np.float64).reshape(-1, 2)
 
 
 def _fit_rigid(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

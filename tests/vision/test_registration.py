@@ -159,3 +159,28 @@ def test_large_frames_register_through_a_pyramid_cut_from_its_finest_level(
     assert reg.shift_x_px == pytest.approx(4.2, abs=0.1)
     assert reg.shift_y_px == pytest.approx(-3.1, abs=0.1)
     assert reg.rotation_deg == pytest.approx(0.4, abs=0.05)
+
+
+def _sparse_board() -> np.ndarray:
+    """A 640x640 board whose copper is in two corners only, as many DeepPCB crops are: seven of
+    the nine grid cells of the patch picker hold nothing to register on."""
+    board = np.full((640, 640), 255, np.uint8)
+    for ox, oy in ((40, 40), (440, 440)):
+        for k, (px, py) in enumerate(((0, 0), (85, 5), (10, 90), (95, 95))):
+            x, y = ox + px, oy + py
+            cv2.rectangle(board, (x, y), (x + 30 + 3 * k, y + 12), 0, -1)
+            cv2.rectangle(board, (x, y), (x + 10, y + 36 - 2 * k), 0, -1)
+            cv2.circle(board, (x + 24, y + 26), 5 + k, 0, -1)
+    return board
+
+
+def test_a_sparse_board_registers_on_patches_from_where_its_copper_is() -> None:
+    board = _sparse_board()
+    moved = _move(board, 1.7, -2.2, 0.4)
+    moved = np.clip(moved + np.random.default_rng(3).normal(0, 3, moved.shape), 0, 255)
+    _aligned, reg = align(
+        Registrar(board, RegistrationSettings(method="patches")), moved.astype(np.uint8)
+    )
+    assert (reg.shift_x_px, reg.shift_y_px) == pytest.approx((1.7, -2.2), abs=0.1)
+    assert reg.rotation_deg == pytest.approx(0.4, abs=0.05)
+    assert reg.correlation > 0.9

@@ -54,7 +54,7 @@ t train
 F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
 X=""
 if [ -n "${3:-}" ]; then
-  X="--step-schedule"
+  [ "${SCHEDULE:-steps}" = time ] || X="--step-schedule"  # SCHEDULE=time: the rest fits MINUTES
   if [ "$3" != - ]; then cp -a "$3"/. "$R"/ && X="$X --resume" && ls "$R"; fi
 fi
 python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
