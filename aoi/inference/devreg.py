@@ -147,10 +147,10 @@ def gradient_graph(plan: PatchPlan, fft: str) -> bytes:
         g.op("ReduceSum", g.op("Mul", step, diff), g.ints(2), keepdims=0),
     )
     g.output(g.op("Identity", shift, name="shift"), np.float32, [k, 2])
+    # Each patch zero-mean on both sides, as aoi.vision.patchreg's CPU steps compare them.
     a0 = (tmpl - tmpl.mean()).astype(np.float32)
-    b0 = g.op("Sub", seen, g.op("ReduceMean", seen, keepdims=1))
-    s_ab = g.op("ReduceSum", g.op("Mul", g.const(a0), b0), keepdims=0)
-    s_bb = g.op("ReduceSum", g.op("Mul", b0, b0), keepdims=0)
+    s_ab = g.op("ReduceSum", g.op("Mul", g.const(a0), inner), keepdims=0)
+    s_bb = g.op("ReduceSum", g.op("Mul", inner, inner), keepdims=0)
     sums = g.op(
         "Concat", g.op("Unsqueeze", s_ab, g.ints(0)), g.op("Unsqueeze", s_bb, g.ints(0)), axis=0
     )

@@ -348,7 +348,10 @@ class _CpuFrame:
         energy = np.maximum((inner * inner).sum(axis=(1, 2)), 1e-6)
         gain = np.sqrt((tmpl * tmpl).sum(axis=(1, 2)) / energy)
         # sampled ~ patch - grad . d, so d = -H^-1 J^T (sampled - patch).
-        self._seen = seen
+        # The accept/refuse correlation compares each patch's own pattern (its mean taken out,
+        # as the template side's is): patches on copper and on laminate differ in mean, and a
+        # mean taken over all of them would count that difference against a perfect fit.
+        self._seen = inner
         return -np.einsum("kcij,kij->kc", level.lk_step, inner * gain[:, None, None] - tmpl)
 
     def correlation(self) -> float:

@@ -184,3 +184,13 @@ def test_a_sparse_board_registers_on_patches_from_where_its_copper_is() -> None:
     assert (reg.shift_x_px, reg.shift_y_px) == pytest.approx((1.7, -2.2), abs=0.1)
     assert reg.rotation_deg == pytest.approx(0.4, abs=0.05)
     assert reg.correlation > 0.9
+
+
+def test_a_board_onto_itself_correlates_fully_with_patches_on_copper_and_laminate() -> None:
+    # The left half is a copper pour with clearances, the right half laminate with pads: the
+    # patches' means differ, which the accept/refuse correlation must not count as misfit.
+    board = golden_board(640, 640, 5, "binary")
+    board[:, :320] = 255 - board[:, :320] // 4
+    _aligned, reg = align(Registrar(board, RegistrationSettings(method="patches")), board)
+    assert (reg.shift_x_px, reg.shift_y_px, reg.rotation_deg) == pytest.approx((0, 0, 0), abs=0.02)
+    assert reg.correlation > 0.99
