@@ -240,9 +240,9 @@ def train(
     torch.backends.cudnn.deterministic = True
     runs = slots(configs, folds or [], folds_only)
     names = [name for name, _, _ in runs]
-    # The loader's workers are forked before CUDA starts in this process (a fork of a process
-    # holding a CUDA context is the suspect for the ~100-150 s first batch on the GPU machine;
-    # docs/benchmarks.md, issue 16). Its seed is drawn at iter(), as before, right after this.
+    # The loader's workers are forked before CUDA starts in this process. That did not remove
+    # the ~90 s slow start on the GPU machine (docs/benchmarks.md, issue 16, session 8), but a
+    # fork of a process without a CUDA context is the safe order. Its seed is drawn at iter().
     torch.manual_seed(run.seed)
     first = out / names[0] / "last.pt"
     start_step = int(torch.load(first, weights_only=True)["step"]) if resume_run else 0

@@ -134,9 +134,9 @@ def _pick_patches(template: np.ndarray, size: int, margin: int) -> np.ndarray:
                 continue
             iy, ix = np.unravel_index(int(np.argmax(cell)), cell.shape)
             found.append((float(cell[iy, ix]), x0 + ix, y0 + iy))
-    inside = np.full_like(texture, -np.inf)
-    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-    inside[y0:y1, x0:x1] = texture[y0:y1, x0:x1]
+    inside = np.full_like(texture, -np.inf)  # where a patch centre may lie, with its texture
+    top, bottom, left, right = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    inside[top:bottom, left:right] = texture[top:bottom, left:right]
     floor = _TEXTURE_SHARE * max(float(inside.max()), 0.0)
     centres = [(x, y) for t, x, y in found if t > floor]
     for x, y in centres:
