@@ -54,7 +54,7 @@ from aoi.types import (
 )
 from aoi.vision.postprocess import Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder
-from aoi.vision.registration import Registrar, align, seen_region
+from aoi.vision.registration import Registrar, align
 from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class Pipeline:
         """What the recipe could have found: truth outside masks and inside what the camera saw."""
         if frame is None or frame.truth is None:
             return None
-        seen = seen_region(reg, frame.width_px, frame.height_px) if reg is not None else None
+        seen = self.registrar.seen(reg, frame.width_px, frame.height_px)
         return self.post.visible_truth(frame.truth, seen)
 
     def warm_up(self) -> None:
@@ -292,7 +292,7 @@ class Pipeline:
                 staged.affine = device_affine(staged.reg.transform, *self.inputs.input_hw)[None]
             else:
                 staged.aligned, staged.reg = align(self.registrar, image)
-            staged.seen = seen_region(staged.reg, image.shape[1], image.shape[0])
+            staged.seen = self.registrar.seen(staged.reg, image.shape[1], image.shape[0])
             staged.stages["register"] = _ms(t, time.perf_counter_ns())  # only a stage done
         except (AoiError, *UNEXPECTED) as err:  # complete() answers it, in order
             staged.error = err

@@ -110,6 +110,7 @@ cycle_budget_ms = 50.0
 
 [registration]
 method = "{registration}"
+edge_margin_px = {edge_margin}
 
 [geometry]
 frame_width_px = {width}
@@ -157,6 +158,7 @@ def make_recipe(tmp_path: Path, difference_model: Path) -> RecipeFactory:
         model: Path | None = None,
         template: np.ndarray | None = None,
         extra: str = "",
+        edge_margin: int = 12,
     ) -> Path:
         if template is None:
             template = golden_board(height, width, 11, "binary")
@@ -183,6 +185,7 @@ def make_recipe(tmp_path: Path, difference_model: Path) -> RecipeFactory:
             pmin_w=min(in_w, 64),
             batch=batch,
             registration=registration,
+            edge_margin=edge_margin,
             model=(model or difference_model).as_posix(),
         )
         path = tmp_path / f"{name}.toml"

@@ -170,9 +170,12 @@ def test_unknown_recipe_name_lists_shipped() -> None:
 def test_fields_added_later_keep_the_hashes_of_recipes_written_before_them(tmp_path: Path) -> None:
     """Inspection rows name the recipe by its hash: a new optional field left unset must not
     give every existing recipe a new identity. The value is board-a-640's hash as the station
-    computed it before ``mm_per_px`` and ``one_defect_overlap`` existed (aoi bench, 2026-11-28)."""
-    base = load_recipe(BASE)
+    computed it before ``mm_per_px``, ``one_defect_overlap`` and ``edge_margin_px`` existed (aoi
+    bench, 2026-11-28); the shipped file now sets ``edge_margin_px``, so it is taken out here."""
+    base = load_recipe(_edit(BASE, tmp_path, {"registration.edge_margin_px": None}))
     assert base.content_hash == "6d831d1c7f737bbad7fb6bf1bfe53be895646a5dfa383312a3c33cb16fef9a88"
+    assert load_recipe(BASE).recipe.registration.edge_margin_px == 12
+    assert load_recipe(BASE).content_hash != base.content_hash
     both = _edit(BASE, tmp_path, {"model.one_defect_overlap": 0.5})
     assert load_recipe(both).recipe.model.one_defect_overlap == 0.5
     assert load_recipe(both).content_hash != base.content_hash

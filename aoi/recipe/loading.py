@@ -199,7 +199,12 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
     content.pop("template")
     content["model"].pop("path")
     # Fields added later: unset, they keep the hashes of the recipes written before them.
-    for table, key in (("geometry", "mm_per_px"), ("model", "one_defect_overlap")):
+    later = (
+        ("geometry", "mm_per_px"),
+        ("model", "one_defect_overlap"),
+        ("registration", "edge_margin_px"),
+    )
+    for table, key in later:
         if content[table].get(key) is None:
             content[table].pop(key, None)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

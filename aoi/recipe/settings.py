@@ -103,6 +103,16 @@ class RegistrationSettings(_Strict):
         le=1,
         description="a match with the template below this (0..1) fails alignment: ERROR, never OK",
     )
+    edge_margin_px: int | None = Field(
+        default=None,
+        ge=0,
+        le=200,
+        description=(
+            "on a moved board, defects centred within this many px of the edge of what the "
+            "camera saw are not inspected: that edge holds replicated border after alignment, "
+            "px; unset: 4, as before this field existed (the shipped recipes set 12)"
+        ),
+    )
 
 
 class MaskRegion(_Strict):

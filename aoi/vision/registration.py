@@ -96,6 +96,15 @@ class Registrar:
                 self._levels.append(_Level(factor, small))
             factor //= 2
 
+    def seen(
+        self, reg: Registration | None, width_px: int, height_px: int
+    ) -> tuple[int, int, int, int] | None:
+        """:func:`seen_region` with the recipe's ``edge_margin_px`` (None for no registration)."""
+        if reg is None:
+            return None
+        margin = self.settings.edge_margin_px
+        return seen_region(reg, width_px, height_px, _UNSET_MARGIN_PX if margin is None else margin)
+
     @property
     def steps(self) -> str:
         """Where registration's measuring steps run (``cpu`` or a device backend's name)."""
@@ -229,17 +238,21 @@ class Registrar:
         )
 
 
-#: Pixels next to the edge of what the camera saw are resampled from the replicated border and
-#: blurred by interpolation: they are not inspected.
-EDGE_MARGIN_PX = 4
+#: ``edge_margin_px`` of a recipe that does not set it: the margin before the field existed.
+_UNSET_MARGIN_PX = 4
 
 
-def seen_region(reg: Registration, width_px: int, height_px: int) -> tuple[int, int, int, int]:
-    """The template-coordinate rectangle (x0, y0, x1, y1) the camera really saw in this frame.
+def seen_region(
+    reg: Registration, width_px: int, height_px: int, margin_px: int
+) -> tuple[int, int, int, int]:
+    """The template-coordinate rectangle (x0, y0, x1, y1) the camera really saw in this frame,
+    less ``margin_px`` on every side.
 
     A shifted or rotated board leaves a strip of the template's field of view outside the
     frame; after registration that strip holds replicated border pixels, not board. Defects
-    there would be false calls, and truth there cannot be seen.
+    there would be false calls, and truth there cannot be seen. The network's answer to a
+    replicated strip reaches further in than the strip (DeepPCB boards moved by up to 3 px
+    and 1 degree: false calls centred up to 10.5 px from the frame's edge), hence the margin.
     """
     if reg.shift_x_px == 0 and reg.shift_y_px == 0 and reg.rotation_deg == 0:
         return (0, 0, width_px, height_px)
@@ -247,7 +260,7 @@ def seen_region(reg: Registration, width_px: int, height_px: int) -> tuple[int, 
     w, h = width_px - 1, height_px - 1
     corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64)
     tl, tr, br, bl = (inverse @ corners.T).T
-    m = EDGE_MARGIN_PX
+    m = margin_px
     x0 = max(0.0, tl[0], bl[0]) + m
     x1 = min(float(w), tr[0], br[0]) - m
     y0 = max(0.0, tl[1], tr[1]) + m

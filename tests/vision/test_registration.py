@@ -131,13 +131,13 @@ def test_seen_region_excludes_what_the_camera_did_not_see(
     m = cv2.getRotationMatrix2D((319.5, 255.5), angle, 1.0)
     m[:, 2] += (dx, dy)
     reg = Registration(m.astype(np.float32), dx, dy, angle, 1.0, 0.0)
-    assert seen_region(reg, 640, 512) == expected
+    assert seen_region(reg, 640, 512, 4) == expected
 
 
 def test_seen_region_shrinks_with_rotation() -> None:
     m = cv2.getRotationMatrix2D((319.5, 255.5), 1.0, 1.0)
     reg = Registration(m.astype(np.float32), 0.0, 0.0, 1.0, 1.0, 0.0)
-    x0, y0, x1, y1 = seen_region(reg, 640, 512)
+    x0, y0, x1, y1 = seen_region(reg, 640, 512, 4)
     # sin(1 deg) * 256 ~ 4.5 px at the left/right edges, sin(1 deg) * 320 ~ 5.6 px top/bottom
     assert 8 <= x0 <= 10 and 630 <= x1 <= 632
     assert 9 <= y0 <= 11 and 501 <= y1 <= 503
@@ -194,3 +194,16 @@ def test_a_board_onto_itself_correlates_fully_with_patches_on_copper_and_laminat
     _aligned, reg = align(Registrar(board, RegistrationSettings(method="patches")), board)
     assert (reg.shift_x_px, reg.shift_y_px, reg.rotation_deg) == pytest.approx((0, 0, 0), abs=0.02)
     assert reg.correlation > 0.99
+
+
+def test_the_recipe_edge_margin_sets_how_far_from_the_unseen_edge_inspection_starts() -> None:
+    board = golden_board(512, 640, 5, "binary")
+    m = cv2.getRotationMatrix2D((319.5, 255.5), 0.0, 1.0)
+    m[:, 2] += (-3.0, 2.0)
+    reg = Registration(m.astype(np.float32), -3.0, 2.0, 0.0, 1.0, 0.0)
+    wide = Registrar(board, RegistrationSettings(edge_margin_px=12))
+    assert wide.seen(reg, 640, 512) == seen_region(reg, 640, 512, 12) == (15, 12, 628, 498)
+    unset = Registrar(board, RegistrationSettings())  # a recipe written before the field: 4 px
+    assert unset.settings.edge_margin_px is None
+    assert unset.seen(reg, 640, 512) == (7, 4, 636, 506)
+    assert unset.seen(None, 640, 512) is None
