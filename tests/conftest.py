@@ -109,8 +109,7 @@ template = "{template}"
 cycle_budget_ms = 50.0
 
 [registration]
-method = "{registration}"
-edge_margin_px = {edge_margin}
+method = "{registration}"{edge_margin}
 
 [geometry]
 frame_width_px = {width}
@@ -158,7 +157,7 @@ def make_recipe(tmp_path: Path, difference_model: Path) -> RecipeFactory:
         model: Path | None = None,
         template: np.ndarray | None = None,
         extra: str = "",
-        edge_margin: int = 12,
+        edge_margin: int | None = None,
     ) -> Path:
         if template is None:
             template = golden_board(height, width, 11, "binary")
@@ -185,7 +184,7 @@ def make_recipe(tmp_path: Path, difference_model: Path) -> RecipeFactory:
             pmin_w=min(in_w, 64),
             batch=batch,
             registration=registration,
-            edge_margin=edge_margin,
+            edge_margin="" if edge_margin is None else f"\nedge_margin_px = {edge_margin}",
             model=(model or difference_model).as_posix(),
         )
         path = tmp_path / f"{name}.toml"

@@ -194,10 +194,7 @@ def test_subscribing_after_start_is_refused() -> None:
 def test_run_on_synthetic_source_publishes_every_result(
     make_recipe: RecipeFactory, open_pipeline: Opener
 ) -> None:
-    # The default edge margin (12 px) leaves this stream's second board with one visible
-    # defect, 6x6 px, that the tests' difference model does not see; 4 keeps its other defect,
-    # 5 px from the top edge, inspected, as this test was written for.
-    loaded = load_recipe(make_recipe(edge_margin=4))
+    loaded = load_recipe(make_recipe())
     got: list[InspectionResult] = []
     bus = EventBus()
     bus.subscribe("collector", got.append)
@@ -412,6 +409,26 @@ def test_the_strip_the_camera_did_not_see_gives_no_false_call(
     assert result.registration is not None
     assert result.registration.shift_x_px == pytest.approx(-3.0, abs=0.1)
     assert result.verdict is Verdict.OK, [d.bbox_xyxy_px for d in result.defects]
+
+
+@pytest.mark.parametrize(("margin", "verdict"), [(None, Verdict.NG), (12, Verdict.OK)])
+def test_the_recipe_edge_margin_decides_whether_a_blob_near_the_unseen_edge_is_inspected(
+    make_recipe: RecipeFactory, open_pipeline: Opener, margin: int | None, verdict: Verdict
+) -> None:
+    """A board shifted 3 px left with a copper blob centred 10 px from the frame's right edge:
+    inside what a recipe without ``edge_margin_px`` inspects (4 px), outside 12 px."""
+    from aoi.sources.synthetic.boardgen import golden_board
+
+    template = golden_board(256, 256, 11, "binary")
+    template[96:160, 200:] = 255  # bare laminate round the blob
+    pipeline = open_pipeline(make_recipe(template=template, edge_margin=margin))
+    shift_left = np.float32([[1, 0, -3], [0, 1, 0]])
+    moved = cv2.warpAffine(template, shift_left, (256, 256), borderMode=cv2.BORDER_REPLICATE)
+    moved[124:132, 239:247] = 0  # spurious copper, centre x 243 in the frame
+    result = pipeline.inspect(_frame(moved))
+    assert result.registration is not None
+    assert result.registration.shift_x_px == pytest.approx(-3.0, abs=0.1)
+    assert result.verdict is verdict, [d.bbox_xyxy_px for d in result.defects]
 
 
 def test_padded_batches_give_the_unpadded_results(make_recipe: RecipeFactory) -> None:
