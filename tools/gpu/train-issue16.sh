@@ -25,6 +25,7 @@ cd "${1:-.}" || exit 2
 R=/tmp/r16; rm -rf "$R"; mkdir -p "$R"
 exec > >(tee "$OUT/call.log") 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nproc; date -u
+echo "tree: $(cat STAGED_FROM 2>/dev/null || echo 'unknown (not staged by tools/gpu/stage-tree.sh)')"
 python3 -c "import torch, cv2, onnx, onnxruntime; print('torch', torch.__version__, 'ort', onnxruntime.__version__)"
 if ! python3 -c "import pydantic" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site data/whl/*.whl || exit 3
