@@ -91,6 +91,13 @@ def _tiny_config(root: Path, train_list: Path):
     )
 
 
+def _group1_fold(listing: Path, tmp_path: Path) -> Path:
+    """A fold list ``fold-one.txt`` holding out group1's pairs of ``listing``."""
+    one = tmp_path / "fold-one.txt"
+    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    return one
+
+
 def _state(model) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
@@ -146,8 +153,7 @@ def test_training_leaves_a_fold_model_that_holds_out_every_group_untouched(
 
     listing = _write_pcbdata(tmp_path / "data")
     cfg = _tiny_config(tmp_path / "data", listing)
-    one = tmp_path / "fold-one.txt"
-    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    one = _group1_fold(listing, tmp_path)
     folds = [read_fold(listing), read_fold(one)]  # all groups; group1 only
     models = dict(train([cfg], tmp_path / "out", "cpu", 0, folds))
     assert sorted(models) == ["tiny", "tiny-fold-one", "tiny-trainval"]
@@ -173,8 +179,7 @@ def test_folds_only_trains_the_same_fold_model_as_a_run_beside_the_config_model(
 
     listing = _write_pcbdata(tmp_path / "data")
     cfg = _tiny_config(tmp_path / "data", listing)
-    one = tmp_path / "fold-one.txt"
-    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    one = _group1_fold(listing, tmp_path)
     beside = dict(train([cfg], tmp_path / "both", "cpu", 0, [read_fold(one)]))
     alone = dict(train([cfg], tmp_path / "alone", "cpu", 0, [read_fold(one)], folds_only=True))
     assert sorted(alone) == ["tiny-fold-one"]
@@ -197,8 +202,7 @@ def test_a_run_stopped_by_its_guard_and_resumed_equals_the_run_done_at_once(
     listing = _write_pcbdata(tmp_path / "data")
     cfg = _tiny_config(tmp_path / "data", listing)
     cfg = replace(cfg, run=replace(cfg.run, steps=4))
-    one = tmp_path / "fold-one.txt"
-    one.write_text("".join(ln for ln in listing.read_text().splitlines(True) if "group1/" in ln))
+    one = _group1_fold(listing, tmp_path)
     folds = [read_fold(one)]
     at_once = dict(train([cfg], tmp_path / "once", "cpu", 0, folds))
     # A guard of a few microseconds stops the run after its first step, with a checkpoint.
