@@ -205,9 +205,9 @@ class Outbox:
             try:
                 if not self.connected:
                     self.sink.connect()
-                    self.connected = True
                     self.last_error = ""
                     self._alarm(None)
+                    self.connected = True
                     log.info("outbox %s: connected", self.sink.name)
                 self._read()
                 busy = self._drain()
@@ -219,13 +219,14 @@ class Outbox:
                 if not busy:
                     self._stop.wait(self.poll_s)
             except PublishError as err:
-                self.connected = False
                 if not self.last_error:
                     log.warning("outbox %s: %s (retrying with back-off)", self.sink.name, err)
                 self.last_error = str(err)
+                # The alarm before the flag: whoever sees ``connected`` False sees the alarm too.
+                self._alarm(str(err))
+                self.connected = False
                 # A sink that resumes its session itself (MQTT QoS 2) keeps it.
                 getattr(self.sink, "reset", self.sink.close)()
-                self._alarm(str(err))
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
 

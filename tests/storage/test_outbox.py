@@ -138,3 +138,33 @@ def test_an_inspection_without_its_line_record_goes_out_after_the_linger(tmp_pat
         wait_for(lambda: len(broker.got) == 1, what="published after the linger")
     assert broker.got[0].payload["line_verdict"] is None
     assert broker.got[0].payload["verdict"] == "OK"
+
+
+def test_the_alarm_is_raised_before_the_outbox_reads_as_disconnected(tmp_path, make_result):
+    """Whoever sees ``connected`` flip sees the alarm already: at the moment each alarm is
+    raised, the flag still reads as before (a CI run once read "disconnected" with no alarm)."""
+    broker = MemoryBroker()
+    broker.up.set()
+    seen: list[tuple[str | None, bool, str]] = []
+    with _storage(tmp_path) as storage:
+        box = Outbox(
+            storage.journal,
+            broker,
+            station_id="s1",
+            poll_s=0.01,
+            backoff_max_s=0.05,
+            on_alarm=lambda text: seen.append((text, box.connected, box.last_error)),
+        )
+        with box:
+            _inspect(storage, make_result, 2)
+            wait_for(lambda: len(broker.got) == 2, what="published")
+            broker.up.clear()
+            _inspect(storage, make_result, 1)
+            wait_for(lambda: not box.connected, what="the outage noticed")
+            down = [s for s in seen if s[0] is not None]
+            assert down, seen  # deterministic: the alarm came before the flag
+            assert down[0][1] is True and down[0][2] == down[0][0]
+            broker.up.set()
+            wait_for(lambda: box.connected and len(broker.got) == 3, what="back")
+    assert seen[0] == (None, False, "")  # the first connect: cleared, then connected
+    assert seen[-1] == (None, False, "")  # the reconnect: cleared before it reads connected
