@@ -2,7 +2,7 @@
 
 A target is an ``int64`` map at the network's output stride. Each cell holds a class id
 (0 background, 1-6 defects) plus flags the loss decodes per model (:func:`decode_target` in numpy,
-``models.train_deeppcb.masked_loss`` in torch):
+``models.masked_loss.masked_loss`` in torch):
 
 - :data:`IGNORE`: the loss skips the cell (a defect mostly cut away by the crop).
 - :data:`EDGE_BAND`: the cell lies within k cells of a box edge, where annotators' margins vary;

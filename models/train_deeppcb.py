@@ -32,23 +32,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset
 
 from models.dataset import SyntheticConfig, SyntheticPairs
 from models.deeppcb import DeepPcbConfig, DeepPcbPairs, MixedPairs, read_list
 from models.export import export_onnx, validate_onnx
+from models.masked_loss import MaskedLossConfig, masked_loss
 from models.net import (
-    NUM_CLASSES,
     OUTPUT_STRIDE,
     AoiDefectNet,
     NetConfig,
     count_macs,
     count_parameters,
 )
-from models.targets import EDGE_BAND, IGNORE, SEAM
 from models.targets import target_with_ignore as make_target
-from models.train import LossConfig, RunConfig, _section, _worker_init
+from models.train import RunConfig, _section, _worker_init
 from models.train_folds import (
     SYNTHETIC,
     Fold,
@@ -86,15 +84,6 @@ class GpuRunConfig(RunConfig):
     #: Run the learning-rate schedule by time as well (``models.train_folds.schedule_step``),
     #: so that a run that reaches ``max_minutes`` first still ends its cosine decay.
     time_schedule: bool = False
-
-
-@dataclass(frozen=True)
-class MaskedLossConfig(LossConfig):
-    """``models.train.LossConfig`` plus whether the loss skips the box-edge band."""
-
-    ignore_box_edges: bool = True
-    #: Learn background on the seams between same-class neighbours (else their plain class).
-    separate_neighbours: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,33 +146,6 @@ class TrainingBatches(Dataset):
         return torch.from_numpy(boards), torch.from_numpy(target), torch.tensor(group)
 
 
-def masked_loss(logits: torch.Tensor, coded: torch.Tensor, cfg: MaskedLossConfig) -> torch.Tensor:
-    """``models.train.segmentation_loss`` that skips IGNORE (and maybe edge-band) cells.
-
-    The coded target is decoded as ``models.targets.decode_target`` does: seam cells become
-    background (``separate_neighbours``) or lose their flag, then edge-band cells are skipped
-    (``ignore_box_edges``) or lose theirs.
-    """
-    flagged = coded != IGNORE
-    seam = flagged & ((coded & SEAM) != 0)
-    target = torch.where(seam, 0 if cfg.separate_neighbours else coded - SEAM, coded)
-    band = flagged & ((target & EDGE_BAND) != 0)
-    target = torch.where(band, IGNORE if cfg.ignore_box_edges else target - EDGE_BAND, target)
-    weights = torch.full((NUM_CLASSES,), cfg.defect_weight, device=logits.device)
-    weights[0] = cfg.background_weight
-    ce = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE)
-    if cfg.dice_weight <= 0:
-        return ce
-    valid = (target != IGNORE).unsqueeze(1)
-    clean = torch.where(valid.squeeze(1), target, torch.zeros_like(target))
-    probs = torch.softmax(logits, dim=1)[:, 1:] * valid
-    onehot = F.one_hot(clean, NUM_CLASSES).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype) * valid
-    inter = (probs * onehot).sum(dim=(0, 2, 3))
-    denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
-    dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
-    return ce + cfg.dice_weight * dice.mean()
-
-
 def make_loader(cfg: Config, workers: int, device: str, start: int = 0) -> DataLoader:
     """The one data pipeline every model of the run reads, from batch ``start`` on."""
     run, data = cfg.run, cfg.data
@@ -229,9 +191,11 @@ def train(
     folds: list[Fold] | None = None,
     folds_only: bool = False,
     resume_run: bool = False,
+    restart_lr: float = 0.0,
 ) -> list[tuple[str, AoiDefectNet]]:
     """One optimisation loop per model over shared batches; checkpoints under ``out/<name>``,
-    from which ``resume_run`` continues."""
+    from which ``resume_run`` continues: on the run's own schedule, or, with ``restart_lr``, a
+    warm restart (warm-up and cosine again, from that peak, over the steps left)."""
     base = configs[0]
     run = base.run
     random.seed(run.seed)
@@ -275,6 +239,10 @@ def train(
         flush=True,
     )
     amp = run.bf16 and device == "cuda"
+    origin = start_step if restart_lr else 0
+    sched = replace(run, lr=restart_lr) if restart_lr else run
+    if restart_lr:
+        print(f"warm restart at step {start_step}: peak lr {restart_lr:.2e}", flush=True)
     budget_s = 60 * run.max_minutes if run.time_schedule else 0.0
     start = time.perf_counter()
     stopped_at = run.steps
@@ -285,7 +253,7 @@ def train(
     for step, (boards_cpu, target_cpu, group_cpu) in enumerate(batches, start_step):
         boards = boards_cpu.to(device, non_blocking=True)
         target = target_cpu.to(device, non_blocking=True)
-        lr = lr_for(step, time.perf_counter() - start, run, budget_s)
+        lr = lr_for(step, time.perf_counter() - start, sched, budget_s, origin)
         for k, ((_, cfg, _), model, opt) in enumerate(zip(runs, models, optimisers, strict=True)):
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -329,6 +297,7 @@ def train(
             "steps": stopped_at,
             "planned_steps": run.steps,
             "resumed_at_step": start_step,
+            "restart_lr": restart_lr,
             "time_schedule": run.time_schedule,
             "device": device,
             "models_side_by_side": len(runs),
@@ -366,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/*/last.pt")
     parser.add_argument("--step-schedule", action="store_true", help="time_schedule = false")
     parser.add_argument(
+        "--restart",
+        type=float,
+        default=0.0,
+        metavar="LR",
+        help="with --resume: warm-up and cosine again from peak LR over the steps left",
+    )
+    parser.add_argument(
         "--fold", type=Path, action="append", default=[], help="held-out list of one CV fold"
     )
     parser.add_argument(
@@ -384,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(msg)
     workers = configs[0].run.workers if args.workers is None else args.workers
     folds = [read_fold(p) for p in args.fold]
-    models = train(configs, args.out, args.device, workers, folds, args.folds_only, args.resume)
+    if args.restart and not args.resume:
+        raise SystemExit("--restart continues a run: it needs --resume")
+    models = train(
+        configs, args.out, args.device, workers, folds, args.folds_only, args.resume, args.restart
+    )
     for name, model in models:
         figures = export(model, args.out / name)
         info_path = args.out / name / "train.json"

@@ -18,7 +18,7 @@ Nothing here reads data; ``tests/models/test_train_folds.py`` checks the exclusi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -94,18 +94,25 @@ def fold_step(
     return loss.detach()
 
 
-def schedule_step(step: int, elapsed_s: float, run: RunConfig, budget_s: float) -> int:
-    """The step the learning-rate schedule is at: ``step``, or, with a time budget, the share of
-    it spent times the planned steps when that is further, so that the cosine decay ends within
-    the budget however fast the machine is (a run cut off mid-schedule keeps a high rate)."""
+def schedule_step(
+    step: int, elapsed_s: float, run: RunConfig, budget_s: float, origin: int = 0
+) -> int:
+    """The step the learning-rate schedule is at, counted from ``origin`` (where a warm restart
+    began it again; 0 for a run's own schedule): ``step - origin``, or, with a time budget, the
+    share of it spent times the schedule's steps when that is further, so that the cosine decay
+    ends within the budget however fast the machine is (a run cut off mid-schedule keeps a high
+    rate)."""
+    local = step - origin
     if budget_s <= 0:
-        return step
-    return max(step, int(run.steps * elapsed_s / budget_s))
+        return local
+    return max(local, int((run.steps - origin) * elapsed_s / budget_s))
 
 
-def lr_for(step: int, elapsed_s: float, run: RunConfig, budget_s: float) -> float:
-    """The learning rate at ``schedule_step`` (the last one's once the schedule is done)."""
-    return _lr_at(min(schedule_step(step, elapsed_s, run, budget_s), run.steps - 1), run)
+def lr_for(step: int, elapsed_s: float, run: RunConfig, budget_s: float, origin: int = 0) -> float:
+    """The learning rate at ``schedule_step`` (the last one's once the schedule is done): the
+    warm-up and cosine of ``run`` over the steps from ``origin`` to ``run.steps``."""
+    span = replace(run, steps=run.steps - origin)
+    return _lr_at(min(schedule_step(step, elapsed_s, run, budget_s, origin), span.steps - 1), span)
 
 
 def save_checkpoint(

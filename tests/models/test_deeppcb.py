@@ -206,7 +206,7 @@ def test_the_loss_skips_ignored_and_optionally_edge_cells() -> None:
     torch = pytest.importorskip(
         "torch", reason="torch not installed (the train extra)", exc_type=ImportError
     )
-    from models.train_deeppcb import MaskedLossConfig, masked_loss
+    from models.masked_loss import MaskedLossConfig, masked_loss
 
     torch.manual_seed(0)
     logits = torch.randn(1, 7, 8, 8)

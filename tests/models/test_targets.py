@@ -104,7 +104,7 @@ def test_the_loss_decodes_seams_and_bands_as_numpy_does(separate: bool, ignore_e
     torch = pytest.importorskip(
         "torch", reason="torch not installed (the train extra)", exc_type=ImportError
     )
-    from models.train_deeppcb import MaskedLossConfig, masked_loss
+    from models.masked_loss import MaskedLossConfig, masked_loss
 
     sample = _sample([[10, 10, 29, 29], [33, 12, 52, 31], [60, 60, 80, 75]], [4, 4, 2])
     coded = target_with_ignore(sample, np.array([[0, 80, 20, 95]]), STRIDE, 1, 12)

@@ -104,8 +104,8 @@ def _state(model) -> dict[str, np.ndarray]:
 
 def test_a_batch_of_held_out_crops_changes_nothing_and_the_rest_train_as_alone() -> None:
     torch = pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from models.masked_loss import MaskedLossConfig, masked_loss
     from models.net import AoiDefectNet, NetConfig
-    from models.train_deeppcb import MaskedLossConfig, masked_loss
     from models.train_folds import fold_step, keep_mask
 
     def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -219,3 +219,26 @@ def test_a_run_stopped_by_its_guard_and_resumed_equals_the_run_done_at_once(
         want, got = _state(at_once[name]), _state(resumed[name])
         for key in want:
             np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name} {key}")
+
+
+def test_a_warm_restart_runs_warm_up_and_cosine_again_over_the_steps_left() -> None:
+    pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from dataclasses import replace
+
+    from models.train import RunConfig, _lr_at
+    from models.train_folds import lr_for
+
+    run = RunConfig(steps=1000, lr=4e-3, warmup_steps=100)
+    # Without a restart the schedule is the run's own, step for step.
+    for step in (0, 50, 99, 100, 500, 999):
+        assert lr_for(step, 0.0, run, 0.0) == _lr_at(step, run)
+    # Restarted at step 600 with peak 2e-3: warm-up from 600, cosine down to the floor at 999.
+    again = replace(run, lr=2e-3)
+    assert lr_for(600, 0.0, again, 0.0, origin=600) == pytest.approx(2e-3 / 100)
+    assert lr_for(699, 0.0, again, 0.0, origin=600) == pytest.approx(2e-3)
+    assert lr_for(999, 0.0, again, 0.0, origin=600) == pytest.approx(2e-3 * 0.02, rel=1e-2)
+    assert lr_for(650, 0.0, again, 0.0, origin=600) < lr_for(700, 0.0, again, 0.0, origin=600)
+    # By time: half the budget spent puts the schedule half-way through the steps left.
+    half = lr_for(610, 30.0, again, 60.0, origin=600)
+    assert half == pytest.approx(_lr_at(200, replace(again, steps=400)))
+    assert half != lr_for(610, 30.0, again, 60.0)  # the run's own schedule would be elsewhere

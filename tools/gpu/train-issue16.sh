@@ -13,7 +13,8 @@
 # With a third argument, the folder a previous call's r16.tar was unpacked into (carried, e.g.
 # ["data/h-train16", "data/r16-call1"] and ../r16-call1 from inside data/h-train16), the cosine
 # runs by steps and the run resumes from that folder's last.pt files (models.train_deeppcb
-# --resume); a first call of such a run passes an empty folder's name: "-".
+# --resume); a first call of such a run passes an empty folder's name: "-". With RESTART=LR and
+# STEPS=N as well, the resumed run restarts its warm-up and cosine at peak LR, to step N.
 # The GPU machine has torch, numpy, OpenCV, onnx and onnxruntime; only models.* runs there.
 set -u
 export PYTHONUNBUFFERED=1
@@ -51,12 +52,18 @@ EOF
   rc=$?
 fi
 [ "$rc" = 0 ] || { echo "fold tests failed (rc $rc): not training"; exit 4; }
+if [ -n "${SHAPES:-}" ]; then  # SHAPES=1: the first step per new batch size, cuDNN on and off
+  t shapes
+  timeout 180 python3 tools/gpu/train_profile.py --shapes 2>&1 | tail -20
+fi
 t train
 F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
 X=""
 if [ -n "${3:-}" ]; then
   [ "${SCHEDULE:-steps}" = time ] || X="--step-schedule"  # SCHEDULE=time: the rest fits MINUTES
   if [ "$3" != - ]; then cp -a "$3"/. "$R"/ && X="$X --resume" && ls "$R"; fi
+  # RESTART=LR STEPS=N: a warm restart from the resumed step, cosine from LR to step N.
+  [ -n "${RESTART:-}" ] && X="$X --restart $RESTART --steps ${STEPS:?STEPS with RESTART}"
 fi
 python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
   ${2:+--max-minutes $2} $X 2>&1 | tee "$R/train.log" | grep --line-buffered -E '^step|STOPPED|trained|Error'
