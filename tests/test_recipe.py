@@ -181,3 +181,18 @@ def test_fields_added_later_keep_the_hashes_of_recipes_written_before_them(tmp_p
     assert load_recipe(both).content_hash != base.content_hash
     with pytest.raises(RecipeError, match="one_defect_overlap"):
         load_recipe(_edit(BASE, tmp_path, {"model.one_defect_overlap": 1.5}))
+
+
+def test_the_merged_defect_split_is_read_checked_and_part_of_the_content(tmp_path: Path) -> None:
+    base = load_recipe(BASE)
+    assert base.recipe.model.split_merged is None  # board-a: one component, one defect
+    on = {"model.split_merged": {"fill": 0.75, "max_px": 120}}
+    split = load_recipe(_edit(BASE, tmp_path, on))
+    assert split.recipe.model.split_merged.fill == 0.75
+    assert split.recipe.model.split_merged.max_px == 120
+    assert split.content_hash != base.content_hash
+    bad = {"model.split_merged": {"fill": 1.5, "max_px": 120}}
+    with pytest.raises(RecipeError, match=r"model\.split_merged\.fill") as info:
+        load_recipe(_edit(BASE, tmp_path, bad))
+    assert "1.5" in str(info.value)
+    assert load_recipe(find_recipe("deeppcb-640")).recipe.model.split_merged is not None

@@ -202,6 +202,7 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
     later = (
         ("geometry", "mm_per_px"),
         ("model", "one_defect_overlap"),
+        ("model", "split_merged"),
         ("registration", "edge_margin_px"),
     )
     for table, key in later:

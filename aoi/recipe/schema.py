@@ -217,6 +217,23 @@ def _tiles_along(length: int, tile: int, overlap: int) -> int:
     return math.ceil((length - overlap) / (tile - overlap))
 
 
+class SplitSettings(_Strict):
+    """When one component of a class is two defects: ``[model] split_merged``."""
+
+    fill: float = Field(
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "a component whose cells fill less than this part of its box is split where two "
+            "boxes meeting corner to corner cover its cells, and each box its own, this well"
+        ),
+    )
+    max_px: int = Field(
+        gt=0,
+        description="a component with a side longer than this (frame pixels) is one defect",
+    )
+
+
 class ModelSettings(_Strict):
     path: RecipePath = Field(description="the defect model (.onnx), relative to the recipe file")
     precision: Literal["fp32", "fp16", "int8"] = Field(
@@ -235,6 +252,13 @@ class ModelSettings(_Strict):
             "candidates of different classes whose boxes share at least this part of the smaller "
             "box are one defect: only the higher score is kept (a model trained on one class per "
             "defect may call a defect twice); unset: every class keeps its candidates"
+        ),
+    )
+    split_merged: SplitSettings | None = Field(
+        default=None,
+        description=(
+            "two neighbouring defects of one class painted as one are told apart by their "
+            "boxes (aoi/vision/boxsplit.py); unset: one component, one defect"
         ),
     )
 

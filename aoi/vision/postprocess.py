@@ -22,6 +22,7 @@ import numpy as np
 from aoi.errors import InferenceError
 from aoi.recipe import MaskRegion, Recipe
 from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth
+from aoi.vision.boxsplit import split_cells
 from aoi.vision.preprocess import Tile
 
 #: A background probability at or above which no defect class can win a cell's argmax: half the
@@ -55,6 +56,7 @@ class Postprocessor:
         self._floor_lut[: n + 1] = self._floor
         self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
         self._one_defect = recipe.model.one_defect_overlap
+        self._split = recipe.model.split_merged
 
     def _masked(self, boxes: np.ndarray, seen: Region | None = None) -> np.ndarray:
         """Per box: whether its centre is outside ``seen`` or inside a don't-care region."""
@@ -156,22 +158,49 @@ class Postprocessor:
                 )
                 for k in range(1, count):
                     sx, sy, w, h, cells = (int(v) for v in stats[k])  # in the blob's box
-                    area = cells * stride * stride
-                    if area < self._min_area[cid]:
+                    if cells * stride * stride < self._min_area[cid]:
                         continue
-                    x, y = c0 + bx + sx, r0 + by + sy  # in the tile's output grid
-                    x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
-                    x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
-                    y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
-                    if x1 < x0 or y1 < y0:
-                        continue  # the component lies in the tile's padding only
-                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                    ox0, oy0, ox1, oy1 = tile.own_xyxy
-                    if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
-                        continue  # another tile owns it
                     mine = labels[sy : sy + h, sx : sx + w] == k
-                    peak = score[by + sy : by + sy + h, bx + sx : bx + sx + w][mine].max()
-                    cands.append((x0, y0, x1, y1, cid, float(peak), area))
+                    parts = [(0, 0, h, w, mine)]
+                    sp = self._split
+                    if sp and cells < sp.fill * w * h and max(w, h) * stride <= sp.max_px:
+                        min_cells = -(-int(self._min_area[cid]) // (stride * stride))
+                        parts = split_cells(mine, sp.fill, max(min_cells, 1))
+                    for py, px, ph, pw, part in parts:
+                        self._candidate(
+                            cands, tile, stride, cid, (bx + sx + px, by + sy + py, pw, ph),
+                            (c0, r0), part, score,
+                        )  # fmt: skip
+
+    def _candidate(
+        self,
+        cands: list[tuple[int, int, int, int, int, float, int]],
+        tile: Tile,
+        stride: int,
+        cid: int,
+        box: tuple[int, int, int, int],
+        origin: tuple[int, int],
+        cells: np.ndarray,
+        score: np.ndarray,
+    ) -> None:
+        """Add one component (``cells`` in ``box``, x y w h in the window) unless too small, in
+        another tile's part, or in the tile's padding only."""
+        bx, by, w, h = box
+        area = int(cells.sum()) * stride * stride
+        if area < self._min_area[cid]:
+            return
+        x, y = origin[0] + bx, origin[1] + by  # in the tile's output grid
+        x0, y0 = tile.x0 + x * stride, tile.y0 + y * stride
+        x1 = min(tile.x0 + (x + w) * stride, tile.x0 + tile.width_px) - 1
+        y1 = min(tile.y0 + (y + h) * stride, tile.y0 + tile.height_px) - 1
+        if x1 < x0 or y1 < y0:
+            return  # the component lies in the tile's padding only
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        ox0, oy0, ox1, oy1 = tile.own_xyxy
+        if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
+            return  # another tile owns it
+        peak = score[by : by + h, bx : bx + w][cells].max()
+        cands.append((x0, y0, x1, y1, cid, float(peak), area))
 
 
 #: One window of a tile's map: its row and column offsets, the winning class per cell, the
