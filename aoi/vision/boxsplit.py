@@ -27,6 +27,7 @@ import numpy as np
 #: cells within that box.
 Part = tuple[int, int, int, int, np.ndarray]
 
+
 def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
