@@ -6,8 +6,7 @@ has been handed to the critical-path sinks (the PLC). Results then leave as type
 :class:`InspectionResult` objects through the :class:`EventBus`, off the critical path.
 
 A known failure of any stage (:class:`AoiError`) is an ERROR verdict with its kind and message;
-the loop goes on with the next board. Never an OK for a board the station could not inspect.
-"""
+the loop goes on with the next board. Never an OK for a board the station could not inspect."""
 
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ from aoi.types import (
 )
 from aoi.vision.postprocess import Postprocessor, merge
 from aoi.vision.preprocess import InputBuilder
-from aoi.vision.registration import Registrar, align
+from aoi.vision.registration import Registrar, align, template_onto
 from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
 log = logging.getLogger(__name__)
@@ -183,7 +182,8 @@ class Pipeline:
         """What the recipe could have found: truth outside masks and inside what the camera saw."""
         if frame is None or frame.truth is None:
             return None
-        seen = self.registrar.seen(reg, frame.width_px, frame.height_px)
+        whole = frame.template is not None  # a pair's test image is seen whole
+        seen = None if whole else self.registrar.seen(reg, frame.width_px, frame.height_px)
         return self.post.visible_truth(frame.truth, seen)
 
     def warm_up(self) -> None:
@@ -283,16 +283,16 @@ class Pipeline:
         try:
             image = to_mono8(frame.image)
             self.inputs.check_frame(image)
-            # Pairs that bring their own template (DeepPCB) are aligned already.
-            if frame.template is not None:
-                staged.template = to_mono8(frame.template)
-                staged.aligned, staged.reg = image, Registration.identity()
+            if frame.template is not None:  # a pair (DeepPCB): its template moves onto the test
+                pair = template_onto(to_mono8(frame.template), image, self.recipe.registration)
+                staged.aligned, (staged.template, staged.reg) = image, pair
             elif self.device_warp:
                 staged.aligned, staged.reg = image, self.registrar.register(image)
                 staged.affine = device_affine(staged.reg.transform, *self.inputs.input_hw)[None]
             else:
                 staged.aligned, staged.reg = align(self.registrar, image)
-            staged.seen = self.registrar.seen(staged.reg, image.shape[1], image.shape[0])
+            if frame.template is None:  # a pair's test image is seen whole
+                staged.seen = self.registrar.seen(staged.reg, image.shape[1], image.shape[0])
             staged.stages["register"] = _ms(t, time.perf_counter_ns())  # only a stage done
         except (AoiError, *UNEXPECTED) as err:  # complete() answers it, in order
             staged.error = err

@@ -1,0 +1,75 @@
+"""A pair's own template moved onto its test image (aoi.vision.registration.template_onto), as
+``aoi eval`` and a replay of pairs inspect DeepPCB's layout: moved when that makes the pair
+agree, left as given when the recipe refuses the motion or the pixels disagree more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from aoi.recipe import find_recipe, load_recipe
+from aoi.sources.synthetic.boardgen import golden_board
+from aoi.vision.registration import _residual, template_onto
+
+SETTINGS = load_recipe(find_recipe("deeppcb-640"), check_files=False).recipe.registration
+
+
+def _views(off_x: int, off_y: int) -> tuple[np.ndarray, np.ndarray]:
+    """(template, test): two views of one board, the template's moved by (off_x, off_y) px."""
+    board = golden_board(672, 672, 11, "binary")
+    template = board[16 - off_y : 656 - off_y, 16 - off_x : 656 - off_x]
+    return np.ascontiguousarray(template), board[16:656, 16:656].copy()
+
+
+def test_a_template_off_by_a_few_pixels_is_moved_onto_its_test_image() -> None:
+    template, test = _views(4, -3)
+    onto, reg = template_onto(template, test, SETTINGS)
+    assert (reg.shift_x_px, reg.shift_y_px) == (
+        pytest.approx(-4, abs=0.05),
+        pytest.approx(3, abs=0.05),
+    )
+    assert _residual(test, template) > 10  # as given, every track edge differs
+    assert _residual(test, onto) < 0.05
+    # The strip the moved template has no pixels for (3 rows, 4 columns) holds the test's own.
+    assert np.array_equal(onto[:3], test[:3]) and np.array_equal(onto[:, -4:], test[:, -4:])
+    assert np.abs(onto.astype(int) - test).max() <= 1
+
+
+def test_a_pair_within_half_a_pixel_keeps_its_template_as_stored() -> None:
+    template, test = _views(0, 0)
+    move = np.float32([[1, 0, 0.2], [0, 1, 0]])
+    test = cv2.warpAffine(test, move, (640, 640), borderMode=cv2.BORDER_REPLICATE)
+    onto, reg = template_onto(template, test, SETTINGS)
+    assert onto is template  # not resampled: a blur of its edges would buy nothing
+    assert reg.shift_x_px == pytest.approx(0.2, abs=0.05)
+
+
+def test_a_move_the_recipe_refuses_leaves_the_pair_as_given() -> None:
+    template, test = _views(11, 0)  # the recipe allows 8 px
+    onto, reg = template_onto(template, test, SETTINGS)
+    assert onto is template
+    assert (reg.shift_x_px, reg.shift_y_px, reg.rotation_deg) == (0, 0, 0)
+
+
+def test_deeppcb_pairs_are_moved_only_where_the_pixels_agree(deeppcb_dir: Path) -> None:
+    """20085078's template is off by (-2.9, -6.8) px and moves; 13000042 registers within the
+    recipe's bounds (1.5 degrees, correlation 0.68) but moved it would disagree more with its
+    test image, so it stays as given."""
+
+    def pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+        folder = deeppcb_dir / "PCBData" / f"group{name[:5]}" / name[:5]
+        return tuple(cv2.imread(str(folder / f"{name}_{k}.jpg"), 0) for k in ("temp", "test"))
+
+    template, test = pair("20085078")
+    onto, reg = template_onto(template, test, SETTINGS)
+    assert (reg.shift_x_px, reg.shift_y_px) == (
+        pytest.approx(-2.9, abs=0.2),
+        pytest.approx(-6.75, abs=0.2),
+    )
+    assert _residual(test, onto) < 0.25 * _residual(test, template)
+    template, test = pair("13000042")
+    onto, reg = template_onto(template, test, SETTINGS)
+    assert onto is template and reg.shift_x_px == 0
