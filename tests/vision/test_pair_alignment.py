@@ -19,9 +19,9 @@ SETTINGS = load_recipe(find_recipe("deeppcb-640"), check_files=False).recipe.reg
 
 def _views(off_x: int, off_y: int) -> tuple[np.ndarray, np.ndarray]:
     """(template, test): two views of one board, the template's moved by (off_x, off_y) px."""
-    board = golden_board(672, 672, 11, "binary")
-    template = board[16 - off_y : 656 - off_y, 16 - off_x : 656 - off_x]
-    return np.ascontiguousarray(template), board[16:656, 16:656].copy()
+    board = golden_board(704, 704, 11, "binary")
+    template = board[32 - off_y : 672 - off_y, 32 - off_x : 672 - off_x]
+    return np.ascontiguousarray(template), board[32:672, 32:672].copy()
 
 
 def test_a_template_off_by_a_few_pixels_is_moved_onto_its_test_image() -> None:
@@ -47,8 +47,18 @@ def test_a_pair_within_half_a_pixel_keeps_its_template_as_stored() -> None:
     assert reg.shift_x_px == pytest.approx(0.2, abs=0.05)
 
 
-def test_a_move_the_recipe_refuses_leaves_the_pair_as_given() -> None:
-    template, test = _views(11, 0)  # the recipe allows 8 px
+def test_a_pair_may_be_off_by_twice_the_boards_bound_and_no_more() -> None:
+    """deeppcb-640 allows a board 8 px; a pair's template is how the pair was scanned (DeepPCB
+    13000015 is off by 9.8 px), so up to 16 px is moved, and 20 px is left as given."""
+    assert SETTINGS.max_shift_px == 8
+    template, test = _views(-8, 6)  # 10 px
+    onto, reg = template_onto(template, test, SETTINGS)
+    assert (reg.shift_x_px, reg.shift_y_px) == (
+        pytest.approx(8, abs=0.05),
+        pytest.approx(-6, abs=0.05),
+    )
+    assert _residual(test, onto) < 0.05
+    template, test = _views(16, -12)  # 20 px
     onto, reg = template_onto(template, test, SETTINGS)
     assert onto is template
     assert (reg.shift_x_px, reg.shift_y_px, reg.rotation_deg) == (0, 0, 0)
@@ -69,6 +79,9 @@ def test_deeppcb_pairs_are_moved_only_where_the_pixels_agree(deeppcb_dir: Path) 
         pytest.approx(-2.9, abs=0.2),
         pytest.approx(-6.75, abs=0.2),
     )
+    assert _residual(test, onto) < 0.25 * _residual(test, template)
+    template, test = pair("13000015")  # off by 9.8 px: beyond a board's 8, within a pair's 16
+    onto, reg = template_onto(template, test, SETTINGS)
     assert _residual(test, onto) < 0.25 * _residual(test, template)
     template, test = pair("13000042")
     onto, reg = template_onto(template, test, SETTINGS)
