@@ -306,7 +306,7 @@ def template_onto(
     onto the test image, which stays as the camera saw it, with the pair's registration.
 
     DeepPCB's pairs are not all aligned: in trainval, 31 pairs of groups 13000 and 20085 are off
-    by 3.5-9 px. A pair whose registration the recipe refuses (too far, too little texture to
+    by 3.5-10 px. A pair whose registration the recipe refuses (too far, too little texture to
     correlate), or whose moved template would agree less with the test than the given one, is
     inspected as given, as every pair was before, and the log says so. Where the moved template
     has no pixels (a strip as wide as the move along one or two edges), the test's own pixels
@@ -346,8 +346,9 @@ def template_onto(
     before, after = _residual(image, template), _residual(image, onto)
     if after > PAIR_MIN_GAIN * before:
         log.info(
-            "pair taken as given: its template moved by %s agrees less with the test "
-            "(mean difference %.1f against %.1f as given)", reg, after, before,
+            "pair taken as given: its template moved by (%.1f, %.1f) px and %.2f deg agrees "
+            "less with the test (mean difference %.1f against %.1f as given)",
+            reg.shift_x_px, reg.shift_y_px, reg.rotation_deg, after, before,
         )  # fmt: skip
         return template, Registration.identity()
     return onto, reg
