@@ -156,6 +156,15 @@ def test_schema_export(tmp_path: Path) -> None:
     assert {"geometry", "model", "classes", "schema_version"} <= set(schema["properties"])
 
 
+def test_the_field_listing_opens_optional_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    """``aoi recipe schema`` lists an optional table's own fields (``split_merged``'s), not
+    just the table, so an engineer sees what to write in it."""
+    assert main(["recipe", "schema"]) == 0
+    text = capsys.readouterr().out
+    assert "model.split_merged.fill" in text and "model.split_merged.max_px" in text
+    assert "geometry.profile.opt.batch" in text  # a plain nested table, as before
+
+
 def test_current_schema_version() -> None:
     assert SCHEMA_VERSION == 1
     for p in SHIPPED:

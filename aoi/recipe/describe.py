@@ -39,6 +39,16 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "none")
 
 
+def _table(annotation: Any) -> type[BaseModel] | None:
+    """The settings table a field holds, set or optional (``SplitSettings | None``)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        tables = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = tables[0] if len(tables) == 1 else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[FieldRow]:
     rows: list[FieldRow] = []
     for name, info in model.model_fields.items():
@@ -48,8 +58,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[FieldRow]:
         rows.append(
             FieldRow(dotted, _type_name(info.annotation), str(shown), info.description or "")
         )
-        inner = info.annotation
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
+        inner = _table(info.annotation)
+        if inner is not None:
             rows += _rows(inner, dotted + ".")
         elif name == "classes":
             rows += _rows(ClassRule, "classes.CLASS.")
