@@ -45,7 +45,6 @@ from aoi.types import (
     Defects,
     ErrorKind,
     Frame,
-    GroundTruth,
     InspectionResult,
     Registration,
     Trigger,
@@ -178,14 +177,6 @@ class Pipeline:
         if self.device_warp and hasattr(backend, "registration_steps"):
             self.registrar.use_device(backend.registration_steps)
 
-    def _visible_truth(self, frame: Frame | None, reg: Registration | None) -> GroundTruth | None:
-        """What the recipe could have found: truth outside masks and inside what the camera saw."""
-        if frame is None or frame.truth is None:
-            return None
-        whole = frame.template is not None  # a pair's test image is seen whole
-        seen = None if whole else self.registrar.seen(reg, frame.width_px, frame.height_px)
-        return self.post.visible_truth(frame.truth, seen)
-
     def warm_up(self) -> None:
         """Run the network once at the recipe's shape so the first board is not slow."""
         for batch, _tiles in self.inputs.batches(self.template)[:1]:
@@ -204,9 +195,12 @@ class Pipeline:
         reason: str = "",
         error: str = "",
         error_kind: ErrorKind = ErrorKind.NONE,
+        seen: tuple[int, int, int, int] | None = None,
     ) -> InspectionResult:
         # A PLC-triggered part keeps the id the PLC link gave it; otherwise the pipeline counts.
         plc_id = trigger.inspection_id if trigger is not None else 0
+        # What the recipe could have found: truth outside masks and inside ``seen`` (prepare's).
+        truth = frame.truth if frame is not None else None
         result = InspectionResult(
             inspection_id=plc_id or self.ids.next(),
             frame_id=frame.frame_id if frame else -1,
@@ -225,7 +219,7 @@ class Pipeline:
             error=error,
             error_kind=error_kind,
             verdict_reason=reason,
-            truth=self._visible_truth(frame, reg),
+            truth=self.post.visible_truth(truth, seen) if truth is not None else None,
             timestamp_utc=time.time(),
             part_sequence=trigger.part_sequence if trigger else 0,
             serial=trigger.serial if trigger else "",
@@ -327,7 +321,7 @@ class Pipeline:
             log.warning("inspection of %s failed: %s", frame.name or frame.frame_id, err)
             return self._finish(
                 frame, staged.started_ns, stages, Verdict.ERROR, Candidates.none(), reg, trigger,
-                error=_message(err), error_kind=error_kind_of(err),
+                error=_message(err), error_kind=error_kind_of(err), seen=staged.seen,
             )  # fmt: skip
         except UNEXPECTED as err:
             log.exception(
@@ -335,11 +329,11 @@ class Pipeline:
             )
             return self._finish(
                 frame, staged.started_ns, stages, Verdict.ERROR, Candidates.none(), reg, trigger,
-                error=internal_message(err), error_kind=ErrorKind.INTERNAL,
+                error=internal_message(err), error_kind=ErrorKind.INTERNAL, seen=staged.seen,
             )  # fmt: skip
         return self._finish(
             frame, staged.started_ns, stages, decision.verdict, found, reg, trigger,
-            reason=decision.reason,
+            reason=decision.reason, seen=staged.seen,
         )  # fmt: skip
 
 
