@@ -4,12 +4,13 @@
         --fold models/splits/cv4-fold1.txt runs/exp-f1 [--fold LIST DIR ...] [--json]
 
 Each ``--fold`` pairs a split list with the folder ``aoi eval --export`` wrote for it (its
-``deployed/`` detections: the recipe as the station reports). Matching is greedy by IoU at 0.33,
-class by class, as the metric counts. A miss is binned as: *wrong class* (a detection of another
-class covers it at IoU >= 0.33, or overlaps it at all), *box* (a same-class detection overlaps
-it but misses IoU 0.33, or was taken by another true defect: merged or misplaced), or *nothing*.
-A false detection: *on a real defect* (another class's truth at IoU >= 0.33), *partial* (overlaps
-some truth less), or *on nothing*.
+``deployed/`` detections: the recipe as the station reports). Overlap is the metric's own
+(``aoi.metrics.iou_matrix``), and a match is IoU above 0.33, class by class, as it counts. A
+miss is binned as: *wrong class* (a detection of another class overlaps it at least as much as
+any of its own class), *box* (a same-class detection overlaps it but not above 0.33, or was
+taken by another true defect: merged or misplaced), or *nothing*. A false detection: *on a real
+defect* (a truth of another class above 0.33), *partial* (overlaps some truth less), or *on
+nothing*.
 """
 
 from __future__ import annotations
@@ -19,60 +20,61 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from aoi.app.eval_export import DEEPPCB_TYPES
 from aoi.app.evaluation import read_split
+from aoi.metrics import iou_matrix
 from aoi.sources.replay import read_annotation
-from aoi.types import DEFECT_CLASSES
 
-Box = tuple[float, float, float, float]
 MATCH = 0.33
 
 
-def _iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _detections(path: Path) -> list[tuple[Box, str]]:
-    """``x1,y1,x2,y2,confidence,type`` lines of one exported image, as (box, class name)."""
+def _detections(path: Path) -> tuple[np.ndarray, list[str]]:
+    """``x1,y1,x2,y2,confidence,type`` lines of one exported image: boxes and class names."""
     names = {v: k for k, v in DEEPPCB_TYPES.items()}
-    out = []
+    boxes, classes = [], []
     if path.exists():
         for line in path.read_text().splitlines():
             f = line.split(",")
             if len(f) >= 6:
-                out.append(((float(f[0]), float(f[1]), float(f[2]), float(f[3])), names[f[5]]))
-    return out
+                boxes.append([float(v) for v in f[:4]])
+                classes.append(names[f[5]])
+    return np.array(boxes, np.float64).reshape(-1, 4), classes
 
 
 def _one_image(
-    truth: list[tuple[Box, str]], found: list[tuple[Box, str]], misses: Counter, false: Counter
+    truth: tuple[np.ndarray, list[str]],
+    found: tuple[np.ndarray, list[str]],
+    misses: Counter,
+    false: Counter,
 ) -> None:
+    """Bin one image's misses and false detections; overlaps are :func:`aoi.metrics.iou_matrix`
+    (the metric's own, inclusive corners) and a match is IoU above ``MATCH``, as it counts."""
+    (t_boxes, t_cls), (f_boxes, f_cls) = truth, found
+    iou = iou_matrix(t_boxes, f_boxes)  # [truth, found]
     used: set[int] = set()
-    for box, cls in truth:
-        same = [(_iou(box, d[0]), i) for i, d in enumerate(found) if d[1] == cls]
-        free = [s for s in same if s[1] not in used]
-        best = max(free, default=(0.0, -1))
-        if best[0] >= MATCH:
-            used.add(best[1])
+    for i, cls in enumerate(t_cls):
+        same = [j for j, c in enumerate(f_cls) if c == cls]
+        free = [j for j in same if j not in used and iou[i, j] > MATCH]
+        if free:
+            used.add(max(free, key=lambda j: iou[i, j]))
             continue
-        other = max((_iou(box, d[0]) for d in found if d[1] != cls), default=0.0)
-        if other > 0 and other >= max((s[0] for s in same), default=0.0):
+        other = max((iou[i, j] for j, c in enumerate(f_cls) if c != cls), default=0.0)
+        best_same = max((iou[i, j] for j in same), default=0.0)
+        if other > 0 and other >= best_same:
             misses["wrong class"] += 1
-        elif any(s[0] > 0 for s in same):
+        elif best_same > 0:
             misses["box"] += 1
         else:
             misses["nothing"] += 1
-    for i, (box, _cls) in enumerate(found):
-        if i in used:
+    for j in range(len(f_cls)):
+        if j in used:
             continue
-        best = max(((_iou(box, t[0]), t[1]) for t in truth), default=(0.0, ""))
-        if best[0] >= MATCH:
+        best = float(iou[:, j].max()) if len(t_cls) else 0.0
+        if best > MATCH:
             false["on a real defect"] += 1
-        elif best[0] > 0:
+        elif best > 0:
             false["partial"] += 1
         else:
             false["on nothing"] += 1
@@ -86,13 +88,10 @@ def bins(data: Path, folds: list[tuple[Path, Path]]) -> dict[str, object]:
     for split, export in folds:
         for entry in read_split(data, split):
             gt = read_annotation(entry.annotation)
-            truth = [
-                (tuple(float(v) for v in b), DEFECT_CLASSES[c - 1])
-                for b, c in zip(gt.bbox_xyxy_px.tolist(), gt.class_ids.tolist(), strict=True)
-            ]
+            truth = (gt.bbox_xyxy_px.astype(np.float64), list(gt.class_names))
             found = _detections(export / "deployed" / f"{entry.name}.txt")
-            n_truth, n_found = n_truth + len(truth), n_found + len(found)
-            _one_image(truth, found, misses, false)  # type: ignore[arg-type]
+            n_truth, n_found = n_truth + len(truth[1]), n_found + len(found[1])
+            _one_image(truth, found, misses, false)
     return {
         "truth": n_truth,
         "detections": n_found,
