@@ -109,8 +109,8 @@ class RegistrationSettings(_Strict):
         le=200,
         description=(
             "on a moved board, defects centred within this many px of the edge of what the "
-            "camera saw are not inspected: that edge holds replicated border after alignment, "
-            "px; unset: 4, as before this field existed (the shipped recipes set 12)"
+            "camera saw are not inspected: that edge holds replicated border after alignment; "
+            "unset: 4 px, as before this field existed (the shipped recipes set 12)"
         ),
     )
 
