@@ -176,10 +176,12 @@ class Pipeline:
         self.device_warp = getattr(backend, "warps_on_device", False) and self.inputs.whole_frame
         if self.device_warp and hasattr(backend, "registration_steps"):
             self.registrar.use_device(backend.registration_steps)
+        # ... and hand it the frame as it is (aoi/inference/frame_input.py) where it takes one.
+        self.frame_input = self.device_warp and getattr(backend, "takes_frames", False)
 
     def warm_up(self) -> None:
         """Run the network once at the recipe's shape so the first board is not slow."""
-        for batch, _tiles in self.inputs.batches(self.template)[:1]:
+        for batch, _tiles in self.inputs.for_network(self.template, frames=self.frame_input)[:1]:
             self.backend.predict(batch)
 
     def _finish(
@@ -282,7 +284,8 @@ class Pipeline:
                 staged.aligned, (staged.template, staged.reg) = image, pair
             elif self.device_warp:
                 staged.aligned, staged.reg = image, self.registrar.register(image)
-                staged.affine = device_affine(staged.reg.transform, *self.inputs.input_hw)[None]
+                hw = image.shape if self.frame_input else self.inputs.input_hw
+                staged.affine = device_affine(staged.reg.transform, *hw)[None]
             else:
                 staged.aligned, staged.reg = align(self.registrar, image)
             if frame.template is None:  # a pair's test image is seen whole
@@ -298,7 +301,9 @@ class Pipeline:
         try:
             if staged.error is not None:
                 raise staged.error
-            batches = self.inputs.batches(staged.aligned, staged.template)
+            batches = self.inputs.for_network(
+                staged.aligned, staged.template, frames=self.frame_input
+            )
             t, t0 = time.perf_counter_ns(), t
             stages["preprocess"] = _ms(t0, t)
 

@@ -315,3 +315,48 @@ class ClassMaps:
 
     def __getitem__(self, index: slice) -> ClassMaps:
         return ClassMaps(self.classes[index], self.scores[index])
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """One whole frame for a backend that registers and warps it on the device
+    (``takes_frames``), in place of a ``[1, 2, H, W]`` batch: ``frame`` is the board under test
+    as the camera gave it (uint8 ``[h, w]``, unpadded, unregistered), ``reference`` the template
+    side (uint8 ``[1, 1, H, W]``, padded to the network's size) and ``reference_version`` a
+    number that changes whenever the reference's pixels do, so the backend uploads the template
+    once and the frame once (aoi/inference/frame_input.py).
+    """
+
+    frame: np.ndarray
+    reference: np.ndarray
+    reference_version: int
+
+    def __post_init__(self) -> None:
+        ok = (
+            self.frame.ndim == 2 and self.reference.ndim == 4 and self.reference.shape[:2] == (1, 1)
+        )
+        if not ok or self.frame.dtype != np.uint8 or self.reference.dtype != np.uint8:
+            msg = (
+                f"FrameBatch needs a uint8 [h, w] frame and a uint8 [1, 1, H, W] reference, got "
+                f"{self.frame.dtype} {list(self.frame.shape)} and "
+                f"{self.reference.dtype} {list(self.reference.shape)}"
+            )
+            raise ValueError(msg)
+        fh, fw = self.frame.shape
+        if fh > self.reference.shape[2] or fw > self.reference.shape[3]:
+            msg = (
+                f"FrameBatch's frame {fw}x{fh} px is larger than its reference "
+                f"{self.reference.shape[3]}x{self.reference.shape[2]} px"
+            )
+            raise ValueError(msg)
+
+    def stacked(self) -> np.ndarray:
+        """The ``[1, 2, H, W]`` batch the frame stands for: the frame padded as
+        :class:`aoi.vision.preprocess.InputBuilder` pads a whole frame (its last row and column
+        repeated), beside the reference."""
+        _n, _c, h, w = self.reference.shape
+        fh, fw = self.frame.shape
+        out = np.empty((1, 2, h, w), np.uint8)
+        out[0, 0] = np.pad(self.frame, ((0, h - fh), (0, w - fw)), mode="edge")
+        out[0, 1] = self.reference[0, 0]
+        return out

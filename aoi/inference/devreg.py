@@ -28,6 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from aoi.errors import InferenceError, ModelError
+from aoi.inference.frame_input import SharedFrame
 from aoi.inference.ort_cuda import ORT_ERRORS
 from aoi.inference.regraph import GraphBuilder
 from aoi.regplan import FrameSteps, PatchPlan, normalised_warp, peak_shifts
@@ -225,12 +226,14 @@ class DeviceSteps:
         self.device = device
         self.name = f"onnxruntime-{device}"
         fft = "cuda" if device == "cuda" else "onnx"
-        self._lock = threading.Lock()
         tmpl = plan.fine.lk_template
         self._a = float(((tmpl - tmpl.mean()) ** 2).sum())  # the template side of the correlation
         new = ort.OrtValue.ortvalue_from_shape_and_type
         h, w = plan.frame_shape
-        self._frame = new((h, w), np.uint8, device, 0)
+        #: The frame's device buffer, which the network reads too (aoi/inference/frame_input.py);
+        #: its lock serialises callers (the buffers are shared).
+        self.shared = SharedFrame((h, w), device)
+        self._frame = self.shared.value
         self._warp = new((2, 3), np.float32, device, 0)
         try:
             try:
@@ -273,13 +276,13 @@ class DeviceSteps:
 
     @contextmanager
     def frame(self, image: np.ndarray) -> Iterator[FrameSteps]:
-        with self._lock:
+        with self.shared.lock:
             if image.shape != self.plan.frame_shape or image.dtype != np.uint8:
                 want = f"a uint8 {self.plan.frame_shape} frame"
                 msg = f"registration on the device needs {want}, got {image.dtype} {image.shape}"
                 raise InferenceError(msg)
             with self.device_lock:
-                self._frame.update_inplace(np.ascontiguousarray(image))
+                self.shared.upload(image)
             yield _DeviceFrame(self)
 
 

@@ -17,12 +17,13 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
+from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.devreg import DeviceSteps
-from aoi.inference.ort_cuda import CudaOptions, CudaRunner
-from aoi.inference.warp import AFFINE_NAME, affine_feed
+from aoi.inference.ort_cuda import CudaRunner
+from aoi.inference.warp import AFFINE_NAME, FRAME_NAME, REFERENCE_NAME, affine_feed, device_affine
 from aoi.recipe import Profile, file_hash
 from aoi.regplan import PatchPlan
-from aoi.types import ClassMaps
+from aoi.types import ClassMaps, FrameBatch
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class OnnxRuntimeBackend:
         cuda: CudaOptions | None = None,
         warp: bool | None = None,
         registration: bool | None = None,
+        frames: bool | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.profile = profile
@@ -99,6 +101,12 @@ class OnnxRuntimeBackend:
         if registration is None:
             registration = self.cuda is not None and self.cuda.registration
         self.registers_on_device = registration and self.warps_on_device
+        #: ``predict`` takes a whole frame as a :class:`FrameBatch` (aoi/inference/frame_input.py);
+        #: default: on the CUDA path with the device warp.
+        if frames is None:
+            frames = self.cuda is not None and self.cuda.frames
+        self.takes_frames = frames and self.warps_on_device
+        self._frame_session: ort.InferenceSession | None = None
         self._steps: list[DeviceSteps] = []
         #: One lock for everything this backend runs on the device (network and registration).
         self._device_lock = threading.Lock()
@@ -139,6 +147,9 @@ class OnnxRuntimeBackend:
             source = self._edited(path)
         try:
             self._session = ort.InferenceSession(source, opts, providers=providers)
+            if self.takes_frames:
+                framed = self._edited(path, frame=True)
+                self._frame_session = ort.InferenceSession(framed, opts, providers=providers)
         except _ORT_ERRORS as err:
             msg = f"{path}: not a loadable ONNX model ({err})"
             raise ModelError(msg) from err
@@ -157,15 +168,16 @@ class OnnxRuntimeBackend:
 
         assert self.cuda is not None
         model = reduced_model(self.model_path, self.score_dtype)  # type: ignore[arg-type]
+        framed = warp_model(model, frame=True) if self.takes_frames else None
         if self.warps_on_device:
             model = warp_model(model)
-        runner = CudaRunner(model, self.cuda, opts, self.score_dtype, self._device_lock)
+        runner = CudaRunner(model, self.cuda, opts, self.score_dtype, self._device_lock, framed)
         self._cuda = runner.__enter__()
         self._session = self._cuda.session
         self._check_contract()
         log.info("onnxruntime CUDA (%s) for %s", self.cuda.label, self.model_path.name)
 
-    def _edited(self, path: Path) -> bytes:
+    def _edited(self, path: Path, *, frame: bool = False) -> bytes:
         if importlib.util.find_spec("onnx") is None:
             msg = f"{path}: editing the graph on load needs the onnx package (pip install onnx)"
             raise ModelError(msg)
@@ -180,7 +192,7 @@ class OnnxRuntimeBackend:
             else onnx.load(str(path))
         )
         if self.warps_on_device:
-            model = warp_model(model)
+            model = warp_model(model, frame=frame)
         return model.SerializeToString()
 
     def __exit__(
@@ -193,6 +205,7 @@ class OnnxRuntimeBackend:
             self._cuda.__exit__(exc_type, exc, tb)
             self._cuda = None
         self._session = None
+        self._frame_session = None
         self._steps.clear()
 
     def registration_steps(self, plan: PatchPlan) -> DeviceSteps | None:
@@ -229,14 +242,18 @@ class OnnxRuntimeBackend:
             raise ModelError(msg)
 
     def predict(
-        self, batch: np.ndarray, affine: np.ndarray | None = None
+        self, batch: np.ndarray | FrameBatch, affine: np.ndarray | None = None
     ) -> np.ndarray | ClassMaps:
         """Probability maps (or, reduced, class maps) for a uint8 [N, 2, H, W] batch inside the
         recipe's profile; ``affine`` (with ``warps_on_device``) registers channel 0 on the device.
+        With ``takes_frames``, ``batch`` may be one whole :class:`FrameBatch` instead, its
+        ``affine`` normalised to the frame's size.
         """
         if self._session is None:
             msg = "OnnxRuntimeBackend.predict called outside its context manager"
             raise InferenceError(msg)
+        if isinstance(batch, FrameBatch):
+            return self._predict_frame(batch, affine)
         if batch.dtype != np.uint8:
             msg = f"network input must be uint8, got {batch.dtype}"
             raise InferenceError(msg)
@@ -270,3 +287,28 @@ class OnnxRuntimeBackend:
         if self.reduce:
             return ClassMaps(outputs[0][:n], outputs[1][:n])
         return outputs[0][:n]
+
+    def _predict_frame(
+        self, batch: FrameBatch, affine: np.ndarray | None
+    ) -> np.ndarray | ClassMaps:
+        if not self.takes_frames:
+            msg = "this backend takes [N, 2, H, W] batches, not frames"
+            raise InferenceError(msg)
+        n, c, h, w = (1, 2, *batch.reference.shape[2:])
+        if not self.profile.contains((n, c, h, w)):
+            msg = f"network input {_dims_text((n, c, h, w))} lies outside the recipe profile"
+            raise InferenceError(msg)
+        if self._cuda is not None:  # registration's device frame, where it has one this size
+            shared = [s.shared for s in self._steps if s.shared.shape == batch.frame.shape]
+            return self._cuda.predict_frame(batch, affine, shared[-1] if shared else None)
+        assert self._frame_session is not None
+        fh, fw = batch.frame.shape
+        maps = device_affine(None, fh, fw)[None] if affine is None else affine
+        feeds = {FRAME_NAME: batch.frame, REFERENCE_NAME: batch.reference, AFFINE_NAME: maps}
+        names = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
+        try:
+            outputs = self._frame_session.run(names, feeds)
+        except _ORT_ERRORS as err:
+            msg = f"onnxruntime failed on the frame {_dims_text(batch.frame.shape)}: {err}"
+            raise InferenceError(msg) from err
+        return ClassMaps(outputs[0], outputs[1]) if self.reduce else outputs[0]

@@ -17,16 +17,16 @@ is measured on the DeepPCB val split (docs/benchmarks.md).
 ``,fp32tail`` (the softmax and its logits in FP32: the variant that keeps the val mAP),
 ``,fp32until=NODE`` / ``,fp32from=NODE``, ``,nowarp``: the cycle warps on the CPU instead of
 the graph, aoi/inference/warp.py; ``,noreg``: registration measures on the CPU instead of the
-device, aoi/inference/devreg.py) overrides the defaults (``graph``, FP32, device warp and
-registration).
+device, aoi/inference/devreg.py; ``,noframe``: a whole frame goes up padded beside its template
+every board instead of once, aoi/inference/frame_input.py) overrides the defaults (``graph``,
+FP32, device warp, registration and frame input; aoi/inference/cuda_options.py).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -36,18 +36,18 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
+from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
+from aoi.inference.frame_input import FrameSlot, SharedFrame, fixed_frame_shape
 from aoi.inference.warp import AFFINE_NAME, affine_feed
 from aoi.inference.warp import LAST_NODE as WARP_LAST_NODE
-from aoi.types import ClassMaps
+from aoi.types import ClassMaps, FrameBatch
 
 if TYPE_CHECKING:  # onnx is needed only where the graph is edited (the CUDA path)
     import onnx
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "AOI_ORT_CUDA"
-_MODES = ("plain", "bind", "graph")
 ORT_ERRORS = (
     ort_state.Fail,
     ort_state.InvalidArgument,
@@ -56,67 +56,6 @@ ORT_ERRORS = (
     ort_state.RuntimeException,
     ort_state.EPFail,
 )
-
-
-@dataclass(frozen=True)
-class CudaOptions:
-    """How the CUDA path runs: IO binding, CUDA graphs per fixed shape, FP16 weights."""
-
-    io_binding: bool = True
-    cuda_graph: bool = True
-    fp16: bool = False
-    #: With ``fp16``: the nodes kept in FP32 (none by default).
-    fp32: Fp32Span = field(default_factory=Fp32Span)
-    #: With ``fp16``: keep the softmax and its logits in FP32 (:func:`softmax_tail`).
-    fp32_tail: bool = False
-    max_graphs: int = 4
-    #: The graph registers channel 0 itself (aoi/inference/warp.py).
-    warp: bool = True
-    #: Registration's measuring steps run on the device too (aoi/inference/devreg.py).
-    registration: bool = True
-
-    @classmethod
-    def parse(cls, text: str) -> CudaOptions:
-        """Options from ``mode[,fp16][,fp32until=NODE][,fp32from=NODE]`` with mode ``plain``,
-        ``bind`` or ``graph``."""
-        words = [w.strip() for w in text.split(",") if w.strip()]
-        mode = next((w for w in words if w in _MODES), "graph")
-        spans = dict(w.split("=", 1) for w in words if "=" in w)
-        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg")
-        unknown = [w for w in words if w not in flags and "=" not in w]
-        unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
-        if unknown:
-            msg = (
-                f"{ENV_VAR}={text!r}: unknown words {unknown} "
-                "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, fp32until=NODE, fp32from=NODE)"
-            )
-            raise ModelError(msg)
-        span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
-        graph = mode == "graph"
-        tail = "fp32tail" in words
-        return cls(
-            mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail,
-            warp="nowarp" not in words, registration="noreg" not in words,
-        )  # fmt: skip
-
-    @classmethod
-    def from_env(cls) -> CudaOptions:
-        """The defaults, or what ``AOI_ORT_CUDA`` says."""
-        text = os.environ.get(ENV_VAR, "")
-        return cls.parse(text) if text else cls()
-
-    @property
-    def label(self) -> str:
-        mode = "plain" if not self.io_binding else "graph" if self.cuda_graph else "bind"
-        span = "".join(
-            f",{k}={v}"
-            for k, v in (("fp32until", self.fp32.until), ("fp32from", self.fp32.start))
-            if v
-        )
-        tail = ",fp32tail" if self.fp32_tail else ""
-        fp16 = ",fp16" + tail + span if self.fp16 else ""
-        off = ("" if self.warp else ",nowarp") + ("" if self.registration else ",noreg")
-        return mode + fp16 + off
 
 
 @dataclass(frozen=True)
@@ -224,6 +163,7 @@ class CudaRunner:
         session_options: ort.SessionOptions,
         score_dtype: str,
         device_lock: threading.Lock | None = None,
+        frame_model: onnx.ModelProto | None = None,
     ) -> None:
         self.options = options
         #: Held around every transfer and run: other users of the device (registration,
@@ -240,9 +180,15 @@ class CudaRunner:
             if self.warp and not span.until:  # the warp samples pixel coordinates: FP32
                 span = Fp32Span(WARP_LAST_NODE, span.start)
             self._model = to_fp16(model, span)
+            frame_model = None if frame_model is None else to_fp16(frame_model, span)
+        #: The frame-taking variant (``warp_model(frame=True)``, aoi/inference/frame_input.py).
+        self._frame_model = frame_model
+        self._frame_slots: dict[tuple[int, ...], FrameSlot] = {}
+        self._own_frames: dict[tuple[int, int], SharedFrame] = {}
         self._session_options = session_options
         self._dynamic: ort.InferenceSession | None = None
         self._slots: dict[tuple[int, ...], _Slot] = {}
+        self._frame_graphs = 0
         self.graph_error = ""
 
     def __enter__(self) -> CudaRunner:
@@ -256,6 +202,8 @@ class CudaRunner:
         tb: TracebackType | None,
     ) -> None:
         self._slots.clear()
+        self._frame_slots.clear()
+        self._own_frames.clear()
         self._dynamic = None
 
     @property
@@ -268,7 +216,12 @@ class CudaRunner:
     @property
     def graphs(self) -> int:
         """How many shapes replay a captured CUDA graph."""
-        return sum(s.graph for s in self._slots.values())
+        return sum(s.graph for s in self._slots.values()) + self._frame_graphs
+
+    @property
+    def takes_frames(self) -> bool:
+        """Whether :meth:`predict_frame` can run (the runner has the frame-taking graph)."""
+        return self._frame_model is not None
 
     def _session(self, model: bytes, *, graph: bool) -> ort.InferenceSession:
         cuda = {"enable_cuda_graph": "1"} if graph else {}
@@ -327,4 +280,59 @@ class CudaRunner:
                 return self._slot(tuple(fed.shape)).run(fed, feeds.get(AFFINE_NAME))
         except ORT_ERRORS as err:
             msg = f"onnxruntime CUDA failed on input {list(fed.shape)}: {err}"
+            raise InferenceError(msg) from err
+
+    def _frame_slot(self, frame: SharedFrame, input_hw: tuple[int, int]) -> FrameSlot:
+        key = (id(frame), *input_hw)
+        slot = self._frame_slots.get(key)
+        if slot is not None:
+            return slot
+        assert self._frame_model is not None
+        out_shape = self._output_shape((1, 2, *input_hw))
+        wants_graph = self.options.cuda_graph and not self.graph_error
+        fixed = fixed_frame_shape(self._frame_model, frame.shape, input_hw).SerializeToString()
+        try:
+            graph = wants_graph and self.graphs < self.options.max_graphs
+            slot = FrameSlot(
+                self._session(fixed, graph=graph), frame, input_hw, out_shape,
+                np.dtype(self.score_dtype),
+            )  # fmt: skip
+            blank = FrameBatch(
+                np.zeros(frame.shape, np.uint8), np.zeros((1, 1, *input_hw), np.uint8), -1
+            )
+            slot.run(blank, None)  # with a graph, the first run captures it
+        except (ModelError, *ORT_ERRORS) as err:
+            if not graph:
+                raise
+            self.graph_error = str(err)
+            log.warning("no CUDA graph for the frame %s: %s", frame.shape, err)
+            graph = False
+            slot = FrameSlot(
+                self._session(fixed, graph=False), frame, input_hw, out_shape,
+                np.dtype(self.score_dtype),
+            )  # fmt: skip
+        self._frame_graphs += graph
+        self._frame_slots[key] = slot
+        log.info("CUDA frame input %s onto %s (graph %s)", list(frame.shape), list(input_hw), graph)
+        return slot
+
+    def predict_frame(
+        self, batch: FrameBatch, affine: np.ndarray | None, shared: SharedFrame | None = None
+    ) -> ClassMaps:
+        """The reduced maps of one whole frame (``affine`` normalised to the frame's size);
+        ``shared`` is registration's device frame where it has one of this size."""
+        if self._frame_model is None:
+            msg = "this CUDA runner was built without the frame-taking graph"
+            raise InferenceError(msg)
+        shape = (int(batch.frame.shape[0]), int(batch.frame.shape[1]))
+        frame = shared if shared is not None and shared.shape == shape else None
+        if frame is None:
+            frame = self._own_frames.get(shape) or SharedFrame(shape, "cuda")
+            self._own_frames[shape] = frame
+        hw = (int(batch.reference.shape[2]), int(batch.reference.shape[3]))
+        try:
+            with frame.lock, self.device_lock:  # registration's order: frame, then device
+                return self._frame_slot(frame, hw).run(batch, affine)
+        except ORT_ERRORS as err:
+            msg = f"onnxruntime CUDA failed on the frame {list(shape)}: {err}"
             raise InferenceError(msg) from err

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # onnx is needed only where the graph is edited
 
 #: The second input of a warping model: float32 [N, 2, 3] normalised inverse affine maps.
 AFFINE_NAME = "affine"
+#: A frame-taking model's inputs (``warp_model(frame=True)``): the unpadded frame and the
+#: padded template side.
+FRAME_NAME = "frame"
+REFERENCE_NAME = "reference"
 _INNER = "boards_registered"
 #: The warp's last node: an FP16 model keeps everything up to it in FP32 (aoi/inference/fp16.py).
 LAST_NODE = "w_registered"
@@ -44,8 +48,17 @@ def has_warp(model: onnx.ModelProto) -> bool:
     return any(i.name == AFFINE_NAME for i in model.graph.input)
 
 
-def warp_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` that takes the unwarped ``boards`` and ``affine`` and warps channel 0."""
+def warp_model(model: onnx.ModelProto, *, frame: bool = False) -> onnx.ModelProto:
+    """A copy of ``model`` that takes the unwarped ``boards`` and ``affine`` and warps channel 0.
+
+    With ``frame`` the copy takes, in place of ``boards``, the frame as the camera gave it
+    (``frame``, uint8 [h, w], one board) and the template side (``reference``, uint8
+    [1, 1, H, W], the network's padded size): the warp samples the frame (border padding, as
+    padding a whole frame by repeating its edges gives) onto the reference's grid, so the host
+    neither pads nor stacks the frame and a device-resident reference is uploaded once
+    (aoi/inference/frame_input.py). ``affine`` is then normalised to the frame's size
+    (:func:`device_affine` with the frame's height and width).
+    """
     import onnx
     from onnx import TensorProto, helper
 
@@ -62,7 +75,13 @@ def warp_model(model: onnx.ModelProto) -> onnx.ModelProto:
     g = out.graph
     for node in g.node:  # the network now reads the registered batch
         node.input[:] = [_INNER if name == INPUT_NAME else name for name in node.input]
-    nodes = _warp_nodes(opset)
+    if frame:
+        nodes = [
+            helper.make_node("Unsqueeze", [FRAME_NAME, "w_axes01"], ["w_frame4"]),
+            *_warp_nodes(opset, "w_frame4", REFERENCE_NAME, REFERENCE_NAME),
+        ]
+    else:
+        nodes = _warp_nodes(opset)
     const = [
         helper.make_tensor("w_split", TensorProto.INT64, [2], [1, 1]),
         helper.make_tensor("w_zero", TensorProto.FLOAT, [], [0.0]),
@@ -74,16 +93,19 @@ def warp_model(model: onnx.ModelProto) -> onnx.ModelProto:
         helper.make_tensor("w_aff_shape", TensorProto.INT64, [4], [-1, 1, 1, 6]),
         helper.make_tensor("w_six", TensorProto.INT64, [6], [1] * 6),
     ]
+    if frame:
+        const.append(helper.make_tensor("w_axes01", TensorProto.INT64, [2], [0, 1]))
     g.initializer.extend(const)
     for i, node in enumerate(nodes):  # the warp runs before every node of the network
         g.node.insert(i, node)
-    g.input.append(
-        helper.make_tensor_value_info(
-            AFFINE_NAME,
-            TensorProto.FLOAT,
-            [inp.type.tensor_type.shape.dim[0].dim_param or "N", 2, 3],
-        )
-    )
+    first = inp.type.tensor_type.shape.dim[0].dim_param or "N"
+    if frame:
+        g.input.remove(next(i for i in g.input if i.name == INPUT_NAME))
+        u8 = TensorProto.UINT8
+        g.input.append(helper.make_tensor_value_info(FRAME_NAME, u8, ["h", "w"]))
+        g.input.append(helper.make_tensor_value_info(REFERENCE_NAME, u8, [1, 1, "H", "W"]))
+        first = 1
+    g.input.append(helper.make_tensor_value_info(AFFINE_NAME, TensorProto.FLOAT, [first, 2, 3]))
     try:
         onnx.checker.check_model(out)
     except onnx.checker.ValidationError as err:
@@ -92,17 +114,22 @@ def warp_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _warp_nodes(opset: int) -> list[onnx.NodeProto]:
-    """Nodes from ``boards`` (unwarped) and ``affine`` to ``boards_registered``."""
+def _warp_nodes(
+    opset: int, test: str = "w_test_u8", template: str = "w_tmpl_u8", size_of: str = INPUT_NAME
+) -> list[onnx.NodeProto]:
+    """Nodes from ``test`` (uint8 [N, 1, h, w], unwarped), ``template`` (uint8 [N, 1, H, W]) and
+    ``affine`` to ``boards_registered``, the output grid as large as ``size_of``'s last two
+    dimensions; by default ``test`` and ``template`` are the two channels of ``boards``."""
     from onnx import TensorProto, helper
 
     n = helper.make_node
     mode = "linear" if opset >= 20 else "bilinear"
+    split = [n("Split", [INPUT_NAME, "w_split"], ["w_test_u8", "w_tmpl_u8"], axis=1)]
     return [
-        n("Split", [INPUT_NAME, "w_split"], ["w_test_u8", "w_tmpl_u8"], axis=1),
-        n("Cast", ["w_test_u8"], ["w_test"], to=TensorProto.FLOAT),
+        *(split if size_of == INPUT_NAME else []),
+        n("Cast", [test], ["w_test"], to=TensorProto.FLOAT),
         # x and y of every output (template) pixel, [H, W] each.
-        n("Shape", [INPUT_NAME], ["w_shape"]),
+        n("Shape", [size_of], ["w_shape"]),
         n("Slice", ["w_shape", "w_i2", "w_i4"], ["w_hw"]),
         n("Split", ["w_hw", "w_split"], ["w_h", "w_w"]),
         n("Cast", ["w_h"], ["w_hf1"], to=TensorProto.FLOAT),
@@ -142,7 +169,7 @@ def _warp_nodes(opset: int) -> list[onnx.NodeProto]:
         n("Round", ["w_warped"], ["w_round"]),
         n("Clip", ["w_round", "w_zero", "w_max"], ["w_clip"]),
         n("Cast", ["w_clip"], ["w_test_reg"], to=TensorProto.UINT8),
-        n("Concat", ["w_test_reg", "w_tmpl_u8"], [_INNER], axis=1, name=LAST_NODE),
+        n("Concat", ["w_test_reg", template], [_INNER], axis=1, name=LAST_NODE),
     ]
 
 
@@ -178,3 +205,4 @@ def affine_feed(affine: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray
             raise InferenceError(msg)
         out[: affine.shape[0]] = affine
     return out
+

@@ -13,6 +13,7 @@ import numpy as np
 
 from aoi.errors import FrameError
 from aoi.recipe import MODEL_CHANNELS, Geometry, _tiles_along
+from aoi.types import FrameBatch
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,15 @@ class InputBuilder:
             (len(self.tiles), MODEL_CHANNELS, self.input_h, self.input_w), dtype=np.uint8
         )
         self._template = template
+        #: Counts the template side's fills: a backend that keeps it on the device (FrameBatch)
+        #: uploads it again only when this changes.
+        self.template_version = 0
         self._fill(1, template)
         self._template_is_default = True
 
     def _fill(self, channel: int, image: np.ndarray) -> None:
+        if channel == 1:
+            self.template_version += 1
         for i, t in enumerate(self.tiles):
             self._buffer[i, channel, : t.height_px, : t.width_px] = image[
                 t.y0 : t.y0 + t.height_px, t.x0 : t.x0 + t.width_px
@@ -119,6 +125,15 @@ class InputBuilder:
             )
             raise FrameError(msg)
 
+    def _template_side(self, template: np.ndarray | None) -> None:
+        if template is not None:
+            self.check_frame(template)
+            self._fill(1, template)
+            self._template_is_default = False
+        elif not self._template_is_default:
+            self._fill(1, self._template)
+            self._template_is_default = True
+
     def batches(
         self, aligned: np.ndarray, template: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, list[Tile]]]:
@@ -129,16 +144,30 @@ class InputBuilder:
         difference to the network (a padded whole frame's repeats its edges, see ``_fill``).
         """
         self.check_frame(aligned)
-        if template is not None:
-            self.check_frame(template)
-            self._fill(1, template)
-            self._template_is_default = False
-        elif not self._template_is_default:
-            self._fill(1, self._template)
-            self._template_is_default = True
+        self._template_side(template)
         self._fill(0, aligned)
         out = []
         for start in range(0, len(self.tiles), self.max_batch):
             stop = min(start + self.max_batch, len(self.tiles))
             out.append((self._buffer[start:stop], self.tiles[start:stop]))
         return out
+
+    def frame_batch(self, aligned: np.ndarray, template: np.ndarray | None = None) -> FrameBatch:
+        """The whole frame as it is, for a backend that takes frames (``takes_frames``): the
+        frame is not copied, and the template side is the buffer's, refilled (and its version
+        counted) only when ``template`` changes it."""
+        if not self.whole_frame:
+            msg = "only a whole-frame recipe hands the backend frames (this one is tiled)"
+            raise FrameError(msg)
+        self.check_frame(aligned)
+        self._template_side(template)
+        frame = aligned if aligned.flags.c_contiguous else np.ascontiguousarray(aligned)
+        return FrameBatch(frame, self._buffer[0:1, 1:2], self.template_version)
+
+    def for_network(
+        self, aligned: np.ndarray, template: np.ndarray | None = None, *, frames: bool = False
+    ) -> list[tuple[np.ndarray | FrameBatch, list[Tile]]]:
+        """:meth:`batches`, or with ``frames`` the one :meth:`frame_batch` of a whole frame."""
+        if frames:
+            return [(self.frame_batch(aligned, template), self.tiles)]
+        return list(self.batches(aligned, template))

@@ -13,9 +13,10 @@ from onnx import TensorProto
 
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
+from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
-from aoi.inference.ort_cuda import ENV_VAR, CudaOptions, fixed_shape, plan_buffers
+from aoi.inference.ort_cuda import fixed_shape, plan_buffers
 from aoi.inference.reduce import reduced_model
 from aoi.inference.warp import AFFINE_NAME, affine_feed, warp_model
 from aoi.inference.warp import LAST_NODE as WARP_LAST_NODE

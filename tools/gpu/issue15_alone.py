@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
-from aoi.inference.ort_cuda import CudaOptions
 from aoi.recipe.schema import Profile, Shape4
 
 

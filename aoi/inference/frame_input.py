@@ -1,0 +1,146 @@
+"""The frame uploaded once: a whole-frame recipe's network reads the frame registration uploaded.
+
+On the CUDA path with registration and the warp on the device, a whole-frame board went to the
+GPU twice and the template with it every time: registration uploaded the frame
+(aoi/inference/devreg.py), then the host copied it into a padded ``[1, 2, H, W]`` batch beside
+the template (1.7 ms at 4096x3000) and uploaded all of it (24.6 MB) for the network. Here the
+network's graph (``warp_model(frame=True)``) takes the frame as the camera gave it and the
+template side as a separate input: the template is uploaded when its pixels change (a version
+number, :class:`aoi.types.FrameBatch`), and the frame is bound to registration's own device
+buffer. A board whose frame registration did not just upload (a DeepPCB pair, a frame
+registered on the CPU, another board's registration in between) is uploaded into that buffer
+first, under registration's lock, so the network never reads another board's pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnxruntime as ort
+
+from aoi.errors import InferenceError, ModelError
+from aoi.inference.base import CLASS_NAME, SCORE_NAME
+from aoi.inference.warp import AFFINE_NAME, FRAME_NAME, REFERENCE_NAME, device_affine
+from aoi.types import ClassMaps, FrameBatch
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger(__name__)
+
+
+class SharedFrame:
+    """A device buffer holding one uint8 ``[h, w]`` frame, shared by registration's graphs and
+    the network's, with a record of which host frame it holds.
+
+    ``lock`` is held while the buffer's content matters (a registration, a network run);
+    :meth:`upload` is called with it held. ``held`` is the host array last uploaded, until a
+    network run has used it (:meth:`release`): an identity, not a comparison of pixels, so a
+    camera that reuses its buffers cannot make a later board match a stale upload.
+    """
+
+    def __init__(self, shape: tuple[int, int], device: str) -> None:
+        self.shape = shape
+        self.device = device
+        self.value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.uint8, device, 0)
+        self.lock = threading.Lock()
+        self._held: np.ndarray | None = None
+
+    def upload(self, image: np.ndarray) -> None:
+        """Copy ``image`` (uint8 ``shape``) to the device; the caller holds :attr:`lock`."""
+        if image.shape != self.shape or image.dtype != np.uint8:
+            msg = f"the device frame is a uint8 {self.shape}, got {image.dtype} {image.shape}"
+            raise InferenceError(msg)
+        self._held = None
+        self.value.update_inplace(np.ascontiguousarray(image))
+        self._held = image
+
+    def holds(self, image: np.ndarray) -> bool:
+        """Whether the buffer holds ``image`` (the very array last uploaded, not yet used)."""
+        return self._held is image
+
+    def release(self) -> None:
+        """Forget which frame the buffer holds: the next board uploads its own."""
+        self._held = None
+
+
+def fixed_frame_shape(
+    model: onnx.ModelProto, frame_hw: tuple[int, int], input_hw: tuple[int, int]
+) -> onnx.ModelProto:
+    """A copy of a frame-taking model with concrete ``frame`` and ``reference`` sizes, so
+    every shape folds away and ORT can capture the run as a CUDA graph."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    sizes = {FRAME_NAME: frame_hw, REFERENCE_NAME: (1, 1, *input_hw), AFFINE_NAME: (1, 2, 3)}
+    for inp in out.graph.input:
+        if inp.name in sizes:
+            dims = inp.type.tensor_type.shape.dim
+            if len(dims) != len(sizes[inp.name]):
+                msg = f"input {inp.name!r} has {len(dims)} dimensions, not {len(sizes[inp.name])}"
+                raise ModelError(msg)
+            for dim, size in zip(dims, sizes[inp.name], strict=True):
+                dim.Clear()
+                dim.dim_value = int(size)
+    return out
+
+
+class FrameSlot:
+    """One frame size's session and bound buffers: the frame (shared or its own), the
+    reference (uploaded when its version changes), the affine map, and the reduced maps."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        frame: SharedFrame,
+        input_hw: tuple[int, int],
+        output_shape: tuple[int, ...],
+        score_dtype: np.dtype,
+    ) -> None:
+        new = ort.OrtValue.ortvalue_from_shape_and_type
+        self.session = session
+        self.frame = frame
+        self.input_hw = input_hw
+        self.reference = new((1, 1, *input_hw), np.uint8, frame.device, 0)
+        self._reference_of: tuple[np.ndarray, int] | None = None
+        self.affine = new((1, 2, 3), np.float32, frame.device, 0)
+        self.cls = new(output_shape, np.uint8, frame.device, 0)
+        self.score = new(output_shape, score_dtype.type, frame.device, 0)
+        self.binding = session.io_binding()
+        self.binding.bind_ortvalue_input(FRAME_NAME, frame.value)
+        self.binding.bind_ortvalue_input(REFERENCE_NAME, self.reference)
+        self.binding.bind_ortvalue_input(AFFINE_NAME, self.affine)
+        self.binding.bind_ortvalue_output(CLASS_NAME, self.cls)
+        self.binding.bind_ortvalue_output(SCORE_NAME, self.score)
+
+    def run(self, batch: FrameBatch, affine: np.ndarray | None) -> ClassMaps:
+        """The reduced maps of ``batch``; ``affine`` is normalised to the frame's size (None:
+        the identity). The caller holds the frame's lock, then the device lock (the order
+        registration takes them in)."""
+        if batch.reference.shape[2:] != self.input_hw:
+            msg = f"reference {list(batch.reference.shape)} does not fit this slot {self.input_hw}"
+            raise InferenceError(msg)
+        h, w = self.frame.shape
+        maps = device_affine(None, h, w)[None] if affine is None else affine
+        self.affine.update_inplace(np.ascontiguousarray(maps, np.float32).reshape(1, 2, 3))
+        # The builder's buffer (kept alive here) and its count name the reference's pixels.
+        source = batch.reference if batch.reference.base is None else batch.reference.base
+        if (
+            self._reference_of is None
+            or self._reference_of[0] is not source
+            or (self._reference_of[1] != batch.reference_version)
+        ):
+            self.reference.update_inplace(np.ascontiguousarray(batch.reference))
+            self._reference_of = (source, batch.reference_version)
+        if not self.frame.holds(batch.frame):
+            self.frame.upload(batch.frame)
+        self.session.run_with_iobinding(self.binding)
+        self.frame.release()
+        cls, score = self.cls.numpy(), self.score.numpy()
+        if self.frame.device == "cpu":  # views of the bound buffers there: the next run's
+            cls, score = cls.copy(), score.copy()
+        return ClassMaps(cls, score)
