@@ -194,3 +194,21 @@ def test_fp16_with_the_device_warp_keeps_the_warp_in_fp32() -> None:
     batch = np.zeros((1, 2, 64, 64), np.uint8)
     out = session.run(None, {INPUT_NAME: batch, AFFINE_NAME: affine_feed(None, batch.shape)})
     assert out[0].shape == (1, 32, 32)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="onnxruntime-gpu's CUDAExecutionProvider is not here")
+def test_a_frame_handed_over_on_cuda_gives_the_maps_of_its_padded_batch() -> None:
+    """aoi/inference/frame_input.py on the device (tools/gpu/frame_parity.py runs whole cycles)."""
+    from aoi.types import FrameBatch
+
+    batch, loaded = _synthetic_batch(1)
+    profile = loaded.recipe.geometry.profile  # type: ignore[attr-defined]
+    frame = FrameBatch(np.ascontiguousarray(batch[0, 0]), batch[:, 1:2].copy(), 1)
+    with OnnxRuntimeBackend(loaded.model_path, profile, device="cuda") as be:
+        assert be.takes_frames
+        want = be.predict(frame.stacked())
+        for _ in range(3):  # the first run captures the frame slot's graph
+            got = be.predict(frame)
+    assert isinstance(got, ClassMaps) and isinstance(want, ClassMaps)
+    np.testing.assert_array_equal(got.classes, want.classes)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-3)
