@@ -113,8 +113,10 @@ class Postprocessor:
         stride = int(stride_x)
         # One row per candidate: box, class id, score, area; columns are built once at the end.
         cands: list[tuple[int, int, int, int, int, float, int]] = []
+        # A component needs this many cells to be kept in any class: fewer in a window, none is.
+        fewest = -(-int(self._min_area[1:].min()) // (stride * stride))
         for i, tile in enumerate(tiles):
-            for r0, c0, winner, score, own in _windows(probs, i):
+            for r0, c0, winner, score, own in _windows(probs, i, max(fewest, 1)):
                 self._window_candidates(cands, tile, stride, r0, c0, winner, score, own)
         table = np.array(cands, np.float64).reshape(-1, 7)
         found = Defects(
@@ -211,7 +213,7 @@ _Window = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
 BLOCK = 16
 
 
-def _windows(maps: np.ndarray | ClassMaps, i: int) -> list[_Window]:
+def _windows(maps: np.ndarray | ClassMaps, i: int, fewest: int = 1) -> list[_Window]:
     """The windows of tile ``i``'s map around the cells a defect class can win (none: none can).
 
     Full maps: where the background holds half the mass or more no defect class can win the
@@ -220,7 +222,9 @@ def _windows(maps: np.ndarray | ClassMaps, i: int) -> list[_Window]:
     maximum); each 8-connected group of blocks is one window, its own cells those of its
     blocks. Cells 8-connected in the map lie in the same or 8-connected blocks, so a connected
     component lies in one window whole, and the cost follows the defect area, not the frame.
-    Only the windows are read (full maps: argmax'd; float16 scores: widened).
+    Only the windows are read (full maps: argmax'd; float16 scores: widened). A window whose
+    box holds fewer than ``fewest`` contested cells (the smallest component any class keeps) is
+    not read: a stray cell costs a count, not a window.
     """
     if isinstance(maps, ClassMaps):
         contested = maps.classes[i]
@@ -239,6 +243,8 @@ def _windows(maps: np.ndarray | ClassMaps, i: int) -> list[_Window]:
         bx, by, bw, bh = (int(v) for v in boxes[g, :4])
         r0, c0 = by * BLOCK, bx * BLOCK
         r1, c1 = min((by + bh) * BLOCK, h), min((bx + bw) * BLOCK, w)
+        if fewest > 1 and cv2.countNonZero(contested[r0:r1, c0:c1]) < fewest:
+            continue  # the box may hold other groups' cells too: an upper bound, so exact
         own = groups[by : by + bh, bx : bx + bw] == g
         own = np.repeat(np.repeat(own, BLOCK, axis=0), BLOCK, axis=1)[: r1 - r0, : c1 - c0]
         if isinstance(maps, ClassMaps):

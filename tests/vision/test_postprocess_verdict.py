@@ -311,3 +311,32 @@ def test_one_defect_called_twice_keeps_its_higher_score_when_the_recipe_says_so(
         ("spur", (40, 40, 79, 79)),
     ]
     assert one_class_per_defect(plain, 1.0) == one  # the short lies wholly inside the spur
+
+
+def test_windows_too_small_for_any_kept_component_are_not_read_and_nothing_is_lost() -> None:
+    """min_area 16 px at stride 2: a component needs 4 cells. Stray single cells make no window;
+    4 cells meeting at the corner of four blocks (one group) are still found, 3 are not; the
+    result is the cell-by-cell reference's."""
+    from aoi.vision.postprocess import _windows
+
+    blobs = [
+        (3, 15, 15, 17, 17, 0.9),  # 2x2 cells across blocks (0,0), (0,1), (1,0), (1,1)
+        (5, 70, 40, 73, 41, 0.9),  # 3 cells in a row: one short of the area
+        (2, 50, 90, 51, 91, 0.9),  # stray single cells
+        (4, 100, 5, 101, 6, 0.9),
+        (1, 5, 110, 6, 111, 0.9),
+    ]
+    probs = _probs(128, 128, blobs)
+    recipe = _recipe(
+        **{f"classes__{n}__min_area_px": 16 for n in DEFECT_CLASSES},
+        **{f"classes__{n}__review_score": 0.2 for n in DEFECT_CLASSES},
+    )
+    reduced = ClassMaps(probs.argmax(axis=1).astype(np.uint8), probs.max(axis=1))
+    assert len(_windows(reduced, 0)) == 5  # every contested cell makes a window ...
+    kept = _windows(reduced, 0, 4)
+    assert [(r0, c0) for r0, c0, *_ in kept] == [(0, 0)]  # ... but only one can hold a defect
+    tile = [Tile(0, 0, 256, 256, (0, 0, 256, 256))]
+    for maps in (probs, reduced):
+        found = Postprocessor(recipe).run(maps, tile, (256, 256))
+        got = sorted((d.class_id, d.bbox_xyxy_px, round(d.score, 6)) for d in found)
+        assert got == _reference(recipe, probs, 2) == [(3, (30, 30, 33, 33), 0.9)]
