@@ -330,6 +330,9 @@ class FrameBatch:
     frame: np.ndarray
     reference: np.ndarray
     reference_version: int
+    #: The frame went through registration just before (it is no pair bringing its own
+    #: template): only then may the backend read the upload registration made of it.
+    registered: bool = False
 
     def __post_init__(self) -> None:
         ok = (

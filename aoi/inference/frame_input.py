@@ -9,7 +9,9 @@ template side as a separate input: the template is uploaded when its pixels chan
 number, :class:`aoi.types.FrameBatch`), and the frame is bound to registration's own device
 buffer. A board whose frame registration did not just upload (a DeepPCB pair, a frame
 registered on the CPU, another board's registration in between) is uploaded into that buffer
-first, under registration's lock, so the network never reads another board's pixels.
+first, under registration's lock, so the network never reads another board's pixels: the
+buffer is trusted only for a frame that went through registration (``FrameBatch.registered``)
+and is the very array registration uploaded last, not yet used by a network run.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class FrameSlot:
         ):
             self.reference.update_inplace(np.ascontiguousarray(batch.reference))
             self._reference_of = (source, batch.reference_version)
-        if not self.frame.holds(batch.frame):
+        if not (batch.registered and self.frame.holds(batch.frame)):
             self.frame.upload(batch.frame)
         self.session.run_with_iobinding(self.binding)
         self.frame.release()

@@ -280,12 +280,7 @@ class OnnxRuntimeBackend:
         if self._cuda is not None:
             maps = self._cuda.predict(feeds)
             return ClassMaps(maps.classes[:n], maps.scores[:n])
-        names = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
-        try:
-            outputs = self._session.run(names, feeds)
-        except _ORT_ERRORS as err:
-            msg = f"onnxruntime failed on input {_dims_text(fed.shape)}: {err}"
-            raise InferenceError(msg) from err
+        outputs = self._run(self._session, feeds, f"input {_dims_text(fed.shape)}")
         if self.reduce:
             return ClassMaps(outputs[0][:n], outputs[1][:n])
         return outputs[0][:n]
@@ -307,10 +302,17 @@ class OnnxRuntimeBackend:
         fh, fw = batch.frame.shape
         maps = device_affine(None, fh, fw)[None] if affine is None else affine
         feeds = {FRAME_NAME: batch.frame, REFERENCE_NAME: batch.reference, AFFINE_NAME: maps}
+        what = f"the frame {_dims_text(batch.frame.shape)}"
+        outputs = self._run(self._frame_session, feeds, what)
+        return ClassMaps(outputs[0], outputs[1]) if self.reduce else outputs[0]
+
+    def _run(
+        self, session: ort.InferenceSession, feeds: dict[str, np.ndarray], what: str
+    ) -> list[np.ndarray]:
+        """One plain run of ``session`` (the CPU path): its maps, or an InferenceError."""
         names = [CLASS_NAME, SCORE_NAME] if self.reduce else [OUTPUT_NAME]
         try:
-            outputs = self._frame_session.run(names, feeds)
+            return session.run(names, feeds)
         except _ORT_ERRORS as err:
-            msg = f"onnxruntime failed on the frame {_dims_text(batch.frame.shape)}: {err}"
+            msg = f"onnxruntime failed on {what}: {err}"
             raise InferenceError(msg) from err
-        return ClassMaps(outputs[0], outputs[1]) if self.reduce else outputs[0]

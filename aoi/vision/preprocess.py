@@ -162,7 +162,9 @@ class InputBuilder:
         self.check_frame(aligned)
         self._template_side(template)
         frame = aligned if aligned.flags.c_contiguous else np.ascontiguousarray(aligned)
-        return FrameBatch(frame, self._buffer[0:1, 1:2], self.template_version)
+        # A pair's test image was not registered: its bytes go up whatever the device holds.
+        registered = template is None
+        return FrameBatch(frame, self._buffer[0:1, 1:2], self.template_version, registered)
 
     def for_network(
         self, aligned: np.ndarray, template: np.ndarray | None = None, *, frames: bool = False

@@ -9,6 +9,7 @@ upload logic is exercised here; the CUDA timings are measured on the GPU machine
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,7 @@ def _maps(fb: FrameBatch) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_a_held_frame_is_not_uploaded_again_and_a_used_one_is() -> None:
-    fb = _board()
+    fb = replace(_board(), registered=True)
     shared = SharedFrame(fb.frame.shape, "cpu")
     slot = _slot(shared)
     before = fb.frame.copy()
@@ -121,6 +122,21 @@ def test_a_held_frame_is_not_uploaded_again_and_a_used_one_is() -> None:
         second = slot.run(fb, None)
     np.testing.assert_array_equal(second.classes, _maps(fb)[0])  # uploaded: the new pixels
     assert not np.array_equal(first.classes, second.classes)
+
+
+def test_a_pair_is_uploaded_even_when_the_device_holds_its_array() -> None:
+    """A DeepPCB pair's test image was not registered: the device's copy of the same array
+    (from a registration that failed, say) is not trusted."""
+    fb = _board()
+    assert not fb.registered
+    shared = SharedFrame(fb.frame.shape, "cpu")
+    slot = _slot(shared)
+    with shared.lock:
+        shared.upload(fb.frame)
+    fb.frame[:] = fb.reference[0, 0, :300, :310]  # new pixels in the very array
+    with shared.lock:
+        got = slot.run(fb, None)
+    np.testing.assert_array_equal(got.classes, _maps(fb)[0])
 
 
 def test_the_reference_is_uploaded_when_its_version_changes() -> None:
@@ -149,9 +165,11 @@ def test_the_builder_hands_over_the_frame_uncopied_and_counts_template_changes()
     a = builder.frame_batch(frame)
     b = builder.frame_batch(frame)
     assert a.frame is frame and a.reference_version == b.reference_version
+    assert a.registered and b.registered
     assert (a.reference == 40).all()
     pair = builder.frame_batch(frame, np.full_like(template, 7))  # a DeepPCB pair's own
     back = builder.frame_batch(frame)
+    assert not pair.registered and back.registered
     assert a.reference_version < pair.reference_version < back.reference_version
     assert (back.reference == 40).all()
 
