@@ -16,7 +16,6 @@ and is the very array registration uploaded last, not yet used by a network run.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -30,8 +29,6 @@ from aoi.types import ClassMaps, FrameBatch
 
 if TYPE_CHECKING:
     import onnx
-
-log = logging.getLogger(__name__)
 
 
 class SharedFrame:
