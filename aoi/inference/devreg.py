@@ -233,7 +233,6 @@ class DeviceSteps:
         #: The frame's device buffer, which the network reads too (aoi/inference/frame_input.py);
         #: its lock serialises callers (the buffers are shared).
         self.shared = SharedFrame((h, w), device)
-        self._frame = self.shared.value
         self._warp = new((2, 3), np.float32, device, 0)
         try:
             try:
@@ -256,15 +255,15 @@ class DeviceSteps:
     def _build(self, fft: str, graph: bool) -> None:
         plan, device = self.plan, self.device
         model, _shape = coarse_graph(plan, fft)
-        self._coarse = _Bound(model, device, graph, {FRAME: self._frame}, self.device_lock)
+        self._coarse = _Bound(model, device, graph, {FRAME: self.shared.value}, self.device_lock)
         small = self._coarse.outputs["small"]
         self._patches = []
         for index, level in enumerate(plan.levels):
             feeds = {WARP: self._warp}
-            feeds.update({FRAME: self._frame} if level.factor == 1 else {"small": small})
+            feeds.update({FRAME: self.shared.value} if level.factor == 1 else {"small": small})
             model = patch_graph(plan, index, fft)
             self._patches.append(_Bound(model, device, graph, feeds, self.device_lock))
-        inputs = {FRAME: self._frame, WARP: self._warp}
+        inputs = {FRAME: self.shared.value, WARP: self._warp}
         self._gradient = _Bound(gradient_graph(plan, fft), device, graph, inputs, self.device_lock)
         # Two runs each: ONNX Runtime runs once plainly, then captures its CUDA graph.
         self._warp.update_inplace(normalised_warp(np.eye(2, 3), plan.frame_shape))

@@ -66,16 +66,13 @@ class SharedFrame:
         self._held = None
 
 
-def fixed_frame_shape(
-    model: onnx.ModelProto, frame_hw: tuple[int, int], input_hw: tuple[int, int]
-) -> onnx.ModelProto:
-    """A copy of a frame-taking model with concrete ``frame`` and ``reference`` sizes, so
-    every shape folds away and ORT can capture the run as a CUDA graph."""
+def fixed_inputs(model: onnx.ModelProto, sizes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """A copy of ``model`` whose inputs named in ``sizes`` (those it has) get those concrete
+    sizes, so every shape folds away and ORT can capture the run as a CUDA graph."""
     import onnx
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    sizes = {FRAME_NAME: frame_hw, REFERENCE_NAME: (1, 1, *input_hw), AFFINE_NAME: (1, 2, 3)}
     for inp in out.graph.input:
         if inp.name in sizes:
             dims = inp.type.tensor_type.shape.dim
@@ -86,6 +83,14 @@ def fixed_frame_shape(
                 dim.Clear()
                 dim.dim_value = int(size)
     return out
+
+
+def fixed_frame_shape(
+    model: onnx.ModelProto, frame_hw: tuple[int, int], input_hw: tuple[int, int]
+) -> onnx.ModelProto:
+    """A copy of a frame-taking model with concrete ``frame`` and ``reference`` sizes."""
+    sizes = {FRAME_NAME: frame_hw, REFERENCE_NAME: (1, 1, *input_hw), AFFINE_NAME: (1, 2, 3)}
+    return fixed_inputs(model, sizes)
 
 
 class FrameSlot:

@@ -38,7 +38,7 @@ from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, SCORE_NAME
 from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.fp16 import Fp32Span, softmax_tail, to_fp16
-from aoi.inference.frame_input import FrameSlot, SharedFrame, fixed_frame_shape
+from aoi.inference.frame_input import FrameSlot, SharedFrame, fixed_frame_shape, fixed_inputs
 from aoi.inference.warp import AFFINE_NAME, affine_feed
 from aoi.inference.warp import LAST_NODE as WARP_LAST_NODE
 from aoi.types import ClassMaps, FrameBatch
@@ -93,23 +93,12 @@ def plan_buffers(
 
 def fixed_shape(model: onnx.ModelProto, shape: tuple[int, ...]) -> onnx.ModelProto:
     """A copy of ``model`` whose input ``boards`` has the concrete ``shape``."""
-    import onnx
-
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    inp = next((i for i in out.graph.input if i.name == INPUT_NAME), None)
+    inp = next((i for i in model.graph.input if i.name == INPUT_NAME), None)
     if inp is None or len(inp.type.tensor_type.shape.dim) != len(shape):
         msg = f"model has no {len(shape)}-d input {INPUT_NAME!r} to fix"
         raise ModelError(msg)
-    for dim, size in zip(inp.type.tensor_type.shape.dim, shape, strict=True):
-        dim.Clear()
-        dim.dim_value = int(size)
-    for extra in out.graph.input:  # a warping model's affine maps: one per board
-        if extra.name == AFFINE_NAME:
-            first = extra.type.tensor_type.shape.dim[0]
-            first.Clear()
-            first.dim_value = int(shape[0])
-    return out
+    # A warping model's affine maps: one per board.
+    return fixed_inputs(model, {INPUT_NAME: shape, AFFINE_NAME: (shape[0], 2, 3)})
 
 
 class _Slot:
@@ -289,28 +278,26 @@ class CudaRunner:
             return slot
         assert self._frame_model is not None
         out_shape = self._output_shape((1, 2, *input_hw))
-        wants_graph = self.options.cuda_graph and not self.graph_error
         fixed = fixed_frame_shape(self._frame_model, frame.shape, input_hw).SerializeToString()
-        try:
-            graph = wants_graph and self.graphs < self.options.max_graphs
-            slot = FrameSlot(
-                self._session(fixed, graph=graph), frame, input_hw, out_shape,
-                np.dtype(self.score_dtype),
-            )  # fmt: skip
-            blank = FrameBatch(
-                np.zeros(frame.shape, np.uint8), np.zeros((1, 1, *input_hw), np.uint8), -1
-            )
-            slot.run(blank, None)  # with a graph, the first run captures it
-        except (ModelError, *ORT_ERRORS) as err:
-            if not graph:
-                raise
-            self.graph_error = str(err)
-            log.warning("no CUDA graph for the frame %s: %s", frame.shape, err)
-            graph = False
-            slot = FrameSlot(
-                self._session(fixed, graph=False), frame, input_hw, out_shape,
-                np.dtype(self.score_dtype),
-            )  # fmt: skip
+        dtype = np.dtype(self.score_dtype)
+        graph = self.options.cuda_graph and not self.graph_error
+        graph = graph and self.graphs < self.options.max_graphs
+        slot = None
+        if graph:
+            try:
+                slot = FrameSlot(
+                    self._session(fixed, graph=True), frame, input_hw, out_shape, dtype
+                )
+                blank = FrameBatch(
+                    np.zeros(frame.shape, np.uint8), np.zeros((1, 1, *input_hw), np.uint8), -1
+                )
+                slot.run(blank, None)  # the first run captures the graph
+            except (ModelError, *ORT_ERRORS) as err:
+                self.graph_error = str(err)
+                log.warning("no CUDA graph for the frame %s: %s", frame.shape, err)
+                graph, slot = False, None
+        if slot is None:
+            slot = FrameSlot(self._session(fixed, graph=False), frame, input_hw, out_shape, dtype)
         self._frame_graphs += graph
         self._frame_slots[key] = slot
         log.info("CUDA frame input %s onto %s (graph %s)", list(frame.shape), list(input_hw), graph)

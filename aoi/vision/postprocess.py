@@ -114,9 +114,9 @@ class Postprocessor:
         # One row per candidate: box, class id, score, area; columns are built once at the end.
         cands: list[tuple[int, int, int, int, int, float, int]] = []
         # A component needs this many cells to be kept in any class: fewer in a window, none is.
-        fewest = -(-int(self._min_area[1:].min()) // (stride * stride))
+        fewest = _cells(int(self._min_area[1:].min()), stride)
         for i, tile in enumerate(tiles):
-            for r0, c0, winner, score, own in _windows(probs, i, max(fewest, 1)):
+            for r0, c0, winner, score, own in _windows(probs, i, fewest):
                 self._window_candidates(cands, tile, stride, r0, c0, winner, score, own)
         table = np.array(cands, np.float64).reshape(-1, 7)
         found = Defects(
@@ -166,8 +166,7 @@ class Postprocessor:
                     parts = [(0, 0, h, w, mine)]
                     sp = self._split
                     if sp and cells < sp.fill * w * h and max(w, h) * stride <= sp.max_px:
-                        min_cells = -(-int(self._min_area[cid]) // (stride * stride))
-                        parts = split_cells(mine, sp.fill, max(min_cells, 1))
+                        parts = split_cells(mine, sp.fill, _cells(int(self._min_area[cid]), stride))
                     for py, px, ph, pw, part in parts:
                         self._candidate(
                             cands, tile, stride, cid, (bx + sx + px, by + sy + py, pw, ph),
@@ -203,6 +202,11 @@ class Postprocessor:
             return  # another tile owns it
         peak = score[by : by + h, bx : bx + w][cells].max()
         cands.append((x0, y0, x1, y1, cid, float(peak), area))
+
+
+def _cells(area_px: int, stride: int) -> int:
+    """The fewest map cells (each ``stride`` x ``stride`` px) that hold ``area_px``, at least 1."""
+    return max(1, -(-area_px // (stride * stride)))
 
 
 #: One window of a tile's map: its row and column offsets, the winning class per cell, the

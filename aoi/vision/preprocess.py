@@ -161,7 +161,7 @@ class InputBuilder:
             raise FrameError(msg)
         self.check_frame(aligned)
         self._template_side(template)
-        frame = aligned if aligned.flags.c_contiguous else np.ascontiguousarray(aligned)
+        frame = np.ascontiguousarray(aligned)  # the array itself where it is contiguous
         # A pair's test image was not registered: its bytes go up whatever the device holds.
         registered = template is None
         return FrameBatch(frame, self._buffer[0:1, 1:2], self.template_version, registered)
@@ -172,4 +172,4 @@ class InputBuilder:
         """:meth:`batches`, or with ``frames`` the one :meth:`frame_batch` of a whole frame."""
         if frames:
             return [(self.frame_batch(aligned, template), self.tiles)]
-        return list(self.batches(aligned, template))
+        return self.batches(aligned, template)
