@@ -164,6 +164,21 @@ def test_cuda_steps_match_the_cpu_steps(fused: bool) -> None:
     assert (errors <= corner_errors(cpu, board, 4.0) + TOLERANCE_PX).all()
 
 
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers(),
+    reason="needs onnxruntime-gpu and a CUDA device (measured on the GPU machine)",
+)
+def test_the_whole_graph_runs_on_cuda_alone_as_one_captured_graph() -> None:
+    """Every node on the CUDA provider (no CPU fallback, which would copy back mid-graph) and
+    the CUDA graph captured (ONNX Runtime refuses to capture a graph with CPU nodes)."""
+    plan = Registrar(golden_board(640, 640, 5, "binary"), RegistrationSettings())._patches.plan
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    ort.InferenceSession(whole_graph(plan, "cuda"), options, providers=["CUDAExecutionProvider"])
+    steps = DeviceSteps(plan, device="cuda")
+    assert steps.fused and steps._whole.graph
+
+
 @pytest.mark.slow
 def test_the_pipelined_loop_with_device_steps_answers_like_the_sequential_one() -> None:
     """Two registration threads share the device buffers (one frame at a time) and the backend's
