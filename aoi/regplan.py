@@ -19,19 +19,6 @@ import numpy as np
 PATCH_PX = 64
 #: Pixels of each patch's border the gradient steps leave out (the 5x5 blur's reach).
 LK_TRIM = 3
-#: Phase-correlation fits per level (coarse, full resolution); each resamples the patches at
-#: the new estimate. The coarse fit lands within the gradient steps' reach at full resolution.
-ITERATIONS = (1, 0)
-#: Gauss-Newton iterations after the last phase correlation: near the answer a gradient step
-#: is several times more precise than phase correlation's peak interpolation (and cheaper).
-LK_ITERATIONS = 3
-#: The gradient steps stop once a step moves no patch centre more than this (px): converged.
-LK_CONVERGED_PX = 0.02
-#: A pair whose residual exceeds this many times the median (and the floor) is an outlier.
-OUTLIER_FACTOR = 3.0
-OUTLIER_FLOOR_PX = 0.25
-#: Fewer inlier pairs than this cannot give a trustworthy rotation.
-MIN_PAIRS = 4
 
 
 @dataclass(frozen=True)
@@ -49,10 +36,6 @@ class LevelPlan:
     lk_template: np.ndarray
     #: (K, 2, p, p) float32: the inverse Hessian times the gradients of each patch.
     lk_step: np.ndarray
-    #: (K, 2) float64: the patch centres, template pixels of this level.
-    centres: np.ndarray
-    #: (K,) bool: the patch has texture both ways (the gradient steps' fit uses only these).
-    lk_ok: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -96,12 +79,6 @@ class FrameSteps(Protocol):
     def correlation(self) -> float:
         """The normalised correlation of the patches the last :meth:`gradient` resampled with
         the template's (blurred, trimmed, all patches at once)."""
-        ...
-
-    def whole(self) -> tuple[np.ndarray, float] | None:
-        """The whole estimate (2x3 warp, correlation) measured and fitted in one pass where the
-        steps can (one device graph: :mod:`aoi.inference.regfit`), else None: the caller then
-        drives the steps above one by one."""
         ...
 
 

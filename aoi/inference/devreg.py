@@ -1,12 +1,19 @@
-"""Patch registration on the inference device: its graphs (:mod:`aoi.inference.reggraphs`)
-bound to the frame's device buffer.
+"""Patch registration's measuring steps as small ONNX graphs on the inference device.
 
 On a GPU station registration on the CPU was the floor of the cycle (3-4 ms of a 5-7 ms cycle at
-640 px). Here the frame is uploaded once per board. By default one ``whole`` graph measures it
-and fits the warp (one run per frame); ``fused=False`` runs the step graphs one by one and
-leaves the fit to :mod:`aoi.vision.patchreg` on the host (four or five runs). The FFTs are ONNX
-Runtime's CUDA ``Rfft``/``Irfft`` (``com.microsoft``, cuFFT) on the GPU and the standard ``DFT``
-operator elsewhere (the CPU provider has no ``Rfft``), so the CPU variant is what the tests run.
+640 px). Here the frame is uploaded once per board and three kinds of graph measure it on the
+device, each returning a few kilobytes: the whole-frame phase-correlation surface of the
+decimated frame (``coarse``), the phase-correlation surfaces of the patches resampled at the
+current estimate (``patch<level>``), and the Gauss-Newton shift of every full-resolution patch
+with the sums of the accept/refuse correlation (``gradient``). The fit itself (peaks, robust
+rigid fit, convergence) stays in :mod:`aoi.vision.patchreg`, identical for both paths.
+
+The graphs follow :mod:`aoi.vision.patchreg`'s CPU steps operation for operation: resampling is
+GridSample (bilinear, border padding, ``align_corners=1``) where the CPU uses ``cv2.remap``; the
+decimation is strided slicing plus a 2x2 average as ``_decimate`` does; the blur is the same
+separable Gaussian as a 5x5 convolution. The FFTs are ONNX Runtime's CUDA ``Rfft``/``Irfft``
+(``com.microsoft``, cuFFT) on the GPU and the standard ``DFT`` operator elsewhere (the CPU
+provider has no ``Rfft``), so the CPU variant is what the tests here run.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -22,17 +30,133 @@ import onnxruntime as ort
 from aoi.errors import InferenceError, ModelError
 from aoi.inference.frame_input import SharedFrame
 from aoi.inference.ort_cuda import ORT_ERRORS
-from aoi.inference.reggraphs import (
-    FRAME,
-    WARP,
-    coarse_graph,
-    gradient_graph,
-    patch_graph,
-    whole_graph,
-)
-from aoi.regplan import MIN_PAIRS, FrameSteps, PatchPlan, normalised_warp, peak_shifts
+from aoi.inference.regraph import GraphBuilder
+from aoi.regplan import FrameSteps, PatchPlan, normalised_warp, peak_shifts
+
+if TYPE_CHECKING:
+    from aoi.regplan import LevelPlan
 
 log = logging.getLogger(__name__)
+
+FRAME = "frame"
+WARP = "warp"
+
+
+def _even(n: int) -> int:
+    return n - n % 2
+
+
+def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
+    """frame uint8 [H, W] -> ``small`` [1, 1, h, w] (the coarse level) and ``surface`` (the
+    whole-frame cross-power surface against the template, even-sized for the real FFT)."""
+    g = GraphBuilder(fft)
+    h, w = plan.frame_shape
+    g.input(FRAME, np.uint8, [h, w])
+    x = g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, h, w))
+    small = g.decimate(x, plan.coarse)
+    g.output(
+        g.op("Identity", small, name="small"),
+        np.float32,
+        [1, 1, *plan.levels[0].shape],  # the coarse level
+    )
+    moving = g.decimate(small, 2) if plan.halve else small
+    ch, cw = (_even(n) for n in plan.coarse_windowed.shape)
+    window = plan.coarse_window[:ch, :cw]
+    cropped = g.op("Slice", moving, g.ints(0, 0), g.ints(ch, cw), g.ints(2, 3))
+    m = g.op(
+        "Mul",
+        g.op("Reshape", cropped, g.ints(1, ch, cw)),
+        g.const(window[None]),
+    )
+    surface = g.phase_correlation(m, plan.coarse_windowed[None, :ch, :cw])
+    g.output(
+        g.op("Reshape", surface, g.ints(ch, cw), name="surface"),
+        np.float32,
+        [ch, cw],
+    )
+    return g.model(), (ch, cw)
+
+
+def _sampled(g: GraphBuilder, source: str, level: LevelPlan) -> str:
+    """The patches resampled from ``source`` [1, 1, h, w] at ``warp``: [K, 1, P, P]. The grid is
+    computed elementwise in float32 (a MatMul would run in TF32 on the GPU: 0.3 px at 640)."""
+    k, p = level.windowed.shape[0], level.windowed.shape[1]
+    gx, gy = (g.const(c.reshape(1, k * p, p, 1).astype(np.float32)) for c in level.grid)
+    a = g.split(g.op("Reshape", WARP, g.ints(6)), 6)
+    u = g.op("Add", g.op("Add", g.op("Mul", gx, a[0]), g.op("Mul", gy, a[1])), a[2])
+    v = g.op("Add", g.op("Add", g.op("Mul", gx, a[3]), g.op("Mul", gy, a[4])), a[5])
+    grid = g.op("Concat", u, v, axis=-1)  # [1, K * P, P, 2]
+    out = g.op("GridSample", source, grid, mode="bilinear", padding_mode="border", align_corners=1)
+    return g.op("Reshape", out, g.ints(k, 1, p, p))
+
+
+def patch_graph(plan: PatchPlan, index: int, fft: str) -> bytes:
+    """source -> ``surfaces`` [K, P, P]: each patch of ``levels[index]`` resampled at ``warp``,
+    windowed and phase-correlated with the template's. The coarse level reads ``small``."""
+    level = plan.levels[index]
+    g = GraphBuilder(fft)
+    g.input(WARP, np.float32, [2, 3])
+    if level.factor == 1:
+        g.input(FRAME, np.uint8, list(plan.frame_shape))
+        source = g.op(
+            "Reshape",
+            g.op("Cast", FRAME, to=1),
+            g.ints(1, 1, *plan.frame_shape),
+        )
+    else:
+        source = "small"
+        g.input(source, np.float32, [1, 1, *level.shape])
+    k, p = level.windowed.shape[0], level.windowed.shape[1]
+    patches = g.op("Reshape", _sampled(g, source, level), g.ints(k, p, p))
+    windowed = g.op("Mul", patches, g.const(plan.window))
+    g.output(
+        g.op("Identity", g.phase_correlation(windowed, level.windowed), name="surfaces"),
+        np.float32,
+        [k, p, p],
+    )
+    return g.model()
+
+
+def gradient_graph(plan: PatchPlan, fft: str) -> bytes:
+    """frame, warp -> ``shift`` [K, 2] (the Gauss-Newton step of every full-resolution patch) and
+    ``sums`` [2]: the zero-mean cross and frame energy of the accept/refuse correlation."""
+    level = plan.fine
+    g = GraphBuilder(fft)
+    g.input(FRAME, np.uint8, list(plan.frame_shape))
+    g.input(WARP, np.float32, [2, 3])
+    source = g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, *plan.frame_shape))
+    k, q = level.lk_template.shape[0], level.lk_template.shape[1]
+    kernel = np.outer(plan.blur, plan.blur).astype(np.float32)[None, None]
+    blurred = g.op("Conv", _sampled(g, source, level), g.const(kernel))  # [K, 1, P-4, P-4]
+    trim = g.op("Slice", blurred, g.ints(1, 1), g.ints(-1, -1), g.ints(2, 3))
+    seen = g.op("Reshape", trim, g.ints(k, q, q))
+    inner = g.op("Sub", seen, g.op("ReduceMean", seen, axes=[1, 2], keepdims=1))
+    axes = g.ints(1, 2)
+    energy = g.op(
+        "Max",
+        g.op("ReduceSum", g.op("Mul", inner, inner), axes, keepdims=1),
+        g.const(np.float32(1e-6)),
+    )
+    tmpl = level.lk_template
+    tsum = (tmpl * tmpl).sum(axis=(1, 2)).astype(np.float32)[:, None, None]
+    gain = g.op("Sqrt", g.op("Div", g.const(tsum), energy))
+    diff = g.op("Sub", g.op("Mul", inner, gain), g.const(tmpl))
+    diff = g.op("Reshape", diff, g.ints(k, 1, q * q))
+    step = g.const(level.lk_step.reshape(k, 2, q * q))
+    shift = g.op(
+        "Neg",
+        g.op("ReduceSum", g.op("Mul", step, diff), g.ints(2), keepdims=0),
+    )
+    g.output(g.op("Identity", shift, name="shift"), np.float32, [k, 2])
+    # Each patch zero-mean on both sides, as aoi.vision.patchreg's CPU steps compare them.
+    a0 = (tmpl - tmpl.mean()).astype(np.float32)
+    s_ab = g.op("ReduceSum", g.op("Mul", g.const(a0), inner), keepdims=0)
+    s_bb = g.op("ReduceSum", g.op("Mul", inner, inner), keepdims=0)
+    sums = g.op(
+        "Concat", g.op("Unsqueeze", s_ab, g.ints(0)), g.op("Unsqueeze", s_bb, g.ints(0)), axis=0
+    )
+    g.output(g.op("Identity", sums, name="sums"), np.float32, [2])
+    return g.model()
 
 
 class _Bound:
@@ -95,12 +219,8 @@ class DeviceSteps:
         device: str = "cuda",
         graph: bool = True,
         device_lock: threading.Lock | None = None,
-        fused: bool = True,
     ) -> None:
         self.plan = plan
-        #: One graph measures and fits (None: the step graphs, fitted on the host). A fine
-        #: level with too few textured patches is the host's to refuse, frame by frame.
-        self.fused = fused and int(plan.fine.lk_ok.sum()) >= MIN_PAIRS
         #: Held around every transfer and run on the device (shared with the network's runner).
         self.device_lock = device_lock or threading.Lock()
         self.device = device
@@ -126,32 +246,26 @@ class DeviceSteps:
             msg = f"registration on {device} could not be built ({err})"
             raise ModelError(msg) from err
         log.info(
-            "registration runs on %s (%d levels, %s, CUDA graphs %s)",
+            "registration runs on %s (%d levels, CUDA graphs %s)",
             device,
             len(plan.levels),
-            "one graph" if self.fused else "step by step",
-            graph,
+            self._gradient.graph,
         )
 
     def _build(self, fft: str, graph: bool) -> None:
-        plan, device, lock = self.plan, self.device, self.device_lock
-        frame = {FRAME: self.shared.value}
-        if self.fused:
-            self._whole = _Bound(whole_graph(plan, fft), device, graph, frame, lock)
-            # Two runs: ONNX Runtime runs once plainly, then captures its CUDA graph.
-            for _ in range(2):
-                self._whole.run()
-            return
+        plan, device = self.plan, self.device
         model, _shape = coarse_graph(plan, fft)
-        self._coarse = _Bound(model, device, graph, frame, lock)
+        self._coarse = _Bound(model, device, graph, {FRAME: self.shared.value}, self.device_lock)
         small = self._coarse.outputs["small"]
         self._patches = []
         for index, level in enumerate(plan.levels):
             feeds = {WARP: self._warp}
-            feeds.update(frame if level.factor == 1 else {"small": small})
-            self._patches.append(_Bound(patch_graph(plan, index, fft), device, graph, feeds, lock))
-        inputs = {**frame, WARP: self._warp}
-        self._gradient = _Bound(gradient_graph(plan, fft), device, graph, inputs, lock)
+            feeds.update({FRAME: self.shared.value} if level.factor == 1 else {"small": small})
+            model = patch_graph(plan, index, fft)
+            self._patches.append(_Bound(model, device, graph, feeds, self.device_lock))
+        inputs = {FRAME: self.shared.value, WARP: self._warp}
+        self._gradient = _Bound(gradient_graph(plan, fft), device, graph, inputs, self.device_lock)
+        # Two runs each: ONNX Runtime runs once plainly, then captures its CUDA graph.
         self._warp.update_inplace(normalised_warp(np.eye(2, 3), plan.frame_shape))
         for _ in range(2):
             self._coarse.run()
@@ -206,11 +320,3 @@ class _DeviceFrame:
         s_ab, s_bb = (float(v) for v in self._sums)
         den = (self._s._a * max(s_bb, 0.0)) ** 0.5
         return s_ab / den if den > 1e-6 else 0.0
-
-    def whole(self) -> tuple[np.ndarray, float] | None:
-        if not self._s.fused:
-            return None
-        out = self._s._whole.run("warp", "sums")
-        self._sums = out["sums"]
-        # A copy: on the CPU provider the array is a view of the graph's output buffer.
-        return out["warp"].copy(), self.correlation()

@@ -216,9 +216,7 @@ class OnnxRuntimeBackend:
         if not self.registers_on_device:
             return None
         graph = self.cuda is not None and self.cuda.cuda_graph
-        fused = self.cuda is None or self.cuda.fused_registration
-        lock = self._device_lock
-        steps = DeviceSteps(plan, self.device, graph=graph, device_lock=lock, fused=fused)
+        steps = DeviceSteps(plan, self.device, graph=graph, device_lock=self._device_lock)
         self._steps.append(steps)
         return steps
 

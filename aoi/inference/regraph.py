@@ -130,12 +130,6 @@ class GraphBuilder:
         real, _ = self._split(back, one)
         return self.op("Squeeze", real, self.ints(-1))
 
-    def multi(self, op_type: str, inputs: list[str], outputs: int, **attrs: object) -> list[str]:
-        """A node with several outputs (TopK: values, indices)."""
-        outs = [self._name(op_type.lower()) for _ in range(outputs)]
-        self._nodes.append(self._h.make_node(op_type, inputs, outs, **attrs))
-        return outs
-
     def split(self, x: str, parts: int, axis: int = -1) -> list[str]:
         """``x`` cut into ``parts`` pieces of one element each along ``axis``."""
         outs = [self._name("part") for _ in range(parts)]

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from aoi import regplan
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
 from aoi.regplan import LK_TRIM, PATCH_PX, FrameSteps, LevelPlan, PatchPlan, PatchSteps, peak_shifts
@@ -37,10 +36,23 @@ _GRID = 3
 #: A grid cell whose best patch has less than this share of the board's best texture gives
 #: its place to a more textured patch elsewhere (its edges run one way, or there are none).
 _TEXTURE_SHARE = 0.02
+#: Phase-correlation fits per level (coarse, full resolution); each resamples the patches at
+#: the new estimate. The coarse fit lands within the gradient steps' reach at full resolution.
+_ITERATIONS = (1, 0)
+#: Gauss-Newton iterations after the last phase correlation: near the answer a gradient step
+#: is several times more precise than phase correlation's peak interpolation (and cheaper).
+_LK_ITERATIONS = 3
+#: The gradient steps stop once a step moves no patch centre more than this (px): converged.
+_LK_CONVERGED_PX = 0.02
 #: Gaussian pre-filter of the gradient steps; binary boards need it to have usable gradients.
 _LK_BLUR = (5, 5)
 #: Pixels of each patch's border the gradient steps leave out (the blur's reach).
 _LK_TRIM = LK_TRIM
+#: A pair whose residual exceeds this many times the median (and the floor) is an outlier.
+_OUTLIER_FACTOR = 3.0
+_OUTLIER_FLOOR_PX = 0.25
+#: Fewer inlier pairs than this cannot give a trustworthy rotation.
+_MIN_PAIRS = 4
 
 
 @dataclass(frozen=True)
@@ -157,8 +169,8 @@ def _fit_robust(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     warp = _fit_rigid(src, dst)
     for _ in range(2):
         res = np.hypot(*(src @ warp[:, :2].T + warp[:, 2] - dst).T)
-        keep = res <= max(regplan.OUTLIER_FACTOR * float(np.median(res)), regplan.OUTLIER_FLOOR_PX)
-        if keep.all() or keep.sum() < regplan.MIN_PAIRS:
+        keep = res <= max(_OUTLIER_FACTOR * float(np.median(res)), _OUTLIER_FLOOR_PX)
+        if keep.all() or keep.sum() < _MIN_PAIRS:
             break
         src, dst = src[keep], dst[keep]
         warp = _fit_rigid(src, dst)
@@ -217,8 +229,8 @@ class PatchAligner:
                     *_lk_prepare(patches),
                 )
             )
-            if len(origins) < (least := regplan.MIN_PAIRS):
-                msg = f"registration needs {least} patches, the template gives {len(origins)}"
+            if len(origins) < _MIN_PAIRS:
+                msg = f"registration needs {_MIN_PAIRS} patches, the template gives {len(origins)}"
                 raise RegistrationError(msg)
         # The whole-frame phase correlation only has to land within the coarse patches' reach:
         # a frame still over _COARSE_LONG_PX across is halved again for it (4x fewer pixels).
@@ -235,7 +247,7 @@ class PatchAligner:
             tuple(
                 LevelPlan(
                     lv.factor, lv.template.shape, lv.grid, win.astype(np.float32),
-                    lv.lk_template, lv.lk_step, lv.centres, lv.lk_ok,
+                    lv.lk_template, lv.lk_step,
                 )
                 for lv, win in zip(self._levels, windowed, strict=True)
             ),
@@ -255,15 +267,13 @@ class PatchAligner:
     def estimate(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The 2x3 template->frame warp and the patches' normalised correlation after it."""
         with self.steps.frame(image) as steps:
-            whole = steps.whole()
-            return whole if whole is not None else self._estimate(steps)
+            return self._estimate(steps)
 
     def _estimate(self, steps: FrameSteps) -> tuple[np.ndarray, float]:
         dx, dy = steps.coarse_shift()
         warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
         prev = self._coarse
-        fits = zip(self._levels, regplan.ITERATIONS, strict=False)
-        for index, (level, iterations) in enumerate(fits):
+        for index, (level, iterations) in enumerate(zip(self._levels, _ITERATIONS, strict=False)):
             if level.factor != prev:
                 warp = _rescale(warp, prev / level.factor)
                 prev = level.factor
@@ -273,14 +283,14 @@ class PatchAligner:
         if prev != 1:
             warp = _rescale(warp, float(prev))
         fine = self._levels[-1]
-        for _ in range(regplan.LK_ITERATIONS):
+        for _ in range(_LK_ITERATIONS):
             shift = steps.gradient(warp)
             new = _fit_pairs(fine.centres[fine.lk_ok], shift[fine.lk_ok], warp)
             moved = float(np.abs((new - warp)[:, :2] @ fine.centres.T + (new - warp)[:, 2:]).max())
             warp = new
-            if moved < regplan.LK_CONVERGED_PX:
+            if moved < _LK_CONVERGED_PX:
                 break
-        # The last step's frame patches were sampled at most LK_CONVERGED_PX (or one step)
+        # The last step's frame patches were sampled at most _LK_CONVERGED_PX (or one step)
         # from the final warp: close enough for the accept/refuse correlation, and no resample.
         return warp.astype(np.float32), steps.correlation()
 
@@ -347,9 +357,6 @@ class _CpuFrame:
     def correlation(self) -> float:
         return _ncc(self._a._levels[-1].lk_template, self._seen)
 
-    def whole(self) -> None:
-        return None  # OpenCV measures step by step
-
 
 def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
     """Every patch resampled from ``source`` at ``warp``: (K, P, P) float32, in one remap."""
@@ -366,8 +373,8 @@ def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndar
 def _fit_pairs(src: np.ndarray, shift: np.ndarray, warp: np.ndarray) -> np.ndarray:
     """The robust rigid fit of template points ``src`` to where ``warp`` puts them moved by
     their measured ``shift``."""
-    if len(src) < (least := regplan.MIN_PAIRS):
-        msg = f"registration needs {least} textured patches, the template has {len(src)}"
+    if len(src) < _MIN_PAIRS:
+        msg = f"registration needs {_MIN_PAIRS} textured patches, the template has {len(src)}"
         raise RegistrationError(msg)
     dst = (src + shift) @ warp[:, :2].T + warp[:, 2]
     return _fit_robust(src, dst)

@@ -16,9 +16,8 @@ import onnxruntime as ort
 import pytest
 
 from aoi.errors import InferenceError, RegistrationError
-from aoi.inference.devreg import DeviceSteps
+from aoi.inference.devreg import DeviceSteps, coarse_graph, gradient_graph, patch_graph
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
-from aoi.inference.reggraphs import coarse_graph, gradient_graph, patch_graph, whole_graph
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import RegistrationSettings, load_recipe
 from aoi.sources.synthetic import SyntheticSource
@@ -31,25 +30,22 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "board-a-640.toml"
 
 
-def _pair(
-    height: int, width: int, seed: int, look: str, fused: bool = True
-) -> tuple[Registrar, Registrar]:
+def _pair(height: int, width: int, seed: int, look: str) -> tuple[Registrar, Registrar]:
     board = golden_board(height, width, seed, look)
     cpu = Registrar(board, RegistrationSettings())
     dev = Registrar(board, RegistrationSettings())
-    dev.use_device(lambda plan: DeviceSteps(plan, device="cpu", fused=fused))
+    dev.use_device(lambda plan: DeviceSteps(plan, device="cpu"))
     return cpu, dev
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["one-graph", "step-by-step"])
 @pytest.mark.parametrize(
     ("height", "width", "look", "noise"),
     [(512, 640, "binary", 4.0), (640, 640, "grey", 0.0), (1024, 1024, "binary", 4.0)],
 )
 def test_device_steps_are_as_accurate_as_the_cpu_steps(
-    height: int, width: int, look: str, noise: float, fused: bool
+    height: int, width: int, look: str, noise: float
 ) -> None:
-    cpu, dev = _pair(height, width, 5, look, fused)
+    cpu, dev = _pair(height, width, 5, look)
     assert (cpu.steps, dev.steps) == ("cpu", "onnxruntime-cpu")
     board = cpu.template
     errors_cpu = corner_errors(cpu, board, noise)
@@ -110,11 +106,7 @@ def test_a_frame_of_another_size_is_refused() -> None:
 def test_cuda_graphs_use_the_cuda_fft_and_are_valid_onnx() -> None:
     board = golden_board(1024, 1024, 5, "binary")
     plan = Registrar(board, RegistrationSettings())._patches.plan
-    models = [
-        coarse_graph(plan, "cuda")[0],
-        gradient_graph(plan, "cuda"),
-        whole_graph(plan, "cuda"),
-    ]
+    models = [coarse_graph(plan, "cuda")[0], gradient_graph(plan, "cuda")]
     models += [patch_graph(plan, i, "cuda") for i in range(len(plan.levels))]
     ops = set()
     for data in models:
@@ -154,12 +146,11 @@ def test_the_cycle_gives_the_same_verdicts_with_registration_on_the_device() -> 
     "CUDAExecutionProvider" not in ort.get_available_providers(),
     reason="needs onnxruntime-gpu and a CUDA device (measured on the GPU machine)",
 )
-@pytest.mark.parametrize("fused", [True, False], ids=["one-graph", "step-by-step"])
-def test_cuda_steps_match_the_cpu_steps(fused: bool) -> None:
+def test_cuda_steps_match_the_cpu_steps() -> None:
     board = golden_board(640, 640, 5, "binary")
     cpu = Registrar(board, RegistrationSettings())
     gpu = Registrar(board, RegistrationSettings())
-    gpu.use_device(lambda plan: DeviceSteps(plan, device="cuda", fused=fused))
+    gpu.use_device(lambda plan: DeviceSteps(plan, device="cuda"))
     errors = corner_errors(gpu, board, 4.0)
     assert (errors <= corner_errors(cpu, board, 4.0) + TOLERANCE_PX).all()
 

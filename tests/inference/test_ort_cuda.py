@@ -37,8 +37,6 @@ def test_options_parse_each_mode_and_reject_unknown_words(monkeypatch: pytest.Mo
     assert CudaOptions.parse("bind,fp16").label == "bind,fp16"
     assert CudaOptions.parse("graph,nowarp") == CudaOptions(warp=False)
     assert CudaOptions.parse("graph,nowarp").label == "graph,nowarp"
-    assert CudaOptions.parse("graph,stepreg") == CudaOptions(fused_registration=False)
-    assert CudaOptions.parse("graph,fp16,stepreg").label == "graph,fp16,stepreg"
     with pytest.raises(ModelError, match="unknown words"):
         CudaOptions.parse("graph,int8")
     monkeypatch.setenv(ENV_VAR, "plain")
