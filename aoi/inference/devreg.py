@@ -2,11 +2,13 @@
 
 On a GPU station registration on the CPU was the floor of the cycle (3-4 ms of a 5-7 ms cycle at
 640 px). Here the frame is uploaded once per board and three kinds of graph measure it on the
-device, each returning a few kilobytes: the whole-frame phase-correlation surface of the
-decimated frame (``coarse``), the phase-correlation surfaces of the patches resampled at the
-current estimate (``patch<level>``), and the Gauss-Newton shift of every full-resolution patch
-with the sums of the accept/refuse correlation (``gradient``). The fit itself (peaks, robust
-rigid fit, convergence) stays in :mod:`aoi.vision.patchreg`, identical for both paths.
+device, each returning a few bytes: the translation from the whole-frame phase correlation of
+the decimated frame, with the peak shifts of the coarse patches resampled there (``coarse``:
+the fit's first measurement comes with it, one run fewer), the peak shifts of the patches
+resampled at any other estimate (``patch<level>``), and the Gauss-Newton shift of every
+full-resolution patch with the sums of the accept/refuse correlation (``gradient``). The peaks
+are found in the graph (``GraphBuilder.peak``, as ``regplan.peak_shifts`` does). The fit itself
+(robust rigid fit, convergence) stays in :mod:`aoi.vision.patchreg`, identical for both paths.
 
 The graphs follow :mod:`aoi.vision.patchreg`'s CPU steps operation for operation: resampling is
 GridSample (bilinear, border padding, ``align_corners=1``) where the CPU uses ``cv2.remap``; the
@@ -31,7 +33,7 @@ from aoi.errors import InferenceError, ModelError
 from aoi.inference.frame_input import SharedFrame
 from aoi.inference.ort_cuda import ORT_ERRORS
 from aoi.inference.regraph import GraphBuilder
-from aoi.regplan import FrameSteps, PatchPlan, normalised_warp, peak_shifts
+from aoi.regplan import FrameSteps, PatchPlan, normalised_warp
 
 if TYPE_CHECKING:
     from aoi.regplan import LevelPlan
@@ -46,43 +48,50 @@ def _even(n: int) -> int:
     return n - n % 2
 
 
+def _frame_source(g: GraphBuilder, plan: PatchPlan) -> str:
+    """The uint8 frame input as float [1, 1, H, W]."""
+    g.input(FRAME, np.uint8, list(plan.frame_shape))
+    return g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, *plan.frame_shape))
+
+
 def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
-    """frame uint8 [H, W] -> ``small`` [1, 1, h, w] (the coarse level) and ``surface`` (the
-    whole-frame cross-power surface against the template, even-sized for the real FFT)."""
+    """frame uint8 [H, W] -> ``small`` [1, 1, h, w] (the coarse level), ``shift`` [1, 2] (the
+    peak of the whole-frame cross-power surface against the template, even-sized for the real
+    FFT: the frame's translation, pixels of the coarse level) and ``first`` [K, 2]: the peak
+    shifts of the coarse level's patches resampled at that translation, which is where the
+    host's fit first measures them. One run instead of two."""
     g = GraphBuilder(fft)
-    h, w = plan.frame_shape
-    g.input(FRAME, np.uint8, [h, w])
-    x = g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, h, w))
-    small = g.decimate(x, plan.coarse)
-    g.output(
-        g.op("Identity", small, name="small"),
-        np.float32,
-        [1, 1, *plan.levels[0].shape],  # the coarse level
-    )
+    small = g.decimate(_frame_source(g, plan), plan.coarse)
+    level = plan.levels[0]  # the coarse level
+    g.output(g.op("Identity", small, name="small"), np.float32, [1, 1, *level.shape])
     moving = g.decimate(small, 2) if plan.halve else small
     ch, cw = (_even(n) for n in plan.coarse_windowed.shape)
     window = plan.coarse_window[:ch, :cw]
     cropped = g.op("Slice", moving, g.ints(0, 0), g.ints(ch, cw), g.ints(2, 3))
-    m = g.op(
-        "Mul",
-        g.op("Reshape", cropped, g.ints(1, ch, cw)),
-        g.const(window[None]),
-    )
-    surface = g.phase_correlation(m, plan.coarse_windowed[None, :ch, :cw])
-    g.output(
-        g.op("Reshape", surface, g.ints(ch, cw), name="surface"),
-        np.float32,
-        [ch, cw],
-    )
+    m = g.op("Mul", g.op("Reshape", cropped, g.ints(1, ch, cw)), g.const(window[None]))
+    shift = g.peak(g.phase_correlation(m, plan.coarse_windowed[None, :ch, :cw]), 1, ch, cw)
+    if plan.halve:  # a pure translation scales without half-pixel terms
+        shift = g.op("Mul", shift, g.const(np.float32(2)))
+    g.output(g.op("Identity", shift, name="shift"), np.float32, [1, 2])
+    # The translation as GridSample's normalised warp of the coarse level.
+    h, w = level.shape
+    scale = np.array([[2 / max(w - 1, 1), 2 / max(h - 1, 1)]], np.float32)
+    moved = g.split(g.op("Sub", g.op("Mul", shift, g.const(scale)), g.const(np.float32(1))), 2)
+    a, d = (g.const(np.float32([v])) for v in scale[0])
+    zero = g.const(np.zeros(1, np.float32))
+    k, p = level.windowed.shape[0], level.windowed.shape[1]
+    surfaces = _surfaces(g, plan, level, small, (a, zero, moved[0], zero, d, moved[1]))
+    g.output(g.op("Identity", g.peak(surfaces, k, p, p), name="first"), np.float32, [k, 2])
     return g.model(), (ch, cw)
 
 
-def _sampled(g: GraphBuilder, source: str, level: LevelPlan) -> str:
-    """The patches resampled from ``source`` [1, 1, h, w] at ``warp``: [K, 1, P, P]. The grid is
-    computed elementwise in float32 (a MatMul would run in TF32 on the GPU: 0.3 px at 640)."""
+def _sampled(g: GraphBuilder, source: str, level: LevelPlan, warp: list[str] | tuple) -> str:
+    """The patches resampled from ``source`` [1, 1, h, w] at ``warp`` (six scalars of the
+    normalised 2x3): [K, 1, P, P]. The grid is computed elementwise in float32 (a MatMul would
+    run in TF32 on the GPU: 0.3 px at 640)."""
     k, p = level.windowed.shape[0], level.windowed.shape[1]
     gx, gy = (g.const(c.reshape(1, k * p, p, 1).astype(np.float32)) for c in level.grid)
-    a = g.split(g.op("Reshape", WARP, g.ints(6)), 6)
+    a = warp
     u = g.op("Add", g.op("Add", g.op("Mul", gx, a[0]), g.op("Mul", gy, a[1])), a[2])
     v = g.op("Add", g.op("Add", g.op("Mul", gx, a[3]), g.op("Mul", gy, a[4])), a[5])
     grid = g.op("Concat", u, v, axis=-1)  # [1, K * P, P, 2]
@@ -90,30 +99,35 @@ def _sampled(g: GraphBuilder, source: str, level: LevelPlan) -> str:
     return g.op("Reshape", out, g.ints(k, 1, p, p))
 
 
+def _warp_input(g: GraphBuilder) -> list[str]:
+    g.input(WARP, np.float32, [2, 3])
+    return g.split(g.op("Reshape", WARP, g.ints(6)), 6)
+
+
+def _surfaces(
+    g: GraphBuilder, plan: PatchPlan, level: LevelPlan, source: str, warp: list[str] | tuple
+) -> str:
+    """[K, P, P]: each patch of ``level`` resampled at ``warp``, windowed and phase-correlated
+    with the template's."""
+    k, p = level.windowed.shape[0], level.windowed.shape[1]
+    patches = g.op("Reshape", _sampled(g, source, level, warp), g.ints(k, p, p))
+    return g.phase_correlation(g.op("Mul", patches, g.const(plan.window)), level.windowed)
+
+
 def patch_graph(plan: PatchPlan, index: int, fft: str) -> bytes:
-    """source -> ``surfaces`` [K, P, P]: each patch of ``levels[index]`` resampled at ``warp``,
-    windowed and phase-correlated with the template's. The coarse level reads ``small``."""
+    """source, warp -> ``shifts`` [K, 2]: the peak shifts of the patches of ``levels[index]``
+    resampled at ``warp``. The coarse level reads ``small``."""
     level = plan.levels[index]
     g = GraphBuilder(fft)
-    g.input(WARP, np.float32, [2, 3])
+    warp = _warp_input(g)
     if level.factor == 1:
-        g.input(FRAME, np.uint8, list(plan.frame_shape))
-        source = g.op(
-            "Reshape",
-            g.op("Cast", FRAME, to=1),
-            g.ints(1, 1, *plan.frame_shape),
-        )
+        source = _frame_source(g, plan)
     else:
         source = "small"
         g.input(source, np.float32, [1, 1, *level.shape])
     k, p = level.windowed.shape[0], level.windowed.shape[1]
-    patches = g.op("Reshape", _sampled(g, source, level), g.ints(k, p, p))
-    windowed = g.op("Mul", patches, g.const(plan.window))
-    g.output(
-        g.op("Identity", g.phase_correlation(windowed, level.windowed), name="surfaces"),
-        np.float32,
-        [k, p, p],
-    )
+    shifts = g.peak(_surfaces(g, plan, level, source, warp), k, p, p)
+    g.output(g.op("Identity", shifts, name="shifts"), np.float32, [k, 2])
     return g.model()
 
 
@@ -122,12 +136,11 @@ def gradient_graph(plan: PatchPlan, fft: str) -> bytes:
     ``sums`` [2]: the zero-mean cross and frame energy of the accept/refuse correlation."""
     level = plan.fine
     g = GraphBuilder(fft)
-    g.input(FRAME, np.uint8, list(plan.frame_shape))
-    g.input(WARP, np.float32, [2, 3])
-    source = g.op("Reshape", g.op("Cast", FRAME, to=1), g.ints(1, 1, *plan.frame_shape))
+    source = _frame_source(g, plan)
+    warp = _warp_input(g)
     k, q = level.lk_template.shape[0], level.lk_template.shape[1]
     kernel = np.outer(plan.blur, plan.blur).astype(np.float32)[None, None]
-    blurred = g.op("Conv", _sampled(g, source, level), g.const(kernel))  # [K, 1, P-4, P-4]
+    blurred = g.op("Conv", _sampled(g, source, level, warp), g.const(kernel))  # [K, 1, P-4, P-4]
     trim = g.op("Slice", blurred, g.ints(1, 1), g.ints(-1, -1), g.ints(2, 3))
     seen = g.op("Reshape", trim, g.ints(k, q, q))
     inner = g.op("Sub", seen, g.op("ReduceMean", seen, axes=[1, 2], keepdims=1))
@@ -291,23 +304,27 @@ class _DeviceFrame:
     def __init__(self, steps: DeviceSteps) -> None:
         self._s = steps
         self._sums = np.zeros(2, np.float32)  # of the last gradient step
+        #: The coarse run's translation warp and its patches' shifts there (coarse level).
+        self._first: tuple[np.ndarray, np.ndarray] | None = None
 
     def _set_warp(self, warp: np.ndarray, shape: tuple[int, int]) -> None:
         with self._s.device_lock:
             self._s._warp.update_inplace(normalised_warp(warp, shape))
 
     def coarse_shift(self) -> tuple[float, float]:
-        s = self._s
-        surface = s._coarse.run("surface")["surface"]
-        dx, dy = peak_shifts(surface[None])[0]
-        if s.plan.halve:
-            dx, dy = 2 * dx, 2 * dy  # a pure translation scales without half-pixel terms
-        return float(dx), float(dy)
+        out = self._s._coarse.run("shift", "first")
+        dx, dy = (float(v) for v in out["shift"][0])
+        # Copied: on the CPU provider the array is a view of the graph's output buffer.
+        first = out["first"].astype(np.float64)
+        self._first = (np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]), first)
+        return dx, dy
 
     def patch_shifts(self, level: int, warp: np.ndarray) -> np.ndarray:
         s = self._s
+        if level == 0 and self._first is not None and np.array_equal(warp, self._first[0]):
+            return self._first[1]  # measured by the coarse run already
         self._set_warp(warp, s.plan.levels[level].shape)
-        return peak_shifts(s._patches[level].run("surfaces")["surfaces"])
+        return s._patches[level].run("shifts")["shifts"].astype(np.float64)
 
     def gradient(self, warp: np.ndarray) -> np.ndarray:
         s = self._s

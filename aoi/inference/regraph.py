@@ -130,6 +130,31 @@ class GraphBuilder:
         real, _ = self._split(back, one)
         return self.op("Squeeze", real, self.ints(-1))
 
+    def peak(self, surfaces: str, k: int, h: int, w: int) -> str:
+        """``aoi.regplan.peak_shifts`` of ``surfaces`` [K, h, w] in the graph: [K, 2] signed
+        sub-pixel shifts (x, y), the 3x3 centroid (circular neighbours) around the argmax."""
+        flat = self.op("Reshape", surfaces, self.ints(k, h * w))
+        idx = self.op("ArgMax", flat, axis=1, keepdims=1)  # [K, 1], ties to the first
+        py = self.op("Div", idx, self.ints(w))
+        px = self.op("Sub", idx, self.op("Mul", py, self.ints(w)))
+        dy, dx = (v.ravel() for v in np.mgrid[-1:2, -1:2])
+        ys = self.op("Mod", self.op("Add", py, self.ints(*(dy + h))), self.ints(h))  # [K, 9]
+        xs = self.op("Mod", self.op("Add", px, self.ints(*(dx + w))), self.ints(w))
+        lin = self.op("Add", self.op("Mul", ys, self.ints(w)), xs)
+        vals = self.op("GatherElements", flat, lin, axis=1)
+        vals = self.op("Max", vals, self.const(np.float32(0)))
+        total = self.op("ReduceSum", vals, self.ints(1), keepdims=1)
+        total = self.op("Max", total, self.const(np.float32(1e-12)))
+        out = []
+        for at, offsets, size in ((px, dx, w), (py, dy, h)):
+            moment = self.op("Mul", vals, self.const(offsets.astype(np.float32)[None]))
+            frac = self.op("Div", self.op("ReduceSum", moment, self.ints(1), keepdims=1), total)
+            s = self.op("Add", self.op("Cast", at, to=1), frac)
+            wrapped = self.op("Sub", s, self.const(np.float32(size)))
+            past = self.op("Greater", s, self.const(np.float32(size / 2)))
+            out.append(self.op("Where", past, wrapped, s))
+        return self.op("Concat", *out, axis=1)
+
     def split(self, x: str, parts: int, axis: int = -1) -> list[str]:
         """``x`` cut into ``parts`` pieces of one element each along ``axis``."""
         outs = [self._name("part") for _ in range(parts)]

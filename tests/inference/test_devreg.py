@@ -16,10 +16,13 @@ import onnxruntime as ort
 import pytest
 
 from aoi.errors import InferenceError, RegistrationError
+from aoi.inference import devreg
 from aoi.inference.devreg import DeviceSteps, coarse_graph, gradient_graph, patch_graph
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
+from aoi.inference.regraph import GraphBuilder
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import RegistrationSettings, load_recipe
+from aoi.regplan import peak_shifts
 from aoi.sources.synthetic import SyntheticSource
 from aoi.sources.synthetic.boardgen import golden_board
 from aoi.types import InspectionResult
@@ -159,15 +162,60 @@ def test_cuda_steps_match_the_cpu_steps() -> None:
     "CUDAExecutionProvider" not in ort.get_available_providers(),
     reason="needs onnxruntime-gpu and a CUDA device (measured on the GPU machine)",
 )
-def test_the_whole_graph_runs_on_cuda_alone_as_one_captured_graph() -> None:
+def test_the_graphs_run_on_cuda_alone_as_captured_graphs() -> None:
     """Every node on the CUDA provider (no CPU fallback, which would copy back mid-graph) and
-    the CUDA graph captured (ONNX Runtime refuses to capture a graph with CPU nodes)."""
+    the CUDA graphs captured (ONNX Runtime refuses to capture a graph with CPU nodes)."""
     plan = Registrar(golden_board(640, 640, 5, "binary"), RegistrationSettings())._patches.plan
     options = ort.SessionOptions()
     options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    ort.InferenceSession(whole_graph(plan, "cuda"), options, providers=["CUDAExecutionProvider"])
+    models = [coarse_graph(plan, "cuda")[0], gradient_graph(plan, "cuda")]
+    models += [patch_graph(plan, i, "cuda") for i in range(len(plan.levels))]
+    for model in models:
+        ort.InferenceSession(model, options, providers=["CUDAExecutionProvider"])
     steps = DeviceSteps(plan, device="cuda")
-    assert steps.fused and steps._whole.graph
+    assert steps._coarse.graph and steps._gradient.graph
+
+
+def test_the_peak_graph_finds_the_hosts_peaks_also_across_the_wrap() -> None:
+    rng = np.random.default_rng(3)
+    k, h, w = 6, 32, 40
+    surfaces = rng.normal(0, 0.01, (k, h, w)).astype(np.float32)
+    # Peaks inside, on every edge and in a corner, where the 3x3 centroid wraps around.
+    for i, (y, x) in enumerate([(5, 7), (0, 20), (h - 1, 3), (12, 0), (9, w - 1), (0, 0)]):
+        surfaces[i, y, x] = 1.0
+        surfaces[i, (y + 1) % h, x] = 0.4
+        surfaces[i, y, (x - 1) % w] = 0.3
+    g = GraphBuilder("onnx")
+    g.input("s", np.float32, [k, h, w])
+    g.output(g.op("Identity", g.peak("s", k, h, w), name="shifts"), np.float32, [k, 2])
+    session = ort.InferenceSession(g.model(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["shifts"], {"s": surfaces})
+    want = peak_shifts(surfaces)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert (want < 0).any()  # the signed wrap was exercised
+
+
+@pytest.mark.parametrize(("height", "width"), [(480, 500), (640, 640), (3000, 4096)])
+def test_the_coarse_run_measures_the_first_patch_fit_too(
+    height: int, width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coarse graph also measures the coarse patches at its own translation, where the fit
+    measures them first: no patch graph runs for that, and the answer is the CPU's."""
+    cpu, dev = _pair(height, width, 5, "binary")
+    runs: list[str] = []
+    plain = devreg._Bound.run
+
+    def counted(self: devreg._Bound, *fetch: str) -> dict[str, np.ndarray]:
+        runs.append(",".join(fetch))
+        return plain(self, *fetch)
+
+    monkeypatch.setattr(devreg._Bound, "run", counted)
+    moved = np.roll(cpu.template, (3, -2), axis=(0, 1))
+    a, b = cpu.register(moved), dev.register(moved)
+    assert runs[0] == "shift,first"
+    assert "shifts" not in runs  # no patch graph ran
+    assert 2 <= len(runs) <= 4  # the coarse run, then the gradient steps
+    np.testing.assert_allclose(a.transform, b.transform, atol=0.02)
 
 
 @pytest.mark.slow
