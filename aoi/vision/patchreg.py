@@ -24,6 +24,7 @@ import numpy as np
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
 from aoi.regplan import LK_TRIM, PATCH_PX, FrameSteps, LevelPlan, PatchPlan, PatchSteps, peak_shifts
+from aoi.vision.rigidfit import MIN_PAIRS, fit_pairs
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,6 @@ _LK_CONVERGED_PX = 0.02
 _LK_BLUR = (5, 5)
 #: Pixels of each patch's border the gradient steps leave out (the blur's reach).
 _LK_TRIM = LK_TRIM
-#: A pair whose residual exceeds this many times the median (and the floor) is an outlier.
-_OUTLIER_FACTOR = 3.0
-_OUTLIER_FLOOR_PX = 0.25
-#: Fewer inlier pairs than this cannot give a trustworthy rotation.
-_MIN_PAIRS = 4
 
 
 @dataclass(frozen=True)
@@ -151,32 +147,6 @@ def _pick_patches(template: np.ndarray, size: int, margin: int) -> np.ndarray:
     return np.array([(x - size // 2, y - size // 2) for x, y in centres], np.float64).reshape(-1, 2)
 
 
-def _fit_rigid(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares rotation and translation mapping ``src`` points onto ``dst`` (2x3)."""
-    cs, cd = src.mean(axis=0), dst.mean(axis=0)
-    a, b = src - cs, dst - cd
-    # Closed form of the 2-D Procrustes rotation angle.
-    angle = math.atan2(float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()), float((a * b).sum()))
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    out = np.empty((2, 3))
-    out[:, :2] = rot
-    out[:, 2] = cd - rot @ cs
-    return out
-
-
-def _fit_robust(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """A rigid fit that drops pairs far off the median residual, then refits on the rest."""
-    warp = _fit_rigid(src, dst)
-    for _ in range(2):
-        res = np.hypot(*(src @ warp[:, :2].T + warp[:, 2] - dst).T)
-        keep = res <= max(_OUTLIER_FACTOR * float(np.median(res)), _OUTLIER_FLOOR_PX)
-        if keep.all() or keep.sum() < _MIN_PAIRS:
-            break
-        src, dst = src[keep], dst[keep]
-        warp = _fit_rigid(src, dst)
-    return warp
-
-
 def _rescale(warp: np.ndarray, ratio: float) -> np.ndarray:
     """Carry a template->frame warp to a level ``ratio`` times larger (pixel centres move by
     half a pixel under resizing: x_big = ratio * (x_small + 0.5) - 0.5)."""
@@ -229,8 +199,8 @@ class PatchAligner:
                     *_lk_prepare(patches),
                 )
             )
-            if len(origins) < _MIN_PAIRS:
-                msg = f"registration needs {_MIN_PAIRS} patches, the template gives {len(origins)}"
+            if len(origins) < MIN_PAIRS:
+                msg = f"registration needs {MIN_PAIRS} patches, the template gives {len(origins)}"
                 raise RegistrationError(msg)
         # The whole-frame phase correlation only has to land within the coarse patches' reach:
         # a frame still over _COARSE_LONG_PX across is halved again for it (4x fewer pixels).
@@ -279,13 +249,13 @@ class PatchAligner:
                 prev = level.factor
             for _ in range(iterations):
                 # sampled(x) = patch(x - d): the template point p lies at warp(p + d).
-                warp = _fit_pairs(level.centres, steps.patch_shifts(index, warp), warp)
+                warp = fit_pairs(level.centres, steps.patch_shifts(index, warp), warp)
         if prev != 1:
             warp = _rescale(warp, float(prev))
         fine = self._levels[-1]
         for _ in range(_LK_ITERATIONS):
             shift = steps.gradient(warp)
-            new = _fit_pairs(fine.centres[fine.lk_ok], shift[fine.lk_ok], warp)
+            new = fit_pairs(fine.centres[fine.lk_ok], shift[fine.lk_ok], warp)
             moved = float(np.abs((new - warp)[:, :2] @ fine.centres.T + (new - warp)[:, 2:]).max())
             warp = new
             if moved < _LK_CONVERGED_PX:
@@ -368,16 +338,6 @@ def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndar
     k = len(level.centres)
     out = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.astype(np.float32).reshape(k, _PATCH_PX, _PATCH_PX)
-
-
-def _fit_pairs(src: np.ndarray, shift: np.ndarray, warp: np.ndarray) -> np.ndarray:
-    """The robust rigid fit of template points ``src`` to where ``warp`` puts them moved by
-    their measured ``shift``."""
-    if len(src) < _MIN_PAIRS:
-        msg = f"registration needs {_MIN_PAIRS} textured patches, the template has {len(src)}"
-        raise RegistrationError(msg)
-    dst = (src + shift) @ warp[:, :2].T + warp[:, 2]
-    return _fit_robust(src, dst)
 
 
 def _cross_power(patch: np.ndarray, template_spectrum: np.ndarray) -> np.ndarray:
