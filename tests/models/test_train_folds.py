@@ -106,6 +106,7 @@ def test_a_batch_of_held_out_crops_changes_nothing_and_the_rest_train_as_alone()
     torch = pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
     from models.masked_loss import MaskedLossConfig, masked_loss
     from models.net import AoiDefectNet, NetConfig
+    from models.targets import IGNORE
     from models.train_folds import fold_step, keep_mask
 
     def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -132,14 +133,25 @@ def test_a_batch_of_held_out_crops_changes_nothing_and_the_rest_train_as_alone()
     keep = keep_mask(groups, held)
     assert keep.tolist() == [True, False, True, False]
     assert fold_step(model, opt, boards, target, keep, loss_fn) is not None
+    # The held-out crops' pixels and targets do not matter at all: changed, the same step.
+    other, other_opt = fresh()
+    changed, changed_target = boards.clone(), target.clone()
+    changed[~keep] = 255 - changed[~keep]
+    changed_target[~keep] = 0
+    fold_step(other, other_opt, changed, changed_target, keep, loss_fn)
+    after, same = _state(model), _state(other)
+    for name in after:
+        np.testing.assert_array_equal(after[name], same[name], err_msg=name)
+    # The step is the kept crops' own, padded with repeats of them that carry no loss.
     alone, alone_opt = fresh()
-    fold_step(alone, alone_opt, boards[keep], target[keep], torch.ones(2, dtype=bool), loss_fn)
+    padded = target[[0, 2, 0, 2]].clone()
+    padded[2:] = IGNORE
+    fold_step(alone, alone_opt, boards[[0, 2, 0, 2]], padded, torch.ones(4, dtype=bool), loss_fn)
     everything, every_opt = fresh()
     fold_step(everything, every_opt, boards, target, torch.ones(4, dtype=bool), loss_fn)
-    after, want, full = _state(model), _state(alone), _state(everything)
+    want, full = _state(alone), _state(everything)
     for name in after:
         np.testing.assert_allclose(after[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    # the held-out crops would have mattered: the check above can fail
     assert any(not np.allclose(after[n], full[n]) for n in after if n.endswith("weight"))
 
 
@@ -242,3 +254,22 @@ def test_a_warm_restart_runs_warm_up_and_cosine_again_over_the_steps_left() -> N
     half = lr_for(610, 30.0, again, 60.0, origin=600)
     assert half == pytest.approx(_lr_at(200, replace(again, steps=400)))
     assert half != lr_for(610, 30.0, again, 60.0)  # the run's own schedule would be elsewhere
+
+
+def test_kept_crops_are_padded_with_their_own_repeats_to_few_batch_sizes() -> None:
+    torch = pytest.importorskip("torch", reason="torch not installed", exc_type=ImportError)
+    from models.train_folds import PAD_TO, padded_index
+
+    gen = torch.Generator().manual_seed(1)
+    sizes = set()
+    for kept in range(1, 49):
+        keep = torch.zeros(48, dtype=torch.bool)
+        keep[torch.randperm(48, generator=gen)[:kept]] = True
+        index, n = padded_index(keep)
+        assert n == kept
+        assert index[:n].tolist() == keep.nonzero().squeeze(1).tolist()
+        assert set(index[n:].tolist()) <= set(index[:n].tolist())  # only kept crops repeat
+        assert len(index) % PAD_TO == 0 or len(index) == 48
+        assert len(index) >= kept
+        sizes.add(len(index))
+    assert sizes == {8, 16, 24, 32, 40, 48}  # six shapes, not 48
