@@ -46,9 +46,9 @@ def profile(h: int, w: int, device: str, runs: int) -> dict[str, object]:
     for _ in range(20):
         reg.register(frame)
     spent: dict[str, float] = defaultdict(float)
-    saved = (devreg._Bound.run, patchreg._fit_pairs, devreg.SharedFrame.upload)
+    saved = (devreg._Bound.run, patchreg.fit_pairs, devreg.SharedFrame.upload)
     devreg._Bound.run = _timed(spent, lambda _s, *f: "run:" + ",".join(f), saved[0])
-    patchreg._fit_pairs = _timed(spent, lambda *_a: "host fit", saved[1])
+    patchreg.fit_pairs = _timed(spent, lambda *_a: "host fit", saved[1])
     devreg.SharedFrame.upload = _timed(spent, lambda *_a: "upload", saved[2])
     try:
         t = time.perf_counter()
@@ -56,7 +56,7 @@ def profile(h: int, w: int, device: str, runs: int) -> dict[str, object]:
             reg.register(frame)
         total = time.perf_counter() - t
     finally:
-        devreg._Bound.run, patchreg._fit_pairs, devreg.SharedFrame.upload = saved
+        devreg._Bound.run, patchreg.fit_pairs, devreg.SharedFrame.upload = saved
     parts = {k: round(v / runs * 1e6, 1) for k, v in sorted(spent.items())}
     parts["other"] = round((total - sum(spent.values())) / runs * 1e6, 1)
     return {"frame": [h, w], "register_us": round(total / runs * 1e6, 1), "parts_us": parts}
