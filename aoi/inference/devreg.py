@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -85,15 +85,15 @@ def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
     return g.model(), (ch, cw)
 
 
-def _sampled(g: GraphBuilder, source: str, level: LevelPlan, warp: list[str] | tuple) -> str:
+def _sampled(g: GraphBuilder, source: str, level: LevelPlan, warp: Sequence[str]) -> str:
     """The patches resampled from ``source`` [1, 1, h, w] at ``warp`` (six scalars of the
     normalised 2x3): [K, 1, P, P]. The grid is computed elementwise in float32 (a MatMul would
     run in TF32 on the GPU: 0.3 px at 640)."""
     k, p = level.windowed.shape[0], level.windowed.shape[1]
-    gx, gy = (g.const(c.reshape(1, k * p, p, 1).astype(np.float32)) for c in level.grid)
-    a = warp
-    u = g.op("Add", g.op("Add", g.op("Mul", gx, a[0]), g.op("Mul", gy, a[1])), a[2])
-    v = g.op("Add", g.op("Add", g.op("Mul", gx, a[3]), g.op("Mul", gy, a[4])), a[5])
+    gx, gy = (g.const(t.reshape(1, k * p, p, 1).astype(np.float32)) for t in level.grid)
+    a, b, tx, c, d, ty = warp
+    u = g.op("Add", g.op("Add", g.op("Mul", gx, a), g.op("Mul", gy, b)), tx)
+    v = g.op("Add", g.op("Add", g.op("Mul", gx, c), g.op("Mul", gy, d)), ty)
     grid = g.op("Concat", u, v, axis=-1)  # [1, K * P, P, 2]
     out = g.op("GridSample", source, grid, mode="bilinear", padding_mode="border", align_corners=1)
     return g.op("Reshape", out, g.ints(k, 1, p, p))
@@ -105,7 +105,7 @@ def _warp_input(g: GraphBuilder) -> list[str]:
 
 
 def _surfaces(
-    g: GraphBuilder, plan: PatchPlan, level: LevelPlan, source: str, warp: list[str] | tuple
+    g: GraphBuilder, plan: PatchPlan, level: LevelPlan, source: str, warp: Sequence[str]
 ) -> str:
     """[K, P, P]: each patch of ``level`` resampled at ``warp``, windowed and phase-correlated
     with the template's."""
