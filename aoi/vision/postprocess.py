@@ -149,29 +149,67 @@ class Postprocessor:
         )
         keep = (score >= floor) & own
         nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=8)
-        for b in range(1, nb):
-            bx, by, bw, bh = (int(v) for v in boxes[b, :4])
+        if nb == 1:
+            return
+        # Per blob, its cells of each class (class ids lie below 256; unkept cells are blob 0).
+        per = np.bincount((blobs * 256 + winner).ravel(), minlength=nb * 256).reshape(nb, 256)
+        many = np.count_nonzero(per, axis=1).tolist()
+        for b, (bx, by, bw, bh, area) in enumerate(boxes.tolist()):
+            if b == 0:
+                continue
+            if many[b] == 1:  # one class: the blob is its one component
+                cid = int(per[b].argmax())
+                inside = blobs[by : by + bh, bx : bx + bw] == b
+                self._component(
+                    cands, tile, stride, cid, (bx, by, bw, bh, area), (c0, r0), inside, score
+                )
+                continue
             inside = blobs[by : by + bh, bx : bx + bw] == b
             cls = winner[by : by + bh, bx : bx + bw]
-            for cid in np.unique(cls[inside]).tolist():
+            for cid in np.flatnonzero(per[b]).tolist():
+                if per[b, cid] * stride * stride < self._min_area[cid]:
+                    continue  # no component of it can hold the area
                 mask = inside & (cls == cid)
-                count, labels, stats, _ = cv2.connectedComponentsWithStats(
+                _, labels, stats, _ = cv2.connectedComponentsWithStats(
                     mask.view(np.uint8), connectivity=8
                 )
-                for k in range(1, count):
-                    sx, sy, w, h, cells = (int(v) for v in stats[k])  # in the blob's box
-                    if cells * stride * stride < self._min_area[cid]:
+                for k, (sx, sy, w, h, cells) in enumerate(stats.tolist()):
+                    if k == 0:
                         continue
                     mine = labels[sy : sy + h, sx : sx + w] == k
-                    parts = [(0, 0, h, w, mine)]
-                    sp = self._split
-                    if sp and cells < sp.fill * w * h and max(w, h) * stride <= sp.max_px:
-                        parts = split_cells(mine, sp.fill, _cells(int(self._min_area[cid]), stride))
-                    for py, px, ph, pw, part in parts:
-                        self._candidate(
-                            cands, tile, stride, cid, (bx + sx + px, by + sy + py, pw, ph),
-                            (c0, r0), part, score,
-                        )  # fmt: skip
+                    self._component(
+                        cands,
+                        tile,
+                        stride,
+                        cid,
+                        (bx + sx, by + sy, w, h, cells),
+                        (c0, r0),
+                        mine,
+                        score,
+                    )
+
+    def _component(
+        self,
+        cands: list[tuple[int, int, int, int, int, float, int]],
+        tile: Tile,
+        stride: int,
+        cid: int,
+        stats: tuple[int, int, int, int, int],
+        origin: tuple[int, int],
+        mine: np.ndarray,
+        score: np.ndarray,
+    ) -> None:
+        """Add one connected component of class ``cid`` (x y w h cells in the window, its cells
+        ``mine`` in its box), split in two where the recipe says so."""
+        x, y, w, h, cells = stats
+        if cells * stride * stride < self._min_area[cid]:
+            return
+        parts = [(0, 0, h, w, mine)]
+        sp = self._split
+        if sp and cells < sp.fill * w * h and max(w, h) * stride <= sp.max_px:
+            parts = split_cells(mine, sp.fill, _cells(int(self._min_area[cid]), stride))
+        for py, px, ph, pw, part in parts:
+            self._candidate(cands, tile, stride, cid, (x + px, y + py, pw, ph), origin, part, score)
 
     def _candidate(
         self,
@@ -235,13 +273,10 @@ def _windows(maps: np.ndarray | ClassMaps, i: int, fewest: int = 1) -> list[_Win
     else:
         contested = (maps[i, 0] < _BACKGROUND_WINS).view(np.uint8)
     h, w = contested.shape
-    if not cv2.countNonZero(contested):
+    blocks = _blocks(contested)
+    if not blocks.any():
         return []  # the usual board: nothing contested anywhere
-    blocks = cv2.dilate(contested, np.ones((BLOCK, BLOCK), np.uint8), anchor=(0, 0))
-    blocks = np.ascontiguousarray(blocks[::BLOCK, ::BLOCK])
-    n, groups, boxes, _ = cv2.connectedComponentsWithStats(
-        (blocks != 0).view(np.uint8), connectivity=8
-    )
+    n, groups, boxes, _ = cv2.connectedComponentsWithStats(blocks.view(np.uint8), connectivity=8)
     out = []
     for g in range(1, n):
         bx, by, bw, bh = (int(v) for v in boxes[g, :4])
@@ -261,6 +296,19 @@ def _windows(maps: np.ndarray | ClassMaps, i: int, fewest: int = 1) -> list[_Win
             p = maps[i, :, r0:r1, c0:c1]
             out.append((r0, c0, p.argmax(axis=0), p.max(axis=0), own))
     return out
+
+
+def _blocks(cells: np.ndarray) -> np.ndarray:
+    """Per ``BLOCK`` x ``BLOCK`` block of a uint8 map (the last ones cut by its edges): whether
+    it holds a nonzero cell. Rows of 16 cells are ORed as two 8-byte words each."""
+    h, w = cells.shape
+    nh, nw = -(-h // BLOCK), -(-w // BLOCK)
+    if (h, w) != (nh * BLOCK, nw * BLOCK) or not cells.flags.c_contiguous:
+        padded = np.zeros((nh * BLOCK, nw * BLOCK), np.uint8)
+        padded[:h, :w] = cells
+        cells = padded
+    words = np.bitwise_or.reduce(cells.view(np.uint64).reshape(nh, BLOCK, 2 * nw), axis=1)
+    return (words[:, ::2] | words[:, 1::2]) != 0
 
 
 def one_class_per_defect(found: Defects, overlap: float) -> Defects:
