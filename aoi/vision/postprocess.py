@@ -157,14 +157,13 @@ class Postprocessor:
         for b, (bx, by, bw, bh, area) in enumerate(boxes.tolist()):
             if b == 0:
                 continue
+            inside = blobs[by : by + bh, bx : bx + bw] == b
             if many[b] == 1:  # one class: the blob is its one component
                 cid = int(per[b].argmax())
-                inside = blobs[by : by + bh, bx : bx + bw] == b
                 self._component(
                     cands, tile, stride, cid, (bx, by, bw, bh, area), (c0, r0), inside, score
                 )
                 continue
-            inside = blobs[by : by + bh, bx : bx + bw] == b
             cls = winner[by : by + bh, bx : bx + bw]
             for cid in np.flatnonzero(per[b]).tolist():
                 if per[b, cid] * stride * stride < self._min_area[cid]:
