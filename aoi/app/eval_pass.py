@@ -120,6 +120,9 @@ class OnePass:
         self.deployed = Pipeline(deployed, self.network, template=template, ids=ids)  # type: ignore[arg-type]
         replay = _Replay(backend, self._kept)
         self.curves = Pipeline(curves, replay, template=template, ids=ids)  # type: ignore[arg-type]
+        #: The curve recipe ranks alternates, which only the network's full maps hold.
+        self._alternates = curves.recipe.model.alternates
+        self._curve_path = curves.path
 
     def inspect(self, frame: Frame) -> PairResults:
         """The pair as the station reports it, and the same network output at the curve floor."""
@@ -127,6 +130,13 @@ class OnePass:
         deployed = self.deployed.inspect(frame)
         if deployed.error:
             return PairResults(deployed, deployed)
+        if self._alternates and any(isinstance(out, ClassMaps) for *_, out in self._kept):
+            msg = (
+                f"{self._curve_path}: [model] alternates needs the network's full maps, and "
+                f"backend {self.network.name} reduces them on the device: evaluate with "
+                "--backend onnxruntime"
+            )
+            raise AoiError(msg)
         curves = self.curves.inspect(frame)
         if self._kept:
             msg = f"{frame.name}: the curve pass left {len(self._kept)} network output(s) unread"

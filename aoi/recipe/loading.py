@@ -198,15 +198,17 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
     content = recipe.model_dump(mode="json")
     content.pop("template")
     content["model"].pop("path")
-    # Fields added later: unset, they keep the hashes of the recipes written before them.
+    # Fields added later: unset (at their default), they keep the hashes of the recipes
+    # written before them.
     later = (
-        ("geometry", "mm_per_px"),
-        ("model", "one_defect_overlap"),
-        ("model", "split_merged"),
-        ("registration", "edge_margin_px"),
+        ("geometry", "mm_per_px", None),
+        ("model", "one_defect_overlap", None),
+        ("model", "split_merged", None),
+        ("model", "alternates", False),
+        ("registration", "edge_margin_px", None),
     )
-    for table, key in later:
-        if content[table].get(key) is None:
+    for table, key, default in later:
+        if content[table].get(key, default) is default:
             content[table].pop(key, None)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     h = hashlib.sha256(canonical.encode())

@@ -254,6 +254,16 @@ class ModelSettings(_Strict):
             "defect may call a defect twice); unset: every class keeps its candidates"
         ),
     )
+    alternates: bool = Field(
+        default=False,
+        description=(
+            "every candidate also gives its next most likely reading: the other defect class "
+            "that reaches the highest probability on its cells, and (with one_defect_overlap) "
+            "the lower-scoring class of one defect called twice, its score times 0.45. Both "
+            "score under 0.5, so no floor of 0.5 or more keeps them: the station never reports "
+            "them, and aoi eval's curves rank them (needs the network's full maps)"
+        ),
+    )
     split_merged: SplitSettings | None = Field(
         default=None,
         description=(

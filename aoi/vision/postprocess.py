@@ -12,9 +12,20 @@ shifted by its tile's origin), an area in frame pixels, and a score (the compone
 The result is every candidate at or above its class's review floor, as one :class:`Defects`;
 which of them are defects and which only go to review is the recipe's call, made next to the
 verdict rules (:func:`aoi.vision.verdict.split`).
+
+With ``[model] alternates`` each candidate also gives its next most likely reading, as detectors
+report a box under more than one class: the other defect class reaching the highest probability
+on its cells, and the lower-scoring class of one defect called twice (``one_defect_overlap``),
+its score times :data:`SECOND_READING`. Both score under 0.5 (a class that loses a cell holds
+at most half its mass), so they pass no floor of 0.5 or more: the station never reports them,
+while ``aoi eval``'s precision-recall curves (floor 0.05) rank them after the first readings.
+They need the full maps; reduced maps give none.
 """
 
 from __future__ import annotations
+
+import logging
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -23,11 +34,16 @@ from aoi.errors import InferenceError
 from aoi.recipe import MaskRegion, Recipe
 from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth
 from aoi.vision.boxsplit import split_cells
+from aoi.vision.contested import windows
 from aoi.vision.preprocess import Tile
 
-#: A background probability at or above which no defect class can win a cell's argmax: half the
-#: softmax mass, plus float32 rounding of the sum.
-_BACKGROUND_WINS = 0.5 + 1e-4
+log = logging.getLogger(__name__)
+
+#: An alternate's score is below this: under any floor of 0.5 or more (float32).
+ALTERNATE_BELOW = np.float32(0.5)
+#: The score factor of the lower-scoring class of one defect called twice, kept as an alternate.
+SECOND_READING = 0.45
+
 
 #: A rectangle x0, y0, x1, y1 in frame pixels (x1, y1 exclusive).
 Region = tuple[int, int, int, int]
@@ -57,6 +73,12 @@ class Postprocessor:
         self._masks: tuple[MaskRegion, ...] = tuple(recipe.masks)
         self._one_defect = recipe.model.one_defect_overlap
         self._split = recipe.model.split_merged
+        self._alternates = recipe.model.alternates
+        #: Whether an alternate could pass a floor here (every kept class's floor is under 0.5).
+        self._alternates_matter = self._alternates and bool(
+            (self._floor[self._active] < ALTERNATE_BELOW).any()
+        )
+        self._told_reduced = False
 
     def _masked(self, boxes: np.ndarray, seen: Region | None = None) -> np.ndarray:
         """Per box: whether its centre is outside ``seen`` or inside a don't-care region."""
@@ -112,13 +134,43 @@ class Postprocessor:
             raise InferenceError(msg)
         stride = int(stride_x)
         # One row per candidate: box, class id, score, area; columns are built once at the end.
-        cands: list[tuple[int, int, int, int, int, float, int]] = []
+        cands: list[_Row] = []
+        alts: list[_Row] | None = [] if self._alternates_matter and not reduced else None
+        if reduced and self._alternates_matter and not self._told_reduced:
+            self._told_reduced = True
+            log.warning("alternates need the network's full maps; these are reduced: none")
         # A component needs this many cells to be kept in any class: fewer in a window, none is.
         fewest = _cells(int(self._min_area[1:].min()), stride)
         for i, tile in enumerate(tiles):
-            for r0, c0, winner, score, own in _windows(probs, i, fewest):
-                self._window_candidates(cands, tile, stride, r0, c0, winner, score, own)
-        table = np.array(cands, np.float64).reshape(-1, 7)
+            for r0, c0, winner, score, own in windows(probs, i, fewest):
+                window = None
+                if alts is not None:
+                    window = probs[i, :, r0 : r0 + winner.shape[0], c0 : c0 + winner.shape[1]]
+                scores = _Scores(score, window, alts)
+                self._window_candidates(cands, tile, stride, r0, c0, winner, scores, own)
+        found = self._visible(cands, seen)
+        if self._one_defect is None and alts is None:
+            return found
+        again = np.zeros(len(found), bool)
+        if self._one_defect is not None:
+            again = called_again(found, self._one_defect)
+        if alts is None:
+            return found[~again]
+        second = found[again]
+        found = found[~again]
+        if len(second):
+            second = Defects(
+                second.bbox_xyxy_px,
+                second.class_ids,
+                np.minimum(second.scores * np.float32(SECOND_READING), _ALTERNATE_MAX),
+                second.areas_px,
+            )
+            second = second[second.scores >= self._floor[second.class_ids]]
+        return Defects.merge([found, second, self._visible(alts, seen)]).sorted_by_score()
+
+    def _visible(self, rows: list[_Row], seen: Region | None) -> Defects:
+        """Candidate rows as :class:`Defects`, highest score first, without the masked ones."""
+        table = np.array(rows, np.float64).reshape(-1, 7)
         found = Defects(
             table[:, :4].astype(np.int64),
             table[:, 4].astype(np.int64),
@@ -126,18 +178,17 @@ class Postprocessor:
             table[:, 5].astype(np.float32),
             table[:, 6].astype(np.int64),
         )
-        found = found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
-        return found if self._one_defect is None else one_class_per_defect(found, self._one_defect)
+        return found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
 
     def _window_candidates(
         self,
-        cands: list[tuple[int, int, int, int, int, float, int]],
+        cands: list[_Row],
         tile: Tile,
         stride: int,
         r0: int,
         c0: int,
         winner: np.ndarray,
-        score: np.ndarray,
+        scores: _Scores,
         own: np.ndarray,
     ) -> None:
         """Add the candidates of one window of one tile's map (its own cells ``own`` only)."""
@@ -147,7 +198,7 @@ class Postprocessor:
         floor = (
             cv2.LUT(winner, self._floor_lut) if winner.dtype == np.uint8 else self._floor[winner]
         )
-        keep = (score >= floor) & own
+        keep = (scores.peak >= floor) & own
         nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=8)
         if nb == 1:
             return
@@ -161,7 +212,7 @@ class Postprocessor:
             if many[b] == 1:  # one class: the blob is its one component
                 cid = int(per[b].argmax())
                 self._component(
-                    cands, tile, stride, cid, (bx, by, bw, bh, area), (c0, r0), inside, score
+                    cands, tile, stride, cid, (bx, by, bw, bh, area), (c0, r0), inside, scores
                 )
                 continue
             cls = winner[by : by + bh, bx : bx + bw]
@@ -184,19 +235,19 @@ class Postprocessor:
                         (bx + sx, by + sy, w, h, cells),
                         (c0, r0),
                         mine,
-                        score,
+                        scores,
                     )
 
     def _component(
         self,
-        cands: list[tuple[int, int, int, int, int, float, int]],
+        cands: list[_Row],
         tile: Tile,
         stride: int,
         cid: int,
         stats: tuple[int, int, int, int, int],
         origin: tuple[int, int],
         mine: np.ndarray,
-        score: np.ndarray,
+        scores: _Scores,
     ) -> None:
         """Add one connected component of class ``cid`` (x y w h cells in the window, its cells
         ``mine`` in its box), split in two where the recipe says so."""
@@ -208,18 +259,19 @@ class Postprocessor:
         if sp and cells < sp.fill * w * h and max(w, h) * stride <= sp.max_px:
             parts = split_cells(mine, sp.fill, _cells(int(self._min_area[cid]), stride))
         for py, px, ph, pw, part in parts:
-            self._candidate(cands, tile, stride, cid, (x + px, y + py, pw, ph), origin, part, score)
+            box = (x + px, y + py, pw, ph)
+            self._candidate(cands, tile, stride, cid, box, origin, part, scores)
 
     def _candidate(
         self,
-        cands: list[tuple[int, int, int, int, int, float, int]],
+        cands: list[_Row],
         tile: Tile,
         stride: int,
         cid: int,
         box: tuple[int, int, int, int],
         origin: tuple[int, int],
         cells: np.ndarray,
-        score: np.ndarray,
+        scores: _Scores,
     ) -> None:
         """Add one component (``cells`` in ``box``, x y w h in the window) unless too small, in
         another tile's part, or in the tile's padding only."""
@@ -237,8 +289,32 @@ class Postprocessor:
         ox0, oy0, ox1, oy1 = tile.own_xyxy
         if not (ox0 <= cx < ox1 and oy0 <= cy < oy1):
             return  # another tile owns it
-        peak = score[by : by + h, bx : bx + w][cells].max()
+        peak = scores.peak[by : by + h, bx : bx + w][cells].max()
         cands.append((x0, y0, x1, y1, cid, float(peak), area))
+        if scores.window is not None and scores.alternates is not None:
+            # Per class, the highest probability it reaches on the candidate's cells.
+            best = scores.window[:, by : by + h, bx : bx + w][:, cells].max(axis=1)
+            best[cid] = -1.0
+            ok = (best >= self._floor) & (area >= self._min_area)
+            if ok.any():
+                other = int(np.where(ok, best, -1.0).argmax())
+                score = min(float(best[other]), float(_ALTERNATE_MAX))
+                scores.alternates.append((x0, y0, x1, y1, other, score, area))
+
+
+#: One candidate: x0, y0, x1, y1 (frame pixels, inclusive), class id, score, area in pixels.
+_Row = tuple[int, int, int, int, int, float, int]
+#: The highest float32 score an alternate may have.
+_ALTERNATE_MAX = np.nextafter(ALTERNATE_BELOW, np.float32(0))
+
+
+class _Scores(NamedTuple):
+    """What a window's candidates are scored from: the winning class's probability per cell;
+    with alternates, the window's full maps and the list alternates go to (else None)."""
+
+    peak: np.ndarray
+    window: np.ndarray | None
+    alternates: list[_Row] | None
 
 
 def _cells(area_px: int, stride: int) -> int:
@@ -246,75 +322,19 @@ def _cells(area_px: int, stride: int) -> int:
     return max(1, -(-area_px // (stride * stride)))
 
 
-#: One window of a tile's map: its row and column offsets, the winning class per cell, the
-#: winning class's probability per cell (float32), and which of its cells are its own.
-_Window = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
-
-#: The side of the blocks in which contested cells are looked for (cells of the map).
-BLOCK = 16
-
-
-def _windows(maps: np.ndarray | ClassMaps, i: int, fewest: int = 1) -> list[_Window]:
-    """The windows of tile ``i``'s map around the cells a defect class can win (none: none can).
-
-    Full maps: where the background holds half the mass or more no defect class can win the
-    argmax (ties go to class 0 too); class maps: cells whose class is not background. Blocks of
-    ``BLOCK`` x ``BLOCK`` cells holding such a cell are found with one dilation (a block's
-    maximum); each 8-connected group of blocks is one window, its own cells those of its
-    blocks. Cells 8-connected in the map lie in the same or 8-connected blocks, so a connected
-    component lies in one window whole, and the cost follows the defect area, not the frame.
-    Only the windows are read (full maps: argmax'd; float16 scores: widened). A window whose
-    box holds fewer than ``fewest`` contested cells (the smallest component any class keeps) is
-    not read: a stray cell costs a count, not a window.
-    """
-    if isinstance(maps, ClassMaps):
-        contested = maps.classes[i]
-    else:
-        contested = (maps[i, 0] < _BACKGROUND_WINS).view(np.uint8)
-    h, w = contested.shape
-    blocks = _blocks(contested)
-    if not blocks.any():
-        return []  # the usual board: nothing contested anywhere
-    n, groups, boxes, _ = cv2.connectedComponentsWithStats(blocks.view(np.uint8), connectivity=8)
-    out = []
-    for g in range(1, n):
-        bx, by, bw, bh = (int(v) for v in boxes[g, :4])
-        r0, c0 = by * BLOCK, bx * BLOCK
-        r1, c1 = min((by + bh) * BLOCK, h), min((bx + bw) * BLOCK, w)
-        if fewest > 1 and cv2.countNonZero(contested[r0:r1, c0:c1]) < fewest:
-            continue  # the box may hold other groups' cells too: an upper bound, so exact
-        own = groups[by : by + bh, bx : bx + bw] == g
-        own = np.repeat(np.repeat(own, BLOCK, axis=0), BLOCK, axis=1)[: r1 - r0, : c1 - c0]
-        if isinstance(maps, ClassMaps):
-            # float16 scores compare with the float32 thresholds at float32.
-            scores = maps.scores[i, r0:r1, c0:c1].astype(np.float32, copy=False)
-            classes = np.ascontiguousarray(maps.classes[i, r0:r1, c0:c1])
-            out.append((r0, c0, classes, scores, own))
-        else:
-            # The winner's probability is the maximum (argmax's ties go to the lower class).
-            p = maps[i, :, r0:r1, c0:c1]
-            out.append((r0, c0, p.argmax(axis=0), p.max(axis=0), own))
-    return out
-
-
-def _blocks(cells: np.ndarray) -> np.ndarray:
-    """Per ``BLOCK`` x ``BLOCK`` block of a uint8 map (the last ones cut by its edges): whether
-    it holds a nonzero cell. Rows of 16 cells are ORed as two 8-byte words each."""
-    h, w = cells.shape
-    nh, nw = -(-h // BLOCK), -(-w // BLOCK)
-    if (h, w) != (nh * BLOCK, nw * BLOCK) or not cells.flags.c_contiguous:
-        padded = np.zeros((nh * BLOCK, nw * BLOCK), np.uint8)
-        padded[:h, :w] = cells
-        cells = padded
-    words = np.bitwise_or.reduce(cells.view(np.uint64).reshape(nh, BLOCK, 2 * nw), axis=1)
-    return (words[:, ::2] | words[:, 1::2]) != 0
-
-
 def one_class_per_defect(found: Defects, overlap: float) -> Defects:
     """``found`` (highest score first) without the candidates that overlap a higher-scoring one
     of another class by at least ``overlap`` of the smaller box: one defect, called twice."""
+    again = called_again(found, overlap)
+    return found[~again] if again.any() else found
+
+
+def called_again(found: Defects, overlap: float) -> np.ndarray:
+    """Per candidate of ``found`` (highest score first): whether it overlaps a higher-scoring
+    kept one of another class by at least ``overlap`` of the smaller box."""
+    again = np.zeros(len(found), bool)
     if len(found) < 2:
-        return found
+        return again
     boxes = found.bbox_xyxy_px.astype(np.float64)
     area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
     keep: list[int] = []
@@ -326,9 +346,10 @@ def one_class_per_defect(found: Defects, overlap: float) -> Defects:
             shared = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.minimum(area[k], area[i])
             other = found.class_ids[k] != found.class_ids[i]
             if (other & (shared >= overlap)).any():
+                again[i] = True
                 continue
         keep.append(i)
-    return found if len(keep) == len(found) else found[np.array(keep, np.int64)]
+    return again
 
 
 def merge(parts: list[Defects]) -> Defects:

@@ -8,7 +8,8 @@ import pytest
 from aoi.errors import InferenceError
 from aoi.recipe import find_recipe, load_recipe
 from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth, Verdict
-from aoi.vision.postprocess import BLOCK, Postprocessor, one_class_per_defect
+from aoi.vision.contested import BLOCK, windows
+from aoi.vision.postprocess import Postprocessor, one_class_per_defect
 from aoi.vision.preprocess import Tile
 from aoi.vision.verdict import Candidates, VerdictRules, decide, split
 
@@ -317,7 +318,6 @@ def test_windows_too_small_for_any_kept_component_are_not_read_and_nothing_is_lo
     """min_area 16 px at stride 2: a component needs 4 cells. Stray single cells make no window;
     4 cells meeting at the corner of four blocks (one group) are still found, 3 are not; the
     result is the cell-by-cell reference's."""
-    from aoi.vision.postprocess import _windows
 
     blobs = [
         (3, 15, 15, 17, 17, 0.9),  # 2x2 cells across blocks (0,0), (0,1), (1,0), (1,1)
@@ -332,8 +332,8 @@ def test_windows_too_small_for_any_kept_component_are_not_read_and_nothing_is_lo
         **{f"classes__{n}__review_score": 0.2 for n in DEFECT_CLASSES},
     )
     reduced = ClassMaps(probs.argmax(axis=1).astype(np.uint8), probs.max(axis=1))
-    assert len(_windows(reduced, 0)) == 5  # every contested cell makes a window ...
-    kept = _windows(reduced, 0, 4)
+    assert len(windows(reduced, 0)) == 5  # every contested cell makes a window ...
+    kept = windows(reduced, 0, 4)
     assert [(r0, c0) for r0, c0, *_ in kept] == [(0, 0)]  # ... but only one can hold a defect
     tile = [Tile(0, 0, 256, 256, (0, 0, 256, 256))]
     for maps in (probs, reduced):
