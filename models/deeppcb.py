@@ -32,6 +32,7 @@ from models.deeppcb_augment import (
     misalignment,
     photometric,
     pose_round_trip,
+    rescaled,
     shifted,
 )
 from models.deeppcb_files import (
@@ -65,6 +66,7 @@ __all__ = [
     "pair_paths",
     "pose_round_trip",
     "read_list",
+    "rescaled",
     "shifted",
     "split_by_group",
     "write_list",
@@ -123,12 +125,12 @@ class DeepPcbPairs(Sequence[tuple[PairSample, np.ndarray]]):
         sample = self.pairs[source]
         if cfg.neighbour_prob > 0 and self.with_neighbours and rng.random() < cfg.neighbour_prob:
             source = self.with_neighbours[int(rng.integers(len(self.with_neighbours)))]
-            sample = dihedral(self.pairs[source], rng)
+            sample = rescaled(dihedral(self.pairs[source], rng), rng, cfg)
             return (*self.finish(sample, rng, neighbours=True), source)
         if rng.random() < cfg.clean_fraction:
             empty = np.zeros((0, 4), np.float32)
             sample = PairSample(sample.template, sample.template, empty, np.zeros(0, np.int64))
-        sample = dihedral(sample, rng)
+        sample = rescaled(dihedral(sample, rng), rng, cfg)
         return (*self.finish(sample, rng), source)
 
     def finish(

@@ -51,6 +51,11 @@ class DeepPcbConfig:
     #: pairs, and the network must learn to keep them apart).
     neighbour_prob: float = 0.0
     neighbour_gap_px: float = 12.0
+    #: Share of items whose pair (images and boxes) is resized by a factor drawn log-uniformly
+    #: from ``scale``: DeepPCB's designs differ in feature size (median track width 12-50 px
+    #: across the seven groups), and a model must read designs it never saw.
+    scale_prob: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
     def from_mapping(cls, values: dict[str, object]) -> DeepPcbConfig:
@@ -64,7 +69,35 @@ class DeepPcbConfig:
         if cfg.crop_px % 16 or not 16 <= cfg.crop_px <= 640:
             msg = f"[deeppcb] crop_px must be a multiple of 16 in 16..640, got {cfg.crop_px}"
             raise ValueError(msg)
+        lo, hi = cfg.scale
+        if not 0.25 <= lo <= hi <= 4.0:
+            msg = f"[deeppcb] scale must be [low, high], 0.25 <= low <= high <= 4; got {cfg.scale}"
+            raise ValueError(msg)
         return cfg
+
+
+def rescaled(sample: PairSample, rng: np.random.Generator, cfg: DeepPcbConfig) -> PairSample:
+    """The pair resized by a factor from ``cfg.scale`` with ``cfg.scale_prob`` (never smaller
+    than a crop); boxes scale with their exclusive edges. Draws nothing when the share is 0, so
+    configs without it keep their batches."""
+    if cfg.scale_prob <= 0 or rng.random() >= cfg.scale_prob:
+        return sample
+    lo, hi = cfg.scale
+    s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    h, w = sample.test.shape
+    size = (max(cfg.crop_px, round(w * s)), max(cfg.crop_px, round(h * s)))
+    sx, sy = size[0] / w, size[1] / h
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    b = sample.boxes_xyxy_px.astype(np.float32).reshape(-1, 4)
+    boxes = np.stack(
+        [b[:, 0] * sx, b[:, 1] * sy, (b[:, 2] + 1) * sx - 1, (b[:, 3] + 1) * sy - 1], axis=1
+    )
+    return PairSample(
+        cv2.resize(sample.test, size, interpolation=interp),
+        cv2.resize(sample.template, size, interpolation=interp),
+        boxes.astype(np.float32),
+        sample.class_ids,
+    )
 
 
 def dihedral(sample: PairSample, rng: np.random.Generator) -> PairSample:

@@ -27,6 +27,7 @@ from models.deeppcb import (  # noqa: E402
     load_pair,
     pack,
     read_list,
+    rescaled,
     split_by_group,
 )
 from models.targets import EDGE_BAND, IGNORE, decode_target, target_with_ignore  # noqa: E402
@@ -101,10 +102,12 @@ def _defect_pixels_inside(sample: PairSample, tolerance_px: int = 1) -> tuple[in
     return int((diff & ~inside).sum()), int(diff.sum())
 
 
-@pytest.mark.parametrize("pose_prob", [0.0, 1.0])
-def test_augmentation_keeps_boxes_on_the_defects(tmp_path: Path, pose_prob: float) -> None:
+@pytest.mark.parametrize(("pose_prob", "scale_prob"), [(0.0, 0.0), (1.0, 0.0), (0.5, 1.0)])
+def test_augmentation_keeps_boxes_on_the_defects(
+    tmp_path: Path, pose_prob: float, scale_prob: float
+) -> None:
     lines = write_pcbdata(tmp_path / "PCBData", {"group1": 4})
-    config = replace(GEOMETRY_ONLY, pose_prob=pose_prob)
+    config = replace(GEOMETRY_ONLY, pose_prob=pose_prob, scale_prob=scale_prob, scale=(0.75, 1.33))
     pairs = DeepPcbPairs(tmp_path / "PCBData", lines, config, length=64, seed=5)
     seen = 0
     for i in range(len(pairs)):
@@ -135,6 +138,32 @@ def test_dihedral_moves_inclusive_boxes_exactly() -> None:
         out = dihedral(sample, np.random.default_rng(seed))
         ys, xs = np.nonzero(out.test)
         assert tuple(out.boxes_xyxy_px[0].astype(int)) == (xs.min(), ys.min(), xs.max(), ys.max())
+
+
+def test_rescaling_scales_boxes_with_the_board_and_draws_nothing_when_off() -> None:
+    """A 40x20 px block at (100, 60) in a 320 px pair: at any drawn factor its box is the
+    resized block's own (to a pixel), and a config without rescaling leaves the generator
+    where it was (v4's batches do not change)."""
+    test = np.zeros((320, 320), np.uint8)
+    test[60:80, 100:140] = 255
+    box = np.array([[100, 60, 139, 79]], np.float32)
+    sample = PairSample(test, np.zeros_like(test), box, np.array([3]))
+    on = DeepPcbConfig(crop_px=160, scale_prob=1.0, scale=(0.6, 1.6))
+    sizes = set()
+    for seed in range(12):
+        out = rescaled(sample, np.random.default_rng(seed), on)
+        sizes.add(out.test.shape)
+        assert out.template.shape == out.test.shape and min(out.test.shape) >= 160
+        ys, xs = np.nonzero(out.test > 127)
+        got = out.boxes_xyxy_px[0]
+        assert np.abs(got - (xs.min(), ys.min(), xs.max(), ys.max())).max() <= 1.0
+        assert out.class_ids.tolist() == [3]
+    assert len(sizes) > 6  # the factor is drawn, not fixed
+    rng = np.random.default_rng(4)
+    assert rescaled(sample, rng, DeepPcbConfig()) is sample
+    assert rng.random() == np.random.default_rng(4).random()
+    with pytest.raises(ValueError, match="scale must be"):
+        DeepPcbConfig.from_mapping({"scale": [1.5, 1.2]})
 
 
 def test_crop_moves_mostly_cut_boxes_to_ignore() -> None:
