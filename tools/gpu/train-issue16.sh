@@ -15,6 +15,8 @@
 # runs by steps and the run resumes from that folder's last.pt files (models.train_deeppcb
 # --resume); a first call of such a run passes an empty folder's name: "-". With RESTART=LR and
 # STEPS=N as well, the resumed run restarts its warm-up and cosine at peak LR, to step N.
+# CONFIG=PATH trains another config's models (default models/configs/deeppcb-v4.toml); resumed
+# folders named deeppcb-v4* are renamed to its models (deeppcb-v5-cv4-fold1, ...).
 # The GPU machine has torch, numpy, OpenCV, onnx and onnxruntime; only models.* runs there.
 set -u
 export PYTHONUNBUFFERED=1
@@ -57,15 +59,19 @@ if [ -n "${SHAPES:-}" ]; then  # SHAPES=1: the first step per new batch size, cu
   timeout 180 python3 tools/gpu/train_profile.py --shapes 2>&1 | tail -20
 fi
 t train
+CONFIG=${CONFIG:-models/configs/deeppcb-v4.toml}; NAME=$(basename "$CONFIG" .toml)
 F=""; for k in 1 2 3 4; do F="$F --fold models/splits/cv4-fold$k.txt"; done
 X=""
 if [ -n "${3:-}" ]; then
   [ "${SCHEDULE:-steps}" = time ] || X="--step-schedule"  # SCHEDULE=time: the rest fits MINUTES
-  if [ "$3" != - ]; then cp -a "$3"/. "$R"/ && X="$X --resume" && ls "$R"; fi
+  if [ "$3" != - ]; then  # each model's folder, renamed to CONFIG's models (v4 -> v5 etc.)
+    for d in "$3"/*/; do b=$(basename "$d"); cp -a "$d" "$R/$NAME${b#deeppcb-v4}"; done
+    X="$X --resume" && ls "$R"
+  fi
   # RESTART=LR STEPS=N: a warm restart from the resumed step, cosine from LR to step N.
   [ -n "${RESTART:-}" ] && X="$X --restart $RESTART --steps ${STEPS:?STEPS with RESTART}"
 fi
-python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml --device cuda --out "$R" $F \
+python3 -m models.train_deeppcb --config "$CONFIG" --device cuda --out "$R" $F \
   ${2:+--max-minutes $2} $X 2>&1 | tee "$R/train.log" | grep --line-buffered -E '^step|STOPPED|trained|Error'
 echo "train rc ${PIPESTATUS[0]}"; grep -v "^\s*$" "$R/train.log" | tail -40
 ls -la "$R"/*/model.onnx
