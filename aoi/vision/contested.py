@@ -31,13 +31,13 @@ def windows(maps: np.ndarray | ClassMaps, i: int, fewest: int = 1) -> list[_Wind
 
     Full maps: where the background holds half the mass or more no defect class can win the
     argmax (ties go to class 0 too); class maps: cells whose class is not background. Blocks of
-    ``BLOCK`` x ``BLOCK`` cells holding such a cell are found with one dilation (a block's
-    maximum); each 8-connected group of blocks is one window, its own cells those of its
-    blocks. Cells 8-connected in the map lie in the same or 8-connected blocks, so a connected
-    component lies in one window whole, and the cost follows the defect area, not the frame.
-    Only the windows are read (full maps: argmax'd; float16 scores: widened). A window whose
-    box holds fewer than ``fewest`` contested cells (the smallest component any class keeps) is
-    not read: a stray cell costs a count, not a window.
+    ``BLOCK`` x ``BLOCK`` cells holding such a cell are found by ORing each block's rows as
+    8-byte words (:func:`_blocks`); each 8-connected group of blocks is one window, its own
+    cells those of its blocks. Cells 8-connected in the map lie in the same or 8-connected
+    blocks, so a connected component lies in one window whole, and the cost follows the defect
+    area, not the frame. Only the windows are read (full maps: argmax'd; float16 scores:
+    widened). A window whose box holds fewer than ``fewest`` contested cells (the smallest
+    component any class keeps) is not read: a stray cell costs a count, not a window.
     """
     if isinstance(maps, ClassMaps):
         contested = maps.classes[i]
