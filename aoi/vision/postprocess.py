@@ -155,7 +155,7 @@ class Postprocessor:
         if self._one_defect is not None:
             again = called_again(found, self._one_defect)
         if alts is None:
-            return found[~again]
+            return found[~again] if again.any() else found
         second = found[again]
         found = found[~again]
         if len(second):
@@ -331,24 +331,27 @@ def one_class_per_defect(found: Defects, overlap: float) -> Defects:
 
 def called_again(found: Defects, overlap: float) -> np.ndarray:
     """Per candidate of ``found`` (highest score first): whether it overlaps a higher-scoring
-    kept one of another class by at least ``overlap`` of the smaller box."""
-    again = np.zeros(len(found), bool)
-    if len(found) < 2:
+    kept one of another class by at least ``overlap`` of the smaller box.
+
+    The overlaps of all pairs are one array operation; only the walk in score order (a
+    candidate dropped keeps nothing out) is a loop, over Python booleans."""
+    n = len(found)
+    again = np.zeros(n, bool)
+    if n < 2:
         return again
-    boxes = found.bbox_xyxy_px.astype(np.float64)
-    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    keep: list[int] = []
-    for i in range(len(found)):
-        if keep:
-            k = np.array(keep)
-            iw = np.minimum(boxes[k, 2], boxes[i, 2]) - np.maximum(boxes[k, 0], boxes[i, 0]) + 1
-            ih = np.minimum(boxes[k, 3], boxes[i, 3]) - np.maximum(boxes[k, 1], boxes[i, 1]) + 1
-            shared = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.minimum(area[k], area[i])
-            other = found.class_ids[k] != found.class_ids[i]
-            if (other & (shared >= overlap)).any():
-                again[i] = True
-                continue
-        keep.append(i)
+    b = found.bbox_xyxy_px.astype(np.float64)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]) + 1
+    ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]) + 1
+    shared = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.minimum(area[:, None], area[None, :])
+    ids = found.class_ids
+    rows = ((shared >= overlap) & (ids[:, None] != ids[None, :])).tolist()
+    kept: list[int] = []
+    for i, row in enumerate(rows):
+        if any(row[k] for k in kept):
+            again[i] = True
+        else:
+            kept.append(i)
     return again
 
 
