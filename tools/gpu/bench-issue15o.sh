@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Issue 15, tenth round, second call: deeppcb-640 as shipped since bcbbec8 (one defect reported
-# once, alternates for aoi eval), three runs, beside our model alone; set-up as bench-issue15n.sh.
+# once, alternates for aoi eval), three runs (four in its second run, after 21b5c09, the faster
+# called_again), beside our model alone; set-up as bench-issue15n.sh.
 set -u
 . tools/gpu/ort-gpu-env.sh
 t "model alone"
 timeout 120 python3 tools/gpu/peer_alone.py models/aoi-defect-v3.onnx:1,2,640,640 2>&1 | grep '^{' | tee $R/alone.txt
-for k in a b c; do bench "pre-deeppcb-640-$k" graph deeppcb-640 --cycles 1000 --prerender 64; done
+for k in a b c d; do bench "pre-deeppcb-640-$k" graph deeppcb-640 --cycles 1000 --prerender 64; done
 bench "pipe-deeppcb-640" graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
 t done; date -u
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
