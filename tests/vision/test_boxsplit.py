@@ -8,7 +8,7 @@ import pytest
 from test_postprocess_verdict import FULL, _probs, _recipe
 
 from aoi.types import ClassMaps
-from aoi.vision.boxsplit import _corner_split, split_cells
+from aoi.vision.boxsplit import _best_split, _corner_split, could_split, split_cells
 from aoi.vision.postprocess import Postprocessor
 
 #: DeepPCB's smallest defect at stride 2 (min_area_px 256): 64 cells, so boxes of 8 cells a side.
@@ -122,3 +122,28 @@ def test_the_recipe_key_splits_a_merged_component_into_two_defects() -> None:
     # A component longer than max_px is one defect (DeepPCB's 138x106 px pin-holes).
     big = _recipe(model__split_merged={"fill": 0.75, "max_px": 100})
     assert Postprocessor(big).run(probs, FULL, (640, 640)) == plain
+
+
+def test_the_corner_test_only_skips_what_the_search_would_not_split() -> None:
+    """``could_split`` is False only where no corner's search finds a cover: on random masks of
+    two boxes (some corner to corner, some side by side, some one box), with holes."""
+    rng = np.random.default_rng(11)
+    skipped = searched = 0
+    for _ in range(600):
+        h, w = (int(v) for v in rng.integers(6, 30, 2))
+        cells = np.zeros((h, w), bool)
+        for _box in range(int(rng.integers(1, 3))):
+            r0, c0 = rng.integers(0, h - 2), rng.integers(0, w - 2)
+            cells[r0 : rng.integers(r0 + 2, h + 1), c0 : rng.integers(c0 + 2, w + 1)] = True
+        cells &= rng.random((h, w)) < 0.9
+        if not cells.any():
+            continue
+        rows, cols = np.nonzero(cells)
+        cells = cells[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        for min_cells in (4, 9, 16):
+            if could_split(cells, min_cells):
+                searched += _best_split(cells, min_cells) is not None
+            else:
+                skipped += 1
+                assert _best_split(cells, min_cells) is None
+    assert skipped > 1000 and searched > 50  # both branches, and covers found, were exercised
