@@ -73,10 +73,11 @@ def coarse_graph(plan: PatchPlan, fft: str) -> tuple[bytes, tuple[int, int]]:
     if plan.halve:  # a pure translation scales without half-pixel terms
         shift = g.op("Mul", shift, g.const(np.float32(2)))
     g.output(g.op("Identity", shift, name="shift"), np.float32, [1, 2])
-    # The translation as GridSample's normalised warp of the coarse level.
-    h, w = level.shape
-    scale = np.array([[2 / max(w - 1, 1), 2 / max(h - 1, 1)]], np.float32)
-    moved = g.split(g.op("Sub", g.op("Mul", shift, g.const(scale)), g.const(np.float32(1))), 2)
+    # The translation as GridSample's normalised warp of the coarse level: the host's
+    # normalised_warp of the identity gives the scale (a, d) and the offset of the origin.
+    base = normalised_warp(np.eye(2, 3), level.shape)
+    scale, offset = base[[0, 1], [0, 1]][None], base[:, 2][None]
+    moved = g.split(g.op("Add", g.op("Mul", shift, g.const(scale)), g.const(offset)), 2)
     a, d = (g.const(np.float32([v])) for v in scale[0])
     zero = g.const(np.zeros(1, np.float32))
     k, p = level.windowed.shape[0], level.windowed.shape[1]
