@@ -355,7 +355,8 @@ def test_plc_heartbeat_stopping_drops_ready_after_three_periods() -> None:
         cycle.start()
         try:
             deadline = time.monotonic() + 30  # hang guards only: no speed is asserted here
-            while session.sim.report.acked < 3 and time.monotonic() < deadline:
+            # Parts come faster than beats (a 100 ms period): wait for both, not parts alone.
+            while (session.sim.report.acked < 3 or len(beats) < 2) and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert session.sim.report.acked >= 3, "parts flow while both heartbeats run"
             assert len(beats) >= 2, "the PLC's heartbeat advances"
