@@ -130,7 +130,9 @@ class OnnxRuntimeBackend:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Without the CPU arena, closing a session is ~1 ms instead of 70-140 ms (panel-c),
         # which ONNX Runtime spends holding the GIL: a recipe change stalled the PLC link's
-        # thread and Modbus server that long. Inference is no slower (docs/benchmarks.md).
+        # thread and Modbus server that long. Each run then mallocs its tensors afresh, which
+        # is as fast only where glibc keeps freed blocks (aoi/heap.py, set by `aoi`): with its
+        # defaults the network at 640 ran 2x slower on 2 cores (docs/benchmarks.md).
         opts.enable_cpu_mem_arena = False
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
