@@ -2,6 +2,9 @@
 uint8 [1, 2, 640, 640] pair, 2 intra-op threads, spinning off as the station runs it (or on).
 
     python3 tools/gpu/ort_cpu_alone.py MODEL.onnx [RUNS] [SPIN]
+
+malloc is tuned as `aoi` tunes it (aoi/heap.py); ``AOI_RETAIN_HEAP=0`` keeps glibc's defaults,
+as every figure before 2026-11-29's eleventh round had them.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+from aoi.heap import retain_freed_memory
+
 
 def main(model: str, runs: int = 300, spin: str = "0") -> None:
+    heap = retain_freed_memory()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     opts.inter_op_num_threads = 1
@@ -32,7 +38,7 @@ def main(model: str, runs: int = 300, spin: str = "0") -> None:
         session.run(None, feed)
         ms.append((time.perf_counter() - t) * 1e3)
     p50, p99 = np.percentile(ms, [50, 99])
-    out = {"ort": ort.__version__, "file": ort.__file__, "spin": spin, "runs": runs}
+    out = {"ort": ort.__version__, "file": ort.__file__, "spin": spin, "runs": runs, "heap": heap}
     print(json.dumps({**out, "p50_ms": round(p50, 2), "p99_ms": round(p99, 2)}))
 
 
