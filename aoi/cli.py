@@ -26,7 +26,6 @@ from aoi.app.recipe_cli import add_recipe_parser
 from aoi.app.signals import stop_on_signals
 from aoi.app.station import Station, StationOptions, run_until_done
 from aoi.errors import AoiError
-from aoi.heap import retain_freed_memory
 from aoi.sources.factory import SOURCE_SPECS
 from aoi.storage.cli import add_prune_parser, add_report_parser
 from aoi.storage.cli import format_storage_summary as _storage_lines
@@ -191,7 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    retain_freed_memory()  # every board's buffers are reused, not faulted in again (aoi/heap.py)
     if args.command is None:
         # The embedded default: shipped recipe, synthetic boards, ONNX Runtime on the CPU.
         args = parser.parse_args(["run", *(argv or [])])

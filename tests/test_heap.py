@@ -72,19 +72,27 @@ def test_the_opt_out_and_the_sites_own_tuning_leave_malloc_alone() -> None:
     assert site["tuned"] is False
 
 
-def test_the_station_entry_point_tunes_malloc(tmp_path: object) -> None:
-    """`aoi` itself applies it: its --version path returns before, so run a real subcommand."""
+def test_the_cpu_backend_tunes_malloc_when_it_opens() -> None:
+    """The station's CPU inference (ONNX Runtime without its arena) is what needs it."""
     probe = (
-        "import sys, aoi.heap as h\n"
-        "from aoi.cli import main\n"
-        "main(['recipe', 'schema'])\n"
-        "print('TUNED', h._done)\n"
+        "import aoi.heap as h\n"
+        "from aoi.inference.onnxruntime import OnnxRuntimeBackend\n"
+        "from aoi.recipe import find_recipe, load_recipe\n"
+        "loaded = load_recipe(find_recipe('board-a-640'))\n"
+        "print('BEFORE', h._done)\n"
+        "with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile):\n"
+        "    print('OPEN', h._done)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
-        env={k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))},
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MALLOC_", "GLIBC_")) and k != "AOI_RETAIN_HEAP"
+        },
         capture_output=True,
         text=True,
         check=True,
     )
-    assert "TUNED True" in done.stdout
+    assert "BEFORE False" in done.stdout
+    assert "OPEN True" in done.stdout

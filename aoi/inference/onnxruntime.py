@@ -16,6 +16,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
+from aoi.heap import retain_freed_memory
 from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
 from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.devreg import DeviceSteps
@@ -130,10 +131,13 @@ class OnnxRuntimeBackend:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Without the CPU arena, closing a session is ~1 ms instead of 70-140 ms (panel-c),
         # which ONNX Runtime spends holding the GIL: a recipe change stalled the PLC link's
-        # thread and Modbus server that long. Each run then mallocs its tensors afresh, which
-        # is as fast only where glibc keeps freed blocks (aoi/heap.py, set by `aoi`): with its
-        # defaults the network at 640 ran 2x slower on 2 cores (docs/benchmarks.md).
+        # thread and Modbus server that long. Each run then mallocs its tensors afresh, as fast
+        # only where glibc keeps freed blocks (aoi/heap.py): with its defaults the network at
+        # 640 ran 1.6-2.1x slower on 2 cores. The CUDA path is left at the defaults: the panel's
+        # host-side cycle was 1-2 ms slower with the tuning (docs/benchmarks.md, eleventh round).
         opts.enable_cpu_mem_arena = False
+        if self.device == "cpu":
+            retain_freed_memory()
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():

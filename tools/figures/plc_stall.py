@@ -5,7 +5,7 @@
 Opens the station with the soft PLC, then asks for panel-c (product code 201) and board-a (101)
 in turn, the way the link's LOAD_RECIPE does, and prints each switch's time and the longest gap
 between two reads of the PLC block. Run it beside two ``python3 -c 'while True: pass'`` for a
-loaded machine. malloc is tuned as `aoi` tunes it (aoi/heap.py; ``AOI_RETAIN_HEAP=0`` leaves
+loaded machine. The CPU backend tunes malloc (aoi/heap.py; ``AOI_RETAIN_HEAP=0`` leaves
 glibc's defaults). Figures: docs/benchmarks.md, "Faults (issue 12)".
 """
 
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from aoi.app.station import Station, StationOptions
-from aoi.heap import retain_freed_memory
 from aoi.recipe import find_recipe
 
 
@@ -57,5 +56,4 @@ def main(switches: int) -> None:
 
 
 if __name__ == "__main__":
-    retain_freed_memory()
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 4)
