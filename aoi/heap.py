@@ -9,10 +9,14 @@ at most 32 MiB) with a fresh ``mmap`` and hands the top of its heap back to the 
 trim threshold, so every board faulted tens of megabytes of zeroed pages in again: the network
 at 640x640 took 21 ms instead of 10 on 2 cores (docs/benchmarks.md, "Issue 15, eleventh round").
 
-:func:`retain_freed_memory` raises both thresholds to 1 GiB: freed blocks go back to malloc's
-free lists and the next board reuses them. The price is that the heap does not shrink after a
-peak: after a panel recipe, a small board's station keeps the panel's peak resident. Closing a
-session stays cheap (its blocks are freed into the heap, not unmapped).
+:func:`retain_freed_memory` raises both thresholds to 1 GiB and has every thread share malloc's
+main arena (another thread's arena grows in heaps of at most 64 MiB; one 1024x1024 run needs a
+larger block, which glibc then maps afresh whatever the threshold). Freed blocks go back to
+malloc's free lists and the next board reuses them: board-b-1024's network went from 60 to 33
+ms. The price is that the heap does not shrink after a peak: after a panel recipe, a small
+board's station keeps the panel's peak resident. Closing a session stays cheap (its blocks are
+freed into the heap, not unmapped). A thread that allocated before the tuning may keep an arena
+of its own; the station's cycle thread starts after the rig (and so the backend) opened.
 
 ONNX Runtime's CPU backend calls it when it opens (:mod:`aoi.inference.onnxruntime`). A GPU
 station keeps glibc's defaults: on the H200 the panel's cycle was 1.7-1.9 ms slower at p50 with
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 #: mallopt(3) parameters (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 #: Both thresholds: larger than any block one board allocates (a panel batch is ~0.4 GiB).
 THRESHOLD_BYTES = 1 << 30
 #: Set to "0" to keep glibc's defaults.
@@ -64,6 +69,9 @@ def retain_freed_memory() -> bool:
         log.info("malloc left as it is: the C library is not glibc")
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if mallopt(M_ARENA_MAX, 1) != 1:
+        log.warning("glibc refused one malloc arena for all threads")
+        return False
     if mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES) != 1:
         log.warning("glibc refused an mmap threshold of %d bytes", THRESHOLD_BYTES)
         return False
