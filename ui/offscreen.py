@@ -1,11 +1,12 @@
 """``aoi gui --screenshot`` and ``aoi gui --bench``: the GUI run offscreen, for review and measure.
 
-Screenshots: the station inspects ``--cycles`` boards, then every screen is opened and grabbed
-into a PNG; the operator screen shows the run's last NG board, so its overlays are in the
-picture. The run uses a temporary data folder, so the pictures show exactly this run; a few
-review decisions are made (signed ``screenshot-demo``) so the false-call rate has something to
-show, and two demo accounts appear on the users screen. Nothing outside the temporary folder is
-written; recipe edits shown on the pictures are never saved.
+Screenshots: the station inspects ``--cycles`` boards (a few more when the first NG reaches the
+screen late), then every screen is opened and grabbed into a PNG; the operator screen shows the
+run's last NG board, so its overlays are in the picture. The run uses a temporary data folder,
+so the pictures show exactly this run; a few review decisions are made (signed
+``screenshot-demo``) so the false-call rate has something to show, and two demo accounts appear
+on the users screen. Nothing outside the temporary folder is written; recipe edits shown on the
+pictures are never saved.
 
 Bench: the GUI's own cost on the cycle. One station, one process; blocks of N boards alternate
 between the GUI detached (subscriber returns at once, window hidden, no Qt event processing) and
@@ -146,12 +147,17 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
         w.fit_to(*(args.size or (1366, 768)))  # showing may grow it past the size asked for
         runner = station.runner
         if runner is not None:
-            station.start("operator", cycles=args.cycles)
+            # Until stopped: a fast cycle (20 ms on 2 CPU cores) would end a run of --cycles
+            # boards before the screen's 4 Hz refresh showed an NG, and the picture would be
+            # of a stopped station.
+            station.start("operator")
             # Mid-run: the live banner, the last NG held on the image, the strip of results.
             pump(app, lambda: runner.cycles_done >= max(1, args.cycles * 2 // 3), 120)
-            pump(app, lambda: w.operator.last_ng is not None or not station.running, 30)
+            pump(app, lambda: w.operator.last_ng is not None, 30)
             w.refresh()
             _grab(app, w, out / "operator.png")
+            pump(app, lambda: runner.cycles_done >= args.cycles, 120)
+            station.stop("operator")
         settle(app, station)
         pump(app, lambda: gui.bridge.idle and not w._frame_timer.isActive(), 3.0)
         if last_ng and w.operator.last_ng is None:  # no NG frame reached the screen
