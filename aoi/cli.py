@@ -26,6 +26,7 @@ from aoi.app.recipe_cli import add_recipe_parser
 from aoi.app.signals import stop_on_signals
 from aoi.app.station import Station, StationOptions, run_until_done
 from aoi.errors import AoiError
+from aoi.heap import one_malloc_arena
 from aoi.sources.factory import SOURCE_SPECS
 from aoi.storage.cli import add_prune_parser, add_report_parser
 from aoi.storage.cli import format_storage_summary as _storage_lines
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    one_malloc_arena()  # before any thread starts (aoi/heap.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

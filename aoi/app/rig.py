@@ -18,8 +18,9 @@ from aoi.app.calibration import recipe_calibration
 from aoi.config import StationConfig
 from aoi.errors import AoiError
 from aoi.events import EventBus
+from aoi.heap import retain_freed_memory
 from aoi.inference import create_backend
-from aoi.inference.base import InferenceBackend
+from aoi.inference.base import CPU_BACKEND, InferenceBackend
 from aoi.pipeline import InspectionIds, Pipeline, VerdictSink
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
@@ -73,6 +74,8 @@ class Rig:
                 )
             except AoiError as err:
                 raise RigError("engine", str(err)) from err
+            if self.backend.name == CPU_BACKEND:  # its tensors reused board after board
+                retain_freed_memory()
             self._source: ImageSource | None = None
             if source_spec is not None:
                 try:

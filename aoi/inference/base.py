@@ -19,6 +19,10 @@ CLASS_NAME = "cls"
 SCORE_NAME = "score"
 
 
+#: The name ONNX Runtime's CPU backend gives itself (``InferenceBackend.name``).
+CPU_BACKEND = "onnxruntime-cpu"
+
+
 @runtime_checkable
 class InferenceBackend(Protocol):
     """Runs the defect network; the cycle cannot tell one backend from another.

@@ -16,8 +16,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from aoi.errors import InferenceError, ModelError
-from aoi.heap import retain_freed_memory
-from aoi.inference.base import CLASS_NAME, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
+from aoi.inference.base import CLASS_NAME, CPU_BACKEND, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
 from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.devreg import DeviceSteps
 from aoi.inference.ort_cuda import CudaRunner
@@ -90,7 +89,7 @@ class OnnxRuntimeBackend:
         #: the same defects, scores within 2.4e-4, docs/benchmarks.md), float32 on the CPU.
         self.score_dtype = score_dtype or ("float16" if device == "cuda" else "float32")
         self.model_hash = ""
-        self.name = "onnxruntime-cpu" if device == "cpu" else "onnxruntime-cuda"
+        self.name = CPU_BACKEND if device == "cpu" else "onnxruntime-cuda"
         self._session: ort.InferenceSession | None = None
         self._cuda: CudaRunner | None = None
         if device == "cuda" and cuda is None and self.reduce:
@@ -132,12 +131,10 @@ class OnnxRuntimeBackend:
         # Without the CPU arena, closing a session is ~1 ms instead of 70-140 ms (panel-c),
         # which ONNX Runtime spends holding the GIL: a recipe change stalled the PLC link's
         # thread and Modbus server that long. Each run then mallocs its tensors afresh, as fast
-        # only where glibc keeps freed blocks (aoi/heap.py): with its defaults the network at
-        # 640 ran 1.6-2.1x slower on 2 cores. The CUDA path is left at the defaults: the panel's
-        # host-side cycle was 1-2 ms slower with the tuning (docs/benchmarks.md, eleventh round).
+        # only where glibc keeps freed blocks: a station whose cycle runs here tunes malloc for
+        # that (aoi/heap.py, from aoi/app/rig.py); with glibc's defaults the network at 640 ran
+        # 1.6-2.1x slower on 2 cores (docs/benchmarks.md, "Issue 15, eleventh round").
         opts.enable_cpu_mem_arena = False
-        if self.device == "cpu":
-            retain_freed_memory()
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
