@@ -38,7 +38,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
     board()
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"tuned": tuned, "faults": faults}))
+print(json.dumps({"tuned": tuned, "faults": faults, "status": heap.status()}))
 """
 
 _RIG_PROBE = """
@@ -114,8 +114,13 @@ def test_the_opt_out_and_the_sites_own_tuning_leave_malloc_alone() -> None:
     opted_out = _run(_PROBE, "tune", AOI_RETAIN_HEAP="0")
     assert opted_out["tuned"] is False
     assert int(opted_out["faults"]) > 2 * _PAGES  # type: ignore[arg-type]
+    assert "AOI_RETAIN_HEAP=0" in str(opted_out["status"])  # what `aoi doctor` prints
     for name, value in (("MALLOC_TRIM_THRESHOLD_", "131072"), ("MALLOC_ARENA_MAX", "4")):
-        assert _run(_PROBE, "tune", **{name: value})["tuned"] is False
+        site = _run(_PROBE, "tune", **{name: value})
+        assert site["tuned"] is False
+        assert f"tuned by the environment ({name})" in str(site["status"])
+    tuned = _run(_PROBE, "tune")["status"]
+    assert str(tuned).endswith("freed blocks up to 1 GiB kept for the next board")
 
 
 def test_a_cpu_rig_under_aoi_reuses_its_tensors_at_1024() -> None:

@@ -21,6 +21,7 @@ from aoi.app.plant.doctor import plant_checks
 from aoi.app.preflight import Check, preflight
 from aoi.config import load_station_config
 from aoi.errors import AoiError, CameraError
+from aoi.heap import status as heap_status
 from aoi.inference import engine_settings
 from aoi.inference.probe import (
     Finding,
@@ -209,6 +210,7 @@ def doctor_report(
         "genicam": _genicam(list(station.camera.cti_paths)),
         "engine_cache": _engine_cache(engine_settings(station.inference).engine_dir),
         "backend_auto": {"backend": backend.value, "why": why},
+        "malloc": heap_status(),
     }
     checks = preflight(
         station,
@@ -266,6 +268,7 @@ def _lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"engine cache   {cache['folder']} ({state})")
     auto = report["backend_auto"]
     lines.append(f"backend auto   {auto['backend']}: {auto['why']}")
+    lines.append(f"malloc         {report['malloc']}")
     for notice in report["model_terms"]:
         lines.append(f"model terms    {notice['line']}")
     if "parity" in report:

@@ -62,6 +62,7 @@ def test_doctor_reports_every_part_in_plain_data(
         "genicam",
         "engine_cache",
         "backend_auto",
+        "malloc",
         "preflight",
         "model_terms",
     }
