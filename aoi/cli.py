@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    one_malloc_arena()  # before any thread starts (aoi/heap.py)
+    one_malloc_arena()  # before the station starts its threads (aoi/heap.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -80,16 +80,24 @@ def retain_freed_memory() -> bool:
 
 def status() -> str:
     """One line for ``aoi doctor``: what this process's malloc does for the cycle."""
-    if os.environ.get(OPT_OUT, "1") == "0":
-        return f"glibc's defaults ({OPT_OUT}=0): on the CPU the network runs about 2x slower"
-    site = [name for name in _SITE_TUNING if name in os.environ]
-    if site:
-        return f"tuned by the environment ({', '.join(site)}), not by aoi"
+    not_ours = _not_ours()
+    if not_ours is not None:
+        return not_ours
     if "one arena" not in applied:
         return "glibc's defaults here (aoi's main takes one arena; not glibc, or refused)"
     if "thresholds" in applied:
         return "one arena for every thread; freed blocks up to 1 GiB kept for the next board"
     return "one arena for every thread; freed blocks kept once a rig runs its network on the CPU"
+
+
+def _not_ours() -> str | None:
+    """Why the tuning is left to someone else (the opt-out, the site's environment), or None."""
+    if os.environ.get(OPT_OUT, "1") == "0":
+        return f"glibc's defaults ({OPT_OUT}=0): on the CPU the network runs about 2x slower"
+    site = [name for name in _SITE_TUNING if name in os.environ]
+    if site:
+        return f"tuned by the environment ({', '.join(site)}), not by aoi"
+    return None
 
 
 def _apply(step: str, settings: list[tuple[int, int]]) -> bool:
@@ -108,20 +116,17 @@ def _apply(step: str, settings: list[tuple[int, int]]) -> bool:
 
 
 def _mallopt() -> Callable[[int, int], int] | None:
-    """glibc's mallopt, or None where the tuning is not ours to make (logged once per reason)."""
-    if os.environ.get(OPT_OUT, "1") == "0":
-        log.info("malloc left at glibc's defaults (%s=0)", OPT_OUT)
-        return None
-    site = [name for name in _SITE_TUNING if name in os.environ]
-    if site:
-        log.info("malloc left as the environment tunes it (%s)", ", ".join(site))
+    """glibc's mallopt, or None where the tuning is not ours to make (and the log says why)."""
+    not_ours = _not_ours()
+    if not_ours is not None:
+        log.info("malloc left alone: %s", not_ours)
         return None
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 - present in glibc only
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        log.info("malloc left as it is: the C library is not glibc")
+        log.info("malloc left alone: the C library is not glibc")
         return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return mallopt  # type: ignore[no-any-return]

@@ -5,7 +5,7 @@
 Opens the station with the soft PLC, then asks for panel-c (product code 201) and board-a (101)
 in turn, the way the link's LOAD_RECIPE does, and prints each switch's time and the longest gap
 between two reads of the PLC block. Run it beside two ``python3 -c 'while True: pass'`` for a
-loaded machine. The CPU backend tunes malloc (aoi/heap.py; ``AOI_RETAIN_HEAP=0`` leaves
+loaded machine. A CPU rig tunes malloc (aoi/heap.py; ``AOI_RETAIN_HEAP=0`` leaves
 glibc's defaults). Figures: docs/benchmarks.md, "Faults (issue 12)".
 """
 

@@ -3,8 +3,9 @@ uint8 [1, 2, 640, 640] pair, 2 intra-op threads, spinning off as the station run
 
     python3 tools/gpu/ort_cpu_alone.py MODEL.onnx [RUNS] [SPIN]
 
-malloc is tuned as the station's CPU backend tunes it (aoi/heap.py); ``AOI_RETAIN_HEAP=0``
-keeps glibc's defaults, as every figure before 2026-11-29's eleventh round had them.
+malloc is tuned as a station whose network runs on the CPU tunes it (aoi/heap.py);
+``AOI_RETAIN_HEAP=0`` keeps glibc's defaults, as every figure before 2026-11-29's eleventh round
+had them.
 """
 
 from __future__ import annotations
