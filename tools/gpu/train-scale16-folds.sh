@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Issue 16, session 13: folds 2-4 of v4 with scale augmentation (tools/gpu/deeppcb-v5-scale.toml),
+# side by side (--folds-only), planned at fold 1's 6,979 steps with the cosine fitted into 6.5
+# minutes (the guard ends it first if the three are slower); the ONNX files back in
+# $OUT/folds.tar. With train-scale16.sh's fold-1 model they score test-time upscaling on the CPU.
+#   stage: bash tools/gpu/stage-tree.sh; run: carry ["data/h-train16"], command:
+#   bash data/h-train16/tools/gpu/train-scale16-folds.sh data/h-train16
+set -u
+export PYTHONUNBUFFERED=1
+cd "${1:-.}" || exit 2
+R=/tmp/folds; rm -rf "$R"; mkdir -p "$R"
+exec > >(tee "$OUT/call.log") 2>&1
+nvidia-smi --query-gpu=name --format=csv,noheader; date -u; echo "tree: $(cat STAGED_FROM)"
+if ! python3 -c "import pydantic" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site data/whl/*.whl || exit 3
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+python3 -m models.train_deeppcb --config tools/gpu/deeppcb-v5-scale.toml --device cuda --out "$R" \
+  --fold models/splits/cv4-fold2.txt --fold models/splits/cv4-fold3.txt \
+  --fold models/splits/cv4-fold4.txt --folds-only --steps 6979 --max-minutes 6.5 2>&1 \
+  | tee "$R/train.log" | grep --line-buffered -E '^step|STOPPED|trained|Error|parameters'
+tar -C "$R" --exclude=last.pt -cf "$OUT/folds.tar" . && tar -tf "$OUT/folds.tar"; date -u
