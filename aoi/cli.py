@@ -71,6 +71,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(f"board accuracy (OK/NG vs truth) {summary['board_accuracy']:.4f}")
     if "errors" in summary:
         print(f"errors   {summary['errors']}")
+    if "memory" in summary:
+        m = summary["memory"]
+        print(f"memory   peak RSS {m['peak_rss_mb']:.0f} MiB; malloc: {m['malloc']}")
     if "plc" in summary:
         q, w = summary["plc"], summary["plc"]["write_ms"]
         print(

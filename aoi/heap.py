@@ -78,6 +78,13 @@ def retain_freed_memory() -> bool:
     )
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (``getrusage``: KiB on Linux)."""
+    import resource  # Unix only, as the tuning itself
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def status() -> str:
     """One line for ``aoi doctor``: what this process's malloc does for the cycle."""
     not_ours = _not_ours()

@@ -36,6 +36,8 @@ from aoi.app.watch import JournalWatch
 from aoi.config import StationConfig, load_station_config
 from aoi.errors import AoiError
 from aoi.events import EventBus, Subscriber
+from aoi.heap import peak_rss_mb
+from aoi.heap import status as heap_status
 from aoi.pipeline import InspectionIds, VerdictSink
 from aoi.recipe import DEFAULT_RECIPE, LoadedRecipe, find_recipe, load_recipe
 from aoi.runner import RunState, StationRunner
@@ -383,6 +385,8 @@ class Station:
                 registration=rig.pipeline.registrar.steps,
             )
         out["source"] = self.options.source
+        # What the speed costs in memory: the CPU rig keeps freed blocks (aoi/heap.py).
+        out["memory"] = {"peak_rss_mb": peak_rss_mb(), "malloc": heap_status()}
         if self.storage is not None:
             out["storage"] = storage_summary(self.storage)
         if self.plc is not None:

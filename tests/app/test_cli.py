@@ -70,6 +70,16 @@ def test_bench_prints_one_json_summary_on_the_last_line(
     for stage in ("acquire", "register", "preprocess", "infer", "postprocess", "decide"):
         p = summary["stages_ms"][stage]  # type: ignore[index]
         assert p["p50"] <= p["p99"] <= p["max"]
+    # What the speed costs in memory: this process's peak so far (it ran the network twice),
+    # and what malloc does (a CPU rig raised the thresholds: aoi/heap.py).
+    import resource
+
+    from aoi import heap
+
+    memory = summary["memory"]  # type: ignore[index]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert 50 < memory["peak_rss_mb"] <= peak_mb + 0.1
+    assert memory["malloc"] == heap.status()
 
 
 def test_run_on_a_replay_folder_reports_errors_for_bad_files(
