@@ -86,7 +86,7 @@ def peak_rss_mb() -> float:
 
 
 def status() -> str:
-    """One line for ``aoi doctor``: what this process's malloc does for the cycle."""
+    """One line for ``aoi doctor`` and the run summary: what this process's malloc does."""
     not_ours = _not_ours()
     if not_ours is not None:
         return not_ours
