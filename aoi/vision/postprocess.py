@@ -149,13 +149,13 @@ class Postprocessor:
                 scores = _Scores(score, window, alts)
                 self._window_candidates(cands, tile, stride, r0, c0, winner, scores, own)
         found = self._visible(cands, seen)
-        if self._one_defect is None and alts is None:
-            return found
+        if alts is None:
+            if self._one_defect is None:
+                return found
+            return one_class_per_defect(found, self._one_defect)
         again = np.zeros(len(found), bool)
         if self._one_defect is not None:
             again = called_again(found, self._one_defect)
-        if alts is None:
-            return found[~again] if again.any() else found
         second = found[again]
         found = found[~again]
         if len(second):
