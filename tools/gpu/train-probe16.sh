@@ -5,17 +5,9 @@
 # files back in $OUT/probe.tar, scored on the CPU afterwards with aoi eval.
 #   stage: bash tools/gpu/stage-tree.sh; run: carry ["data/h-train16"], command:
 #   bash data/h-train16/tools/gpu/train-probe16.sh data/h-train16 5
-set -u
-export PYTHONUNBUFFERED=1
 cd "${1:-.}" || exit 2
-R=/tmp/probe; rm -rf "$R"; mkdir -p "$R"
-exec > >(tee "$OUT/call.log") 2>&1
-nvidia-smi --query-gpu=name --format=csv,noheader; date -u; echo "tree: $(cat STAGED_FROM)"
-if ! python3 -c "import pydantic" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site data/whl/*.whl || exit 3
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+R=/tmp/probe
+. tools/gpu/train-env.sh
 python3 -m models.train_deeppcb --config models/configs/deeppcb-v4.toml \
   --config tools/gpu/deeppcb-v5-wide.toml --device cuda --out "$R" \
   --fold models/splits/cv4-fold1.txt --folds-only --max-minutes "${2:-5}" 2>&1 \

@@ -5,17 +5,9 @@
 # $OUT/folds.tar. With train-scale16.sh's fold-1 model they score test-time upscaling on the CPU.
 #   stage: bash tools/gpu/stage-tree.sh; run: carry ["data/h-train16"], command:
 #   bash data/h-train16/tools/gpu/train-scale16-folds.sh data/h-train16
-set -u
-export PYTHONUNBUFFERED=1
 cd "${1:-.}" || exit 2
-R=/tmp/folds; rm -rf "$R"; mkdir -p "$R"
-exec > >(tee "$OUT/call.log") 2>&1
-nvidia-smi --query-gpu=name --format=csv,noheader; date -u; echo "tree: $(cat STAGED_FROM)"
-if ! python3 -c "import pydantic" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site data/whl/*.whl || exit 3
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+R=/tmp/folds
+. tools/gpu/train-env.sh
 python3 -m models.train_deeppcb --config tools/gpu/deeppcb-v5-scale.toml --device cuda --out "$R" \
   --fold models/splits/cv4-fold2.txt --fold models/splits/cv4-fold3.txt \
   --fold models/splits/cv4-fold4.txt --folds-only --steps 6979 --max-minutes 6.5 2>&1 \
