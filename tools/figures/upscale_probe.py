@@ -83,6 +83,7 @@ def main() -> int:
         "--scale", type=float, required=True, help="1, 1.25 or 1.5 (640 x S a multiple of 16)"
     )
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/deeppcb/PCBData")
+    p.add_argument("--export", type=Path, help="aoi eval --export DIR (boxes in scaled pixels)")
     args = p.parse_args()
     scale, size = args.scale, round(640 * args.scale)
     if size % 16 or abs(size - 640 * scale) > 1e-6:
@@ -102,9 +103,10 @@ def main() -> int:
         recipe = folder / f"deeppcb-{size}.toml"
         text = RECIPE.read_text(encoding="utf-8")
         recipe.write_text(scaled_recipe(text, scale, args.model, name), encoding="utf-8")
+        export = ["--export", str(args.export)] if args.export else []
         return aoi_main(
             ["eval", "--data", str(args.data), "--split", str(args.split), "--recipe", str(recipe),
-             "--backend", "onnxruntime", "--json"]
+             "--backend", "onnxruntime", "--json", *export]
         )  # fmt: skip
 
 
