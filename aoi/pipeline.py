@@ -41,16 +41,9 @@ from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
 from aoi.sources.base import ImageSource
 from aoi.stats import RunStats
-from aoi.types import (
-    Defects,
-    ErrorKind,
-    Frame,
-    InspectionResult,
-    Registration,
-    Trigger,
-    Verdict,
-)
-from aoi.vision.postprocess import Postprocessor, merge
+from aoi.types import Defects, ErrorKind, Frame, InspectionResult, Registration, Trigger, Verdict
+from aoi.vision.multiscale import ScaleReader
+from aoi.vision.postprocess import Postprocessor
 from aoi.vision.preprocess import InputBuilder
 from aoi.vision.registration import Registrar, align, template_onto
 from aoi.vision.verdict import Candidates, VerdictRules, decide, split
@@ -167,13 +160,19 @@ class Pipeline:
         self.registrar = Registrar(template, recipe.registration)
         self.inputs = InputBuilder(g, template)
         self.post = Postprocessor(recipe)
+        self.scales = ScaleReader(recipe, self.post)  # [model] scales: the extra network runs
         self.rules = VerdictRules.of(recipe)
         self.sinks = list(sinks)
         self.events = events
         self.ids = ids or InspectionIds()
         # Full-frame recipes register (steps, warp) on the backend's device where it can; tiled
-        # ones need the registered frame on the CPU. The residual is then not measured (-1).
-        self.device_warp = getattr(backend, "warps_on_device", False) and self.inputs.whole_frame
+        # ones, and extra scales (resampled on the host), need the registered frame on the CPU.
+        # The residual is then not measured (-1).
+        self.device_warp = (
+            getattr(backend, "warps_on_device", False)
+            and self.inputs.whole_frame
+            and not self.scales.extra
+        )
         if self.device_warp and hasattr(backend, "registration_steps"):
             self.registrar.use_device(backend.registration_steps)
         # ... and hand it the frame as it is (aoi/inference/frame_input.py) where it takes one.
@@ -309,13 +308,12 @@ class Pipeline:
 
             extra = () if staged.affine is None else (staged.affine,)
             outputs = [(self.backend.predict(batch, *extra), tiles) for batch, tiles in batches]
+            scaled = self.scales.predict(self.backend, batches)
             t, t0 = time.perf_counter_ns(), t
             stages["infer"] = _ms(t0, t)
 
             hw = (self.inputs.input_h, self.inputs.input_w)
-            candidates = merge(
-                [self.post.run(probs, tiles, hw, staged.seen) for probs, tiles in outputs]
-            )
+            candidates = self.scales.candidates(outputs, scaled, hw, staged.seen)
             t, t0 = time.perf_counter_ns(), t
             stages["postprocess"] = _ms(t0, t)
 

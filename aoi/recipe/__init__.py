@@ -40,6 +40,7 @@ from aoi.recipe.schema import (
     VerdictRules,
     _tiles_along,
     json_schema,
+    scaled_side,
 )
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "recipe_folders",
     "recipe_hash",
     "recipes_dir",
+    "scaled_side",
     "shipped_root",
     "site_recipes_dir",
 ]

@@ -205,10 +205,11 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
         ("model", "one_defect_overlap", None),
         ("model", "split_merged", None),
         ("model", "alternates", False),
+        ("model", "scales", [1.0]),
         ("registration", "edge_margin_px", None),
     )
     for table, key, default in later:
-        if content[table].get(key, default) is default:
+        if content[table].get(key, default) == default:
             content[table].pop(key, None)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     h = hashlib.sha256(canonical.encode())

@@ -8,17 +8,15 @@ the frame. Reading files, migrating old versions and hashing live in :mod:`aoi.r
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     field_validator,
     model_validator,
 )
 
+from aoi.recipe.paths import RecipePath
 from aoi.recipe.settings import (
     CameraSettings,
     MaskRegion,
@@ -33,40 +31,6 @@ SCHEMA_VERSION = 1
 
 #: Input channels of the station's models: board under test and golden template.
 MODEL_CHANNELS = 2
-
-
-#: The longest file name (one path component) and path POSIX systems accept, in bytes.
-NAME_MAX_BYTES = 255
-PATH_MAX_BYTES = 4095
-
-
-def _usable_path(p: Path) -> Path:
-    """A path the operating system can look up: no NUL byte, no over-long name or path.
-
-    Checked here, not where the file is opened, so that a recipe loaded without its files (the
-    product-code lookup) already says what is wrong with the path, naming the field.
-    """
-    text = str(p)
-    nul = text.find("\x00")
-    if nul >= 0:
-        msg = f"must be a file path without NUL bytes, found one at character {nul}"
-        raise ValueError(msg)
-    encoded = os.fsencode(text)
-    if len(encoded) > PATH_MAX_BYTES:
-        msg = f"must be a path of at most {PATH_MAX_BYTES} bytes, found {len(encoded)} bytes"
-        raise ValueError(msg)
-    longest = max(p.parts, key=lambda part: len(os.fsencode(part)), default="")
-    if len(os.fsencode(longest)) > NAME_MAX_BYTES:
-        msg = (
-            f"must have file and folder names of at most {NAME_MAX_BYTES} bytes, found a name "
-            f"of {len(os.fsencode(longest))} bytes"
-        )
-        raise ValueError(msg)
-    return p
-
-
-#: A path inside a recipe (relative to the recipe file) that the OS can look up.
-RecipePath = Annotated[Path, AfterValidator(_usable_path)]
 
 
 class Shape4(_Strict):
@@ -271,6 +235,22 @@ class ModelSettings(_Strict):
             "boxes (aoi/vision/boxsplit.py); unset: one component, one defect"
         ),
     )
+    scales: tuple[float, ...] = Field(
+        default=(1.0,),
+        description=(
+            "the network also reads each board resampled by these factors (the first is 1); a "
+            "defect's score is the mean of its scores over the scales, 0 where one finds "
+            "nothing (aoi/vision/multiscale.py). Thin tracks gain, each scale costs a network run"
+        ),
+    )
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or v[0] != 1.0 or len(set(v)) != len(v) or not all(0.25 <= s <= 4 for s in v):
+            msg = f"must start with 1, then distinct factors in 0.25..4, got {list(v)}"
+            raise ValueError(msg)
+        return v
 
 
 class ClassRule(_Strict):
@@ -381,9 +361,29 @@ class Recipe(_Strict):
                 raise ValueError(msg)
         return self
 
+    @model_validator(mode="after")
+    def _scales_in_profile(self) -> Recipe:
+        g = self.geometry
+        h, w = g.input_hw()
+        top = max(self.model.scales)
+        need = (scaled_side(h, top, g.size_multiple_px), scaled_side(w, top, g.size_multiple_px))
+        have = (g.profile.max.height_px, g.profile.max.width_px)
+        if need[0] > have[0] or need[1] > have[1]:
+            msg = (
+                f"geometry.profile.max must hold the input at model.scales' {top:g}: expected "
+                f"at least {need[0]}x{need[1]} px, found {have[0]}x{have[1]}"
+            )
+            raise ValueError(msg)
+        return self
+
     def rule_for(self, class_name: str) -> ClassRule:
         """The class's rule; a class the recipe does not list uses the defaults."""
         return self.classes.get(class_name, ClassRule())
+
+
+def scaled_side(n: int, scale: float, multiple: int) -> int:
+    """A network input side resampled by ``scale``, rounded to the model's ``multiple``."""
+    return max(multiple, round(n * scale / multiple) * multiple)
 
 
 def json_schema() -> dict[str, Any]:
