@@ -180,8 +180,9 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Run the network once at the recipe's shape so the first board is not slow."""
-        for batch, _tiles in self.inputs.for_network(self.template, frames=self.frame_input)[:1]:
+        for batch, tiles in self.inputs.for_network(self.template, frames=self.frame_input)[:1]:
             self.backend.predict(batch)
+            self.scales.predict(self.backend, [(batch, tiles)])  # and at each extra scale
 
     def _finish(
         self,
