@@ -160,18 +160,19 @@ class Pipeline:
         self.registrar = Registrar(template, recipe.registration)
         self.inputs = InputBuilder(g, template)
         self.post = Postprocessor(recipe)
-        self.scales = ScaleReader(recipe, self.post)  # [model] scales: the extra network runs
+        # [model] scales and ensemble: the further network runs of a board
+        self.scales = ScaleReader(recipe, self.post, getattr(backend, "members", ()))
         self.rules = VerdictRules.of(recipe)
         self.sinks = list(sinks)
         self.events = events
         self.ids = ids or InspectionIds()
         # Full-frame recipes register (steps, warp) on the backend's device where it can; tiled
-        # ones, and extra scales (resampled on the host), need the registered frame on the CPU.
+        # ones, and further readings (resampled on the host), need the registered frame on the CPU.
         # The residual is then not measured (-1).
         self.device_warp = (
             getattr(backend, "warps_on_device", False)
             and self.inputs.whole_frame
-            and not self.scales.extra
+            and not self.scales.readings
         )
         if self.device_warp and hasattr(backend, "registration_steps"):
             self.registrar.use_device(backend.registration_steps)

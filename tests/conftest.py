@@ -101,6 +101,12 @@ def difference_model(tmp_path: Path) -> Path:
     return build_difference_model(tmp_path / "difference.onnx")
 
 
+@pytest.fixture
+def build_model() -> Callable[..., Path]:
+    """:func:`build_difference_model`, for tests that need another model (class, stride)."""
+    return build_difference_model
+
+
 RECIPE_TEMPLATE = """\
 schema_version = 1
 name = "{name}"

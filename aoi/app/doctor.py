@@ -168,7 +168,8 @@ def model_notices(recipes_folder: Path) -> list[dict[str, Any]]:
         except AoiError:
             continue  # the pre-flight names a recipe that does not load
         label = f"{loaded.name} (default)" if path == default else loaded.name
-        users.setdefault(loaded.model_path.resolve(), []).append(label)
+        for model in (loaded.model_path, *loaded.ensemble_paths):
+            users.setdefault(model.resolve(), []).append(label)
     out = []
     for model, recipes in users.items():
         try:

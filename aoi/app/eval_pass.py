@@ -42,6 +42,8 @@ class _Stand:
         self.model_hash = inner.model_hash
         self.warps_on_device = getattr(inner, "warps_on_device", False)
         self.kept = kept
+        #: An ensemble's further models (aoi/inference/ensemble.py), kept and replayed as well.
+        self.members = tuple(type(self)(m, kept) for m in getattr(inner, "members", ()))
 
     def __enter__(self) -> Self:
         return self

@@ -321,7 +321,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     write_pr_plot(report, out / "pr_curve.png")
     worst = write_worst_overlay(entries, deployed, thresholds, out / "worst_cases.png")
     result.update(model=str(loaded.model_path), model_hash=backend.model_hash, worst=worst)
-    result["network_passes"] = inspector.network.calls
+    network = inspector.network  # every model's runs (an ensemble's too), each scale one
+    result["network_passes"] = network.calls + sum(m.calls for m in network.members)
     print(f"{'class':<16} {'AP@.33':>7} {'AP50':>7} {'AP.5:.95':>9} {'truth':>6}")
     for name, pc in result["per_class"].items():  # type: ignore[union-attr]
         print(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from aoi.errors import AoiError, RecipeError
+from aoi.inference.ensemble import Ensemble
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline
 from aoi.recipe import LoadedRecipe
@@ -31,7 +32,8 @@ class StartCheck:
         """Raise :class:`RecipeError` naming the recipe, the field and the file if ``loaded``
         would not start."""
         g = loaded.recipe.geometry
-        key = (str(loaded.template_path), str(loaded.model_path), g.model_dump_json())
+        models = [str(p) for p in (loaded.model_path, *loaded.ensemble_paths)]
+        key = (str(loaded.template_path), *models, g.model_dump_json())
         if key not in self._done:
             try:
                 check_recipe_starts(loaded)
@@ -50,14 +52,19 @@ def check_recipe_starts(loaded: LoadedRecipe) -> None:
     source = str(loaded.path)
     template = load_template(loaded.template_path, g.frame_width_px, g.frame_height_px, source)
     model = loaded.model_path
+    backends = [
+        OnnxRuntimeBackend(m, g.profile, device="cpu", threads=1)
+        for m in (model, *loaded.ensemble_paths)
+    ]
+    both = backends[0] if len(backends) == 1 else Ensemble(backends[0], backends[1:])
     try:
-        with OnnxRuntimeBackend(model, g.profile, device="cpu", threads=1) as backend:
+        with both as backend:
             Pipeline(loaded, backend, template=template).warm_up()
     except AoiError as err:
         # ModelError (not ONNX, wrong inputs), InferenceError (the shape the recipe feeds).
-        msg = (
-            f"{source}: model.path must name an ONNX model that runs on this recipe's "
-            f"geometry, {model} failed: {err}"
-        )
+        what = "model.path must name an ONNX model that runs"
+        if len(backends) > 1:  # the message of a failing member names its file
+            what, model = "model.path and model.ensemble must name ONNX models that run", "one"
+        msg = f"{source}: {what} on this recipe's geometry, {model} failed: {err}"
         raise RecipeError(msg) from err
     log.debug("%s starts: template %s, model %s", source, loaded.template_path, model)

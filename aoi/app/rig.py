@@ -21,6 +21,7 @@ from aoi.events import EventBus
 from aoi.heap import retain_freed_memory
 from aoi.inference import create_backend
 from aoi.inference.base import CPU_BACKEND, InferenceBackend
+from aoi.inference.ensemble import Ensemble
 from aoi.pipeline import InspectionIds, Pipeline, VerdictSink
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
@@ -61,17 +62,21 @@ class Rig:
                 template = load_template(
                     loaded.template_path, g.frame_width_px, g.frame_height_px, str(loaded.path)
                 )
-                self.backend: InferenceBackend = stack.enter_context(
+                backends = [
                     create_backend(
                         backend or config.inference.backend,
-                        loaded.model_path,
+                        model,
                         g.profile,
                         threads=threads if threads is not None else config.inference.threads,
                         recipe=loaded,
                         inference=config.inference,
                         calibration=recipe_calibration,
                     )
-                )
+                    for model in (loaded.model_path, *loaded.ensemble_paths)
+                ]
+                # A recipe's ensemble: its further models behind the first (Ensemble.members).
+                first = backends[0] if len(backends) == 1 else Ensemble(backends[0], backends[1:])
+                self.backend: InferenceBackend = stack.enter_context(first)
             except AoiError as err:
                 raise RigError("engine", str(err)) from err
             if self.backend.name == CPU_BACKEND:  # its tensors reused board after board

@@ -200,3 +200,5 @@ def _model_paths_absolute(doc: Any, base: Path) -> None:
         for key in ("path", "calibration_dir"):
             if key in model:
                 model[key] = _absolute_against(str(model[key]), base)
+        if "ensemble" in model:
+            model["ensemble"] = [_absolute_against(str(p), base) for p in model["ensemble"]]

@@ -112,6 +112,11 @@ class LoadedRecipe:
     def model_path(self) -> Path:
         return self.resolve(self.recipe.model.path)
 
+    @property
+    def ensemble_paths(self) -> tuple[Path, ...]:
+        """``[model] ensemble``'s further models, resolved as ``model_path`` is."""
+        return tuple(self.resolve(p) for p in self.recipe.model.ensemble)
+
 
 def _absolute(p: Path) -> Path:
     """``p`` resolved; where the OS cannot resolve it (a symlink loop, an I/O error, a path the
@@ -172,6 +177,8 @@ def load_recipe(path: str | Path, *, check_files: bool = True) -> LoadedRecipe:
     if check_files:
         template_bytes = _read_field(loaded.template_path, "template", source, Path.read_bytes)
         model_digest = _read_field(loaded.model_path, "model.path", source, file_hash)
+        for i, extra in enumerate(loaded.ensemble_paths):  # an ensemble's models: all in
+            model_digest += _read_field(extra, f"model.ensemble[{i}]", source, file_hash)
     loaded.content_hash = recipe_hash(recipe, template_bytes, model_digest)
     return loaded
 
@@ -198,6 +205,7 @@ def recipe_hash(recipe: Recipe, template_bytes: bytes = b"", model_digest: str =
     content = recipe.model_dump(mode="json")
     content.pop("template")
     content["model"].pop("path")
+    content["model"].pop("ensemble", None)  # the models count by their digests, not locations
     # Fields added later: unset (at their default), they keep the hashes of the recipes
     # written before them.
     later = (

@@ -1,4 +1,5 @@
-"""A board read at several scales (``[model] scales``), and what each scale finds fused.
+"""A board read at several scales (``[model] scales``), by several models (``[model] ensemble``),
+and what each reading finds fused.
 
 The network sees detail in pixels: on a thin-track design it paints a bite on a narrow track
 only in part at the camera's scale, and whole on the pair resampled 1.25 or 1.5 times larger;
@@ -27,7 +28,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from aoi.errors import InferenceError
+from aoi.errors import InferenceError, ModelError
 from aoi.metrics import iou_matrix
 from aoi.recipe import Recipe, scaled_side
 from aoi.types import ClassMaps, Defects
@@ -105,27 +106,44 @@ def fuse(parts: Sequence[Defects]) -> Defects:
 
 
 class ScaleReader:
-    """The extra scales of one recipe: their network runs, then the fused candidates."""
+    """The readings of a board beyond the first model's at the first scale: the recipe's extra
+    scales, then every scale of each further model (``[model] ensemble``, run by the backend's
+    ``members``); their network runs, then the fused candidates."""
 
-    def __init__(self, recipe: Recipe, post: Postprocessor) -> None:
-        self.extra = tuple(recipe.model.scales[1:])
+    def __init__(
+        self, recipe: Recipe, post: Postprocessor, members: Sequence[Predicts] = ()
+    ) -> None:
+        want = len(recipe.model.ensemble)
+        if len(members) != want:
+            msg = (
+                f"the recipe names {want} further model(s) in model.ensemble and the backend "
+                f"runs {len(members)}: open a backend for every model"
+            )
+            raise ModelError(msg)
+        scales = recipe.model.scales
+        #: (further model, or None for the cycle's own backend; scale) per reading.
+        self.readings: tuple[tuple[Predicts | None, float], ...] = (
+            *((None, s) for s in scales[1:]),
+            *((m, s) for m in members for s in scales),
+        )
         self.multiple = recipe.geometry.size_multiple_px
         self.post = post
 
     def predict(
         self, backend: Predicts, batches: Sequence[tuple[np.ndarray, list[Tile]]]
     ) -> list[list[Output]]:
-        """Per extra scale, the network's output for each batch resampled by it."""
+        """Per reading, the network's output for each batch (resampled by its scale)."""
         out = []
-        for s in self.extra:
+        for member, s in self.readings:
             runs = []
             for batch, _tiles in batches:
                 if not isinstance(batch, np.ndarray):
-                    msg = "model.scales needs the boards on the host, not a device frame"
+                    msg = "model.scales and model.ensemble need the boards on the host"
                     raise InferenceError(msg)
                 h, w = batch.shape[-2:]
                 hw = (scaled_side(h, s, self.multiple), scaled_side(w, s, self.multiple))
-                runs.append(backend.predict(resize_batch(batch, hw)))
+                fed = batch if hw == (h, w) else resize_batch(batch, hw)
+                runs.append((backend if member is None else member).predict(fed))
             out.append(runs)
         return out
 
@@ -136,12 +154,13 @@ class ScaleReader:
         input_hw: tuple[int, int],
         seen: tuple[int, int, int, int] | None,
     ) -> Defects:
-        """The board's candidates: the first scale's alone, or every scale's fused."""
+        """The board's candidates: the first reading's alone, or every reading's fused."""
         parts = [merge([self.post.run(probs, tiles, input_hw, seen) for probs, tiles in outputs])]
         for runs in extra:
             found = []
             for (base, tiles), probs in zip(outputs, runs, strict=True):
-                back = maps_back(probs, base.shape[-2:])
+                same = probs.shape[-2:] == base.shape[-2:]
+                back = probs if same else maps_back(probs, base.shape[-2:])
                 found.append(self.post.run(back, tiles, input_hw, seen))
             parts.append(merge(found))
         return parts[0] if len(parts) == 1 else fuse(parts)

@@ -40,6 +40,7 @@ def test_every_shipped_recipe_is_covered() -> None:
         "board-a-640",
         "board-b-1024",
         "deeppcb-640",
+        "deeppcb-640-ms",
         "panel-c-4096x3000",
     }
 
@@ -57,6 +58,12 @@ def test_every_shipped_recipe_is_covered() -> None:
             "deeppcb-640",
             ((1, 2, 512, 512), (1, 2, 640, 640), (1, 2, 768, 768)),
             [(1, 2, 640, 640)],
+            (1, 2, 640, 640),
+        ),
+        (
+            "deeppcb-640-ms",  # read at scales 1, 1.25 and 1.5
+            ((1, 2, 512, 512), (1, 2, 640, 640), (1, 2, 960, 960)),
+            [(1, 2, 640, 640), (1, 2, 800, 800), (1, 2, 960, 960)],
             (1, 2, 640, 640),
         ),
         (
@@ -83,7 +90,7 @@ def test_profiles_from_shipped_recipes(
     found, warnings = profile_for(recipe, f"recipes/{name}.toml")
     assert (found.min, found.opt, found.max) == profile
     assert warnings == []
-    assert cycle_shapes(recipe.geometry) == shapes
+    assert cycle_shapes(recipe.geometry, recipe.model.scales) == shapes
     assert calibration_shape(recipe.geometry) == calib
     assert all(found.contains(s) for s in shapes)
 

@@ -1,5 +1,6 @@
-"""``[model] scales``: each board read at several scales, the candidates fused (real ONNX Runtime
-sessions on the conftest difference model; recipes written and loaded as the station does)."""
+"""``[model] scales`` and ``ensemble``: each board read at several scales and by several models,
+the candidates fused (real ONNX Runtime sessions on the conftest difference model; recipes
+written and loaded as the station does)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from aoi.errors import RecipeError
+from aoi.app.eval_pass import OnePass
+from aoi.app.evaluation import curve_recipe
+from aoi.errors import ModelError, RecipeError
+from aoi.inference.ensemble import Ensemble
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline
 from aoi.recipe import load_recipe, scaled_side
+from aoi.recipe.authoring import copy_to_folder
 from aoi.types import ClassMaps, Defects, Frame, Verdict
 from aoi.vision.multiscale import fuse, maps_back, resize_batch
 
@@ -157,3 +162,107 @@ def _bare_spot(board: np.ndarray, side: int) -> tuple[int, int]:
             if square.max() - square.min() < 40 and abs(square.mean() - 128) > 80:
                 return y, x
     raise AssertionError("the golden board has no square of one shade")
+
+
+ModelFactory = Callable[..., Path]
+
+
+def _ensemble_recipe(
+    make_recipe: RecipeFactory, build_model: ModelFactory, tmp_path: Path, name: str
+) -> Path:
+    """A recipe whose first model paints differences as spurious copper and whose ensemble's
+    second model (the same difference model) paints them as pin holes."""
+    second = build_model(tmp_path / "pin-hole.onnx", defect_class=6)
+    path = make_recipe(name=name)
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^(path = ".*")$', rf'\1\nensemble = ["{second.name}"]', text, count=1)
+    text = text.replace(
+        "spurious_copper = { score = 0.5, review_score = 0.3, min_area_px = 16 }",
+        "spurious_copper = { score = 0.3, min_area_px = 16 }\n"
+        "pin_hole = { score = 0.3, min_area_px = 16 }",
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _spot_board(template: np.ndarray) -> tuple[np.ndarray, int, int]:
+    board = template.copy()
+    y, x = _bare_spot(board, 24)
+    board[y : y + 24, x : x + 24] = 255 - board[y : y + 24, x : x + 24]
+    return board, y, x
+
+
+def test_an_ensemble_reads_every_board_with_every_model_and_fuses_them(
+    make_recipe: RecipeFactory, build_model: ModelFactory, tmp_path: Path
+) -> None:
+    path = _ensemble_recipe(make_recipe, build_model, tmp_path, "ensemble")
+    loaded = load_recipe(path)
+    assert [p.name for p in loaded.ensemble_paths] == ["pin-hole.onnx"]
+    profile = loaded.recipe.geometry.profile
+    first = OnnxRuntimeBackend(loaded.model_path, profile, threads=1)
+    second = OnnxRuntimeBackend(loaded.ensemble_paths[0], profile, threads=1)
+    with Ensemble(first, [second]) as both:
+        pipe = Pipeline(loaded, both)
+        board, _y, _x = _spot_board(pipe.template)
+        fused = pipe.inspect(Frame(board, 0, time.perf_counter_ns(), "test", "spot"))
+        # The first model alone, on a recipe without the ensemble: its own score for the spot.
+        alone = Pipeline(load_recipe(_without_ensemble(path)), first)
+        single = alone.inspect(Frame(board, 1, time.perf_counter_ns(), "test", "spot"))
+        assert len(both.model_hash) == 64 and both.model_hash != first.model_hash
+    assert single.defects.class_names == ("spurious_copper",)
+    score = float(single.defects.scores[0])
+    # Each model finds the spot in its own class; the other model's reading counts 0 for it.
+    assert sorted(fused.defects.class_names) == ["pin_hole", "spurious_copper"]
+    np.testing.assert_allclose(fused.defects.scores, [score / 2, score / 2], rtol=1e-6)
+    for box in fused.defects.bbox_xyxy_px.tolist():
+        assert box == single.defects.bbox_xyxy_px[0].tolist()
+
+
+def _without_ensemble(path: Path) -> Path:
+    single = path.with_name("single.toml")
+    text = re.sub(r"(?m)^ensemble = .*\n", "", path.read_text(encoding="utf-8"))
+    single.write_text(text, encoding="utf-8")
+    return single
+
+
+def test_an_ensemble_recipe_needs_every_model(
+    make_recipe: RecipeFactory, build_model: ModelFactory, tmp_path: Path
+) -> None:
+    path = _ensemble_recipe(make_recipe, build_model, tmp_path, "needs-all")
+    loaded = load_recipe(path)
+    hashed = loaded.content_hash
+    first = OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile)
+    refused = pytest.raises(ModelError, match=r"names 1 further model\(s\) in model\.ensemble")
+    with first as one, refused:
+        Pipeline(loaded, one)  # a backend for the first model only: refused, not ignored
+    # The second model's bytes are part of what the recipe inspects with.
+    build_model(tmp_path / "pin-hole.onnx", stride=2, defect_class=6)
+    assert load_recipe(path).content_hash != hashed
+    (tmp_path / "pin-hole.onnx").unlink()
+    with pytest.raises(RecipeError, match=r"model\.ensemble\[0\] must name an existing file"):
+        load_recipe(path)
+
+
+def test_a_copied_ensemble_recipe_still_finds_its_models(
+    make_recipe: RecipeFactory, build_model: ModelFactory, tmp_path: Path
+) -> None:
+    path = _ensemble_recipe(make_recipe, build_model, tmp_path, "copied")
+    copy = copy_to_folder(path, tmp_path / "site")
+    loaded = load_recipe(copy)
+    assert loaded.ensemble_paths == (tmp_path.resolve() / "pin-hole.onnx",)
+
+
+def test_aoi_eval_runs_an_ensemble_once_per_pair(
+    make_recipe: RecipeFactory, build_model: ModelFactory, tmp_path: Path
+) -> None:
+    loaded = load_recipe(_ensemble_recipe(make_recipe, build_model, tmp_path, "eval"))
+    profile = loaded.recipe.geometry.profile
+    backends = [OnnxRuntimeBackend(p, profile) for p in (loaded.model_path, *loaded.ensemble_paths)]
+    with Ensemble(backends[0], backends[1:]) as both:
+        template = Pipeline(loaded, both).template
+        one = OnePass(both, template, loaded, curve_recipe(loaded))
+        board, _y, _x = _spot_board(template)
+        got = one.inspect(Frame(board, 0, time.perf_counter_ns(), "test", "pair"))
+    assert not got.deployed.error and not got.curves.error
+    assert one.network.calls == 1 and [m.calls for m in one.network.members] == [1]
+    assert sorted(got.curves.defects.class_names) == sorted(got.deployed.defects.class_names)

@@ -8,12 +8,13 @@ and check what TensorRT reports against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from aoi.errors import InferenceError, ModelError, RecipeError
-from aoi.recipe import Geometry, Profile, Recipe
+from aoi.recipe import Geometry, Profile, Recipe, scaled_side
 
 Shape4 = tuple[int, int, int, int]
 
@@ -64,12 +65,15 @@ def cycle_batch_sizes(geometry: Geometry) -> list[int]:
     return sizes
 
 
-def cycle_shapes(geometry: Geometry) -> list[Shape4]:
-    """The distinct network input shapes of one cycle, most frequent first."""
+def cycle_shapes(geometry: Geometry, scales: Sequence[float] = (1.0,)) -> list[Shape4]:
+    """The distinct network input shapes of one cycle, most frequent first; then, for a recipe
+    that reads boards at several scales (``[model] scales``), each further scale's."""
     h, w = geometry.input_hw()
     sizes = cycle_batch_sizes(geometry)
     ordered = sorted(set(sizes), key=lambda n: (-sizes.count(n), -n))
-    return [(n, 2, h, w) for n in ordered]
+    m = geometry.size_multiple_px
+    sides = [(scaled_side(h, s, m), scaled_side(w, s, m)) for s in scales[1:]]
+    return [(n, 2, sh, sw) for sh, sw in [(h, w), *sides] for n in ordered]
 
 
 def profile_for(recipe: Recipe, source: str) -> tuple[ProfileShapes, list[str]]:
@@ -91,7 +95,7 @@ def profile_for(recipe: Recipe, source: str) -> tuple[ProfileShapes, list[str]]:
                     f"({m}, the model's stride contract), got {value}"
                 )
                 raise RecipeError(msg)
-    for shape in cycle_shapes(g):
+    for shape in cycle_shapes(g, recipe.model.scales):
         if not shapes.contains(shape):
             msg = (
                 f"{where}: the cycle feeds the network {dims_text(shape)} (N, C, H, W), which "
