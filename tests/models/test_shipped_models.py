@@ -15,18 +15,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from aoi.inference.ensemble import Ensemble
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.metrics import iou_matrix
 from aoi.pipeline import Pipeline
-from aoi.recipe import find_recipe, load_recipe
+from aoi.recipe import LoadedRecipe, find_recipe, load_recipe
 from aoi.sources.replay import read_annotation, read_image
 from aoi.sources.synthetic import boardgen
 from aoi.types import Frame, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "aoi-defect-v2.onnx"
-#: The DeepPCB recipes and their models. v6 was trained on all of trainval, the validation
-#: pairs below included: for it these check the recipe's plumbing at three scales, not accuracy.
+#: The DeepPCB recipes and their (first) models. v6 and v6b were trained on all of trainval, the
+#: validation pairs below included: for them these check the six readings' plumbing, not accuracy.
 DEEPPCB_RECIPES = {"deeppcb-640": "aoi-defect-v3.onnx", "deeppcb-640-ms": "aoi-defect-v6.onnx"}
 NUM_CLASSES = 7
 SPURIOUS_COPPER, PIN_HOLE = 5, 6
@@ -84,6 +85,16 @@ def _deeppcb_val_pairs(deeppcb_dir: Path, count: int) -> list[tuple[Path, Path, 
     return out
 
 
+def _backend(loaded: LoadedRecipe) -> OnnxRuntimeBackend | Ensemble:
+    """The recipe's models on ONNX Runtime's CPU: one, or its ensemble behind the first."""
+    profile = loaded.recipe.geometry.profile
+    models = [
+        OnnxRuntimeBackend(m, profile, threads=2)
+        for m in (loaded.model_path, *loaded.ensemble_paths)
+    ]
+    return models[0] if len(models) == 1 else Ensemble(models[0], models[1:])
+
+
 @pytest.mark.parametrize("recipe", sorted(DEEPPCB_RECIPES))
 def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(
     deeppcb_dir: Path, recipe: str
@@ -91,7 +102,7 @@ def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(
     loaded = load_recipe(find_recipe(recipe))
     assert loaded.model_path == (REPO / "models" / DEEPPCB_RECIPES[recipe]).resolve()
     found = truth = found_hit = truth_hit = 0
-    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
+    with _backend(loaded) as be:
         pipeline = Pipeline(loaded, be)
         for i, (test, template, annotation) in enumerate(_deeppcb_val_pairs(deeppcb_dir, 5)):
             frame = Frame(
@@ -123,7 +134,7 @@ def test_deeppcb_recipe_finds_the_defects_of_validation_pairs(
 @pytest.mark.parametrize("recipe", sorted(DEEPPCB_RECIPES))
 def test_deeppcb_recipe_passes_a_template_against_itself(deeppcb_dir: Path, recipe: str) -> None:
     loaded = load_recipe(find_recipe(recipe))
-    with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile, threads=2) as be:
+    with _backend(loaded) as be:
         for i, (_test, template_path, _ann) in enumerate(_deeppcb_val_pairs(deeppcb_dir, 3)):
             template = read_image(template_path)
             pipeline = Pipeline(loaded, be, template=template)

@@ -109,4 +109,7 @@ def test_a_client_not_on_the_allow_list_is_refused(
 
         with pytest.raises(ua.UaStatusCodeError, match="BadUserAccessDenied"):
             asyncio.run(read())
-    assert "refused 127.0.0.1 (not in [opcua] allowed_clients)" in caplog.text
+        # The server runs in the publishers' process, whose log records reach this one after
+        # the client has its answer: wait for the line while the station is still up.
+        refused = "refused 127.0.0.1 (not in [opcua] allowed_clients)"
+        wait_for(lambda: refused in caplog.text, what="the station's refusal in its log")
