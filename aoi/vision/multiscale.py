@@ -35,7 +35,7 @@ from aoi.types import ClassMaps, Defects
 from aoi.vision.postprocess import Postprocessor, merge
 from aoi.vision.preprocess import Tile
 
-#: Boxes of one class from two scales overlapping more than this are one defect.
+#: Boxes of one class from two readings overlapping more than this are one defect.
 SAME_DEFECT = 0.5
 
 Output = np.ndarray | ClassMaps
@@ -74,9 +74,9 @@ def maps_back(output: Output, hw: tuple[int, int]) -> Output:
 
 
 def fuse(parts: Sequence[Defects]) -> Defects:
-    """One collection from each scale's candidates: per class, overlapping boxes (IoU above
-    :data:`SAME_DEFECT`, one per scale) are one defect, with the box of its best score and the
-    mean score over ``len(parts)`` scales. Highest score first."""
+    """One collection from each reading's candidates (a scale, of one model): per class,
+    overlapping boxes (IoU above :data:`SAME_DEFECT`, one per reading) are one defect, with the
+    box of its best score and the mean score over ``len(parts)`` readings. Highest score first."""
     scale_of = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
     every = Defects.merge(list(parts))
     order = np.argsort(-every.scores, kind="stable")
