@@ -1,4 +1,5 @@
-"""The recipe's ``[model]`` table: the defect model, how its output is read, and at what scales."""
+"""The recipe's ``[model]`` table: the defect model, how its output is read, at what scales and
+with which further models."""
 
 from __future__ import annotations
 
@@ -73,7 +74,6 @@ class ModelSettings(_Strict):
             "tracks gain; each scale costs a network run"
         ),
     )
-
     ensemble: tuple[RecipePath, ...] = Field(
         default=(),
         max_length=3,
