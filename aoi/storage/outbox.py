@@ -299,18 +299,22 @@ class Outbox:
         return sent_any
 
     def _acknowledge(self, batch: list[Pending]) -> None:
-        """The broker has ``batch`` (the head of the pending events): forget it, save where."""
+        """The broker has ``batch`` (the head of the pending events): save where, then forget
+        it. In that order, because ``caught_up`` (read from other threads: ``stats``) reads
+        the pending events: it must not say so before the position is on disk."""
         if not batch:
             return
         for p in batch:
             if p.kind == INSPECTION:
                 self._last_inspection_id = max(self._last_inspection_id, p.record["inspection_id"])
-            del self._pending[p.key]
             self.published += 1
             self.sent = p.end
-        head = next(iter(self._pending.values()), None)
+        keys = {p.key for p in batch}
+        head = next((q for k, q in self._pending.items() if k not in keys), None)
         self.position = head.prev if head is not None else self._read_pos
         self._save_quietly()
+        for key in keys:
+            del self._pending[key]
 
     def _save_quietly(self) -> None:
         try:

@@ -168,3 +168,28 @@ def test_the_alarm_is_raised_before_the_outbox_reads_as_disconnected(tmp_path, m
             wait_for(lambda: box.connected and len(broker.got) == 3, what="back")
     assert seen[0] == (None, False, "")  # the first connect: cleared, then connected
     assert seen[-1] == (None, False, "")  # the reconnect: cleared before it reads connected
+
+
+def test_caught_up_is_never_said_before_the_acknowledged_position_is_saved(tmp_path, make_result):
+    # The plant host's stats (read by the station and by tests that then kill the host) say
+    # caught_up from another thread: a save that acknowledges events must happen while those
+    # events still count as pending, or a kill in between sends them again after a restart.
+    broker = MemoryBroker()
+    broker.up.set()
+    saves: list[tuple[bool, bool]] = []  # (caught_up at the save, the save moved `sent`)
+    with _storage(tmp_path) as storage:
+        box = Outbox(storage.journal, broker, station_id="s1", poll_s=0.01)
+        save = box._save
+        last = [box.sent]
+
+        def watched(position, sent):
+            saves.append((box.caught_up, sent != last[0]))
+            last[0] = sent
+            save(position, sent)
+
+        box._save = watched  # type: ignore[method-assign]
+        with box:
+            _inspect(storage, make_result, 6)
+            wait_for(lambda: len(broker.got) == 6 and box.caught_up, what="all acknowledged")
+    assert any(moved for _, moved in saves)
+    assert [moved for caught_up, moved in saves if caught_up and moved] == []
