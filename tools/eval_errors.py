@@ -22,25 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from aoi.app.eval_export import DEEPPCB_TYPES
+from aoi.app.eval_export import read_result_file
 from aoi.app.evaluation import read_split
 from aoi.metrics import iou_matrix
 from aoi.sources.replay import read_annotation
 
 MATCH = 0.33
-
-
-def _detections(path: Path) -> tuple[np.ndarray, list[str]]:
-    """``x1,y1,x2,y2,confidence,type`` lines of one exported image: boxes and class names."""
-    names = {v: k for k, v in DEEPPCB_TYPES.items()}
-    boxes, classes = [], []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            f = line.split(",")
-            if len(f) >= 6:
-                boxes.append([float(v) for v in f[:4]])
-                classes.append(names[f[5]])
-    return np.array(boxes, np.float64).reshape(-1, 4), classes
 
 
 def _one_image(
@@ -89,7 +76,8 @@ def bins(data: Path, folds: list[tuple[Path, Path]]) -> dict[str, object]:
         for entry in read_split(data, split):
             gt = read_annotation(entry.annotation)
             truth = (gt.bbox_xyxy_px.astype(np.float64), list(gt.class_names))
-            found = _detections(export / "deployed" / f"{entry.name}.txt")
+            d = read_result_file(export / "deployed" / f"{entry.name}.txt")
+            found = (d.bbox_xyxy_px.astype(np.float64), list(d.class_names))
             n_truth, n_found = n_truth + len(truth[1]), n_found + len(found[1])
             _one_image(truth, found, misses, false)
     return {

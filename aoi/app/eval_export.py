@@ -66,6 +66,24 @@ def result_lines(defects: Defects) -> list[str]:
     return lines
 
 
+def read_result_file(path: Path) -> Defects:
+    """One exported ``<name>.txt`` read back, as :func:`result_lines` wrote it (no file: no
+    detections), for tools that rescore or fuse exports (``tools/eval_errors.py``,
+    ``tools/figures/fuse_exports.py``)."""
+    ids = {name: i for i, name in enumerate(DEEPPCB_TYPES.values(), start=1)}
+    try:
+        lines = path.read_text(encoding="ascii").splitlines()
+    except FileNotFoundError:
+        return Defects.empty()
+    rows = [line.split(",") for line in lines if line]
+    if not rows:
+        return Defects.empty()
+    boxes = np.array([[int(v) for v in r[:4]] for r in rows], np.int64)
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    classes = np.array([ids[r[5]] for r in rows], np.int64)
+    return Defects(boxes, classes, np.array([float(r[4]) for r in rows], np.float32), areas)
+
+
 def write_set(folder: Path, zip_path: Path, images: Sequence[tuple[str, Defects]]) -> ExportedSet:
     """``<name>.txt`` per image into ``folder`` (an image without detections gets an empty
     file), and all of them at the root of ``zip_path``."""

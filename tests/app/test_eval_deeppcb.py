@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aoi.app.eval_export import DEEPPCB_TYPES
+from aoi.app.eval_export import DEEPPCB_TYPES, read_result_file
 from aoi.app.evaluation import (
     SplitEntry,
     add_eval_parser,
@@ -139,6 +139,8 @@ def test_one_pass_gives_the_deployed_pipeline_and_exports_deeppcb_format(
     for e in entries:
         got = _parse(export / "deployed" / f"{e.name}.txt")
         assert _key(got) == _key(called[e.name])
+        # The project's own reader (the tools that rescore exports) reads what the format says.
+        assert _key(read_result_file(export / "deployed" / f"{e.name}.txt")) == _key(got)
         assert len(got) > 0
     # Rescoring the exported files gives the printed figures: what the benchmark's script reads.
     truths = {e.name: read_annotation(e.annotation) for e in entries}

@@ -22,26 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from aoi.app.eval_export import DEEPPCB_TYPES
+from aoi.app.eval_export import read_result_file
 from aoi.app.evaluation import read_split
 from aoi.metrics import ImageDetections, evaluate
 from aoi.sources.replay import read_annotation
-from aoi.types import DEFECT_CLASSES, Defects
+from aoi.types import DEFECT_CLASSES
 from aoi.vision.multiscale import fuse
 
 ROOT = Path(__file__).resolve().parents[2]
-CLASS_IDS = {name: i for i, name in enumerate(DEEPPCB_TYPES.values(), start=1)}
-
-
-def read_export(path: Path) -> Defects:
-    """One image's ``x1,y1,x2,y2,confidence,type`` lines as :class:`Defects`."""
-    rows = [line.split(",") for line in path.read_text(encoding="ascii").splitlines() if line]
-    if not rows:
-        return Defects.empty()
-    boxes = np.array([[int(v) for v in r[:4]] for r in rows], np.int64)
-    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    classes = np.array([CLASS_IDS[r[5]] for r in rows], np.int64)
-    return Defects(boxes, classes, np.array([float(r[4]) for r in rows], np.float32), areas)
 
 
 def main() -> int:
@@ -53,7 +41,7 @@ def main() -> int:
     args = p.parse_args()
     images = []
     for entry in read_split(args.data, args.split):
-        parts = [read_export(d / "curves" / f"{entry.name}.txt") for d in args.exports]
+        parts = [read_result_file(d / "curves" / f"{entry.name}.txt") for d in args.exports]
         found = parts[0] if len(parts) == 1 else fuse(parts)
         images.append(ImageDetections(entry.name, read_annotation(entry.annotation), found))
     names = dict(enumerate(DEFECT_CLASSES, start=1))
