@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from aoi.errors import AoiError, RecipeError
-from aoi.inference.ensemble import Ensemble
+from aoi.inference.ensemble import one_backend
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline
 from aoi.recipe import LoadedRecipe
@@ -56,9 +56,8 @@ def check_recipe_starts(loaded: LoadedRecipe) -> None:
         OnnxRuntimeBackend(m, g.profile, device="cpu", threads=1)
         for m in (model, *loaded.ensemble_paths)
     ]
-    both = backends[0] if len(backends) == 1 else Ensemble(backends[0], backends[1:])
     try:
-        with both as backend:
+        with one_backend(backends) as backend:
             Pipeline(loaded, backend, template=template).warm_up()
     except AoiError as err:
         # ModelError (not ONNX, wrong inputs), InferenceError (the shape the recipe feeds).

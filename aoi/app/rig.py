@@ -21,7 +21,7 @@ from aoi.events import EventBus
 from aoi.heap import retain_freed_memory
 from aoi.inference import create_backend
 from aoi.inference.base import CPU_BACKEND, InferenceBackend
-from aoi.inference.ensemble import Ensemble
+from aoi.inference.ensemble import one_backend
 from aoi.pipeline import InspectionIds, Pipeline, VerdictSink
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
@@ -75,8 +75,7 @@ class Rig:
                     for model in (loaded.model_path, *loaded.ensemble_paths)
                 ]
                 # A recipe's ensemble: its further models behind the first (Ensemble.members).
-                first = backends[0] if len(backends) == 1 else Ensemble(backends[0], backends[1:])
-                self.backend: InferenceBackend = stack.enter_context(first)
+                self.backend: InferenceBackend = stack.enter_context(one_backend(backends))
             except AoiError as err:
                 raise RigError("engine", str(err)) from err
             if self.backend.name == CPU_BACKEND:  # its tensors reused board after board

@@ -19,6 +19,12 @@ from aoi.inference.base import InferenceBackend
 from aoi.types import ClassMaps
 
 
+def one_backend(backends: Sequence[InferenceBackend]) -> InferenceBackend:
+    """What a recipe's cycle runs on (not yet entered): its only model's backend, or all of
+    them as an :class:`Ensemble` (``backends`` in the recipe's order, ``model.path`` first)."""
+    return backends[0] if len(backends) == 1 else Ensemble(backends[0], backends[1:])
+
+
 class Ensemble:
     """The first backend, with the others as ``members``."""
 

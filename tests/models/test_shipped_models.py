@@ -15,7 +15,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from aoi.inference.ensemble import Ensemble
+from aoi.inference.base import InferenceBackend
+from aoi.inference.ensemble import one_backend
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.metrics import iou_matrix
 from aoi.pipeline import Pipeline
@@ -85,14 +86,14 @@ def _deeppcb_val_pairs(deeppcb_dir: Path, count: int) -> list[tuple[Path, Path, 
     return out
 
 
-def _backend(loaded: LoadedRecipe) -> OnnxRuntimeBackend | Ensemble:
+def _backend(loaded: LoadedRecipe) -> InferenceBackend:
     """The recipe's models on ONNX Runtime's CPU: one, or its ensemble behind the first."""
     profile = loaded.recipe.geometry.profile
     models = [
         OnnxRuntimeBackend(m, profile, threads=2)
         for m in (loaded.model_path, *loaded.ensemble_paths)
     ]
-    return models[0] if len(models) == 1 else Ensemble(models[0], models[1:])
+    return one_backend(models)
 
 
 @pytest.mark.parametrize("recipe", sorted(DEEPPCB_RECIPES))
