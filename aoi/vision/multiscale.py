@@ -134,16 +134,18 @@ class ScaleReader:
     ) -> list[list[Output]]:
         """Per reading, the network's output for each batch (resampled by its scale)."""
         out = []
+        fed: dict[tuple[int, float], np.ndarray] = {}  # each batch resampled once per scale
         for member, s in self.readings:
             runs = []
-            for batch, _tiles in batches:
+            for k, (batch, _tiles) in enumerate(batches):
                 if not isinstance(batch, np.ndarray):
                     msg = "model.scales and model.ensemble need the boards on the host"
                     raise InferenceError(msg)
-                h, w = batch.shape[-2:]
-                hw = (scaled_side(h, s, self.multiple), scaled_side(w, s, self.multiple))
-                fed = batch if hw == (h, w) else resize_batch(batch, hw)
-                runs.append((backend if member is None else member).predict(fed))
+                if (k, s) not in fed:
+                    h, w = batch.shape[-2:]
+                    hw = (scaled_side(h, s, self.multiple), scaled_side(w, s, self.multiple))
+                    fed[k, s] = batch if hw == (h, w) else resize_batch(batch, hw)
+                runs.append((backend if member is None else member).predict(fed[k, s]))
             out.append(runs)
         return out
 
