@@ -44,7 +44,9 @@ _ITERATIONS = (1, 0)
 #: is several times more precise than phase correlation's peak interpolation (and cheaper).
 _LK_ITERATIONS = 3
 #: The gradient steps stop once a step moves no patch centre more than this (px): converged.
-_LK_CONVERGED_PX = 0.02
+_LK_CONVERGED_PX = 0.05
+#: Floor of a patch's cross-power before it is normalised: a frequency neither image has.
+_TINY_POWER = 1e-24
 #: Gaussian pre-filter of the gradient steps; binary boards need it to have usable gradients.
 _LK_BLUR = (5, 5)
 #: Pixels of each patch's border the gradient steps leave out (the blur's reach).
@@ -59,7 +61,7 @@ class _PatchLevel:
     template: np.ndarray  # float32
     centres: np.ndarray  # (K, 2) patch centres, template pixels of the level
     grid: np.ndarray  # (2, K * P, P) float32 template x and y of every patch pixel
-    spectra: tuple[np.ndarray, ...]  # per patch: the complex DFT of the windowed template
+    spectra: tuple[np.ndarray, ...]  # per patch: the DFT of the windowed template, packed (CCS)
     #: Per patch: the blurred, zero-mean, trimmed template and the 2x2 inverse Hessian times
     #: its gradients (K, 2, p, p), for the inverse-compositional gradient step.
     lk_template: np.ndarray
@@ -185,9 +187,8 @@ class PatchAligner:
                 [xx[None] + origins[:, 0, None, None], yy[None] + origins[:, 1, None, None]], -1
             )
             windowed.append(patches * self._window)
-            # OpenCV's DFT per patch: at 64x64 about 3x cheaper than numpy's batched
-            # rfft2/irfft2 round trip; the template side is done once here.
-            spectra = tuple(cv2.dft(p, flags=cv2.DFT_COMPLEX_OUTPUT) for p in windowed[-1])
+            # OpenCV's packed real DFT per patch; the template side is done once here.
+            spectra = tuple(cv2.dft(p) for p in windowed[-1])
             centres = origins + (_PATCH_PX - 1) / 2
             self._levels.append(
                 _PatchLevel(
@@ -223,6 +224,12 @@ class PatchAligner:
             ),
             gauss,
         )  # fmt: skip
+        # The gradient steps' template side, computed once: each patch's energy (for the gain),
+        # and the accept/refuse correlation's template and energy (as aoi.inference.devreg's).
+        tmpl = self._levels[-1].lk_template
+        self._lk_energy = np.einsum("kij,kij->k", tmpl, tmpl)
+        self._ncc_template = tmpl - tmpl.mean()
+        self._ncc_energy = float(np.vdot(self._ncc_template, self._ncc_template))
         self.steps: PatchSteps = _CpuSteps(self)
 
     def use_steps(self, steps: PatchSteps) -> None:
@@ -285,7 +292,7 @@ class _CpuFrame:
         self._a = aligner
         self._image = image
         self._small = _decimate(image, aligner._coarse).astype(np.float32)
-        self._seen = np.zeros((1, 1, 1), np.float32)
+        self._sums = (0.0, 0.0)
 
     def coarse_shift(self) -> tuple[float, float]:
         a = self._a
@@ -300,9 +307,10 @@ class _CpuFrame:
         lv = self._a._levels[level]
         source = self._small if lv.factor == self._a._coarse else self._image
         windowed = _sample(lv, source, warp) * self._a._window
-        return peak_shifts(
-            np.stack([_cross_power(p, t) for p, t in zip(windowed, lv.spectra, strict=True)])
-        )
+        surfaces = np.empty_like(windowed)
+        for patch, spectrum, surface in zip(windowed, lv.spectra, surfaces, strict=True):
+            _cross_power(patch, spectrum, surface)
+        return peak_shifts(surfaces)
 
     def gradient(self, warp: np.ndarray) -> np.ndarray:
         level = self._a._levels[-1]
@@ -313,19 +321,24 @@ class _CpuFrame:
         blurred = cv2.GaussianBlur(sampled.reshape(k * _PATCH_PX, _PATCH_PX), _LK_BLUR, 0)
         seen = blurred.reshape(k, _PATCH_PX, _PATCH_PX)[:, t:-t, t:-t]
         inner = seen - seen.mean(axis=(1, 2), keepdims=True)
-        tmpl = level.lk_template
         # Gain: the frame's contrast brought to the template's (lighting changes).
-        energy = np.maximum((inner * inner).sum(axis=(1, 2)), 1e-6)
-        gain = np.sqrt((tmpl * tmpl).sum(axis=(1, 2)) / energy)
-        # sampled ~ patch - grad . d, so d = -H^-1 J^T (sampled - patch).
+        energy = np.einsum("kij,kij->k", inner, inner)
+        gain = np.sqrt(self._a._lk_energy / np.maximum(energy, 1e-6))
         # The accept/refuse correlation compares each patch's own pattern (its mean taken out,
         # as the template side's is): patches on copper and on laminate differ in mean, and a
         # mean taken over all of them would count that difference against a perfect fit.
-        self._seen = inner
-        return -np.einsum("kcij,kij->kc", level.lk_step, inner * gain[:, None, None] - tmpl)
+        self._sums = (float(np.vdot(self._a._ncc_template, inner)), float(energy.sum()))
+        # sampled ~ patch - grad . d, so d = -H^-1 J^T (sampled - patch).
+        return -np.einsum(
+            "kcij,kij->kc", level.lk_step, inner * gain[:, None, None] - level.lk_template
+        )
 
     def correlation(self) -> float:
-        return _ncc(self._a._levels[-1].lk_template, self._seen)
+        """Zero-mean normalised cross-correlation of the template's (blurred, trimmed) patches
+        and the frame's, from the last gradient step's sums (0 where either is flat)."""
+        cross, energy = self._sums
+        den = math.sqrt(self._a._ncc_energy * energy)
+        return cross / den if den > 1e-6 else 0.0
 
 
 def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
@@ -340,21 +353,15 @@ def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndar
     return out.astype(np.float32).reshape(k, _PATCH_PX, _PATCH_PX)
 
 
-def _cross_power(patch: np.ndarray, template_spectrum: np.ndarray) -> np.ndarray:
-    """The normalised cross-power surface of one windowed patch against a template's complex
-    spectrum: its peak is the patch's shift."""
-    cross = cv2.mulSpectrums(
-        cv2.dft(patch, flags=cv2.DFT_COMPLEX_OUTPUT), template_spectrum, 0, conjB=True
-    )
-    mag = cv2.magnitude(cross[..., 0], cross[..., 1])
-    cross /= np.maximum(mag, 1e-12)[..., None]
-    return cv2.idft(cross, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
+def _cross_power(patch: np.ndarray, template_spectrum: np.ndarray, out: np.ndarray) -> None:
+    """The normalised cross-power surface of one windowed patch against a template's packed
+    (CCS) spectrum, into ``out``: its peak is the patch's shift.
 
-
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Zero-mean normalised cross-correlation of the template's (blurred, trimmed) patches and
-    the frame's (0 where either is flat)."""
-    a = a - a.mean()
-    b = b - b.mean()
-    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
-    return float((a * b).sum()) / den if den > 1e-6 else 0.0
+    Packed spectra are half the complex ones, and OpenCV divides them itself: the magnitude
+    comes as the spectrum times its own conjugate (real, packed the same way), square-rooted.
+    The surfaces equal the complex-spectrum ones to 1e-7 and the cycle pays 2x less
+    (docs/benchmarks.md, "Issue 15, twelfth round")."""
+    cross = cv2.mulSpectrums(cv2.dft(patch), template_spectrum, 0, conjB=True)
+    magnitude = cv2.mulSpectrums(cross, cross, 0, conjB=True)
+    cv2.sqrt(cv2.max(magnitude, _TINY_POWER), magnitude)
+    cv2.idft(cv2.divSpectrums(cross, magnitude, 0), out, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)

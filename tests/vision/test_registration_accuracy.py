@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from aoi.recipe import RegistrationSettings
+from aoi.regplan import peak_shifts
 from aoi.sources.synthetic.boardgen import golden_board
-from aoi.vision.patchreg import PatchAligner
+from aoi.vision.patchreg import PatchAligner, _cross_power
 from aoi.vision.registration import Registrar
 
 #: Shifts (px) and rotations (deg) inside the default recipe bounds (8 px, 2 deg).
@@ -100,3 +101,19 @@ def test_patches_leave_the_template_untouched() -> None:
 
 def test_default_method_is_patches() -> None:
     assert RegistrationSettings().method == "patches"
+
+
+def test_packed_cross_power_is_the_complex_one() -> None:
+    """The patches' cross-power from OpenCV's packed spectra is the textbook surface (numpy's
+    complex FFT in float64), and its peak is the patch's shift."""
+    rng = np.random.default_rng(5)
+    template = rng.random((64, 64)).astype(np.float32)
+    noise = rng.normal(0, 0.05, (64, 64))
+    patch = (np.roll(template, (3, -2), axis=(0, 1)) + noise).astype(np.float32)
+    got = np.empty_like(patch)
+    _cross_power(patch, cv2.dft(template), got)
+    cross = np.fft.fft2(patch.astype(np.float64)) * np.conj(np.fft.fft2(template))
+    want = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)).real
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    dx, dy = peak_shifts(got[None])[0]
+    assert abs(dx + 2) < 0.05 and abs(dy - 3) < 0.05
