@@ -22,6 +22,7 @@ from aoi.heap import retain_freed_memory
 from aoi.inference import create_backend
 from aoi.inference.base import CPU_BACKEND, InferenceBackend
 from aoi.inference.ensemble import one_backend
+from aoi.inference.pinned_frames import frame_memory
 from aoi.pipeline import InspectionIds, Pipeline, VerdictSink
 from aoi.recipe import LoadedRecipe
 from aoi.recipe.template import load_template
@@ -82,10 +83,13 @@ class Rig:
                 retain_freed_memory()
             self._source: ImageSource | None = None
             if source_spec is not None:
+                # A GPU station's frames in page-locked memory: each upload a direct transfer.
+                memory = stack.enter_context(frame_memory(self.backend.name))
                 try:
-                    self._source = stack.enter_context(
-                        create_source(source_spec, loaded, template, config, seed=seed, loop=loop)
+                    made = create_source(
+                        source_spec, loaded, template, config, seed=seed, loop=loop, memory=memory
                     )
+                    self._source = stack.enter_context(made)
                 except (AoiError, ValueError) as err:
                     raise RigError("camera", str(err)) from err
             try:

@@ -9,6 +9,7 @@ import numpy as np
 
 from aoi.config import StationConfig
 from aoi.errors import SourceError
+from aoi.framemem import HEAP, FrameMemory
 from aoi.recipe import LoadedRecipe
 from aoi.sources.base import ImageSource
 
@@ -24,8 +25,10 @@ def create_source(
     *,
     seed: int | None = None,
     loop: bool = False,
+    memory: FrameMemory = HEAP,
 ) -> ImageSource:
-    """The image source ``spec`` names, not yet opened."""
+    """The image source ``spec`` names, not yet opened; the camera and prerendered boards put
+    their frames in ``memory`` (a GPU station's page-locked memory, aoi/framemem.py)."""
     kind, _, arg = spec.partition(":")
     kind, _, query = kind.partition("?")
     if kind == "synthetic":
@@ -38,7 +41,7 @@ def create_source(
         if key != "prerender" or not value.isdigit() or int(value) < 1:
             msg = f"source {spec!r}: synthetic takes ?prerender=K (K boards rendered once)"
             raise SourceError(msg)
-        return PrerenderedSource(made, int(value))
+        return PrerenderedSource(made, int(value), memory=memory)
     if kind == "replay":
         if not arg:
             msg = f"source {spec!r}: replay needs a folder, as replay:DIR"
@@ -54,6 +57,7 @@ def create_source(
             device=arg or station.camera.device or None,
             settings=loaded.recipe.camera,
             fetch_timeout_s=station.camera.fetch_timeout_s,
+            memory=memory,
         )
     msg = f"source must be {SOURCE_SPECS}, got {spec!r}"
     raise SourceError(msg)

@@ -221,3 +221,22 @@ def test_an_error_inside_the_block_still_closes() -> None:
         raise RuntimeError("boom")
     with _viky() as cam:
         cam.grab()
+
+
+def test_frames_are_copied_out_into_the_station_frame_memory() -> None:
+    given: list[np.ndarray] = []
+
+    class Recording:
+        name = "recording"
+
+        def empty(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+            given.append(np.empty(shape, dtype))
+            return given[-1]
+
+    settings = CameraSettings(nodes=FAST, pixel_format="Mono8", roi_width_px=160, roi_height_px=120)
+    with GenICamSource(cti_paths=[VIKY], device="0", settings=settings, memory=Recording()) as cam:
+        frames = [cam.grab() for _ in range(6)]  # more grabs than driver buffers
+        first = frames[0].image.copy()
+    assert len(given) == 6 and all(f.image is g for f, g in zip(frames, given, strict=True))
+    np.testing.assert_array_equal(frames[0].image, first)  # owns its pixels: not the buffer's
+    assert not np.array_equal(frames[0].image, frames[-1].image)

@@ -50,3 +50,30 @@ def test_factory_spec_and_errors() -> None:
         create_source("synthetic?prerender=x", loaded, template, StationConfig())
     with pytest.raises(SourceError, match="not open"):
         made.grab()
+
+
+class _Recording:
+    """Frame memory that records the arrays it hands out (the station's page-locked pool)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.given: list[np.ndarray] = []
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        self.given.append(np.empty(shape, dtype))
+        return self.given[-1]
+
+
+def test_the_rendered_boards_live_in_the_station_frame_memory() -> None:
+    loaded, template = _template()
+    memory = _Recording()
+    with SyntheticSource(template, loaded.recipe.synthetic, seed=7) as plain:
+        want = [plain.grab() for _ in range(2)]
+    inner = SyntheticSource(template, loaded.recipe.synthetic, seed=7)
+    with PrerenderedSource(inner, 2, memory=memory) as src:
+        got = [src.grab() for _ in range(4)]
+    assert len(memory.given) == 2  # copied once each, when rendered
+    for i, frame in enumerate(got):
+        assert frame.image is memory.given[i % 2]
+        np.testing.assert_array_equal(frame.image, want[i % 2].image)

@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from aoi.errors import CameraError, CameraLost, CameraTimeout, SourceError
+from aoi.framemem import HEAP, FrameMemory
 from aoi.recipe import CameraSettings
 from aoi.sources.genicam.devices import (
     Harvester,
@@ -75,12 +76,14 @@ class GenICamSource:
         reconnect_max_s: float = RECONNECT_MAX_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        memory: FrameMemory = HEAP,
     ) -> None:
         """``device`` picks the camera by serial, user-defined name, id or model (None: first).
 
         A lost camera is reopened ``reconnect_first_s`` after the loss, then at doubling
         intervals up to ``reconnect_max_s``; ``clock`` and ``sleep`` time those attempts.
-        """
+        Frames are copied out of the camera's buffers into ``memory`` (aoi/framemem.py)."""
+        self._memory = memory
         self._cti_paths = cti_paths
         self._wanted = device
         self.settings = settings or CameraSettings()
@@ -388,5 +391,8 @@ class GenICamSource:
         except SourceError as err:
             msg = f"camera {self.label}: {err}"
             raise CameraError(msg) from err
-        # Formats that need no conversion come back as a view of the driver's memory.
-        return image.copy() if np.may_share_memory(image, data) else image
+        if not np.may_share_memory(image, data):  # converted: a new array already
+            return image
+        out = self._memory.empty(image.shape, image.dtype)  # a view of the driver's buffer
+        np.copyto(out, image)
+        return out

@@ -14,7 +14,10 @@ import time
 from dataclasses import replace
 from types import TracebackType
 
+import numpy as np
+
 from aoi.errors import SourceError
+from aoi.framemem import HEAP, FrameMemory
 from aoi.sources.synthetic.source import SyntheticSource
 from aoi.types import Frame
 
@@ -27,19 +30,20 @@ class PrerenderedSource:
     name = "synthetic"
     warnings: tuple[str, ...] = ()
 
-    def __init__(self, inner: SyntheticSource, count: int) -> None:
+    def __init__(self, inner: SyntheticSource, count: int, memory: FrameMemory = HEAP) -> None:
         if count < 1:
             msg = f"prerender needs at least one board, got {count}"
             raise ValueError(msg)
         self._inner = inner
         self.count = count
+        self._memory = memory
         self._frames: list[Frame] = []
         self._next_id = 0
 
     def __enter__(self) -> PrerenderedSource:
         with self._inner:
             t0 = time.perf_counter()
-            self._frames = [self._inner.grab() for _ in range(self.count)]
+            self._frames = [self._stored(self._inner.grab()) for _ in range(self.count)]
         log.info("%d synthetic boards rendered in %.1f s", self.count, time.perf_counter() - t0)
         return self
 
@@ -50,6 +54,12 @@ class PrerenderedSource:
         tb: TracebackType | None,
     ) -> None:
         self._frames = []
+
+    def _stored(self, frame: Frame) -> Frame:
+        """``frame`` with its pixels in this source's frame memory (copied once, here)."""
+        image = self._memory.empty(frame.image.shape, frame.image.dtype)
+        np.copyto(image, frame.image)
+        return replace(frame, image=image)
 
     def describe(self) -> str:
         """What the camera light says."""
