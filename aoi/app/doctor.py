@@ -23,6 +23,7 @@ from aoi.config import load_station_config
 from aoi.errors import AoiError, CameraError
 from aoi.heap import status as heap_status
 from aoi.inference import engine_settings
+from aoi.inference.pinned_frames import status as frame_memory_status
 from aoi.inference.probe import (
     Finding,
     choose_backend,
@@ -212,6 +213,7 @@ def doctor_report(
         "engine_cache": _engine_cache(engine_settings(station.inference).engine_dir),
         "backend_auto": {"backend": backend.value, "why": why},
         "malloc": heap_status(),
+        "frame_memory": frame_memory_status(backend.value),
     }
     checks = preflight(
         station,
@@ -270,6 +272,7 @@ def _lines(report: dict[str, Any]) -> list[str]:
     auto = report["backend_auto"]
     lines.append(f"backend auto   {auto['backend']}: {auto['why']}")
     lines.append(f"malloc         {report['malloc']}")
+    lines.append(f"frame memory   {report['frame_memory']}")
     for notice in report["model_terms"]:
         lines.append(f"model terms    {notice['line']}")
     if "parity" in report:

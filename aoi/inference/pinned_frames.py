@@ -47,6 +47,19 @@ def _allocate(nbytes: int) -> tuple[int, Callable[[], None]] | None:
     return address, release
 
 
+def status(backend_name: str) -> str:
+    """Where frames live for a backend named ``backend_name``, in one line (``aoi doctor``)."""
+    if not _runs_on_cuda(backend_name):
+        return "ordinary memory (the network runs on the CPU)"
+    if os.environ.get(SWITCH, "1") == "0":
+        return f"pageable memory ({SWITCH}=0)"
+    try:
+        cudart()
+    except CudaUnavailable as err:
+        return f"pageable memory: {err}"
+    return f"page-locked memory, up to {LIMIT_BYTES >> 20} MB (each upload a direct transfer)"
+
+
 @contextmanager
 def frame_memory(backend_name: str) -> Iterator[FrameMemory]:
     """The memory a source should put frames in for a backend named ``backend_name``."""

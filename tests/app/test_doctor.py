@@ -63,6 +63,7 @@ def test_doctor_reports_every_part_in_plain_data(
         "engine_cache",
         "backend_auto",
         "malloc",
+        "frame_memory",
         "preflight",
         "model_terms",
     }

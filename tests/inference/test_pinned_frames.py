@@ -56,3 +56,15 @@ def test_a_gpu_station_gets_page_locked_frames() -> None:
         assert memory.slots_made == 1 and int(frame.sum()) == 5 * frame.size
         del frame
         gc.collect()
+
+
+def test_the_doctor_line_says_where_frames_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pinned_frames.status("onnxruntime") == "ordinary memory (the network runs on the CPU)"
+
+    def absent() -> None:
+        raise CudaUnavailable("cuda-python is not installed (no module named 'cuda')")
+
+    monkeypatch.setattr(pinned_frames, "cudart", absent)
+    assert pinned_frames.status("tensorrt").startswith("pageable memory: cuda-python is not")
+    monkeypatch.setenv(pinned_frames.SWITCH, "0")
+    assert pinned_frames.status("onnxruntime-cuda") == "pageable memory (AOI_PINNED_FRAMES=0)"
