@@ -47,8 +47,8 @@ def _allocate(nbytes: int) -> tuple[int, Callable[[], None]] | None:
     return address, release
 
 
-def status(backend_name: str) -> str:
-    """Where frames live for a backend named ``backend_name``, in one line (``aoi doctor``)."""
+def _pageable_because(backend_name: str) -> str | None:
+    """Why frames for ``backend_name`` stay in ordinary memory, or None: page-locked."""
     if not _runs_on_cuda(backend_name):
         return "ordinary memory (the network runs on the CPU)"
     if os.environ.get(SWITCH, "1") == "0":
@@ -57,23 +57,23 @@ def status(backend_name: str) -> str:
         cudart()
     except CudaUnavailable as err:
         return f"pageable memory: {err}"
+    return None
+
+
+def status(backend_name: str) -> str:
+    """Where frames live for a backend named ``backend_name``, in one line (``aoi doctor``)."""
+    because = _pageable_because(backend_name)
+    if because is not None:
+        return because
     return f"page-locked memory, up to {LIMIT_BYTES >> 20} MB (each upload a direct transfer)"
 
 
 @contextmanager
 def frame_memory(backend_name: str) -> Iterator[FrameMemory]:
     """The memory a source should put frames in for a backend named ``backend_name``."""
-    if not _runs_on_cuda(backend_name):
-        yield HEAP
-        return
-    if os.environ.get(SWITCH, "1") == "0":
-        log.info("frames in pageable memory (%s=0)", SWITCH)
-        yield HEAP
-        return
-    try:
-        cudart()
-    except CudaUnavailable as err:
-        log.info("frames in pageable memory: %s", err)
+    because = _pageable_because(backend_name)
+    if because is not None:
+        log.info("frames in %s", because)
         yield HEAP
         return
     with SlotPool("page-locked frames", _allocate, LIMIT_BYTES) as pool:

@@ -82,7 +82,7 @@ class GenICamSource:
 
         A lost camera is reopened ``reconnect_first_s`` after the loss, then at doubling
         intervals up to ``reconnect_max_s``; ``clock`` and ``sleep`` time those attempts.
-        Frames are copied out of the camera's buffers into ``memory`` (aoi/framemem.py)."""
+        A frame needing no conversion is copied out of the camera's buffer into ``memory``."""
         self._memory = memory
         self._cti_paths = cti_paths
         self._wanted = device
