@@ -73,7 +73,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(f"errors   {summary['errors']}")
     if "memory" in summary:
         m = summary["memory"]
-        print(f"memory   peak RSS {m['peak_rss_mb']:.0f} MiB; malloc: {m['malloc']}")
+        frames = f"; frames: {summary['frames']}" if "frames" in summary else ""
+        print(f"memory   peak RSS {m['peak_rss_mb']:.0f} MiB; malloc: {m['malloc']}{frames}")
     if "plc" in summary:
         q, w = summary["plc"], summary["plc"]["write_ms"]
         print(

@@ -123,7 +123,7 @@ class SlotPool:
             if self._held_bytes + nbytes > self.limit_bytes:
                 if self.overflows == 0:
                     log.warning(
-                        "%s: all %d MB of frame memory hold frames still in use; further frames "
+                        "%s frame memory: all %d MB hold frames still in use; further frames "
                         "come from ordinary memory (slower to upload)",
                         self.name,
                         self._held_bytes >> 20,

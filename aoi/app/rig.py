@@ -82,9 +82,12 @@ class Rig:
             if self.backend.name == CPU_BACKEND:  # its tensors reused board after board
                 retain_freed_memory()
             self._source: ImageSource | None = None
+            #: Where the source puts frames (aoi/framemem.py): "heap" or "page-locked".
+            self.frame_memory = "heap"
             if source_spec is not None:
                 # A GPU station's frames in page-locked memory: each upload a direct transfer.
                 memory = stack.enter_context(frame_memory(self.backend.name))
+                self.frame_memory = memory.name
                 try:
                     made = create_source(
                         source_spec, loaded, template, config, seed=seed, loop=loop, memory=memory

@@ -383,6 +383,7 @@ class Station:
                 recipe_hash=rig.loaded.content_hash,
                 model_hash=rig.backend.model_hash,
                 registration=rig.pipeline.registrar.steps,
+                frames=rig.frame_memory,
             )
         out["source"] = self.options.source
         # What the speed costs in memory: the CPU rig keeps freed blocks (aoi/heap.py).

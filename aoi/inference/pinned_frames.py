@@ -76,6 +76,6 @@ def frame_memory(backend_name: str) -> Iterator[FrameMemory]:
         log.info("frames in %s", because)
         yield HEAP
         return
-    with SlotPool("page-locked frames", _allocate, LIMIT_BYTES) as pool:
+    with SlotPool("page-locked", _allocate, LIMIT_BYTES) as pool:
         log.info("frames in page-locked memory (up to %d MB)", LIMIT_BYTES >> 20)
         yield pool

@@ -80,6 +80,7 @@ def test_bench_prints_one_json_summary_on_the_last_line(
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert 50 < memory["peak_rss_mb"] <= peak_mb + 0.1
     assert memory["malloc"] == heap.status()
+    assert summary["frames"] == "heap"  # a CPU station's frames: ordinary memory
 
 
 def test_run_on_a_replay_folder_reports_errors_for_bad_files(
