@@ -19,14 +19,20 @@ def test_a_cpu_station_keeps_heap_frames() -> None:
         assert memory is HEAP
 
 
-def test_a_gpu_station_without_cuda_python_keeps_heap_frames_and_says_why(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # cuda-python absent, as on this machine; made certain for a machine that has it.
+@pytest.fixture
+def no_cuda_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuda-python absent, as on this machine; made certain for a machine that has it."""
+
     def absent() -> None:
         raise CudaUnavailable("cuda-python is not installed (no module named 'cuda')")
 
     monkeypatch.setattr(pinned_frames, "cudart", absent)
+
+
+@pytest.mark.usefixtures("no_cuda_python")
+def test_a_gpu_station_without_cuda_python_keeps_heap_frames_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.INFO), pinned_frames.frame_memory("onnxruntime-cuda") as memory:
         assert memory is HEAP
     assert "frames in pageable memory: cuda-python is not installed" in caplog.text
@@ -58,13 +64,9 @@ def test_a_gpu_station_gets_page_locked_frames() -> None:
         gc.collect()
 
 
+@pytest.mark.usefixtures("no_cuda_python")
 def test_the_doctor_line_says_where_frames_live(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pinned_frames.status("onnxruntime") == "ordinary memory (the network runs on the CPU)"
-
-    def absent() -> None:
-        raise CudaUnavailable("cuda-python is not installed (no module named 'cuda')")
-
-    monkeypatch.setattr(pinned_frames, "cudart", absent)
     assert pinned_frames.status("tensorrt").startswith("pageable memory: cuda-python is not")
     monkeypatch.setenv(pinned_frames.SWITCH, "0")
     assert pinned_frames.status("onnxruntime-cuda") == "pageable memory (AOI_PINNED_FRAMES=0)"
