@@ -8,11 +8,11 @@ a prerendered board once); :class:`SlotPool` lets that copy land in page-locked 
 upload is a direct transfer. :mod:`aoi.inference.pinned_frames` gives the page-locked slots.
 
 A slot goes back to its pool only when nothing refers to the frame's pixels any more: the array
-handed out, and every view of it, keep a lease object alive (numpy's views refer to the lease,
-not to the first array), and the lease's finaliser returns the slot. A frame still shown by the
-GUI or queued for storage therefore keeps its slot, and the pool never hands out memory that
-something still reads. When every slot is taken and the pool is at its size limit, frames come
-from the heap instead: slower to upload, never wrong.
+handed out is made from a lease object and refers to it, every numpy view refers to that array,
+so the lease lives as long as any of them, and the lease's finaliser returns the slot. A frame
+still shown by the GUI or queued for storage therefore keeps its slot, and the pool never hands
+out memory that something still reads. When every slot is taken and the pool is at its size
+limit, frames come from the heap instead: slower to upload, never wrong.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ Allocate = Callable[[int], "tuple[int, Callable[[], None]] | None"]
 
 
 class _Lease:
-    """Owns one handed-out slot: numpy arrays made from it (and their views) refer to it."""
+    """Owns one handed-out slot: the array made from it refers to it (its views to that array)."""
 
     __slots__ = ("__array_interface__", "__weakref__")
 
