@@ -32,6 +32,9 @@ class CudaOptions:
     registration: bool = True
     #: A whole frame goes to the network as it is, uploaded once (aoi/inference/frame_input.py).
     frames: bool = True
+    #: Registration's steps as the station's CUDA kernels (aoi/inference/kernreg.py) where
+    #: cuda-python can build them; off (``nokernels``): devreg's ONNX graphs.
+    kernels: bool = True
 
     @classmethod
     def parse(cls, text: str) -> CudaOptions:
@@ -40,14 +43,14 @@ class CudaOptions:
         words = [w.strip() for w in text.split(",") if w.strip()]
         mode = next((w for w in words if w in _MODES), "graph")
         spans = dict(w.split("=", 1) for w in words if "=" in w)
-        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg", "noframe")
+        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg", "noframe", "nokernels")
         unknown = [w for w in words if w not in flags and "=" not in w]
         unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
-                "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, noframe, fp32until=NODE, "
-                "fp32from=NODE)"
+                "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, noframe, nokernels, "
+                "fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
         span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))
@@ -56,7 +59,7 @@ class CudaOptions:
         return cls(
             mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail,
             warp="nowarp" not in words, registration="noreg" not in words,
-            frames="noframe" not in words,
+            frames="noframe" not in words, kernels="nokernels" not in words,
         )  # fmt: skip
 
     @classmethod
@@ -76,5 +79,5 @@ class CudaOptions:
         tail = ",fp32tail" if self.fp32_tail else ""
         fp16 = ",fp16" + tail + span if self.fp16 else ""
         off = ("" if self.warp else ",nowarp") + ("" if self.registration else ",noreg")
-        off += "" if self.frames else ",noframe"
+        off += ("" if self.frames else ",noframe") + ("" if self.kernels else ",nokernels")
         return mode + fp16 + off

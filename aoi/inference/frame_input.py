@@ -17,6 +17,7 @@ and is the very array registration uploaded last, not yet used by a network run.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,13 +49,18 @@ class SharedFrame:
         self.lock = threading.Lock()
         self._held: np.ndarray | None = None
 
-    def upload(self, image: np.ndarray) -> None:
-        """Copy ``image`` (uint8 ``shape``) to the device; the caller holds :attr:`lock`."""
+    def upload(self, image: np.ndarray, copy: Callable[[np.ndarray], None] | None = None) -> None:
+        """Copy ``image`` (uint8 ``shape``) to the device, with ``copy`` where given (the
+        registration kernels copy on their stream); the caller holds :attr:`lock`."""
         if image.shape != self.shape or image.dtype != np.uint8:
             msg = f"the device frame is a uint8 {self.shape}, got {image.dtype} {image.shape}"
             raise InferenceError(msg)
         self._held = None
-        self.value.update_inplace(np.ascontiguousarray(image))
+        data = np.ascontiguousarray(image)
+        if copy is None:
+            self.value.update_inplace(data)
+        else:
+            copy(data)
         self._held = image
 
     def holds(self, image: np.ndarray) -> bool:

@@ -19,10 +19,11 @@ from aoi.errors import InferenceError, ModelError
 from aoi.inference.base import CLASS_NAME, CPU_BACKEND, INPUT_NAME, OUTPUT_NAME, SCORE_NAME
 from aoi.inference.cuda_options import CudaOptions
 from aoi.inference.devreg import DeviceSteps
+from aoi.inference.kernreg import KernelSteps, kernels_for
 from aoi.inference.ort_cuda import CudaRunner
 from aoi.inference.warp import AFFINE_NAME, FRAME_NAME, REFERENCE_NAME, affine_feed, device_affine
 from aoi.recipe import Profile, file_hash
-from aoi.regplan import PatchPlan
+from aoi.regplan import PatchPlan, PatchSteps
 from aoi.types import ClassMaps, FrameBatch
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class OnnxRuntimeBackend:
             frames = self.cuda is not None and self.cuda.frames
         self.takes_frames = frames and self.warps_on_device
         self._frame_session: ort.InferenceSession | None = None
-        self._steps: list[DeviceSteps] = []
+        self._steps: list[DeviceSteps | KernelSteps] = []
         #: One lock for everything this backend runs on the device (network and registration).
         self._device_lock = threading.Lock()
 
@@ -211,15 +212,22 @@ class OnnxRuntimeBackend:
             self._cuda = None
         self._session = None
         self._frame_session = None
+        for steps in self._steps:
+            if isinstance(steps, KernelSteps):
+                steps.close()
         self._steps.clear()
 
-    def registration_steps(self, plan: PatchPlan) -> DeviceSteps | None:
+    def registration_steps(self, plan: PatchPlan) -> PatchSteps | None:
         """Patch registration's measuring steps for ``plan`` on this backend's device, or None
         where registration stays on the CPU; they live as long as this backend's context."""
         if not self.registers_on_device:
             return None
-        graph = self.cuda is not None and self.cuda.cuda_graph
-        steps = DeviceSteps(plan, self.device, graph=graph, device_lock=self._device_lock)
+        steps: PatchSteps | None = None
+        if self.device == "cuda" and self.cuda is not None and self.cuda.kernels:
+            steps = kernels_for(plan, self._device_lock)
+        if steps is None:
+            graph = self.cuda is not None and self.cuda.cuda_graph
+            steps = DeviceSteps(plan, self.device, graph=graph, device_lock=self._device_lock)
         self._steps.append(steps)
         return steps
 
