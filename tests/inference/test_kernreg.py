@@ -1,0 +1,216 @@
+"""Registration's measuring steps as CUDA kernels (aoi/inference/kernreg.py, kernreg.cu).
+
+The kernels need a CUDA device and cuda-python: those tests skip here and run on the GPU
+machine (tools/gpu/test-issue15w.sh). What can run anywhere does: the backend's fallback to
+devreg's graphs where the kernels cannot be built, the option that turns them off, and the
+kernel source compiling under NVRTC where cuda-python's NVRTC is installed (no device needed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from aoi.errors import InferenceError
+from aoi.inference.cuda_kernels import Launch, Ptr, _packed, available
+from aoi.inference.cuda_options import CudaOptions
+from aoi.inference.devreg import DeviceSteps
+from aoi.inference.kernreg import KernelSteps, _twiddles, kernels_for
+from aoi.inference.onnxruntime import OnnxRuntimeBackend
+from aoi.pipeline import Pipeline, run_cycles
+from aoi.recipe import RegistrationSettings, load_recipe
+from aoi.sources.synthetic import SyntheticSource
+from aoi.sources.synthetic.boardgen import golden_board
+from aoi.vision.registration import Registrar
+from tests.vision.test_registration_accuracy import TOLERANCE_PX, corner_errors
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "recipes" / "board-a-640.toml"
+
+
+def _device_ready() -> bool:
+    if available() is not None:
+        return False
+    from aoi.inference.tensorrt.cuda_mem import CudaError, device_count
+
+    try:
+        return device_count() > 0
+    except CudaError:
+        return False
+
+
+HAS_DEVICE = _device_ready()
+HAS_ORT_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+needs_device = pytest.mark.skipif(
+    not HAS_DEVICE, reason="needs cuda-python and a CUDA device (run on the GPU machine)"
+)
+
+
+def _plan(height: int, width: int, look: str = "binary"):
+    return Registrar(golden_board(height, width, 5, look), RegistrationSettings())._patches.plan
+
+
+@pytest.mark.skipif(HAS_DEVICE, reason="the kernels build here: the fallback cannot be seen")
+def test_without_cuda_the_backend_measures_with_devregs_graphs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="aoi.inference.kernreg"):
+        assert kernels_for(_plan(640, 640), threading.Lock()) is None
+    assert "registration uses ONNX Runtime's graphs" in caplog.text
+    assert "registration kernels could not be built" in caplog.text
+
+
+def test_the_kernels_can_be_turned_off_by_name() -> None:
+    assert CudaOptions.parse("graph,nokernels") == CudaOptions(kernels=False)
+    assert CudaOptions.parse("graph,nokernels").label == "graph,nokernels"
+    assert CudaOptions().kernels
+
+
+def test_launch_arguments_are_packed_by_kind() -> None:
+    assert _packed(Ptr(0x7F0012345678)).dtype == np.uint64
+    assert int(_packed(Ptr(0x7F0012345678))[0]) == 0x7F0012345678
+    assert _packed(640).dtype == np.int32 and int(_packed(640)[0]) == 640
+    assert _packed(2.0).dtype == np.float32 and float(_packed(2.0)[0]) == 2.0
+    with pytest.raises(TypeError, match="Ptr, an int or a float"):
+        _packed("frame")
+
+
+def test_the_twiddles_are_the_dft_s() -> None:
+    n = 10
+    tw = _twiddles(n)
+    x = np.random.default_rng(1).normal(size=n)
+    # F[u] = sum_x f[x] tw[(u x) mod n], as the kernels index them.
+    direct = [sum(x[i] * complex(*tw[(u * i) % n]) for i in range(n)) for u in range(n)]
+    np.testing.assert_allclose(direct, np.fft.fft(x), atol=1e-5)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("cuda") is None, reason="cuda-python's NVRTC is not installed"
+)
+def test_the_kernel_source_compiles_under_nvrtc() -> None:
+    """Compiled for an H100/H200 (sm_90); NVRTC needs no device."""
+    from aoi.inference.cuda_kernels import compile_cubin
+
+    try:
+        cubin = compile_cubin("kernreg.cu", "sm_90")
+    except InferenceError as err:
+        if "NVRTC" in str(err) and "could not compile" in str(err):
+            raise
+        pytest.skip(f"NVRTC's library is not loadable here: {err}")
+    assert cubin[:4] == b"\x7fELF"
+
+
+@needs_device
+@pytest.mark.parametrize(
+    ("height", "width", "look", "noise"),
+    [(512, 640, "binary", 4.0), (640, 640, "grey", 0.0), (1024, 1024, "binary", 4.0)],
+)
+def test_kernel_steps_are_as_accurate_as_the_cpu_steps(
+    height: int, width: int, look: str, noise: float
+) -> None:
+    board = golden_board(height, width, 5, look)
+    cpu = Registrar(board, RegistrationSettings())
+    gpu = Registrar(board, RegistrationSettings())
+    gpu.use_device(lambda plan: KernelSteps(plan, network=False))
+    assert gpu.steps == "cuda-kernels"
+    errors = corner_errors(gpu, board, noise)
+    assert (errors <= corner_errors(cpu, board, noise) + TOLERANCE_PX).all()
+    assert errors.max() < 0.1
+
+
+@needs_device
+@pytest.mark.parametrize(("height", "width"), [(640, 640), (3000, 4096)])
+def test_each_step_gives_devregs_numbers(height: int, width: int) -> None:
+    """Step for step against the ONNX graphs (on the CPU provider): the same measurements."""
+    plan = _plan(height, width)
+    kern, graph = KernelSteps(plan, network=False), DeviceSteps(plan, device="cpu")
+    board = golden_board(height, width, 5, "binary")
+    moved = np.ascontiguousarray(np.roll(board, (3, -2), axis=(0, 1)))
+    warp = np.array([[1.0, 0.001, -2.1], [-0.001, 1.0, 2.9]])
+    try:
+        with kern.frame(moved) as a, graph.frame(moved) as b:
+            np.testing.assert_allclose(a.coarse_shift(), b.coarse_shift(), atol=1e-3)
+            for level in range(len(plan.levels)):
+                np.testing.assert_allclose(
+                    a.patch_shifts(level, warp), b.patch_shifts(level, warp), atol=1e-3
+                )
+            np.testing.assert_allclose(a.gradient(warp), b.gradient(warp), atol=1e-3)
+            assert abs(a.correlation() - b.correlation()) < 1e-4
+    finally:
+        kern.close()
+
+
+@needs_device
+def test_every_step_replays_as_one_cuda_graph_and_a_wrong_frame_is_refused() -> None:
+    steps = KernelSteps(_plan(640, 640), network=False)
+    try:
+        runs = [steps._coarse_run, steps._gradient_run, *steps._patch_runs]
+        assert all(run.graph is not None for run in runs)
+        with (
+            pytest.raises(InferenceError, match="640, 640"),
+            steps.frame(np.zeros((10, 10), np.uint8)),
+        ):
+            pass
+    finally:
+        steps.close()
+
+
+@needs_device
+def test_threads_sharing_the_kernels_get_their_own_answers() -> None:
+    board = golden_board(640, 640, 5, "binary")
+    dev = Registrar(board, RegistrationSettings())
+    dev.use_device(lambda plan: KernelSteps(plan, network=False))
+    frames = [np.roll(board, (i, -i), axis=(0, 1)) for i in range(1, 5)]
+    alone = [dev.register(f).transform for f in frames]
+    found: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        for _ in range(3):
+            found[i] = dev.register(frames[i]).transform
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(frames))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, transform in enumerate(alone):
+        np.testing.assert_array_equal(found[i], transform)
+
+
+@pytest.mark.skipif(
+    not (HAS_DEVICE and HAS_ORT_CUDA), reason="needs onnxruntime-gpu, cuda-python and a device"
+)
+def test_the_cuda_cycle_registers_with_the_kernels_and_keeps_the_cpu_verdicts() -> None:
+    """The network reads the frame the kernels copied in: the verdicts of the CPU cycle."""
+    loaded = load_recipe(RECIPE)
+    profile = loaded.recipe.geometry.profile
+    results = {}
+    for device in ("cpu", "cuda"):
+        with OnnxRuntimeBackend(loaded.model_path, profile, device=device, threads=1) as be:
+            pipeline = Pipeline(loaded, be)
+            want = "cuda-kernels" if device == "cuda" else "cpu"
+            assert pipeline.registrar.steps == want
+            got: list = []
+            with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=9) as source:
+                run_cycles(pipeline, source, cycles=12, on_result=got.append)
+            results[device] = got
+    cpu, gpu = results["cpu"], results["cuda"]
+    assert [r.verdict for r in cpu] == [r.verdict for r in gpu]
+    for a, b in zip(cpu, gpu, strict=True):
+        assert a.registration is not None and b.registration is not None
+        np.testing.assert_allclose(a.registration.transform, b.registration.transform, atol=0.02)
+        assert len(a.defects) == len(b.defects)
+    assert sum(len(r.defects) for r in cpu) > 3
+
+
+def test_launch_needs_cuda_python_or_says_how_to_install_it() -> None:
+    if available() is None:
+        pytest.skip("cuda-python is installed here")
+    with pytest.raises(InferenceError, match="gpu extra"):
+        Launch(None, (1,), 32, ())
