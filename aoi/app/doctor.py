@@ -23,6 +23,7 @@ from aoi.config import load_station_config
 from aoi.errors import AoiError, CameraError
 from aoi.heap import status as heap_status
 from aoi.inference import engine_settings
+from aoi.inference.kernreg import status as registration_status
 from aoi.inference.pinned_frames import status as frame_memory_status
 from aoi.inference.probe import (
     Finding,
@@ -214,6 +215,7 @@ def doctor_report(
         "backend_auto": {"backend": backend.value, "why": why},
         "malloc": heap_status(),
         "frame_memory": frame_memory_status(backend.value),
+        "registration": registration_status(backend.value),
     }
     checks = preflight(
         station,
@@ -273,6 +275,7 @@ def _lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"backend auto   {auto['backend']}: {auto['why']}")
     lines.append(f"malloc         {report['malloc']}")
     lines.append(f"frame memory   {report['frame_memory']}")
+    lines.append(f"registration   {report['registration']}")
     for notice in report["model_terms"]:
         lines.append(f"model terms    {notice['line']}")
     if "parity" in report:

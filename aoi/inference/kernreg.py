@@ -24,7 +24,16 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 
 from aoi.errors import InferenceError, ModelError
-from aoi.inference.cuda_kernels import Launch, Ptr, driver_stream, kernel, load_module, unload
+from aoi.inference.cuda_kernels import (
+    Launch,
+    Ptr,
+    available,
+    driver_stream,
+    kernel,
+    load_module,
+    unload,
+)
+from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.frame_input import SharedFrame
 from aoi.inference.tensorrt.cuda_mem import (
     CapturedGraph,
@@ -352,3 +361,22 @@ def kernels_for(plan: PatchPlan, device_lock: threading.Lock) -> KernelSteps | N
     except ModelError as err:
         log.warning("%s; registration uses ONNX Runtime's graphs", err)
         return None
+
+
+def status(backend_name: str) -> str:
+    """Where registration's measuring steps run for a backend named ``backend_name``, in one
+    line (``aoi doctor``)."""
+    if backend_name != "onnxruntime-cuda":
+        return "on the CPU (OpenCV): the network does not run on ONNX Runtime's CUDA provider"
+    try:
+        options = CudaOptions.from_env()
+    except ModelError as err:
+        return f"unknown: {err}"
+    if not (options.registration and options.warp):
+        return f"on the CPU (OpenCV): {ENV_VAR}={options.label}"
+    if not options.kernels:
+        return f"ONNX Runtime's graphs on the device ({ENV_VAR}={options.label})"
+    why = available()
+    if why is not None:
+        return f"ONNX Runtime's graphs on the device: {why}"
+    return "the station's CUDA kernels on the device (compiled by NVRTC when the station starts)"

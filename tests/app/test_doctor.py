@@ -64,6 +64,7 @@ def test_doctor_reports_every_part_in_plain_data(
         "backend_auto",
         "malloc",
         "frame_memory",
+        "registration",
         "preflight",
         "model_terms",
     }

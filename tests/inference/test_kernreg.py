@@ -19,9 +19,9 @@ import pytest
 
 from aoi.errors import InferenceError
 from aoi.inference.cuda_kernels import Launch, Ptr, _packed, available
-from aoi.inference.cuda_options import CudaOptions
+from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.devreg import DeviceSteps
-from aoi.inference.kernreg import KernelSteps, _twiddles, kernels_for
+from aoi.inference.kernreg import KernelSteps, _twiddles, kernels_for, status
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import RegistrationSettings, load_recipe
@@ -70,6 +70,25 @@ def test_the_kernels_can_be_turned_off_by_name() -> None:
     assert CudaOptions.parse("graph,nokernels") == CudaOptions(kernels=False)
     assert CudaOptions.parse("graph,nokernels").label == "graph,nokernels"
     assert CudaOptions().kernels
+
+
+def test_the_doctor_line_says_where_registration_measures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert status("onnxruntime").startswith("on the CPU (OpenCV)")
+    monkeypatch.setenv(ENV_VAR, "graph,nokernels")
+    assert status("onnxruntime-cuda") == (
+        "ONNX Runtime's graphs on the device (AOI_ORT_CUDA=graph,nokernels)"
+    )
+    monkeypatch.setenv(ENV_VAR, "graph,noreg")
+    assert status("onnxruntime-cuda") == "on the CPU (OpenCV): AOI_ORT_CUDA=graph,noreg"
+    monkeypatch.setenv(ENV_VAR, "graph,kernels9")
+    assert status("onnxruntime-cuda").startswith("unknown: AOI_ORT_CUDA='graph,kernels9'")
+    monkeypatch.delenv(ENV_VAR)
+    if available() is None:
+        assert status("onnxruntime-cuda").startswith("the station's CUDA kernels")
+    else:  # the reason names what to install
+        assert "gpu extra" in status("onnxruntime-cuda")
 
 
 def test_launch_arguments_are_packed_by_kind() -> None:
