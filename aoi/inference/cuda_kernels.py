@@ -37,6 +37,21 @@ def _modules() -> tuple[ModuleType, ModuleType]:
     return driver, nvrtc
 
 
+def nvrtc_version() -> str:
+    """NVRTC's version (``13.0``); :class:`CudaUnavailable` where its library cannot be loaded."""
+    _, nvrtc = _modules()
+    try:
+        _, major, minor = nvrtc.nvrtcVersion()
+    except RuntimeError as err:  # cuda.pathfinder's DynamicLibNotFoundError
+        msg = (
+            f"NVRTC's library is not found ({' '.join(str(err).split())}); install NVIDIA's "
+            "nvidia-cuda-nvrtc wheel "
+            "of the driver's CUDA major"
+        )
+        raise CudaUnavailable(msg) from err
+    return f"{major}.{minor}"
+
+
 def dcall(name: str, *args: Any) -> Any:
     """Call ``cuda.bindings.driver.<name>(*args)`` and check its ``CUresult``."""
     driver, _ = _modules()
@@ -62,6 +77,7 @@ def compile_cubin(file: str, arch: str) -> bytes:
     """``aoi/inference/<file>`` compiled by NVRTC for ``arch`` (``sm_90``); needs no device. A
     compile error raises :class:`CudaError` with NVRTC's log."""
     _, nvrtc = _modules()
+    nvrtc_version()
     source = resources.files("aoi.inference").joinpath(file).read_text(encoding="utf-8")
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), file.encode(), 0, [], [])
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
@@ -166,7 +182,7 @@ def driver_stream(handle: Any) -> Any:
 def available() -> str | None:
     """Why the station's CUDA kernels cannot run here, or None."""
     try:
-        _modules()
+        nvrtc_version()
         cudart()
     except CudaUnavailable as err:
         return str(err)

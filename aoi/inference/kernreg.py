@@ -31,6 +31,7 @@ from aoi.inference.cuda_kernels import (
     driver_stream,
     kernel,
     load_module,
+    nvrtc_version,
     unload,
 )
 from aoi.inference.cuda_options import ENV_VAR, CudaOptions
@@ -379,4 +380,7 @@ def status(backend_name: str) -> str:
     why = available()
     if why is not None:
         return f"ONNX Runtime's graphs on the device: {why}"
-    return "the station's CUDA kernels on the device (compiled by NVRTC when the station starts)"
+    return (
+        f"the station's CUDA kernels on the device (compiled by NVRTC {nvrtc_version()} when "
+        "the station starts)"
+    )

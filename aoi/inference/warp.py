@@ -205,4 +205,3 @@ def affine_feed(affine: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray
             raise InferenceError(msg)
         out[: affine.shape[0]] = affine
     return out
-
