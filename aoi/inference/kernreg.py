@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 _THREADS = 256
 _P2 = PATCH_PX * PATCH_PX
+#: Threads in a block at most: the DFT kernels give each row or column one block.
+_MAX_SIDE = 1024
 
 
 def _even(n: int) -> int:
@@ -75,6 +77,9 @@ class _PhaseCorrelation:
     peaks lie at the images' shifts."""
 
     def __init__(self, steps: KernelSteps, src: int, b: int, h: int, w: int, tmpl: np.ndarray):
+        if max(h, w) > _MAX_SIDE:  # a row or column is one block of threads
+            msg = f"phase correlation kernels take surfaces up to {_MAX_SIDE} wide, got {h}x{w}"
+            raise InferenceError(msg)
         tw_w, tw_h = steps.twiddles(w), steps.twiddles(h)
         spec = steps.upload(_spectrum(tmpl))
         c1, c2 = steps.alloc(b * h * w * 8), steps.alloc(b * h * w * 8)

@@ -222,7 +222,7 @@ class OnnxRuntimeBackend:
         where registration stays on the CPU; they live as long as this backend's context."""
         if not self.registers_on_device:
             return None
-        steps: PatchSteps | None = None
+        steps: DeviceSteps | KernelSteps | None = None
         if self.device == "cuda" and self.cuda is not None and self.cuda.kernels:
             steps = kernels_for(plan, self._device_lock)
         if steps is None:
