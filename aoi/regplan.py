@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +19,12 @@ import numpy as np
 PATCH_PX = 64
 #: Pixels of each patch's border the gradient steps leave out (the 5x5 blur's reach).
 LK_TRIM = 3
+#: The robust rigid fit (aoi/vision/rigidfit.py; the device's in aoi/inference/kernreg.cu): a
+#: pair whose residual exceeds this many times the median (and the floor) is an outlier, and
+#: fewer pairs than MIN_PAIRS cannot give a trustworthy rotation.
+OUTLIER_FACTOR = 3.0
+OUTLIER_FLOOR_PX = 0.25
+MIN_PAIRS = 4
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,10 @@ class LevelPlan:
     lk_template: np.ndarray
     #: (K, 2, p, p) float32: the inverse Hessian times the gradients of each patch.
     lk_step: np.ndarray
+    #: (K, 2) float64: patch centres, template pixels of this level.
+    centres: np.ndarray
+    #: (K,) bool: the patch has texture both ways (the gradient steps' fit uses only these).
+    lk_ok: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,11 @@ class PatchPlan:
     levels: tuple[LevelPlan, ...]
     #: (5,) float32: the separable Gaussian of the gradient steps' blur.
     blur: np.ndarray
+    #: The fit's schedule: phase-correlation fits per level (the coarse run's measurement is
+    #: the first), gradient steps at most, and the move under which they stop (px).
+    iterations: tuple[int, ...] = (1, 0)
+    lk_iterations: int = 3
+    lk_converged_px: float = 0.05
 
     @property
     def fine(self) -> LevelPlan:
@@ -79,6 +94,16 @@ class FrameSteps(Protocol):
     def correlation(self) -> float:
         """The normalised correlation of the patches the last :meth:`gradient` resampled with
         the template's (blurred, trimmed, all patches at once)."""
+        ...
+
+
+@runtime_checkable
+class EstimatesWhole(Protocol):
+    """Frame steps that can also run the whole fit themselves (on a device, in one launch):
+    the schedule of :class:`PatchPlan`, the robust rigid fit of :mod:`aoi.vision.rigidfit`."""
+
+    def estimate(self) -> tuple[np.ndarray, float]:
+        """The 2x3 template->frame warp and the last gradient step's correlation."""
         ...
 
 

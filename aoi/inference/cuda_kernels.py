@@ -120,6 +120,10 @@ class Ptr(int):
     """A device pointer argument (``T*`` in the kernel)."""
 
 
+class F64(float):
+    """A ``double`` argument (a plain float goes as ``float``)."""
+
+
 class Launch:
     """One kernel launch with its arguments packed once: ints go as ``int``, floats as
     ``float``, :class:`Ptr` as pointers (the buffers must outlive the launch)."""
@@ -165,6 +169,8 @@ class Launch:
 def _packed(arg: object) -> np.ndarray:
     if isinstance(arg, Ptr):
         return np.array([int(arg)], np.uint64)
+    if isinstance(arg, F64):
+        return np.array([float(arg)], np.float64)
     if isinstance(arg, bool | int | np.integer):
         return np.array([int(arg)], np.int32)
     if isinstance(arg, float | np.floating):

@@ -244,10 +244,13 @@ __device__ float block_sum(float v, float* scratch) {
 // each side), made zero-mean and brought to the template's contrast; its step is
 // -lk_step . (inner * gain - lk_template). out [K, 4]: the step (x, y), then the patch's share of
 // the accept/refuse correlation's sums: sum(a0 * inner) and sum(inner * inner).
+// With `est` set (the whole fit on the device, below), a step after the fit converged does
+// nothing.
 extern "C" __global__ void __launch_bounds__(THREADS)
 gradient(const unsigned char* frame, int fh, int fw, const float* grid, const float* warp,
          const float* blur, const float* lk_template, const float* lk_step, const float* a0,
-         const float* tsum, float* out) {
+         const float* tsum, float* out, const double* est) {
+    if (est && est[6] != 0.0) return;
     __shared__ float s[P * P];
     __shared__ float t[P * (P - 4)];
     __shared__ float scratch[THREADS / 32];
@@ -306,5 +309,111 @@ gradient(const unsigned char* frame, int fh, int fw, const float* grid, const fl
         out[4 * k + 1] = -dy;
         out[4 * k + 2] = s_ab;
         out[4 * k + 3] = energy;
+    }
+}
+
+// The robust rigid fit of aoi/vision/rigidfit.py on the device, in float64 as there: the
+// closed-form Procrustes rotation of the pairs (template x, y -> frame x, y), then at most two
+// refits without the pairs farther than `factor` times the median residual (and `floor_px`),
+// unless fewer than `min_pairs` would remain.
+#define MAX_PAIRS 64
+
+__device__ void fit_rigid(const double (*p)[4], int n, double* w) {
+    double c[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < 4; ++j) c[j] += p[i][j];
+    for (int j = 0; j < 4; ++j) c[j] /= n;
+    double cross = 0.0, dot = 0.0;
+    for (int i = 0; i < n; ++i) {
+        double ax = p[i][0] - c[0], ay = p[i][1] - c[1], bx = p[i][2] - c[2], by = p[i][3] - c[3];
+        cross += ax * by - ay * bx;
+        dot += ax * bx + ay * by;
+    }
+    double angle = atan2(cross, dot), co = cos(angle), si = sin(angle);
+    w[0] = co; w[1] = -si; w[2] = c[2] - (co * c[0] - si * c[1]);
+    w[3] = si; w[4] = co;  w[5] = c[3] - (si * c[0] + co * c[1]);
+}
+
+__device__ double median(double* v, int n) {  // sorts v
+    for (int i = 1; i < n; ++i)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; --j) {
+            double t = v[j]; v[j] = v[j - 1]; v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+__device__ void fit_robust(double (*p)[4], int n, double* w, double factor, double floor_px,
+                           int min_pairs) {
+    fit_rigid(p, n, w);
+    double res[MAX_PAIRS], sorted[MAX_PAIRS];
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i < n; ++i) {
+            res[i] = hypot(w[0] * p[i][0] + w[1] * p[i][1] + w[2] - p[i][2],
+                           w[3] * p[i][0] + w[4] * p[i][1] + w[5] - p[i][3]);
+            sorted[i] = res[i];
+        }
+        double limit = fmax(factor * median(sorted, n), floor_px);
+        int keep = 0;
+        for (int i = 0; i < n; ++i) keep += res[i] <= limit;
+        if (keep == n || keep < min_pairs) break;
+        int m = 0;
+        for (int i = 0; i < n; ++i)
+            if (res[i] <= limit) {
+                for (int j = 0; j < 4; ++j) p[m][j] = p[i][j];
+                ++m;
+            }
+        n = m;
+        fit_rigid(p, n, w);
+    }
+}
+
+// One fit of the patch schedule (aoi/vision/patchreg.py, PatchAligner._estimate), one thread.
+// est [8]: the warp (2x3, float64), a flag set once the gradient steps converged, and the count
+// of gradient steps fitted. `first`: the coarse level's fit, from the translation `start` (a float
+// 2x3) and the patches' peak shifts; it resets the flag. Otherwise the fit of a gradient step
+// (shifts every `stride` floats, pairs where `use` is set), after which a move under
+// `converged_px` at every patch centre stops the steps. `rescale` > 0 carries the new warp to a
+// level that many times larger (patchreg._rescale). warp_f gets the warp as float for the kernels.
+extern "C" __global__ void fit(const float* shifts, int stride, const double* centres,
+                               const unsigned char* use, int k, const float* start, double* est,
+                               float* warp_f, double rescale, double converged_px, int first,
+                               double factor, double floor_px, int min_pairs) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    if (!first && est[6] != 0.0) return;
+    double w[6], nw[6];
+    for (int j = 0; j < 6; ++j) w[j] = first ? (double)start[j] : est[j];
+    double pairs[MAX_PAIRS][4];
+    int n = 0;
+    for (int i = 0; i < k && n < MAX_PAIRS; ++i) {
+        if (use && !use[i]) continue;
+        double x = centres[2 * i], y = centres[2 * i + 1];
+        double px = x + (double)shifts[stride * i], py = y + (double)shifts[stride * i + 1];
+        pairs[n][0] = x; pairs[n][1] = y;
+        pairs[n][2] = w[0] * px + w[1] * py + w[2];
+        pairs[n][3] = w[3] * px + w[4] * py + w[5];
+        ++n;
+    }
+    fit_robust(pairs, n, nw, factor, floor_px, min_pairs);
+    if (rescale > 0.0) {  // x_big = r (x_small + 0.5) - 0.5 at both ends of the warp
+        double r = rescale;
+        nw[2] = r * nw[2] + (1.0 - r) * 0.5 * (nw[0] + nw[1]) + (r - 1.0) * 0.5;
+        nw[5] = r * nw[5] + (1.0 - r) * 0.5 * (nw[3] + nw[4]) + (r - 1.0) * 0.5;
+    }
+    if (first) {
+        est[6] = 0.0;
+        est[7] = 0.0;
+    } else {
+        double moved = 0.0;
+        for (int i = 0; i < k; ++i) {
+            double x = centres[2 * i], y = centres[2 * i + 1];
+            moved = fmax(moved, fabs((nw[0] - w[0]) * x + (nw[1] - w[1]) * y + nw[2] - w[2]));
+            moved = fmax(moved, fabs((nw[3] - w[3]) * x + (nw[4] - w[4]) * y + nw[5] - w[5]));
+        }
+        est[7] += 1.0;
+        if (moved < converged_px) est[6] = 1.0;
+    }
+    for (int j = 0; j < 6; ++j) {
+        est[j] = nw[j];
+        warp_f[j] = (float)nw[j];
     }
 }

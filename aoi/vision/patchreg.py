@@ -23,7 +23,16 @@ import numpy as np
 
 from aoi.errors import RegistrationError
 from aoi.recipe import RegistrationSettings
-from aoi.regplan import LK_TRIM, PATCH_PX, FrameSteps, LevelPlan, PatchPlan, PatchSteps, peak_shifts
+from aoi.regplan import (
+    LK_TRIM,
+    PATCH_PX,
+    EstimatesWhole,
+    FrameSteps,
+    LevelPlan,
+    PatchPlan,
+    PatchSteps,
+    peak_shifts,
+)
 from aoi.vision.rigidfit import MIN_PAIRS, fit_pairs
 
 log = logging.getLogger(__name__)
@@ -218,11 +227,11 @@ class PatchAligner:
             tuple(
                 LevelPlan(
                     lv.factor, lv.template.shape, lv.grid, win.astype(np.float32),
-                    lv.lk_template, lv.lk_step,
+                    lv.lk_template, lv.lk_step, lv.centres, lv.lk_ok,
                 )
                 for lv, win in zip(self._levels, windowed, strict=True)
             ),
-            gauss,
+            gauss, _ITERATIONS, _LK_ITERATIONS, _LK_CONVERGED_PX,
         )  # fmt: skip
         # The gradient steps' template side, computed once: each patch's energy (for the gain),
         # and the accept/refuse correlation's template and energy (as aoi.inference.devreg's).
@@ -247,6 +256,8 @@ class PatchAligner:
             return self._estimate(steps)
 
     def _estimate(self, steps: FrameSteps) -> tuple[np.ndarray, float]:
+        if isinstance(steps, EstimatesWhole):  # the same schedule and fit, in one device launch
+            return steps.estimate()
         dx, dy = steps.coarse_shift()
         warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
         prev = self._coarse

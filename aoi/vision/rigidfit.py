@@ -15,12 +15,9 @@ import statistics
 import numpy as np
 
 from aoi.errors import RegistrationError
+from aoi.regplan import MIN_PAIRS, OUTLIER_FACTOR, OUTLIER_FLOOR_PX
 
-#: A pair whose residual exceeds this many times the median (and the floor) is an outlier.
-OUTLIER_FACTOR = 3.0
-OUTLIER_FLOOR_PX = 0.25
-#: Fewer inlier pairs than this cannot give a trustworthy rotation.
-MIN_PAIRS = 4
+__all__ = ["MIN_PAIRS", "OUTLIER_FACTOR", "OUTLIER_FLOOR_PX", "fit_pairs", "fit_robust"]
 
 #: One pair: template x, y and frame x, y.
 Pair = tuple[float, float, float, float]

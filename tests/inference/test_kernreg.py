@@ -13,18 +13,22 @@ import logging
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from aoi.errors import InferenceError
+from aoi.inference import kernreg
 from aoi.inference.cuda_kernels import Launch, Ptr, _packed, available
 from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.devreg import DeviceSteps
-from aoi.inference.kernreg import KernelSteps, _twiddles, kernels_for, status
+from aoi.inference.kernparts import twiddles
+from aoi.inference.kernreg import KernelSteps, kernels_for, status
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
 from aoi.pipeline import Pipeline, run_cycles
 from aoi.recipe import RegistrationSettings, load_recipe
+from aoi.regplan import EstimatesWhole
 from aoi.sources.synthetic import SyntheticSource
 from aoi.sources.synthetic.boardgen import golden_board
 from aoi.vision.registration import Registrar
@@ -102,7 +106,7 @@ def test_launch_arguments_are_packed_by_kind() -> None:
 
 def test_the_twiddles_are_the_dft_s() -> None:
     n = 10
-    tw = _twiddles(n)
+    tw = twiddles(n)
     x = np.random.default_rng(1).normal(size=n)
     # F[u] = sum_x f[x] tw[(u x) mod n], as the kernels index them.
     direct = [sum(x[i] * complex(*tw[(u * i) % n]) for i in range(n)) for u in range(n)]
@@ -169,7 +173,7 @@ def test_each_step_gives_devregs_numbers(height: int, width: int) -> None:
 def test_every_step_replays_as_one_cuda_graph_and_a_wrong_frame_is_refused() -> None:
     steps = KernelSteps(_plan(640, 640), network=False)
     try:
-        runs = [steps._coarse_run, steps._gradient_run, *steps._patch_runs]
+        runs = [steps._coarse_run, steps._gradient_run, *steps._patch_runs, steps._estimate_run]
         assert all(run.graph is not None for run in runs)
         with (
             pytest.raises(InferenceError, match="640, 640"),
@@ -177,6 +181,46 @@ def test_every_step_replays_as_one_cuda_graph_and_a_wrong_frame_is_refused() -> 
         ):
             pass
     finally:
+        steps.close()
+
+
+@needs_device
+@pytest.mark.parametrize(
+    ("height", "width", "look"), [(640, 640, "grey"), (512, 640, "binary"), (3000, 4096, "binary")]
+)
+def test_the_fit_on_the_device_is_the_hosts_loop(height: int, width: int, look: str) -> None:
+    """One launch (the fit and the schedule on the device) against the host's loop over the same
+    kernels: the same warp, correlation and number of gradient steps, frame after frame."""
+    board = golden_board(height, width, 5, look)
+    plan = Registrar(board, RegistrationSettings())._patches.plan
+    whole, steps = KernelSteps(plan, network=False), KernelSteps(plan, network=False, whole=False)
+    host = Registrar(board, RegistrationSettings())
+    host.use_device(lambda _plan: steps)
+    counted: list[int] = []
+    plain = kernreg._KernelFrame.gradient
+
+    def gradient(self: kernreg._KernelFrame, warp: np.ndarray) -> np.ndarray:
+        counted[-1] += 1
+        return plain(self, warp)
+
+    try:
+        for i, (dx, dy, angle) in enumerate([(3.0, -2.0, 0.0), (-2.5, 1.5, 0.8), (5.3, -4.7, 1.7)]):
+            truth = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
+            truth[:, 2] += (dx, dy)
+            moved = cv2.warpAffine(board, truth, (width, height), borderMode=cv2.BORDER_REPLICATE)
+            with whole.frame(moved) as frame:
+                assert isinstance(frame, EstimatesWhole)
+                warp, correlation = frame.estimate()
+                device_steps = frame.gradient_steps
+            counted.append(0)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(kernreg._KernelFrame, "gradient", gradient)
+                want = host.register(moved)
+            np.testing.assert_allclose(warp, want.transform, atol=1e-4, err_msg=f"motion {i}")
+            assert abs(correlation - want.correlation) < 1e-5
+            assert device_steps == counted[-1] >= 1
+    finally:
+        whole.close()
         steps.close()
 
 

@@ -11,4 +11,5 @@ fi
 export PYTHONPATH=$PWD:/tmp/site
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; date -u
 python3 -c "from cuda.bindings import nvrtc; print('nvrtc', nvrtc.nvrtcVersion())" 2>&1 | tail -3
-timeout 400 python3 tools/gpu/kernreg_check.py --runs ${RUNS:-200} --json $OUT/kernreg.json 2>&1 | tail -40
+timeout 200 python3 -m pytest -q -p no:cacheprovider -rs tests/inference/test_kernreg.py 2>&1 | tail -8
+timeout 350 python3 tools/gpu/kernreg_check.py --runs ${RUNS:-200} --json $OUT/kernreg.json 2>&1 | tail -40

@@ -104,21 +104,26 @@ def main() -> None:
         cpu = _steps(board, None)
         kern = _steps(board, lambda plan: KernelSteps(plan, network=False))
         plain = _steps(board, lambda plan: KernelSteps(plan, network=False, graphs=False))
+        stepwise = _steps(board, lambda plan: KernelSteps(plan, network=False, whole=False))
         graph = _steps(board, lambda plan: DeviceSteps(plan, device="cpu"))
         row: dict = {"board": f"{w}x{h} {look}, noise {noise}"}
-        for name, r in (("cpu", cpu), ("kernels", kern), ("graphs", graph)):
+        for name, r in (("cpu", cpu), ("kernels", kern), ("kernels_stepwise", stepwise),
+                        ("graphs", graph)):  # fmt: skip
             e = corner_errors(r, board, noise)
             row[f"corner_error_{name}"] = [round(float(v), 4) for v in e]
         truth = _truth(board.shape, 3.0, -2.0, 0.8)
         moved = cv2.warpAffine(board, truth, (w, h), borderMode=cv2.BORDER_REPLICATE)
-        row["steps"] = _compare(kern, graph, moved, cpu.register(moved).transform)
-        row["graphs_captured"] = kern._patches.steps._coarse_run.graph is not None
-        for name, r in (("cpu", cpu), ("kernels", kern), ("kernels_launched", plain)):
+        row["steps"] = _compare(stepwise, graph, moved, cpu.register(moved).transform)
+        steps = kern._patches.steps
+        row["graphs_captured"] = steps._estimate_run is not None and all(
+            run.graph is not None for run in (steps._coarse_run, steps._estimate_run)
+        )
+        runs = [("cpu", cpu), ("kernels", kern), ("kernels_stepwise", stepwise)]
+        for name, r in [*runs, ("kernels_launched", plain)]:
             t = np.array(_time(r, moved, args.runs))
             row[f"register_ms_{name}"] = [round(float(np.percentile(t, q)), 3) for q in (50, 99)]
         warp = cpu.register(moved).transform
-        for name, r in (("kernels", kern), ("kernels_launched", plain)):
-            row[f"step_ms_{name}"] = _step_times(r, moved, warp, args.runs)
+        row["step_ms_kernels"] = _step_times(stepwise, moved, warp, args.runs)
         print(json.dumps(row), flush=True)
         report.append(row)
     if args.json:
