@@ -290,10 +290,7 @@ class DeviceSteps:
     @contextmanager
     def frame(self, image: np.ndarray) -> Iterator[FrameSteps]:
         with self.shared.lock:
-            if image.shape != self.plan.frame_shape or image.dtype != np.uint8:
-                want = f"a uint8 {self.plan.frame_shape} frame"
-                msg = f"registration on the device needs {want}, got {image.dtype} {image.shape}"
-                raise InferenceError(msg)
+            # The shared buffer refuses a frame of another size or type (InferenceError).
             with self.device_lock:
                 self.shared.upload(image)
             yield _DeviceFrame(self)

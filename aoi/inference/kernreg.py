@@ -273,10 +273,7 @@ class KernelSteps:
     @contextmanager
     def frame(self, image: np.ndarray) -> Iterator[FrameSteps]:
         with self.shared.lock:
-            if image.shape != self.plan.frame_shape or image.dtype != np.uint8:
-                want = f"a uint8 {self.plan.frame_shape} frame"
-                msg = f"registration on the device needs {want}, got {image.dtype} {image.shape}"
-                raise InferenceError(msg)
+            # The shared buffer refuses a frame of another size or type (InferenceError).
             self.shared.upload(image, copy=self._copy_in)
             yield _WholeFrame(self) if self._estimate_run is not None else _KernelFrame(self)
 

@@ -7,7 +7,6 @@ same graphs use the CUDA provider's Rfft/Irfft (checked for structure here, run 
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from aoi.sources.synthetic import SyntheticSource
 from aoi.sources.synthetic.boardgen import golden_board
 from aoi.types import InspectionResult
 from aoi.vision.registration import Registrar
+from tests.inference.shared_steps import assert_threads_get_their_own_answers
 from tests.vision.test_registration_accuracy import MOTIONS, TOLERANCE_PX, corner_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,22 +81,7 @@ def test_the_correlation_check_is_the_same() -> None:
 
 def test_threads_sharing_the_device_buffers_get_their_own_answers() -> None:
     _cpu, dev = _pair(640, 640, 5, "binary")
-    board = dev.template
-    frames = [np.roll(board, (i, -i), axis=(0, 1)) for i in range(1, 5)]
-    alone = [dev.register(f).transform for f in frames]
-    found: dict[int, np.ndarray] = {}
-
-    def work(i: int) -> None:
-        for _ in range(3):
-            found[i] = dev.register(frames[i]).transform
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(frames))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, transform in enumerate(alone):
-        np.testing.assert_array_equal(found[i], transform)
+    assert_threads_get_their_own_answers(dev)
 
 
 def test_a_frame_of_another_size_is_refused() -> None:

@@ -32,6 +32,7 @@ from aoi.regplan import EstimatesWhole
 from aoi.sources.synthetic import SyntheticSource
 from aoi.sources.synthetic.boardgen import golden_board
 from aoi.vision.registration import Registrar
+from tests.inference.shared_steps import assert_threads_get_their_own_answers
 from tests.vision.test_registration_accuracy import TOLERANCE_PX, corner_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,24 +227,9 @@ def test_the_fit_on_the_device_is_the_hosts_loop(height: int, width: int, look: 
 
 @needs_device
 def test_threads_sharing_the_kernels_get_their_own_answers() -> None:
-    board = golden_board(640, 640, 5, "binary")
-    dev = Registrar(board, RegistrationSettings())
+    dev = Registrar(golden_board(640, 640, 5, "binary"), RegistrationSettings())
     dev.use_device(lambda plan: KernelSteps(plan, network=False))
-    frames = [np.roll(board, (i, -i), axis=(0, 1)) for i in range(1, 5)]
-    alone = [dev.register(f).transform for f in frames]
-    found: dict[int, np.ndarray] = {}
-
-    def work(i: int) -> None:
-        for _ in range(3):
-            found[i] = dev.register(frames[i]).transform
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(frames))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, transform in enumerate(alone):
-        np.testing.assert_array_equal(found[i], transform)
+    assert_threads_get_their_own_answers(dev)
 
 
 @pytest.mark.skipif(

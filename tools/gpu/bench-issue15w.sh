@@ -6,25 +6,7 @@
 #   run: carry ["data/h-g15d"], command: H=data/h-g15d bash tools/gpu/bench-issue15w.sh
 set -u
 . tools/gpu/ort-gpu-env.sh
-python3 tools/gpu/panel_full.py /tmp/panel-full.toml
-t "yolo11n build + export"
-timeout 120 python3 tools/gpu/yolo11n.py --onnx /tmp/yolo11n.onnx 2>&1 | grep -v Warning | tail -2 | tee $R/yolo.txt
-t "model alone: ours vs yolo11n"
-timeout 120 python3 tools/gpu/peer_alone.py models/aoi-defect-v3.onnx:1,2,640,640 /tmp/yolo11n.onnx:1,3,640,640 \
-  2>&1 | grep '^{' | tee $R/peer-alone.txt
-for k in a b c; do
-  bench "deeppcb-640-kern-$k" graph deeppcb-640 --cycles 1000 --prerender 64
-  bench "deeppcb-640-onnx-$k" graph,nokernels deeppcb-640 --cycles 1000 --prerender 64
-done
-bench board-a-640-kern graph board-a-640 --cycles 1000 --prerender 64
-bench board-a-640-onnx graph,nokernels board-a-640 --cycles 1000 --prerender 64
-bench pipe-deeppcb-640-kern graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
-bench b1024-kern graph board-b-1024 --cycles 300 --prerender 16
-bench b1024-onnx graph,nokernels board-b-1024 --cycles 300 --prerender 16
-for k in a b; do
-  bench "panel-kern-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
-  bench "panel-onnx-$k" graph,fp16,fp32tail,nokernels /tmp/panel-full.toml --cycles 300 --prerender 16
-done
-bench panel-kern-c graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+. tools/gpu/issue15-figures.sh
+kernels_vs_graphs
 t done; date -u
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R

@@ -1,5 +1,7 @@
-# Sourced after ort-gpu-env.sh by bench-issue15s.sh and -u.sh (issue 15, twelfth round): every
-# issue-15 figure in one call. `figures K` runs deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice
+# Sourced after ort-gpu-env.sh by bench-issue15s.sh, -u.sh (issue 15, twelfth round), -w.sh and
+# -x.sh (thirteenth). `alone`: ours and YOLO11n alone at 640. `kernels_vs_graphs`: the cycle with
+# registration's CUDA kernels against devreg's graphs, alternated. Every twelfth-round
+# issue-15 figure in one call: `figures K` runs deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice
 # with the network alone between, ours and YOLO11n alone at 640, the GPU cycle of the 640 recipes
 # (deeppcb-640 three times, pipelined once), board-b-1024, then the panel's whole frame K times;
 # `cpu NAME` is the CPU run, which the calling script repeats at the end.
@@ -8,17 +10,38 @@ cpu() {  # name
   taskset -c 0,1 timeout 150 python3 -m aoi.cli bench --recipe deeppcb-640 --backend onnxruntime \
     --threads 2 --cycles 300 --prerender 32 --json > $R/$1.txt 2>&1; summ $R/$1.txt
 }
+alone() {  # ours and YOLO11n alone at 640
+  t "yolo11n build + export"
+  timeout 120 python3 tools/gpu/yolo11n.py --onnx /tmp/yolo11n.onnx 2>&1 | grep -v Warning | tail -2 | tee $R/yolo.txt
+  t "model alone: ours vs yolo11n"
+  timeout 120 python3 tools/gpu/peer_alone.py models/aoi-defect-v3.onnx:1,2,640,640 /tmp/yolo11n.onnx:1,3,640,640 \
+    2>&1 | grep '^{' | tee $R/peer-alone.txt
+}
+kernels_vs_graphs() {  # thirteenth round: registration's CUDA kernels against devreg's graphs
+  python3 tools/gpu/panel_full.py /tmp/panel-full.toml
+  alone
+  for k in a b c; do
+    bench "deeppcb-640-kern-$k" graph deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-onnx-$k" graph,nokernels deeppcb-640 --cycles 1000 --prerender 64
+  done
+  bench board-a-640-kern graph board-a-640 --cycles 1000 --prerender 64
+  bench board-a-640-onnx graph,nokernels board-a-640 --cycles 1000 --prerender 64
+  bench pipe-deeppcb-640-kern graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
+  bench b1024-kern graph board-b-1024 --cycles 300 --prerender 16
+  bench b1024-onnx graph,nokernels board-b-1024 --cycles 300 --prerender 16
+  for k in a b; do
+    bench "panel-kern-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+    bench "panel-onnx-$k" graph,fp16,fp32tail,nokernels /tmp/panel-full.toml --cycles 300 --prerender 16
+  done
+  bench panel-kern-c graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+}
 figures() {  # panel runs
   cpu cpu2-deeppcb-a
   t "cpu network alone"
   taskset -c 0,1 timeout 120 python3 tools/gpu/ort_cpu_alone.py models/aoi-defect-v3.onnx 300 2>&1 | tail -3 | tee $R/cpu-alone.txt
   cpu cpu2-deeppcb-b
   python3 tools/gpu/panel_full.py /tmp/panel-full.toml
-  t "yolo11n build + export"
-  timeout 120 python3 tools/gpu/yolo11n.py --onnx /tmp/yolo11n.onnx 2>&1 | grep -v Warning | tail -2 | tee $R/yolo.txt
-  t "model alone: ours vs yolo11n"
-  timeout 120 python3 tools/gpu/peer_alone.py models/aoi-defect-v3.onnx:1,2,640,640 /tmp/yolo11n.onnx:1,3,640,640 \
-    2>&1 | grep '^{' | tee $R/peer-alone.txt
+  alone
   for k in a b c; do bench "deeppcb-640-$k" graph deeppcb-640 --cycles 1000 --prerender 64; done
   bench board-a-640 graph board-a-640 --cycles 1000 --prerender 64
   bench pipe-deeppcb-640 graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
