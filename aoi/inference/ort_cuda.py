@@ -17,9 +17,11 @@ is measured on the DeepPCB val split (docs/benchmarks.md).
 ``,fp32tail`` (the softmax and its logits in FP32: the variant that keeps the val mAP),
 ``,fp32until=NODE`` / ``,fp32from=NODE``, ``,nowarp``: the cycle warps on the CPU instead of
 the graph, aoi/inference/warp.py; ``,noreg``: registration measures on the CPU instead of the
-device, aoi/inference/devreg.py; ``,noframe``: a whole frame goes up padded beside its template
-every board instead of once, aoi/inference/frame_input.py) overrides the defaults (``graph``,
-FP32, device warp, registration and frame input; aoi/inference/cuda_options.py).
+device; ``,nokernels``: registration measures with ONNX graphs, aoi/inference/devreg.py,
+instead of the station's CUDA kernels, aoi/inference/kernreg.py; ``,noframe``: a whole frame goes
+up padded beside its template every board instead of once, aoi/inference/frame_input.py)
+overrides the defaults (``graph``, FP32, device warp, registration with the kernels where
+cuda-python can build them, and frame input; aoi/inference/cuda_options.py).
 """
 
 from __future__ import annotations
