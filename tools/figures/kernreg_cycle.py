@@ -1,0 +1,90 @@
+"""Issue 15, thirteenth round: where a 640 px board's GPU cycle goes with registration as ONNX
+graphs, as CUDA kernels with the fit on the host, and as one launch with the fit on the device,
+beside the network alone and YOLO11n alone, from the device calls' bench output
+(``tools/gpu/bench-issue15w.sh`` and ``-x.sh``; each call's ``r.tgz`` unpacked into DIR/w/ and
+DIR/x/).
+
+    PYTHONPATH=. python tools/figures/kernreg_cycle.py DIR docs/figures/session16-kernreg.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+#: (call, file stem, label) of the deeppcb-640 rows shown, in order.
+ROWS = tuple(
+    (call, f"deeppcb-640-{kind}-{k}", f"{call}: {label}, {k}")
+    for call, kind, label in (
+        ("w", "onnx", "ONNX graphs"),
+        ("w", "kern", "kernels, fit on host"),
+        ("x", "onnx", "ONNX graphs"),
+        ("x", "kern", "kernels, one launch"),
+    )
+    for k in "abc"
+)
+STAGES = ("register", "infer", "postprocess", "decide")
+COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#999999")
+
+
+def _bench(path: Path) -> dict:
+    return json.loads(path.read_text().strip().splitlines()[-1])
+
+
+def _alone(path: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return {("ours" if "aoi-defect" in r["model"] else "yolo11n"): r for r in rows}
+
+
+def main(root: Path, out: Path) -> None:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 6.4), dpi=110)
+    labels = []
+    y = 0
+    for call in ("w", "x"):
+        alone = _alone(root / call / "r" / "peer-alone.txt")
+        ours = alone["ours"]["iobinding"]["p50_ms"]
+        for name, value, colour in (
+            ("ours alone, IO binding", ours, "#55a868"),
+            ("YOLO11n alone, CUDA graph", alone["yolo11n"]["iobinding+cuda_graph"]["p50_ms"],
+             "#dddddd"),
+        ):  # fmt: skip
+            ax.barh(y, value, color=colour, hatch="//", edgecolor="white")
+            ax.text(value + 0.02, y, f"{value:.2f}", va="center", fontsize=8)
+            labels.append(f"{call}: {name}")
+            y += 1
+        ax.plot([1.5 * ours] * 2, [y - 2.5, y + 5.5], color="black", linestyle="--", linewidth=1)
+        ax.text(1.5 * ours + 0.02, y - 2.2, f"1.5 x ours alone ({call})", fontsize=8)
+        for row_call, stem, label in ROWS:
+            if row_call != call:
+                continue
+            d = _bench(root / call / "r" / f"{stem}.txt")
+            left = 0.0
+            for stage, colour in zip((*STAGES, "other"), COLOURS, strict=True):
+                p50 = d["cycle_ms"]["p50"]
+                width = p50 - left if stage == "other" else d["stages_ms"][stage]["p50"]
+                ax.barh(y, width, left=left, color=colour, label=stage if y == 2 else None)
+                left += width
+            ax.text(left + 0.02, y, f"{left:.2f}", va="center", fontsize=8)
+            labels.append(label)
+            y += 1
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per board at p50: the cycle's stages (bars), a network alone (hatched)")
+    ax.set_title(
+        "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (calls w and x)",
+        fontsize=10,
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(0, 3.0)
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
