@@ -1,10 +1,12 @@
 """What patch registration needs from a template, and the steps that measure a frame against it.
 
 :mod:`aoi.vision.patchreg` prepares a :class:`PatchPlan` once per template (which patches, their
-windowed pixels, the gradient-step constants) and runs the fit; the measuring steps behind
-:class:`PatchSteps` run on the CPU (OpenCV) or on the device (:mod:`aoi.inference.devreg`, ONNX
-graphs on the CUDA provider, so the frame is uploaded once and never copied back). The plan and
-the peak finder live here, below both, because vision and inference must not import each other.
+windowed pixels, the gradient-step constants, the fit's schedule) and runs the fit; the
+measuring steps behind :class:`PatchSteps` run on the CPU (OpenCV) or on the device, so the frame
+is uploaded once and never copied back: as the station's CUDA kernels, which can run the whole
+fit too (:mod:`aoi.inference.kernreg`, :class:`EstimatesWhole`), or as ONNX graphs on the CUDA
+provider (:mod:`aoi.inference.devreg`). The plan, the fit's constants and the peak finder live
+here, below both, because vision and inference must not import each other.
 """
 
 from __future__ import annotations

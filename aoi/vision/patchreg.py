@@ -171,7 +171,8 @@ def _rescale(warp: np.ndarray, ratio: float) -> np.ndarray:
 class PatchAligner:
     """Estimates the template->frame rigid motion of one template's frames; patches are
     chosen, windowed and transformed once. The measuring steps run on the CPU unless
-    :meth:`use_steps` hands them to a device (:mod:`aoi.inference.devreg`)."""
+    :meth:`use_steps` hands them to a device (:mod:`aoi.inference.kernreg`,
+    :mod:`aoi.inference.devreg`); steps that run the whole fit themselves get the frame whole."""
 
     def __init__(self, template: np.ndarray, settings: RegistrationSettings) -> None:
         h, w = template.shape
