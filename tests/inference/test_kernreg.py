@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from aoi.errors import InferenceError
+from aoi.errors import InferenceError, RegistrationError
 from aoi.inference import kernreg
 from aoi.inference.cuda_kernels import Launch, Ptr, _packed, available
 from aoi.inference.cuda_options import ENV_VAR, CudaOptions
@@ -223,6 +223,25 @@ def test_the_fit_on_the_device_is_the_hosts_loop(height: int, width: int, look: 
     finally:
         whole.close()
         steps.close()
+
+
+@needs_device
+def test_a_wrong_or_blank_board_is_refused_not_aligned() -> None:
+    """Another board fails the correlation rule, as on the CPU; a blank frame (no texture to
+    correlate: zero spectra, flat patches) gives a refusal too, never a NaN warp passed on."""
+    board = golden_board(640, 640, 5, "grey")
+    cpu, gpu = Registrar(board, RegistrationSettings()), Registrar(board, RegistrationSettings())
+    gpu.use_device(lambda plan: KernelSteps(plan, network=False))
+    other = golden_board(640, 640, 77, "grey")
+    for registrar in (cpu, gpu):
+        with pytest.raises(RegistrationError, match="correlation"):
+            registrar.register(other)
+        with pytest.raises(RegistrationError, match="correlation"):
+            registrar.register(np.zeros_like(board))
+    moved = np.roll(board, (2, -3), axis=(0, 1))
+    a, b = cpu.register(moved), gpu.register(moved)
+    assert abs(a.correlation - b.correlation) < 1e-3
+    np.testing.assert_allclose(a.transform, b.transform, atol=0.01)
 
 
 @needs_device
