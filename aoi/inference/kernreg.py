@@ -42,6 +42,7 @@ from aoi.inference.cuda_kernels import (
 from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.frame_input import SharedFrame
 from aoi.inference.kernparts import DeviceMemory, Step, phase_correlation
+from aoi.inference.ort_cuda import ORT_ERRORS
 from aoi.inference.tensorrt.cuda_mem import CudaError, call, cudart
 from aoi.regplan import (
     LK_TRIM,
@@ -105,7 +106,7 @@ class KernelSteps:
             self.shared = SharedFrame(plan.frame_shape, "cuda" if network else "cpu")
             frame = self.shared.value.data_ptr() if network else self.memory.alloc(h * w)
             self._build(Ptr(frame), whole)
-        except (CudaError, InferenceError) as err:
+        except (CudaError, InferenceError, *ORT_ERRORS) as err:
             self._stack.close()
             msg = f"registration kernels could not be built on the CUDA device ({err})"
             raise ModelError(msg) from err
@@ -172,8 +173,9 @@ class KernelSteps:
         args = (shifts, 4, centres, use, self._kf, p(0), est, warp, F64(0.0))
         fit = Launch(self.functions["fit"], (1,), 32,
                      (*args, F64(plan.lk_converged_px), 0, *robust))  # fmt: skip
+        gradient = self._gradient(est)
         for _ in range(plan.lk_iterations):
-            launches += [self._gradient(est), fit]
+            launches += [gradient, fit]
         return launches
 
     def _step(
