@@ -45,8 +45,7 @@ def nvrtc_version() -> str:
     except RuntimeError as err:  # cuda.pathfinder's DynamicLibNotFoundError
         msg = (
             f"NVRTC's library is not found ({' '.join(str(err).split())}); install NVIDIA's "
-            "nvidia-cuda-nvrtc wheel "
-            "of the driver's CUDA major"
+            "nvidia-cuda-nvrtc wheel of the driver's CUDA major"
         )
         raise CudaUnavailable(msg) from err
     return f"{major}.{minor}"
