@@ -27,8 +27,22 @@ STAGES = ("register", "preprocess", "infer", "postprocess")
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#999999")
 
 
-def _bench(path: Path) -> dict:
+def bench_json(path: Path) -> dict:
+    """The JSON summary an ``aoi bench --json`` run printed last."""
     return json.loads(path.read_text().strip().splitlines()[-1])
+
+
+def stage_bars(ax: object, y: float, bench: dict, stages: tuple[str, ...], colours: tuple[str, ...],
+               legend: bool) -> float:  # fmt: skip
+    """One row of stacked bars: each of ``stages`` at p50, then "other" up to the cycle's p50
+    (``colours`` has one more entry for it); the row's right end, the cycle p50."""
+    left = 0.0
+    for name, colour in zip((*stages, "other"), colours, strict=True):
+        p50 = bench["cycle_ms"]["p50"]
+        width = p50 - left if name == "other" else bench["stages_ms"][name]["p50"]
+        ax.barh(y, width, left=left, color=colour, label=name if legend else None)
+        left += width
+    return left
 
 
 def main(root: Path, out: Path) -> None:
@@ -40,13 +54,8 @@ def main(root: Path, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 5.2), dpi=110)
     labels = []
     for y, (call, stem, label) in enumerate(ROWS):
-        d = _bench(root / call / "r" / f"{stem}.txt")
-        stages = d["stages_ms"]
-        left = 0.0
-        for name, colour in zip((*STAGES, "other"), COLOURS, strict=True):
-            width = d["cycle_ms"]["p50"] - left if name == "other" else stages[name]["p50"]
-            ax.barh(y, width, left=left, color=colour, label=name if y == 0 else None)
-            left += width
+        d = bench_json(root / call / "r" / f"{stem}.txt")
+        stage_bars(ax, y, d, STAGES, COLOURS, legend=y == 0)
         p99 = d["cycle_ms"]["p99"]
         ax.plot([p99], [y], marker="|", markersize=18, color="black", mew=2)
         ax.text(p99 + 0.3, y, f"p99 {p99:.1f}", va="center", fontsize=8)

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from tools.figures.frame_input import bench_json, stage_bars
+
 #: (call, file stem, label) of the deeppcb-640 rows shown, in order.
 ROWS = tuple(
     (call, f"deeppcb-640-{kind}-{k}", f"{call}: {label}, {k}")
@@ -26,10 +28,6 @@ ROWS = tuple(
 )
 STAGES = ("register", "infer", "postprocess", "decide")
 COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#999999")
-
-
-def _bench(path: Path) -> dict:
-    return json.loads(path.read_text().strip().splitlines()[-1])
 
 
 def _alone(path: Path) -> dict[str, dict]:
@@ -63,13 +61,8 @@ def main(root: Path, out: Path) -> None:
         for row_call, stem, label in ROWS:
             if row_call != call:
                 continue
-            d = _bench(root / call / "r" / f"{stem}.txt")
-            left = 0.0
-            for stage, colour in zip((*STAGES, "other"), COLOURS, strict=True):
-                p50 = d["cycle_ms"]["p50"]
-                width = p50 - left if stage == "other" else d["stages_ms"][stage]["p50"]
-                ax.barh(y, width, left=left, color=colour, label=stage if y == 2 else None)
-                left += width
+            d = bench_json(root / call / "r" / f"{stem}.txt")
+            left = stage_bars(ax, y, d, STAGES, COLOURS, legend=y == 2)
             ax.text(left + 0.02, y, f"{left:.2f}", va="center", fontsize=8)
             labels.append(label)
             y += 1
