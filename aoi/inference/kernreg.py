@@ -134,18 +134,22 @@ class KernelSteps:
         sh, sw = plan.levels[0].shape
         self._small = mem.alloc(4 * sh * sw)
         first_warp = mem.alloc(4 * 6)
-        # The coarse run measures its first patch fit too, at the translation it found.
-        coarse = self._whole_frame(first_warp) + self._patches(0, first_warp)
+        # Each level's patches at the warp in; the coarse level's also at the translation the
+        # coarse run finds, where that run measures its first patch fit too.
+        levels = [self._patches(0, self._warp, first_warp)]
+        levels += [self._patches(i, self._warp) for i in range(1, len(plan.levels))]
+        coarse = self._whole_frame(first_warp) + levels[0][1]
         self._coarse_run = self._step(coarse, False, 0, 2 + 2 * self._k0)
         self._patch_runs = [
-            self._step(self._patches(i, self._warp), True, 2, 2 * level.windowed.shape[0])
-            for i, level in enumerate(plan.levels)
+            self._step(runs[0], True, 2, 2 * level.windowed.shape[0])
+            for runs, level in zip(levels, plan.levels, strict=True)
         ]
         grad_out = (self._grad_at, 4 * self._kf)
-        self._gradient_run = self._step([self._gradient(Ptr(0))], True, *grad_out)
+        stepwise, in_fit = self._gradients()
+        self._gradient_run = self._step([stepwise], True, *grad_out)
         self._estimate_run: Step | None = None
         if whole and self._fits_on_device():
-            launches = coarse + self._fits(first_warp)
+            launches = coarse + self._fits(first_warp, in_fit)
             self._estimate_run = self._step(launches, False, *grad_out, estimate=True)
 
     def _fits_on_device(self) -> bool:
@@ -158,8 +162,9 @@ class KernelSteps:
             and min(pairs) >= MIN_PAIRS
         )
 
-    def _fits(self, first_warp: int) -> list[Launch]:
-        """The coarse fit, then the gradient steps with their fits, as patchreg schedules them."""
+    def _fits(self, first_warp: int, gradient: Launch) -> list[Launch]:
+        """The coarse fit, then the gradient steps (``gradient``) with their fits, as patchreg
+        schedules them."""
         plan, mem, p = self.plan, self.memory, Ptr
         fine, robust = plan.fine, (F64(OUTLIER_FACTOR), F64(OUTLIER_FLOOR_PX), MIN_PAIRS)
         centres = p(mem.upload(plan.levels[0].centres.astype(np.float64)))
@@ -173,7 +178,6 @@ class KernelSteps:
         args = (shifts, 4, centres, use, self._kf, p(0), est, warp, F64(0.0))
         fit = Launch(self.functions["fit"], (1,), 32,
                      (*args, F64(plan.lk_converged_px), 0, *robust))  # fmt: skip
-        gradient = self._gradient(est)
         for _ in range(plan.lk_iterations):
             launches += [gradient, fit]
         return launches
@@ -210,9 +214,10 @@ class KernelSteps:
         args = (p(surface), ch, cw, scale, p(self._out), p(warp_out))
         return [*runs, *pc, Launch(f["peak"], (1,), _THREADS, args)]
 
-    def _patches(self, index: int, warp: int) -> list[Launch]:
-        """The patches of ``levels[index]`` resampled at the pixel 2x3 in ``warp``, phase
-        correlated; their peak shifts into results[2:2 + 2K]."""
+    def _patches(self, index: int, *warps: int) -> list[list[Launch]]:
+        """For each of ``warps``: the patches of ``levels[index]`` resampled at the pixel 2x3
+        there, phase correlated; their peak shifts into results[2:2 + 2K]. The warps share the
+        buffers and everything after the resampling."""
         plan, f, p, mem = self.plan, self.functions, Ptr, self.memory
         level = plan.levels[index]
         k = level.windowed.shape[0]
@@ -225,15 +230,19 @@ class KernelSteps:
             self._window = mem.upload(plan.window)
         patches = mem.alloc(4 * n)
         grid = mem.upload(level.grid)
-        args = (source, sh, sw, p(grid), n, p(warp), p(self._window), _P2, p(patches))
-        sample = Launch(f[name], (-(-n // _THREADS),), _THREADS, args)
         pc, surface = phase_correlation(mem, f, patches, k, PATCH_PX, PATCH_PX, level.windowed)
         args = (p(surface), PATCH_PX, PATCH_PX, 1.0, p(self._out + 8), p(0))
-        return [sample, *pc, Launch(f["peak"], (k,), _THREADS, args)]
+        tail = [*pc, Launch(f["peak"], (k,), _THREADS, args)]
+        runs = []
+        for warp in warps:
+            args = (source, sh, sw, p(grid), n, p(warp), p(self._window), _P2, p(patches))
+            runs.append([Launch(f[name], (-(-n // _THREADS),), _THREADS, args), *tail])
+        return runs
 
-    def _gradient(self, est: Ptr) -> Launch:
+    def _gradients(self) -> tuple[Launch, Launch]:
         """The Gauss-Newton step of every full-resolution patch at the warp in; [K, 4] into
-        the results after the patch shifts (a no-op once ``est`` says converged)."""
+        the results after the patch shifts. Twice, on one set of constants: for the host's loop,
+        and for the device fit's schedule (a no-op once the estimate says converged)."""
         plan, p = self.plan, Ptr
         fine = plan.fine
         tmpl = fine.lk_template
@@ -250,8 +259,12 @@ class KernelSteps:
         )  # fmt: skip
         grid, blur, *rest = (p(self.memory.upload(c)) for c in consts)
         out = p(self._out + 4 * self._grad_at)
-        args = (self._frame, h, w, grid, p(self._warp), blur, *rest, out, est)
-        return Launch(self.functions["gradient"], (self._kf,), _THREADS, args)
+        args = (self._frame, h, w, grid, p(self._warp), blur, *rest, out)
+        kernel, grid_dim = self.functions["gradient"], (self._kf,)
+        return (
+            Launch(kernel, grid_dim, _THREADS, (*args, p(0))),
+            Launch(kernel, grid_dim, _THREADS, (*args, p(self._est))),
+        )
 
     # -- running ------------------------------------------------------------------------------
     def run(self, step: Step, warp: np.ndarray | None = None) -> np.ndarray:
