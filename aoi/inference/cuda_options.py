@@ -35,6 +35,9 @@ class CudaOptions:
     #: Registration's steps as the station's CUDA kernels (aoi/inference/kernreg.py) where
     #: cuda-python can build them; off (``nokernels``): devreg's ONNX graphs.
     kernels: bool = True
+    #: With the kernels and a whole frame: the network's run is queued behind registration's
+    #: on the kernels' stream (aoi/inference/chain.py); off (``nochain``): after the host's.
+    chain: bool = True
 
     @classmethod
     def parse(cls, text: str) -> CudaOptions:
@@ -43,13 +46,14 @@ class CudaOptions:
         words = [w.strip() for w in text.split(",") if w.strip()]
         mode = next((w for w in words if w in _MODES), "graph")
         spans = dict(w.split("=", 1) for w in words if "=" in w)
-        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg", "noframe", "nokernels")
+        flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg", "noframe", "nokernels",
+                 "nochain")  # fmt: skip
         unknown = [w for w in words if w not in flags and "=" not in w]
         unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
-                "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, noframe, nokernels, "
+                "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, noframe, nokernels, nochain, "
                 "fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
@@ -60,6 +64,7 @@ class CudaOptions:
             mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail,
             warp="nowarp" not in words, registration="noreg" not in words,
             frames="noframe" not in words, kernels="nokernels" not in words,
+            chain="nochain" not in words,
         )  # fmt: skip
 
     @classmethod
@@ -80,4 +85,5 @@ class CudaOptions:
         fp16 = ",fp16" + tail + span if self.fp16 else ""
         off = ("" if self.warp else ",nowarp") + ("" if self.registration else ",noreg")
         off += ("" if self.frames else ",noframe") + ("" if self.kernels else ",nokernels")
+        off += "" if self.chain else ",nochain"
         return mode + fp16 + off

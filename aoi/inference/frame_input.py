@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -48,6 +48,11 @@ class SharedFrame:
         self.value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.uint8, device, 0)
         self.lock = threading.Lock()
         self._held: np.ndarray | None = None
+        #: The stream of the registration kernels that fill the buffer (``cudaStream_t`` as an
+        #: int), and what they do with a slot built on it (aoi/inference/chain.py); None for
+        #: a buffer no kernels fill.
+        self.stream: int | None = None
+        self.on_slot: Callable[[FrameSlot], None] | None = None
 
     def upload(self, image: np.ndarray, copy: Callable[[np.ndarray], None] | None = None) -> None:
         """Copy ``image`` (uint8 ``shape``) to the device, with ``copy`` where given (the
@@ -99,6 +104,16 @@ def fixed_frame_shape(
     return fixed_inputs(model, sizes)
 
 
+class Queued(Protocol):
+    """Network runs queued ahead of :meth:`FrameSlot.run` (aoi/inference/chain.py)."""
+
+    def take(self, batch: FrameBatch) -> ClassMaps | None:
+        """The maps of the run queued for ``batch``, or None where none is."""
+
+    def drain(self) -> None:
+        """Wait for every queued run (before the host writes the slot's buffers)."""
+
+
 class FrameSlot:
     """One frame size's session and bound buffers: the frame (shared or its own), the
     reference (uploaded when its version changes), the affine map, and the reduced maps."""
@@ -115,6 +130,12 @@ class FrameSlot:
         self.session = session
         self.frame = frame
         self.input_hw = input_hw
+        self.output_shape = tuple(int(n) for n in output_shape)
+        self.score_dtype = np.dtype(score_dtype)
+        #: Runs queued by registration (aoi/inference/chain.py), where the frame's kernels
+        #: chain this slot; ``reference_uploads`` counts reference uploads, for them.
+        self.queued: Queued | None = None
+        self.reference_uploads = 0
         self.reference = new((1, 1, *input_hw), np.uint8, frame.device, 0)
         self._reference_of: tuple[np.ndarray, int] | None = None
         self.affine = new((1, 2, 3), np.float32, frame.device, 0)
@@ -127,6 +148,13 @@ class FrameSlot:
         self.binding.bind_ortvalue_output(CLASS_NAME, self.cls)
         self.binding.bind_ortvalue_output(SCORE_NAME, self.score)
 
+    def reference_fits(self, batch: FrameBatch) -> bool:
+        """Whether the device's reference holds ``batch``'s (the builder's buffer, kept alive
+        here, and its count name the reference's pixels)."""
+        source = batch.reference if batch.reference.base is None else batch.reference.base
+        held = self._reference_of
+        return held is not None and held[0] is source and held[1] == batch.reference_version
+
     def run(self, batch: FrameBatch, affine: np.ndarray | None) -> ClassMaps:
         """The reduced maps of ``batch``; ``affine`` is normalised to the frame's size (None:
         the identity). The caller holds the frame's lock, then the device lock (the order
@@ -134,18 +162,21 @@ class FrameSlot:
         if batch.reference.shape[2:] != self.input_hw:
             msg = f"reference {list(batch.reference.shape)} does not fit this slot {self.input_hw}"
             raise InferenceError(msg)
+        if self.queued is not None:  # registration queued this board's run: its maps
+            maps = self.queued.take(batch)
+            if maps is not None:
+                if self.frame.holds(batch.frame):
+                    self.frame.release()
+                return maps
+            self.queued.drain()  # a later board's run may still read the buffers written here
         h, w = self.frame.shape
         maps = device_affine(None, h, w)[None] if affine is None else affine
         self.affine.update_inplace(np.ascontiguousarray(maps, np.float32).reshape(1, 2, 3))
-        # The builder's buffer (kept alive here) and its count name the reference's pixels.
-        source = batch.reference if batch.reference.base is None else batch.reference.base
-        if (
-            self._reference_of is None
-            or self._reference_of[0] is not source
-            or (self._reference_of[1] != batch.reference_version)
-        ):
+        if not self.reference_fits(batch):
             self.reference.update_inplace(np.ascontiguousarray(batch.reference))
+            source = batch.reference if batch.reference.base is None else batch.reference.base
             self._reference_of = (source, batch.reference_version)
+            self.reference_uploads += 1
         if not (batch.registered and self.frame.holds(batch.frame)):
             self.frame.upload(batch.frame)
         self.session.run_with_iobinding(self.binding)

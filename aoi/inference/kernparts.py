@@ -134,10 +134,14 @@ class Step:
         if graph.capture(self.enqueue):
             self.graph = graph
 
-    def run(self) -> None:
-        """Queue the step (its graph, or launch by launch) and wait for it."""
+    def queue(self) -> None:
+        """Queue the step: its graph, or launch by launch."""
         if self.graph is not None:
             self.graph.launch()
         else:
             self.enqueue()
+
+    def run(self) -> None:
+        """Queue the step and wait for it."""
+        self.queue()
         self._memory.stream.synchronize()

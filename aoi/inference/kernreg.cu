@@ -417,3 +417,16 @@ extern "C" __global__ void fit(const float* shifts, int stride, const double* ce
         warp_f[j] = (float)nw[j];
     }
 }
+
+// The network's `affine` input from the device fit's estimate (aoi/inference/chain.py): the
+// warp as the host sees it (float32), then aoi/regplan.normalised_warp's map to GridSample's
+// align_corners=1 coordinates, rounded as numpy rounds it (no fused multiply-add), so the
+// network reads the very map the host would have sent. sx = 2 / (w - 1), sy = 2 / (h - 1).
+extern "C" __global__ void affine_out(const double* est, float* out, double sx, double sy) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    for (int j = 0; j < 3; ++j) {
+        double shift = j == 2 ? -1.0 : 0.0;
+        out[j] = (float)__dadd_rn(__dmul_rn(sx, (double)(float)est[j]), shift);
+        out[3 + j] = (float)__dadd_rn(__dmul_rn(sy, (double)(float)est[3 + j]), shift);
+    }
+}

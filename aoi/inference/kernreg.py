@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 
 from aoi.errors import InferenceError, ModelError
+from aoi.inference.chain import Chain
 from aoi.inference.cuda_kernels import (
     F64,
     Launch,
@@ -62,7 +63,7 @@ _P2 = PATCH_PX * PATCH_PX
 _MAX_PAIRS = 64
 _KERNELS = (
     "decimate_u8", "coarse_input", "dft_rows", "dft_cols_cross", "idft_cols", "idft_rows_real",
-    "peak", "sample_u8", "sample_f32", "gradient", "fit",
+    "peak", "sample_u8", "sample_f32", "gradient", "fit", "affine_out",
 )  # fmt: skip
 
 
@@ -106,6 +107,10 @@ class KernelSteps:
             self.shared = SharedFrame(plan.frame_shape, "cuda" if network else "cpu")
             frame = self.shared.value.data_ptr() if network else self.memory.alloc(h * w)
             self._build(Ptr(frame), whole)
+            #: The network's runs queued behind the whole fit (aoi/inference/chain.py).
+            self.chain = Chain(self.memory, self._stack, self.functions["affine_out"], self._est)
+            if network and self._estimate_run is not None:
+                self.chain.offer(self.shared)
         except (CudaError, InferenceError, *ORT_ERRORS) as err:
             self._stack.close()
             msg = f"registration kernels could not be built on the CUDA device ({err})"
@@ -267,13 +272,19 @@ class KernelSteps:
         )
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, step: Step, warp: np.ndarray | None = None) -> np.ndarray:
-        """One step: ``warp`` copied in, its kernels, its results copied back and waited for."""
+    def run(
+        self, step: Step, warp: np.ndarray | None = None, then: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One step: ``warp`` copied in, its kernels, its results copied back and waited for;
+        the network's run for the frame ``then`` is queued behind them, not waited for."""
         with self.device_lock:
             try:
                 if warp is not None:
                     self._host[:6] = np.asarray(warp, np.float32).ravel()
-                step.run()
+                if then is None or not self.chain.queues:
+                    step.run()
+                else:
+                    self.chain.run(step, then)
             except CudaError as err:
                 msg = f"registration on the device failed: {err}"
                 raise InferenceError(msg) from err
@@ -290,7 +301,10 @@ class KernelSteps:
         with self.shared.lock:
             # The shared buffer refuses a frame of another size or type (InferenceError).
             self.shared.upload(image, copy=self._copy_in)
-            yield _WholeFrame(self) if self._estimate_run is not None else _KernelFrame(self)
+            if self._estimate_run is None:
+                yield _KernelFrame(self)
+            else:
+                yield _WholeFrame(self, image)
 
     def close(self) -> None:
         self._stack.close()
@@ -330,11 +344,16 @@ class _KernelFrame:
 
 
 class _WholeFrame(_KernelFrame):
-    """A frame whose whole fit runs on the device (:class:`aoi.regplan.EstimatesWhole`)."""
+    """A frame whose whole fit runs on the device (:class:`aoi.regplan.EstimatesWhole`); the
+    network's run for it is queued behind the fit where the kernels chain a slot."""
+
+    def __init__(self, steps: KernelSteps, image: np.ndarray) -> None:
+        super().__init__(steps)
+        self._image = image
 
     def estimate(self) -> tuple[np.ndarray, float]:
         s = self._s
-        out = s.run(s._estimate_run).reshape(-1, 4)  # the last gradient step's
+        out = s.run(s._estimate_run, then=self._image).reshape(-1, 4)  # the last gradient's
         self._sums = (float(out[:, 2].sum()), float(out[:, 3].sum()))
         #: Gradient steps fitted, for the tests and tools.
         self.gradient_steps = int(s._est_host[7])

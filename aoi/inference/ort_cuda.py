@@ -19,9 +19,12 @@ is measured on the DeepPCB val split (docs/benchmarks.md).
 the graph, aoi/inference/warp.py; ``,noreg``: registration measures on the CPU instead of the
 device; ``,nokernels``: registration measures with ONNX graphs, aoi/inference/devreg.py,
 instead of the station's CUDA kernels, aoi/inference/kernreg.py; ``,noframe``: a whole frame goes
-up padded beside its template every board instead of once, aoi/inference/frame_input.py)
+up padded beside its template every board instead of once, aoi/inference/frame_input.py;
+``,nochain``: the network's run waits for the host's registration instead of being queued
+behind the kernels', aoi/inference/chain.py)
 overrides the defaults (``graph``, FP32, device warp, registration with the kernels where
-cuda-python can build them, and frame input; aoi/inference/cuda_options.py).
+cuda-python can build them, frame input, and the network queued behind the kernels;
+aoi/inference/cuda_options.py).
 """
 
 from __future__ import annotations
@@ -214,8 +217,14 @@ class CudaRunner:
         """Whether :meth:`predict_frame` can run (the runner has the frame-taking graph)."""
         return self._frame_model is not None
 
-    def _session(self, model: bytes, *, graph: bool) -> ort.InferenceSession:
+    def _session(
+        self, model: bytes, *, graph: bool, stream: int | None = None
+    ) -> ort.InferenceSession:
+        """A CUDA session (a CUDA-graph one with ``graph``), on ``stream`` where given (the
+        registration kernels', which queue its runs: aoi/inference/chain.py)."""
         cuda = {"enable_cuda_graph": "1"} if graph else {}
+        if stream is not None:
+            cuda |= {"has_user_compute_stream": "1", "user_compute_stream": str(stream)}
         try:
             return ort.InferenceSession(
                 model,
@@ -284,12 +293,16 @@ class CudaRunner:
         dtype = np.dtype(self.score_dtype)
         graph = self.options.cuda_graph and not self.graph_error
         graph = graph and self.graphs < self.options.max_graphs
+        # Registration's kernels queue this slot's runs on their stream (chain.py).
+        chain = graph and self.options.chain and frame.on_slot is not None
+        stream = frame.stream if chain else None
         slot = None
         if graph:
             try:
                 slot = FrameSlot(
-                    self._session(fixed, graph=True), frame, input_hw, out_shape, dtype
-                )
+                    self._session(fixed, graph=True, stream=stream), frame, input_hw, out_shape,
+                    dtype,
+                )  # fmt: skip
                 blank = FrameBatch(
                     np.zeros(frame.shape, np.uint8), np.zeros((1, 1, *input_hw), np.uint8), -1
                 )
@@ -302,6 +315,8 @@ class CudaRunner:
             slot = FrameSlot(self._session(fixed, graph=False), frame, input_hw, out_shape, dtype)
         self._frame_graphs += graph
         self._frame_slots[key] = slot
+        if graph and chain and frame.on_slot is not None:
+            frame.on_slot(slot)
         log.info("CUDA frame input %s onto %s (graph %s)", list(frame.shape), list(input_hw), graph)
         return slot
 

@@ -1,6 +1,7 @@
 # Sourced after ort-gpu-env.sh by bench-issue15s.sh, -u.sh (issue 15, twelfth round), -w.sh and
-# -x.sh (thirteenth). `alone`: ours and YOLO11n alone at 640. `kernels_vs_graphs`: the cycle with
-# registration's CUDA kernels against devreg's graphs, alternated. Every twelfth-round
+# -x.sh (thirteenth) and -z.sh (fourteenth). `alone`: ours and YOLO11n alone at 640. `kernels_vs_graphs`: the cycle with
+# registration's CUDA kernels against devreg's graphs, alternated. `chained_vs_not`: the network
+# queued behind registration on one stream against after it, alternated. Every twelfth-round
 # issue-15 figure in one call: `figures K` runs deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice
 # with the network alone between, ours and YOLO11n alone at 640, the GPU cycle of the 640 recipes
 # (deeppcb-640 three times, pipelined once), board-b-1024, then the panel's whole frame K times;
@@ -48,5 +49,22 @@ figures() {  # panel runs
   bench b1024 graph board-b-1024 --cycles 300 --prerender 16
   for k in $(echo a b c d e f | cut -d' ' -f1-"$1"); do
     bench panel-fp16-$k graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+  done
+}
+chained_vs_not() {  # fourteenth round: the network queued behind registration, or not
+  python3 tools/gpu/panel_full.py /tmp/panel-full.toml
+  alone
+  for k in a b c; do
+    bench "deeppcb-640-chain-$k" graph deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-nochain-$k" graph,nochain deeppcb-640 --cycles 1000 --prerender 64
+  done
+  bench board-a-640-chain graph board-a-640 --cycles 1000 --prerender 64
+  bench board-a-640-nochain graph,nochain board-a-640 --cycles 1000 --prerender 64
+  bench pipe-deeppcb-640-chain graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
+  bench b1024-chain graph board-b-1024 --cycles 300 --prerender 16
+  bench b1024-nochain graph,nochain board-b-1024 --cycles 300 --prerender 16
+  for k in a b; do
+    bench "panel-chain-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+    bench "panel-nochain-$k" graph,fp16,fp32tail,nochain /tmp/panel-full.toml --cycles 300 --prerender 16
   done
 }
