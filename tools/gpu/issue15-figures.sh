@@ -1,11 +1,12 @@
-# Sourced after ort-gpu-env.sh by bench-issue15s.sh, -u.sh (issue 15, twelfth round), -w.sh and
-# -x.sh (thirteenth) and -z.sh (fourteenth). `alone`: ours and YOLO11n alone at 640. `kernels_vs_graphs`: the cycle with
-# registration's CUDA kernels against devreg's graphs, alternated. `chained_vs_not`: the network
-# queued behind registration on one stream against after it, alternated. Every twelfth-round
-# issue-15 figure in one call: `figures K` runs deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice
-# with the network alone between, ours and YOLO11n alone at 640, the GPU cycle of the 640 recipes
-# (deeppcb-640 three times, pipelined once), board-b-1024, then the panel's whole frame K times;
-# `cpu NAME` is the CPU run, which the calling script repeats at the end.
+# Sourced after ort-gpu-env.sh by bench-issue15s.sh, -u.sh (issue 15, twelfth round), -w.sh, -x.sh
+# (thirteenth) and -z.sh (fourteenth). `alone`: ours and YOLO11n alone at 640.
+# `kernels_vs_graphs`: the cycle with registration's CUDA kernels against devreg's graphs,
+# alternated. `chained_vs_not`: the network queued behind registration on one stream against
+# after it, alternated. Every twelfth-round issue-15 figure in one call: `figures K` runs
+# deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice with the network alone between, ours and
+# YOLO11n alone at 640, the GPU cycle of the 640 recipes (deeppcb-640 three times, pipelined
+# once), board-b-1024, then the panel's whole frame K times; `cpu NAME` is the CPU run, which
+# the calling script repeats at the end.
 cpu() {  # name
   t "$1: cpu deeppcb-640"
   taskset -c 0,1 timeout 150 python3 -m aoi.cli bench --recipe deeppcb-640 --backend onnxruntime \
