@@ -385,7 +385,8 @@ def status(backend_name: str) -> str:
     why = available()
     if why is not None:
         return f"ONNX Runtime's graphs on the device: {why}"
+    chain = "the network's run queued behind them" if options.chain else f"{ENV_VAR}=nochain"
     return (
         f"the station's CUDA kernels on the device (compiled by NVRTC {nvrtc_version()} when "
-        "the station starts)"
+        f"the station starts; {chain})"
     )
