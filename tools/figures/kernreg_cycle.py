@@ -1,10 +1,14 @@
-"""Issue 15, thirteenth round: where a 640 px board's GPU cycle goes with registration as ONNX
-graphs, as CUDA kernels with the fit on the host, and as one launch with the fit on the device,
-beside the network alone and YOLO11n alone, from the device calls' bench output
-(``tools/gpu/bench-issue15w.sh`` and ``-x.sh``; each call's ``r.tgz`` unpacked into DIR/w/ and
-DIR/x/).
+"""Issue 15: where a 640 px board's GPU cycle goes, beside the network alone and YOLO11n alone,
+from the device calls' bench output (each call's ``r.tgz`` unpacked into DIR/<call>/).
+
+Thirteenth round (``session16``, calls w and x: ``tools/gpu/bench-issue15w.sh``, ``-x.sh``):
+registration as ONNX graphs, as CUDA kernels with the fit on the host, and as one launch with the
+fit on the device. Fourteenth round (``session17``, call z: ``bench-issue15z.sh``): the network's
+run queued behind registration on one stream, or after it.
 
     PYTHONPATH=. python tools/figures/kernreg_cycle.py DIR docs/figures/session16-kernreg.png
+    PYTHONPATH=. python tools/figures/kernreg_cycle.py DIR docs/figures/session17-chain.png \
+        session17
 """
 
 from __future__ import annotations
@@ -15,17 +19,36 @@ from pathlib import Path
 
 from tools.figures.frame_input import bench_json, stage_bars
 
-#: (call, file stem, label) of the deeppcb-640 rows shown, in order.
-ROWS = tuple(
-    (call, f"deeppcb-640-{kind}-{k}", f"{call}: {label}, {k}")
-    for call, kind, label in (
-        ("w", "onnx", "ONNX graphs"),
-        ("w", "kern", "kernels, fit on host"),
-        ("x", "onnx", "ONNX graphs"),
-        ("x", "kern", "kernels, one launch"),
-    )
-    for k in "abc"
-)
+#: Per figure: its calls, the (call, file stem, label) of the deeppcb-640 rows shown in order,
+#: and its title.
+FIGURES = {
+    "session16": (
+        ("w", "x"),
+        tuple(
+            (call, f"deeppcb-640-{kind}-{k}", f"{call}: {label}, {k}")
+            for call, kind, label in (
+                ("w", "onnx", "ONNX graphs"),
+                ("w", "kern", "kernels, fit on host"),
+                ("x", "onnx", "ONNX graphs"),
+                ("x", "kern", "kernels, one launch"),
+            )
+            for k in "abc"
+        ),
+        "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (calls w and x)",
+    ),
+    "session17": (
+        ("z",),
+        tuple(
+            ("z", f"deeppcb-640-{kind}-{k}", f"z: {label}, {k}")
+            for kind, label in (
+                ("nochain", "network after registration"),
+                ("chain", "network queued behind it"),
+            )
+            for k in "abc"
+        ),
+        "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (call z)",
+    ),
+}
 STAGES = ("register", "infer", "postprocess", "decide")
 COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#999999")
 
@@ -35,7 +58,8 @@ def _alone(path: Path) -> dict[str, dict]:
     return {("ours" if "aoi-defect" in r["model"] else "yolo11n"): r for r in rows}
 
 
-def main(root: Path, out: Path) -> None:
+def main(root: Path, out: Path, figure: str = "session16") -> None:
+    calls, rows, title = FIGURES[figure]
     import matplotlib as mpl
 
     mpl.use("Agg")
@@ -44,7 +68,7 @@ def main(root: Path, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 6.4), dpi=110)
     labels = []
     y = 0
-    for call in ("w", "x"):
+    for call in calls:
         alone = _alone(root / call / "r" / "peer-alone.txt")
         ours = alone["ours"]["iobinding"]["p50_ms"]
         for name, value, colour in (
@@ -58,7 +82,7 @@ def main(root: Path, out: Path) -> None:
             y += 1
         ax.plot([1.5 * ours] * 2, [y - 2.5, y + 5.5], color="black", linestyle="--", linewidth=1)
         ax.text(1.5 * ours + 0.02, y - 2.2, f"1.5 x ours alone ({call})", fontsize=8)
-        for row_call, stem, label in ROWS:
+        for row_call, stem, label in rows:
             if row_call != call:
                 continue
             d = bench_json(root / call / "r" / f"{stem}.txt")
@@ -69,10 +93,7 @@ def main(root: Path, out: Path) -> None:
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("ms per board at p50: the cycle's stages (bars), a network alone (hatched)")
-    ax.set_title(
-        "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (calls w and x)",
-        fontsize=10,
-    )
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_xlim(0, 3.0)
     fig.tight_layout()
@@ -80,4 +101,4 @@ def main(root: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:4])
