@@ -58,6 +58,8 @@ from aoi.regplan import (
 log = logging.getLogger(__name__)
 
 _THREADS = 256
+#: The whole-frame peak is one block over the whole surface: the most threads a block has.
+_PEAK_THREADS = 1024
 _P2 = PATCH_PX * PATCH_PX
 #: Pairs the device's fit takes at most (kernreg.cu's MAX_PAIRS).
 _MAX_PAIRS = 64
@@ -217,7 +219,7 @@ class KernelSteps:
         pc, surface = phase_correlation(mem, f, whole, 1, ch, cw, tmpl)
         scale = 2.0 if plan.halve else 1.0
         args = (p(surface), ch, cw, scale, p(self._out), p(warp_out))
-        return [*runs, *pc, Launch(f["peak"], (1,), _THREADS, args)]
+        return [*runs, *pc, Launch(f["peak"], (1,), _PEAK_THREADS, args)]
 
     def _patches(self, index: int, *warps: int) -> list[list[Launch]]:
         """For each of ``warps``: the patches of ``levels[index]`` resampled at the pixel 2x3
