@@ -185,6 +185,14 @@ class Chain:
         self.runs, slot.queued = runs, runs
         log.info("the network's runs for %s are queued behind registration", slot.frame.shape)
 
+    def drain(self) -> None:
+        """Wait for every queued run (before the sessions they run go away); a failed device
+        is logged, as the kernels are closing anyway."""
+        try:
+            self._memory.stream.synchronize()
+        except CudaError as err:
+            log.warning("the registration kernels' stream failed while closing: %s", err)
+
     def run(self, step: Step, image: np.ndarray) -> None:
         """Queue ``step`` (registration), then the network's run for ``image``; wait for the
         step alone. The caller holds the device lock."""

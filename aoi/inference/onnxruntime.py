@@ -207,6 +207,9 @@ class OnnxRuntimeBackend:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for steps in self._steps:  # runs queued on the kernels' stream end before their sessions
+            if isinstance(steps, KernelSteps):
+                steps.chain.drain()
         if self._cuda is not None:
             self._cuda.__exit__(exc_type, exc, tb)
             self._cuda = None

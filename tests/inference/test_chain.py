@@ -169,7 +169,8 @@ def test_the_chained_cycle_answers_as_the_unchained_one(pipelined: bool) -> None
 @needs_cuda
 def test_a_refused_board_leaves_the_next_board_its_own_run() -> None:
     """A board registration refuses never takes its queued run; the next board takes its
-    own (the ring is matched by frame array, not by order)."""
+    own (the ring is matched by frame array, not by order), and the backend closes with a
+    refused board's run still queued."""
     loaded = load_recipe(RECIPE)
     with OnnxRuntimeBackend(loaded.model_path, loaded.recipe.geometry.profile) as be:
         template = Pipeline(loaded, be).template
@@ -183,13 +184,16 @@ def test_a_refused_board_leaves_the_next_board_its_own_run() -> None:
             profile = loaded.recipe.geometry.profile
             with OnnxRuntimeBackend(loaded.model_path, profile, device="cuda", threads=1) as be:
                 pipeline = Pipeline(loaded, be)
-                got[mode] = [pipeline.inspect(f) for f in (frames[0], blank, *frames[2:])]
+                # The last board's run is queued and never taken: closing waits for it.
+                boards = (frames[0], blank, *frames[2:], blank)
+                got[mode] = [pipeline.inspect(f) for f in boards]
                 runs = be._steps[-1].chain.runs
                 got[mode + " taken"] = 0 if runs is None else runs.taken
         finally:
             os.environ.pop(ENV_VAR)
     chained, plain = got["graph"], got["graph,nochain"]
     assert chained[1].error_kind is ErrorKind.REGISTRATION
+    assert chained[-1].error_kind is ErrorKind.REGISTRATION
     assert got["graph taken"] == 2 and got["graph,nochain taken"] == 0  # boards 3 and 4
     for a, b in zip(chained, plain, strict=True):
         assert a.verdict == b.verdict and a.error_kind == b.error_kind
