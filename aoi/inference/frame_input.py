@@ -163,11 +163,11 @@ class FrameSlot:
             msg = f"reference {list(batch.reference.shape)} does not fit this slot {self.input_hw}"
             raise InferenceError(msg)
         if self.queued is not None:  # registration queued this board's run: its maps
-            maps = self.queued.take(batch)
-            if maps is not None:
+            taken = self.queued.take(batch)
+            if taken is not None:
                 if self.frame.holds(batch.frame):
                     self.frame.release()
-                return maps
+                return taken
             self.queued.drain()  # a later board's run may still read the buffers written here
         h, w = self.frame.shape
         maps = device_affine(None, h, w)[None] if affine is None else affine
