@@ -107,14 +107,16 @@ class LabelledBoxes:
         _first_bad(owner, "class_ids", bad, ids, f"lie in 1..{len(DEFECT_CLASSES)}")
 
     @classmethod
-    def _checked_already(cls, columns: dict[str, np.ndarray]) -> Self:
-        """Rows taken from collections that were checked when built: selections, merges and
-        orderings keep every row valid, so the columns are only made read-only, not re-checked
-        (the cycle selects several times a board)."""
+    def _checked_already(cls, *columns: np.ndarray) -> Self:
+        """Rows known valid, the columns in field order: taken from collections that were
+        checked when built (selections, merges and orderings keep every row valid), or built
+        valid by their caller (the postprocessor's candidates). The columns are only made
+        read-only, not re-checked or copied (the cycle builds and selects several a board)."""
         out = object.__new__(cls)
-        for name, column in columns.items():
-            column.flags.writeable = False  # a fresh array, or a view of a read-only one
-            object.__setattr__(out, name, column)
+        fields_ = out.__dict__  # what object.__setattr__ would write, without its lookups
+        for name, column in zip(_names(cls), columns, strict=True):
+            column.setflags(write=False)  # a fresh array, or a view of a read-only one
+            fields_[name] = column
         return out
 
     @classmethod
@@ -140,7 +142,7 @@ class LabelledBoxes:
         if len(parts) == 1:
             return parts[0]
         return cls._checked_already(
-            {name: np.concatenate([getattr(p, name) for p in parts]) for name in _names(cls)}
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in _names(cls))
         )
 
     def __len__(self) -> int:
@@ -153,11 +155,21 @@ class LabelledBoxes:
                 f"{type(self).__name__} rows are picked by mask, index array or slice, got {index}"
             )
             raise TypeError(msg)
-        if isinstance(index, np.ndarray) and index.dtype == bool and index.shape != (len(self),):
-            msg = f"{type(self).__name__} mask must have shape ({len(self)},), got {index.shape}"
-            raise IndexError(msg)
-        names = _names(type(self))
-        return self._checked_already({name: getattr(self, name)[index] for name in names})
+        columns, names = self.__dict__, _names(type(self))
+        if isinstance(index, np.ndarray):
+            if index.dtype == bool:
+                if index.shape != (len(self),):
+                    msg = (
+                        f"{type(self).__name__} mask must have shape ({len(self)},), "
+                        f"got {index.shape}"
+                    )
+                    raise IndexError(msg)
+                index = index.nonzero()[0]
+            if index.ndim == 1 and index.dtype.kind in "iu":
+                # The rows indexing picks (take: a quarter of its cost on a few rows).
+                picked = (columns[name].take(index, axis=0) for name in names)
+                return self._checked_already(*picked)
+        return self._checked_already(*(columns[name][index] for name in names))
 
     def __getitem__(self, index: slice | np.ndarray | Sequence[int]) -> Self:
         return self.select(index)

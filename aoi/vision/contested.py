@@ -19,8 +19,9 @@ __all__ = ["BLOCK", "windows"]
 _BACKGROUND_WINS = 0.5 + 1e-4
 
 #: One window of a tile's map: its row and column offsets, the winning class per cell, the
-#: winning class's probability per cell (float32), and which of its cells are its own.
-_Window = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
+#: winning class's probability per cell (float32), and which of its cells are its own (None:
+#: every one, the box holding no other window's block).
+_Window = tuple[int, int, np.ndarray, np.ndarray, np.ndarray | None]
 
 #: The side of the blocks in which contested cells are looked for (cells of the map).
 BLOCK = 16
@@ -37,26 +38,32 @@ def windows(maps: np.ndarray | ClassMaps, i: int, fewest: int = 1) -> list[_Wind
     blocks, so a connected component lies in one window whole, and the cost follows the defect
     area, not the frame. Only the windows are read (full maps: argmax'd; float16 scores:
     widened). A window whose box holds fewer than ``fewest`` contested cells (the smallest
-    component any class keeps) is not read: a stray cell costs a count, not a window.
+    component any class keeps) is not read: a stray cell costs a count, not a window. A window
+    whose box holds no other window's block owns all its cells (``own`` None).
     """
     if isinstance(maps, ClassMaps):
         contested = maps.classes[i]
     else:
         contested = (maps[i, 0] < _BACKGROUND_WINS).view(np.uint8)
+    if not cv2.hasNonZero(contested):
+        return []  # the usual board: nothing contested anywhere (one pass, no blocks)
     h, w = contested.shape
     blocks = _blocks(contested)
-    if not blocks.any():
-        return []  # the usual board: nothing contested anywhere
     n, groups, boxes, _ = cv2.connectedComponentsWithStats(blocks.view(np.uint8), connectivity=8)
     out = []
-    for g in range(1, n):
-        bx, by, bw, bh = (int(v) for v in boxes[g, :4])
+    for g, (bx, by, bw, bh, area) in enumerate(boxes.tolist()):
+        if g == 0:
+            continue
         r0, c0 = by * BLOCK, bx * BLOCK
         r1, c1 = min((by + bh) * BLOCK, h), min((bx + bw) * BLOCK, w)
         if fewest > 1 and cv2.countNonZero(contested[r0:r1, c0:c1]) < fewest:
             continue  # the box may hold other groups' cells too: an upper bound, so exact
-        own = groups[by : by + bh, bx : bx + bw] == g
-        own = np.repeat(np.repeat(own, BLOCK, axis=0), BLOCK, axis=1)[: r1 - r0, : c1 - c0]
+        own = None
+        # Cells outside every group's blocks are uncontested, so no class keeps them: only
+        # another group's blocks inside the box need masking out.
+        if n > 2 and cv2.countNonZero(groups[by : by + bh, bx : bx + bw]) != area:
+            own = groups[by : by + bh, bx : bx + bw] == g
+            own = np.repeat(np.repeat(own, BLOCK, axis=0), BLOCK, axis=1)[: r1 - r0, : c1 - c0]
         if isinstance(maps, ClassMaps):
             # float16 scores compare with the float32 thresholds at float32.
             scores = maps.scores[i, r0:r1, c0:c1].astype(np.float32, copy=False)

@@ -35,6 +35,7 @@ from aoi.recipe import MaskRegion, Recipe
 from aoi.types import DEFECT_CLASSES, ClassMaps, Defects, GroundTruth
 from aoi.vision.boxsplit import split_cells
 from aoi.vision.contested import windows
+from aoi.vision.overlap import called_again, one_class_per_defect
 from aoi.vision.preprocess import Tile
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class Postprocessor:
             (self._floor[self._active] < ALTERNATE_BELOW).any()
         )
         self._told_reduced = False
+        #: The smallest area any class keeps, px (a window with fewer cells holds no candidate).
+        self._least_area = int(self._min_area[1:].min())
 
     def _masked(self, boxes: np.ndarray, seen: Region | None = None) -> np.ndarray:
         """Per box: whether its centre is outside ``seen`` or inside a don't-care region."""
@@ -140,7 +143,7 @@ class Postprocessor:
             self._told_reduced = True
             log.warning("alternates need the network's full maps; these are reduced: none")
         # A component needs this many cells to be kept in any class: fewer in a window, none is.
-        fewest = _cells(int(self._min_area[1:].min()), stride)
+        fewest = _cells(self._least_area, stride)
         for i, tile in enumerate(tiles):
             for r0, c0, winner, score, own in windows(probs, i, fewest):
                 window = None
@@ -169,16 +172,40 @@ class Postprocessor:
         return Defects.merge([found, second, self._visible(alts, seen)]).sorted_by_score()
 
     def _visible(self, rows: list[_Row], seen: Region | None) -> Defects:
-        """Candidate rows as :class:`Defects`, highest score first, without the masked ones."""
-        table = np.array(rows, np.float64).reshape(-1, 7)
-        found = Defects(
-            table[:, :4].astype(np.int64),
-            table[:, 4].astype(np.int64),
+        """Candidate rows as :class:`Defects`, highest score first, without the masked ones.
+
+        A board has a few rows: they are masked and ordered as Python tuples (the same centres,
+        comparisons and stable order as the columns would give), and become columns once."""
+        if not rows:
+            return _NONE
+        scores = [r[5] for r in rows]
+        if not (min(scores) >= 0.0 and max(scores) <= 1.0):
+            # Not a probability (a model without softmax): Defects' own checks say what is wrong.
+            found = _defects(rows)
+            return found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
+        if seen is not None or self._masks:
+            rows = [r for r in rows if not self._hidden(r, seen)]
+            if not rows:
+                return _NONE
+        if len(rows) > 1:
+            rows = sorted(rows, key=_score, reverse=True)  # stable: ties keep their order
+        _, _, _, _, ids, peaks, areas = zip(*rows, strict=True)
+        # Built valid: boxes with x1 >= x0 and y1 >= y0, kept classes, scores in 0..1.
+        return Defects._checked_already(
+            np.array([r[:4] for r in rows], np.int64),
+            np.array(ids, np.int64),
             # The network's float32 peak, kept at its own precision (the thresholds compare so).
-            table[:, 5].astype(np.float32),
-            table[:, 6].astype(np.int64),
+            np.array(peaks, np.float32),
+            np.array(areas, np.int64),
         )
-        return found[~self._masked(found.bbox_xyxy_px, seen)].sorted_by_score()
+
+    def _hidden(self, row: _Row, seen: Region | None) -> bool:
+        """Whether a row's box centre is outside ``seen`` or inside a don't-care region (as
+        :meth:`_masked` says of a box column)."""
+        cx, cy = (row[0] + row[2]) / 2, (row[1] + row[3]) / 2
+        if seen is not None and not (seen[0] <= cx < seen[2] and seen[1] <= cy < seen[3]):
+            return True
+        return any(m.x0 <= cx < m.x1 and m.y0 <= cy < m.y1 for m in self._masks)
 
     def _window_candidates(
         self,
@@ -189,19 +216,36 @@ class Postprocessor:
         c0: int,
         winner: np.ndarray,
         scores: _Scores,
-        own: np.ndarray,
+        own: np.ndarray | None,
     ) -> None:
-        """Add the candidates of one window of one tile's map (its own cells ``own`` only)."""
+        """Add the candidates of one window of one tile's map (its own cells ``own`` only; None:
+        all)."""
         # One pass finds the blobs of cells any class keeps; a class's components are then
         # found inside their blob's box only (a connected component of one class lies in one
         # blob), so the cost follows the defect area, not the classes times the window.
         floor = (
             cv2.LUT(winner, self._floor_lut) if winner.dtype == np.uint8 else self._floor[winner]
         )
-        keep = (scores.peak >= floor) & own
-        nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(keep.view(np.uint8), connectivity=8)
+        keep = scores.peak >= floor
+        if own is not None:
+            keep &= own
+        kept = keep.view(np.uint8)
+        # Labels alone first (a third of the cost with stats): most windows hold one blob, whose
+        # box, cells and classes are the kept cells'. Both calls label alike.
+        nb, blobs = cv2.connectedComponents(kept, connectivity=8)
         if nb == 1:
             return
+        if nb == 2:
+            bx, by, bw, bh = cv2.boundingRect(kept)
+            area = cv2.countNonZero(kept)
+            inside = keep[by : by + bh, bx : bx + bw]
+            cid = _one_class(winner, kept)
+            if cid:
+                self._component(
+                    cands, tile, stride, cid, (bx, by, bw, bh, area), (c0, r0), inside, scores
+                )
+                return
+        nb, blobs, boxes, _ = cv2.connectedComponentsWithStats(kept, connectivity=8)
         # Per blob, its cells of each class (class ids lie below 256; unkept cells are blob 0).
         per = np.bincount((blobs * 256 + winner).ravel(), minlength=nb * 256).reshape(nb, 256)
         many = np.count_nonzero(per, axis=1).tolist()
@@ -317,42 +361,36 @@ class _Scores(NamedTuple):
     alternates: list[_Row] | None
 
 
+def _one_class(winner: np.ndarray, kept: np.ndarray) -> int:
+    """The class of every kept cell of a window where that is one class (a uint8 map); else 0."""
+    if winner.dtype != np.uint8:
+        return 0
+    lo, hi, _, _ = cv2.minMaxLoc(winner, mask=kept)
+    return int(lo) if lo == hi else 0
+
+
+def _score(row: _Row) -> float:
+    return row[5]
+
+
+def _defects(rows: list[_Row]) -> Defects:
+    """Candidate rows as :class:`Defects` (checked), in their order."""
+    table = np.array(rows, np.float64).reshape(-1, 7)
+    return Defects(
+        table[:, :4].astype(np.int64),
+        table[:, 4].astype(np.int64),
+        table[:, 5].astype(np.float32),
+        table[:, 6].astype(np.int64),
+    )
+
+
+#: No candidates (the usual board): the columns' types as rows would give them.
+_NONE = _defects([])
+
+
 def _cells(area_px: int, stride: int) -> int:
     """The fewest map cells (each ``stride`` x ``stride`` px) that hold ``area_px``, at least 1."""
     return max(1, -(-area_px // (stride * stride)))
-
-
-def one_class_per_defect(found: Defects, overlap: float) -> Defects:
-    """``found`` (highest score first) without the candidates that overlap a higher-scoring one
-    of another class by at least ``overlap`` of the smaller box: one defect, called twice."""
-    again = called_again(found, overlap)
-    return found[~again] if again.any() else found
-
-
-def called_again(found: Defects, overlap: float) -> np.ndarray:
-    """Per candidate of ``found`` (highest score first): whether it overlaps a higher-scoring
-    kept one of another class by at least ``overlap`` of the smaller box.
-
-    The overlaps of all pairs are one array operation; only the walk in score order (a
-    candidate dropped keeps nothing out) is a loop, over Python booleans."""
-    n = len(found)
-    again = np.zeros(n, bool)
-    if n < 2:
-        return again
-    b = found.bbox_xyxy_px.astype(np.float64)
-    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]) + 1
-    ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]) + 1
-    shared = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.minimum(area[:, None], area[None, :])
-    ids = found.class_ids
-    rows = ((shared >= overlap) & (ids[:, None] != ids[None, :])).tolist()
-    kept: list[int] = []
-    for i, row in enumerate(rows):
-        if any(row[k] for k in kept):
-            again[i] = True
-        else:
-            kept.append(i)
-    return again
 
 
 def merge(parts: list[Defects]) -> Defects:

@@ -89,6 +89,8 @@ def split(rules: VerdictRules, candidates: Defects) -> Candidates:
     Scores and thresholds compare in float32, the network's own precision (and the one the
     postprocessor's review floor is applied at), so a candidate at a threshold stays on its side.
     """
+    if not len(candidates):
+        return Candidates(candidates, candidates)  # the usual board: nothing to split
     s = candidates.scores.astype(np.float32)
     c = candidates.class_ids
     called = s >= rules.score[c]
@@ -104,6 +106,8 @@ def decide(rules: VerdictRules, found: Candidates) -> Decision:
             Verdict.REVIEW,
             f"{n} defects exceed review_max_defects={rules.review_max_defects}: check the image",
         )
+    if not n and not len(found.review):
+        return _NO_DEFECT  # the usual board
     ng = found.defects[rules.ng_class[found.defects.class_ids]]
     worst = ng.top()
     if worst is not None and len(ng) >= rules.ng_min_defects:
@@ -118,4 +122,7 @@ def decide(rules: VerdictRules, found: Candidates) -> Decision:
             Verdict.REVIEW,
             f"{len(found.review)} candidate(s) in the review band, top {best.class_name}",
         )
-    return Decision(Verdict.OK, "no defect")
+    return _NO_DEFECT
+
+
+_NO_DEFECT = Decision(Verdict.OK, "no defect")
