@@ -10,6 +10,12 @@ the device from the fit), the network's run (its CUDA graph, without the end-of-
 registration alone. The host checks the registration while the device runs the network; the
 network stage then only collects the maps (:meth:`ChainedRuns.take`).
 
+Better still, registration's graph and the network's run are captured together as one CUDA
+graph (:meth:`ChainedRuns.capture`; the session then runs without ONNX Runtime's own graph, as
+a capture cannot hold another): a board is one launch, and ONNX Runtime's host-side work per run
+no longer stands between registration's kernels and the network's on the device. Where CUDA or
+ONNX Runtime refuse that capture, the runs are queued call by call as above.
+
 A queued run is used only for the board it was queued for (the very frame array, registered)
 and while the slot's reference is still the one it read; anything else (the first board, a
 template change, a board whose run was queued over) runs the ordinary way, so a chained run
@@ -29,9 +35,10 @@ import onnxruntime as ort
 
 from aoi.errors import InferenceError
 from aoi.inference.cuda_kernels import F64, Launch, Ptr
+from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.kernparts import DeviceMemory, Step
 from aoi.inference.ort_cuda import ORT_ERRORS
-from aoi.inference.tensorrt.cuda_mem import CudaError, call, cudart
+from aoi.inference.tensorrt.cuda_mem import CapturedGraph, CudaError, call, cudart
 from aoi.types import ClassMaps, FrameBatch
 
 if TYPE_CHECKING:
@@ -56,6 +63,8 @@ class _Queued:
     cls_ptr: int
     score_ptr: int
     event: Any
+    #: Registration and this run captured as one CUDA graph (None: queued call by call).
+    graph: CapturedGraph | None = None
 
 
 class ChainedRuns:
@@ -101,31 +110,70 @@ class ChainedRuns:
         self._slot.queued = None
         self.broken = "another slot is chained"
 
-    def queue(self, image: np.ndarray) -> None:
-        """Queue the network's run for ``image`` behind the registration already queued; the
-        caller holds the frame's lock and the device lock. A failure is logged once and turns
-        chaining off (every board then runs the ordinary way)."""
+    def _enqueue_network(self, entry: _Queued) -> None:
+        """The affine map from the fit, the network's run and its maps' copy into ``entry``."""
+        slot, stream = self._slot, self._memory.stream.handle
+        d2h = cudart().cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._affine(self._memory.driver_stream)
+        slot.session.run_with_iobinding(slot.binding, self._options)
+        for host, value, array in (
+            (entry.cls_ptr, slot.cls, entry.cls),
+            (entry.score_ptr, slot.score, entry.score),
+        ):
+            call("cudaMemcpyAsync", host, value.data_ptr(), array.nbytes, d2h, stream)
+        call("cudaEventRecord", entry.event, stream)
+
+    def capture(self, step: Step, done: Any) -> bool:
+        """Capture, per ring entry, registration's ``step`` (its end recorded on ``done``) and
+        the network's run behind it as one CUDA graph: a board is then one launch, and ONNX
+        Runtime's host-side run no longer stands between registration's kernels and the
+        network's. The slot's session must run without ONNX Runtime's own graph (a capture
+        cannot hold another). False (logged) where CUDA or ONNX Runtime refuse the capture."""
+        stream = self._memory.stream.handle
+
+        def enqueue(entry: _Queued) -> bool:
+            step.enqueue()
+            call("cudaEventRecord", done, stream)
+            self._enqueue_network(entry)
+            return True
+
+        try:
+            for entry in self._ring:
+                graph = self._memory.graph()
+                if not graph.capture(lambda e=entry: enqueue(e)):
+                    log.warning("registration and the network could not be captured as one graph")
+                    return False
+                entry.graph = graph
+        except (CudaError, InferenceError, *ORT_ERRORS) as err:
+            log.warning("registration and the network could not be captured as one graph: %s", err)
+            return False
+        return True
+
+    @property
+    def captured(self) -> bool:
+        return all(entry.graph is not None for entry in self._ring)
+
+    def queue(self, image: np.ndarray) -> bool:
+        """Queue the network's run for ``image`` behind the registration already queued, or
+        (captured) launch registration and the run as one graph; the caller holds the frame's
+        lock and the device lock. False where nothing was queued: a failure is logged once and
+        turns chaining off (every board then runs the ordinary way)."""
         if self.broken:
-            return
+            return False
         entry = self._ring[self._next]
         entry.frame = None  # until queued whole
-        slot, rt, stream = self._slot, cudart(), self._memory.stream.handle
-        d2h = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         try:
-            self._affine(self._memory.driver_stream)
-            slot.session.run_with_iobinding(slot.binding, self._options)
-            for host, value, array in (
-                (entry.cls_ptr, slot.cls, entry.cls),
-                (entry.score_ptr, slot.score, entry.score),
-            ):
-                call("cudaMemcpyAsync", host, value.data_ptr(), array.nbytes, d2h, stream)
-            call("cudaEventRecord", entry.event, stream)
-        except (CudaError, *ORT_ERRORS) as err:
+            if entry.graph is not None:
+                entry.graph.launch()
+            else:
+                self._enqueue_network(entry)
+        except (CudaError, InferenceError, *ORT_ERRORS) as err:
             self.broken = str(err)
             log.warning("the network no longer runs behind registration: %s", err)
-            return
-        entry.frame, entry.references = image, slot.reference_uploads
+            return False
+        entry.frame, entry.references = image, self._slot.reference_uploads
         self._next = (self._next + 1) % RING
+        return True
 
     def take(self, batch: FrameBatch) -> ClassMaps | None:
         """The maps of the run queued for ``batch`` (waited for), or None where none was queued
@@ -152,11 +200,20 @@ class Chain:
     """Registration's side of the chain: the slot whose runs its kernels queue (the latest
     one the network built on their frame buffer), and the event that ends their own work."""
 
-    def __init__(self, memory: DeviceMemory, stack: ExitStack, affine_out: Any, est: int) -> None:
+    def __init__(
+        self,
+        memory: DeviceMemory,
+        stack: ExitStack,
+        affine_out: Any,
+        est: int,
+        step: Step | None = None,
+    ) -> None:
         self._memory = memory
         self._stack = stack
         self._affine_out = affine_out
         self._est = est
+        #: Registration's whole-fit step, captured with the network where the session allows.
+        self._step = step
         self.runs: ChainedRuns | None = None
         self._done: Any = None
 
@@ -170,20 +227,27 @@ class Chain:
         """Whether a frame's registration queues its network's run."""
         return self.runs is not None and not self.runs.broken
 
-    def attach(self, slot: FrameSlot) -> None:
+    def attach(self, slot: FrameSlot, capture: bool = False) -> bool:
         """Queue ``slot``'s runs from now on (called under the frame's and the device's locks
-        when the network builds a slot on the kernels' stream)."""
+        when the network builds a slot on the kernels' stream). With ``capture`` (the slot's
+        session has no graph of its own), registration and the network become one CUDA graph,
+        or nothing is attached and False returned: the network then builds a slot with ONNX
+        Runtime's graph and attaches it without."""
         try:
             if self._done is None:
                 self._done = _event(self._stack)
             runs = ChainedRuns(self._memory, self._stack, slot, self._affine_out, self._est)
         except CudaError as err:
             log.warning("the network's runs are not queued behind registration: %s", err)
-            return
+            return False
+        if capture and (self._step is None or not runs.capture(self._step, self._done)):
+            return False
         if self.runs is not None:
             self.runs.detach()
         self.runs, slot.queued = runs, runs
-        log.info("the network's runs for %s are queued behind registration", slot.frame.shape)
+        how = "captured with registration as one graph" if capture else "queued behind it"
+        log.info("the network's runs for %s are %s", slot.frame.shape, how)
+        return True
 
     def drain(self) -> None:
         """Wait for every queued run (before the sessions they run go away); a failed device
@@ -196,10 +260,15 @@ class Chain:
     def run(self, step: Step, image: np.ndarray) -> None:
         """Queue ``step`` (registration), then the network's run for ``image``; wait for the
         step alone. The caller holds the device lock."""
-        assert self.runs is not None
-        step.queue()
-        call("cudaEventRecord", self._done, self._memory.stream.handle)
-        self.runs.queue(image)
+        runs = self.runs
+        assert runs is not None
+        if not runs.captured:
+            step.queue()
+            call("cudaEventRecord", self._done, self._memory.stream.handle)
+            runs.queue(image)
+        elif not runs.queue(image):  # the graph holds the step: without it, the step alone
+            step.run()
+            return
         call("cudaEventSynchronize", self._done)
 
 
@@ -208,3 +277,11 @@ def _event(stack: ExitStack) -> Any:
     event = call("cudaEventCreateWithFlags", cudart().cudaEventDisableTiming)
     stack.callback(call, "cudaEventDestroy", event)
     return event
+
+
+def chain_status(options: CudaOptions) -> str:
+    """How the network follows the registration kernels, for ``aoi doctor``."""
+    if not options.chain:
+        return f"{ENV_VAR}=nochain"
+    how = "as one graph where CUDA allows" if options.capture else "call by call"
+    return f"the network's run queued behind them {how}"

@@ -49,10 +49,11 @@ class SharedFrame:
         self.lock = threading.Lock()
         self._held: np.ndarray | None = None
         #: The stream of the registration kernels that fill the buffer (``cudaStream_t`` as an
-        #: int), and what they do with a slot built on it (aoi/inference/chain.py); None for
-        #: a buffer no kernels fill.
+        #: int), and what they do with a slot built on it (aoi/inference/chain.py: True where
+        #: they took it; with ``capture``, its session has no graph of its own); None for a
+        #: buffer no kernels fill.
         self.stream: int | None = None
-        self.on_slot: Callable[[FrameSlot], None] | None = None
+        self.on_slot: Callable[[FrameSlot, bool], bool] | None = None
 
     def upload(self, image: np.ndarray, copy: Callable[[np.ndarray], None] | None = None) -> None:
         """Copy ``image`` (uint8 ``shape``) to the device, with ``copy`` where given (the

@@ -29,7 +29,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 
 from aoi.errors import InferenceError, ModelError
-from aoi.inference.chain import Chain
+from aoi.inference.chain import Chain, chain_status
 from aoi.inference.cuda_kernels import (
     F64,
     Launch,
@@ -110,7 +110,10 @@ class KernelSteps:
             frame = self.shared.value.data_ptr() if network else self.memory.alloc(h * w)
             self._build(Ptr(frame), whole)
             #: The network's runs queued behind the whole fit (aoi/inference/chain.py).
-            self.chain = Chain(self.memory, self._stack, self.functions["affine_out"], self._est)
+            self.chain = Chain(
+                self.memory, self._stack, self.functions["affine_out"], self._est,
+                self._estimate_run,
+            )  # fmt: skip
             if network and self._estimate_run is not None:
                 self.chain.offer(self.shared)
         except (CudaError, InferenceError, *ORT_ERRORS) as err:
@@ -387,8 +390,7 @@ def status(backend_name: str) -> str:
     why = available()
     if why is not None:
         return f"ONNX Runtime's graphs on the device: {why}"
-    chain = "the network's run queued behind them" if options.chain else f"{ENV_VAR}=nochain"
     return (
         f"the station's CUDA kernels on the device (compiled by NVRTC {nvrtc_version()} when "
-        f"the station starts; {chain})"
+        f"the station starts; {chain_status(options)})"
     )

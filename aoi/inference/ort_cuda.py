@@ -21,10 +21,11 @@ device; ``,nokernels``: registration measures with ONNX graphs, aoi/inference/de
 instead of the station's CUDA kernels, aoi/inference/kernreg.py; ``,noframe``: a whole frame goes
 up padded beside its template every board instead of once, aoi/inference/frame_input.py;
 ``,nochain``: the network's run waits for the host's registration instead of being queued
-behind the kernels', aoi/inference/chain.py)
+behind the kernels', aoi/inference/chain.py; ``,nocapture``: queued call by call instead of
+captured with the kernels as one CUDA graph)
 overrides the defaults (``graph``, FP32, device warp, registration with the kernels where
-cuda-python can build them, frame input, and the network queued behind the kernels;
-aoi/inference/cuda_options.py).
+cuda-python can build them, frame input, and the network captured with the kernels as one
+graph; aoi/inference/cuda_options.py).
 """
 
 from __future__ import annotations
@@ -293,20 +294,23 @@ class CudaRunner:
         dtype = np.dtype(self.score_dtype)
         graph = self.options.cuda_graph and not self.graph_error
         graph = graph and self.graphs < self.options.max_graphs
-        # Registration's kernels queue this slot's runs on their stream (chain.py).
+        # Registration's kernels queue this slot's runs on their stream (chain.py): captured
+        # with them as one graph where they can, else each run on its own graph.
         chain = graph and self.options.chain and frame.on_slot is not None
         stream = frame.stream if chain else None
-        slot = None
+        capture = chain and self.options.capture
+        slot = self._captured_slot(frame, input_hw, fixed, out_shape) if capture else None
+        if slot is not None:
+            self._frame_graphs += 1
+            self._frame_slots[key] = slot
+            return slot
         if graph:
             try:
                 slot = FrameSlot(
                     self._session(fixed, graph=True, stream=stream), frame, input_hw, out_shape,
                     dtype,
                 )  # fmt: skip
-                blank = FrameBatch(
-                    np.zeros(frame.shape, np.uint8), np.zeros((1, 1, *input_hw), np.uint8), -1
-                )
-                slot.run(blank, None)  # the first run captures the graph
+                slot.run(_blank(frame, input_hw), None)  # the first run captures the graph
             except (ModelError, *ORT_ERRORS) as err:
                 self.graph_error = str(err)
                 log.warning("no CUDA graph for the frame %s: %s", frame.shape, err)
@@ -316,8 +320,27 @@ class CudaRunner:
         self._frame_graphs += graph
         self._frame_slots[key] = slot
         if graph and chain and frame.on_slot is not None:
-            frame.on_slot(slot)
+            frame.on_slot(slot, False)
         log.info("CUDA frame input %s onto %s (graph %s)", list(frame.shape), list(input_hw), graph)
+        return slot
+
+    def _captured_slot(
+        self, frame: SharedFrame, input_hw: tuple[int, int], fixed: bytes, out_shape: tuple
+    ) -> FrameSlot | None:
+        """A slot whose session (no graph of its own, on the kernels' stream) the frame's
+        registration kernels capture with theirs as one graph, or None where they cannot."""
+        assert frame.on_slot is not None
+        try:
+            session = self._session(fixed, graph=False, stream=frame.stream)
+            slot = FrameSlot(session, frame, input_hw, out_shape, np.dtype(self.score_dtype))
+            for _ in range(2):  # ONNX Runtime's buffers are made before the capture
+                slot.run(_blank(frame, input_hw), None)
+        except (ModelError, *ORT_ERRORS) as err:
+            log.warning("no session to capture with registration for %s: %s", frame.shape, err)
+            return None
+        if not frame.on_slot(slot, True):
+            return None
+        log.info("CUDA frame input %s onto %s, one graph with registration", frame.shape, input_hw)
         return slot
 
     def predict_frame(
@@ -340,3 +363,8 @@ class CudaRunner:
         except ORT_ERRORS as err:
             msg = f"onnxruntime CUDA failed on the frame {list(shape)}: {err}"
             raise InferenceError(msg) from err
+
+
+def _blank(frame: SharedFrame, input_hw: tuple[int, int]) -> FrameBatch:
+    """A black frame and reference, for the runs that build a slot's buffers and graph."""
+    return FrameBatch(np.zeros(frame.shape, np.uint8), np.zeros((1, 1, *input_hw), np.uint8), -1)

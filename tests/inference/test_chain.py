@@ -17,6 +17,7 @@ import pytest
 from test_frame_input import _board, _maps, _slot
 from test_kernreg import HAS_DEVICE, HAS_ORT_CUDA
 
+from aoi.inference.chain import chain_status
 from aoi.inference.cuda_options import ENV_VAR, CudaOptions
 from aoi.inference.frame_input import SharedFrame
 from aoi.inference.onnxruntime import OnnxRuntimeBackend
@@ -47,11 +48,17 @@ class _Queue:
         self.calls.append("drain")
 
 
-def test_the_chain_can_be_turned_off_by_name() -> None:
-    assert CudaOptions().chain and CudaOptions.parse("graph").chain
+def test_the_chain_and_its_capture_can_be_turned_off_by_name() -> None:
+    on = CudaOptions.parse("graph")
+    assert CudaOptions().chain and on.chain and on.capture
     off = CudaOptions.parse("graph,nochain")
     assert not off.chain and off.label == "graph,nochain"
     assert CudaOptions.parse(off.label) == off
+    queued = CudaOptions.parse("graph,nocapture")
+    assert queued.chain and not queued.capture and queued.label == "graph,nocapture"
+    assert chain_status(on).endswith("as one graph where CUDA allows")
+    assert chain_status(queued).endswith("call by call")
+    assert chain_status(off) == "AOI_ORT_CUDA=nochain"
 
 
 def test_a_slot_returns_the_queued_boards_maps_and_runs_any_other_board_itself() -> None:
@@ -126,11 +133,10 @@ def _cycle(mode: str, pipelined: bool = False, boards: int = 16):
             run = run_pipelined if pipelined else run_cycles
             with SyntheticSource(pipeline.template, loaded.recipe.synthetic, seed=5) as source:
                 run(pipeline, source, cycles=boards, on_result=got.append)
-            steps = be._steps[-1]
-            runs = steps.chain.runs
-            taken = 0 if runs is None else runs.taken
-            affine = None if runs is None else runs._slot.affine.numpy().copy()
-            return got, taken, affine
+            runs = be._steps[-1].chain.runs
+            if runs is None:
+                return got, 0, None, False
+            return got, runs.taken, runs._slot.affine.numpy().copy(), runs.captured
     finally:
         if before is None:
             os.environ.pop(ENV_VAR)
@@ -149,12 +155,14 @@ def _same(a: list, b: list) -> None:
 
 
 @needs_cuda
+@pytest.mark.parametrize("mode", ["graph", "graph,nocapture"], ids=["captured", "queued"])
 @pytest.mark.parametrize("pipelined", [False, True], ids=["sequential", "pipelined"])
-def test_the_chained_cycle_answers_as_the_unchained_one(pipelined: bool) -> None:
-    chained, taken, affine = _cycle("graph", pipelined)
-    plain, none_taken, _ = _cycle("graph,nochain", pipelined)
+def test_the_chained_cycle_answers_as_the_unchained_one(mode: str, pipelined: bool) -> None:
+    chained, taken, affine, captured = _cycle(mode, pipelined)
+    plain, none_taken, _, _ = _cycle("graph,nochain", pipelined)
     _same(chained, plain)
     assert none_taken == 0
+    assert captured == (mode == "graph")  # the capture is refused nowhere it should work
     # Every board after the first (whose slot did not exist when it registered) took its
     # queued run; the pipelined loop may register the second before the first built the slot.
     assert taken >= len(chained) - (2 if pipelined else 1)
@@ -167,7 +175,8 @@ def test_the_chained_cycle_answers_as_the_unchained_one(pipelined: bool) -> None
 
 
 @needs_cuda
-def test_a_refused_board_leaves_the_next_board_its_own_run() -> None:
+@pytest.mark.parametrize("mode", ["graph", "graph,nocapture"], ids=["captured", "queued"])
+def test_a_refused_board_leaves_the_next_board_its_own_run(mode: str) -> None:
     """A board registration refuses never takes its queued run; the next board takes its
     own (the ring is matched by frame array, not by order), and the backend closes with a
     refused board's run still queued."""
@@ -178,23 +187,23 @@ def test_a_refused_board_leaves_the_next_board_its_own_run() -> None:
         frames = [source.grab(2.0) for _ in range(4)]
     blank = replace(frames[1], image=np.zeros_like(frames[1].image))
     got: dict = {}
-    for mode in ("graph", "graph,nochain"):
-        os.environ[ENV_VAR] = mode
+    for each in (mode, "graph,nochain"):
+        os.environ[ENV_VAR] = each
         try:
             profile = loaded.recipe.geometry.profile
             with OnnxRuntimeBackend(loaded.model_path, profile, device="cuda", threads=1) as be:
                 pipeline = Pipeline(loaded, be)
                 # The last board's run is queued and never taken: closing waits for it.
                 boards = (frames[0], blank, *frames[2:], blank)
-                got[mode] = [pipeline.inspect(f) for f in boards]
+                got[each] = [pipeline.inspect(f) for f in boards]
                 runs = be._steps[-1].chain.runs
-                got[mode + " taken"] = 0 if runs is None else runs.taken
+                got[each + " taken"] = 0 if runs is None else runs.taken
         finally:
             os.environ.pop(ENV_VAR)
-    chained, plain = got["graph"], got["graph,nochain"]
+    chained, plain = got[mode], got["graph,nochain"]
     assert chained[1].error_kind is ErrorKind.REGISTRATION
     assert chained[-1].error_kind is ErrorKind.REGISTRATION
-    assert got["graph taken"] == 2 and got["graph,nochain taken"] == 0  # boards 3 and 4
+    assert got[mode + " taken"] == 2 and got["graph,nochain taken"] == 0  # boards 3 and 4
     for a, b in zip(chained, plain, strict=True):
         assert a.verdict == b.verdict and a.error_kind == b.error_kind
         np.testing.assert_array_equal(a.defects.bbox_xyxy_px, b.defects.bbox_xyxy_px)

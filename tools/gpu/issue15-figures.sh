@@ -2,7 +2,8 @@
 # (thirteenth) and -z.sh (fourteenth). `alone`: ours and YOLO11n alone at 640.
 # `kernels_vs_graphs`: the cycle with registration's CUDA kernels against devreg's graphs,
 # alternated. `chained_vs_not`: the network queued behind registration on one stream against
-# after it, alternated. Every twelfth-round issue-15 figure in one call: `figures K` runs
+# after it, alternated. `captured_vs_queued`: registration and the network captured as one
+# graph, queued call by call, or the network after registration, alternated. Every twelfth-round issue-15 figure in one call: `figures K` runs
 # deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice with the network alone between, ours and
 # YOLO11n alone at 640, the GPU cycle of the 640 recipes (deeppcb-640 three times, pipelined
 # once), board-b-1024, then the panel's whole frame K times; `cpu NAME` is the CPU run, which
@@ -68,4 +69,24 @@ chained_vs_not() {  # fourteenth round: the network queued behind registration, 
     bench "panel-chain-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
     bench "panel-nochain-$k" graph,fp16,fp32tail,nochain /tmp/panel-full.toml --cycles 300 --prerender 16
   done
+}
+captured_vs_queued() {  # fourteenth round: registration and the network as one graph, or not
+  python3 tools/gpu/panel_full.py /tmp/panel-full.toml
+  alone
+  for k in a b c; do
+    bench "deeppcb-640-captured-$k" graph deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-queued-$k" graph,nocapture deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-nochain-$k" graph,nochain deeppcb-640 --cycles 1000 --prerender 64
+  done
+  grep -h "one graph\|could not be captured" $R/deeppcb-640-*.txt | sort | uniq -c | head -5
+  bench board-a-640-captured graph board-a-640 --cycles 1000 --prerender 64
+  bench board-a-640-queued graph,nocapture board-a-640 --cycles 1000 --prerender 64
+  bench pipe-deeppcb-640-captured graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
+  bench b1024-captured graph board-b-1024 --cycles 300 --prerender 16
+  bench b1024-queued graph,nocapture board-b-1024 --cycles 300 --prerender 16
+  for k in a b c; do
+    bench "panel-captured-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+  done
+  bench panel-queued graph,fp16,fp32tail,nocapture /tmp/panel-full.toml --cycles 300 --prerender 16
+  grep -h "one graph\|could not be captured" $R/panel-*.txt $R/b1024-*.txt | sort | uniq -c | head -5
 }
