@@ -110,7 +110,7 @@ class ChainedRuns:
         self._slot.queued = None
         self.broken = "another slot is chained"
 
-    def _enqueue_network(self, entry: _Queued) -> None:
+    def _enqueue_network(self, entry: _Queued, capturing: bool = False) -> None:
         """The affine map from the fit, the network's run and its maps' copy into ``entry``."""
         slot, stream = self._slot, self._memory.stream.handle
         d2h = cudart().cudaMemcpyKind.cudaMemcpyDeviceToHost
@@ -121,7 +121,7 @@ class ChainedRuns:
             (entry.score_ptr, slot.score, entry.score),
         ):
             call("cudaMemcpyAsync", host, value.data_ptr(), array.nbytes, d2h, stream)
-        call("cudaEventRecord", entry.event, stream)
+        _record(entry.event, stream, capturing)
 
     def capture(self, step: Step, done: Any) -> bool:
         """Capture, per ring entry, registration's ``step`` (its end recorded on ``done``) and
@@ -132,9 +132,10 @@ class ChainedRuns:
         stream = self._memory.stream.handle
 
         def enqueue(entry: _Queued) -> bool:
+            capturing = _capturing(stream)
             step.enqueue()
-            call("cudaEventRecord", done, stream)
-            self._enqueue_network(entry)
+            _record(done, stream, capturing)
+            self._enqueue_network(entry, capturing)
             return True
 
         try:
@@ -270,6 +271,25 @@ class Chain:
             step.run()
             return
         call("cudaEventSynchronize", self._done)
+
+
+def _capturing(stream: Any) -> bool:
+    """Whether ``stream`` is being captured into a graph."""
+    rt = cudart()
+    return (
+        call("cudaStreamIsCapturing", stream)
+        != rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusNone
+    )
+
+
+def _record(event: Any, stream: Any, capturing: bool) -> None:
+    """Record ``event`` on ``stream``; in a capture, as a node of the graph that signals the
+    event each time the graph runs (a plain record there only orders the capture's streams)."""
+    if capturing:
+        flags = cudart().cudaEventRecordExternal
+        call("cudaEventRecordWithFlags", event, stream, flags)
+    else:
+        call("cudaEventRecord", event, stream)
 
 
 def _event(stack: ExitStack) -> Any:
