@@ -3,8 +3,8 @@ from the device calls' bench output (each call's ``r.tgz`` unpacked into DIR/<ca
 
 Thirteenth round (``session16``, calls w and x: ``tools/gpu/bench-issue15w.sh``, ``-x.sh``):
 registration as ONNX graphs, as CUDA kernels with the fit on the host, and as one launch with the
-fit on the device. Fourteenth round (``session17``, call z: ``bench-issue15z.sh``): the network's
-run queued behind registration on one stream, or after it.
+fit on the device. Fourteenth round (``session17``, call z3: ``bench-issue15z3.sh``): the
+network after registration, queued behind it on one stream, or both captured as one CUDA graph.
 
     PYTHONPATH=. python tools/figures/kernreg_cycle.py DIR docs/figures/session16-kernreg.png
     PYTHONPATH=. python tools/figures/kernreg_cycle.py DIR docs/figures/session17-chain.png \
@@ -37,16 +37,17 @@ FIGURES = {
         "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (calls w and x)",
     ),
     "session17": (
-        ("z",),
+        ("z3",),
         tuple(
-            ("z", f"deeppcb-640-{kind}-{k}", f"z: {label}, {k}")
+            ("z3", f"deeppcb-640-{kind}-{k}", f"z3: {label}, {k}")
             for kind, label in (
                 ("nochain", "network after registration"),
-                ("chain", "network queued behind it"),
+                ("queued", "network queued behind it"),
+                ("captured", "both as one CUDA graph"),
             )
             for k in "abc"
         ),
-        "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (call z)",
+        "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (call z3)",
     ),
 }
 STAGES = ("register", "infer", "postprocess", "decide")
@@ -71,22 +72,28 @@ def main(root: Path, out: Path, figure: str = "session16") -> None:
     for call in calls:
         alone = _alone(root / call / "r" / "peer-alone.txt")
         ours = alone["ours"]["iobinding"]["p50_ms"]
-        for name, value, colour in (
+        bars = [
             ("ours alone, IO binding", ours, "#55a868"),
             ("YOLO11n alone, CUDA graph", alone["yolo11n"]["iobinding+cuda_graph"]["p50_ms"],
              "#dddddd"),
-        ):  # fmt: skip
+        ]  # fmt: skip
+        if figure != "session16":  # ours with a CUDA graph too (the steadier of the two)
+            graph = alone["ours"]["iobinding+cuda_graph"]["p50_ms"]
+            bars.insert(1, ("ours alone, CUDA graph", graph, "#8fc79a"))
+        for name, value, colour in bars:
             ax.barh(y, value, color=colour, hatch="//", edgecolor="white")
             ax.text(value + 0.02, y, f"{value:.2f}", va="center", fontsize=8)
             labels.append(f"{call}: {name}")
             y += 1
-        ax.plot([1.5 * ours] * 2, [y - 2.5, y + 5.5], color="black", linestyle="--", linewidth=1)
+        n = sum(row[0] == call for row in rows)
+        span = [y - 2.5, y + n - 0.5]
+        ax.plot([1.5 * ours] * 2, span, color="black", linestyle="--", linewidth=1)
         ax.text(1.5 * ours + 0.02, y - 2.2, f"1.5 x ours alone ({call})", fontsize=8)
         for row_call, stem, label in rows:
             if row_call != call:
                 continue
             d = bench_json(root / call / "r" / f"{stem}.txt")
-            left = stage_bars(ax, y, d, STAGES, COLOURS, legend=y == 2)
+            left = stage_bars(ax, y, d, STAGES, COLOURS, legend=y == len(bars))
             ax.text(left + 0.02, y, f"{left:.2f}", va="center", fontsize=8)
             labels.append(label)
             y += 1
