@@ -10,11 +10,11 @@ the device from the fit), the network's run (its CUDA graph, without the end-of-
 registration alone. The host checks the registration while the device runs the network; the
 network stage then only collects the maps (:meth:`ChainedRuns.take`).
 
-Better still, registration's graph and the network's run are captured together as one CUDA
-graph (:meth:`ChainedRuns.capture`; the session then runs without ONNX Runtime's own graph, as
-a capture cannot hold another): a board is one launch, and ONNX Runtime's host-side work per run
-no longer stands between registration's kernels and the network's on the device. Where CUDA or
-ONNX Runtime refuse that capture, the runs are queued call by call as above.
+By default registration's graph and the network's run are captured together as one CUDA graph
+(:meth:`ChainedRuns.capture`; the session then runs without ONNX Runtime's own graph, as a
+capture cannot hold another): a board is one launch. Where CUDA or ONNX Runtime refuse that
+capture, the runs are queued call by call as above (measured the same within the runs' spread,
+docs/benchmarks.md, "Issue 15, fourteenth round").
 
 A queued run is used only for the board it was queued for (the very frame array, registered)
 and while the slot's reference is still the one it read; anything else (the first board, a
@@ -125,10 +125,9 @@ class ChainedRuns:
 
     def capture(self, step: Step, done: Any) -> bool:
         """Capture, per ring entry, registration's ``step`` (its end recorded on ``done``) and
-        the network's run behind it as one CUDA graph: a board is then one launch, and ONNX
-        Runtime's host-side run no longer stands between registration's kernels and the
-        network's. The slot's session must run without ONNX Runtime's own graph (a capture
-        cannot hold another). False (logged) where CUDA or ONNX Runtime refuse the capture."""
+        the network's run behind it as one CUDA graph: a board is then one launch. The slot's
+        session must run without ONNX Runtime's own graph (a capture cannot hold another).
+        False (logged) where CUDA or ONNX Runtime refuse the capture."""
         stream = self._memory.stream.handle
 
         def enqueue(entry: _Queued) -> bool:
