@@ -10,11 +10,15 @@ the device from the fit), the network's run (its CUDA graph, without the end-of-
 registration alone. The host checks the registration while the device runs the network; the
 network stage then only collects the maps (:meth:`ChainedRuns.take`).
 
-By default registration's graph and the network's run are captured together as one CUDA graph
-(:meth:`ChainedRuns.capture`; the session then runs without ONNX Runtime's own graph, as a
-capture cannot hold another): a board is one launch. Where CUDA or ONNX Runtime refuse that
-capture, the runs are queued call by call as above (measured the same within the runs' spread,
-docs/benchmarks.md, "Issue 15, fourteenth round").
+With ``AOI_ORT_CUDA=...,capture`` registration's graph and the network's run are captured
+together as one CUDA graph (:meth:`ChainedRuns.capture`; the session then runs without ONNX
+Runtime's own graph, as a capture cannot hold another): a board is one launch. It measured the
+same as queued within the runs' spread (docs/benchmarks.md, "Issue 15, fourteenth round"), and
+it is not the default: it replays whatever ONNX Runtime queued in the one run it captured, and
+for some operators ONNX Runtime queues a host callback that frees page-locked staging buffers
+once (``cudaLaunchHostFunc``), which a replayed graph would repeat. The network of this repository
+queues none (the captured cycle gives the plain cycle's answers on the GPU machine), but a recipe
+may name another. Where CUDA or ONNX Runtime refuse the capture, the runs are queued call by call.
 
 A queued run is used only for the board it was queued for (the very frame array, registered)
 and while the slot's reference is still the one it read; anything else (the first board, a

@@ -39,8 +39,9 @@ class CudaOptions:
     #: on the kernels' stream (aoi/inference/chain.py); off (``nochain``): after the host's.
     chain: bool = True
     #: With the chain: registration and the network captured as one CUDA graph where CUDA and
-    #: ONNX Runtime allow (aoi/inference/chain.py); off (``nocapture``): queued call by call.
-    capture: bool = True
+    #: ONNX Runtime allow (``capture``, aoi/inference/chain.py); off by default: queued call by
+    #: call, each run on ONNX Runtime's own graph.
+    capture: bool = False
 
     @classmethod
     def parse(cls, text: str) -> CudaOptions:
@@ -50,14 +51,14 @@ class CudaOptions:
         mode = next((w for w in words if w in _MODES), "graph")
         spans = dict(w.split("=", 1) for w in words if "=" in w)
         flags = (*_MODES, "fp16", "fp32tail", "warp", "nowarp", "noreg", "noframe", "nokernels",
-                 "nochain", "nocapture")  # fmt: skip
+                 "nochain", "capture")  # fmt: skip
         unknown = [w for w in words if w not in flags and "=" not in w]
         unknown += [k for k in spans if k not in ("fp32until", "fp32from")]
         if unknown:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
                 "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, noframe, nokernels, nochain, "
-                "nocapture, "
+                "capture, "
                 "fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
@@ -68,7 +69,7 @@ class CudaOptions:
             mode != "plain", graph, fp16="fp16" in words, fp32=span, fp32_tail=tail,
             warp="nowarp" not in words, registration="noreg" not in words,
             frames="noframe" not in words, kernels="nokernels" not in words,
-            chain="nochain" not in words, capture="nocapture" not in words,
+            chain="nochain" not in words, capture="capture" in words,
         )  # fmt: skip
 
     @classmethod
@@ -89,5 +90,5 @@ class CudaOptions:
         fp16 = ",fp16" + tail + span if self.fp16 else ""
         off = ("" if self.warp else ",nowarp") + ("" if self.registration else ",noreg")
         off += ("" if self.frames else ",noframe") + ("" if self.kernels else ",nokernels")
-        off += ("" if self.chain else ",nochain") + ("" if self.capture else ",nocapture")
+        off += ("" if self.chain else ",nochain") + (",capture" if self.capture else "")
         return mode + fp16 + off

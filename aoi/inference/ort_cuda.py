@@ -21,11 +21,11 @@ device; ``,nokernels``: registration measures with ONNX graphs, aoi/inference/de
 instead of the station's CUDA kernels, aoi/inference/kernreg.py; ``,noframe``: a whole frame goes
 up padded beside its template every board instead of once, aoi/inference/frame_input.py;
 ``,nochain``: the network's run waits for the host's registration instead of being queued
-behind the kernels', aoi/inference/chain.py; ``,nocapture``: queued call by call instead of
-captured with the kernels as one CUDA graph)
+behind the kernels', aoi/inference/chain.py; ``,capture``: captured with the kernels as one
+CUDA graph instead of queued call by call)
 overrides the defaults (``graph``, FP32, device warp, registration with the kernels where
-cuda-python can build them, frame input, and the network captured with the kernels as one
-graph; aoi/inference/cuda_options.py).
+cuda-python can build them, frame input, and the network queued behind the kernels;
+aoi/inference/cuda_options.py).
 """
 
 from __future__ import annotations

@@ -49,13 +49,14 @@ class _Queue:
 
 
 def test_the_chain_and_its_capture_can_be_turned_off_by_name() -> None:
-    on = CudaOptions.parse("graph")
-    assert CudaOptions().chain and on.chain and on.capture
+    queued = CudaOptions.parse("graph")
+    assert CudaOptions().chain and queued.chain and not queued.capture
     off = CudaOptions.parse("graph,nochain")
     assert not off.chain and off.label == "graph,nochain"
     assert CudaOptions.parse(off.label) == off
-    queued = CudaOptions.parse("graph,nocapture")
-    assert queued.chain and not queued.capture and queued.label == "graph,nocapture"
+    on = CudaOptions.parse("graph,capture")
+    assert on.chain and on.capture and on.label == "graph,capture"
+    assert CudaOptions.parse(on.label) == on
     assert chain_status(on).endswith("as one graph where CUDA allows")
     assert chain_status(queued).endswith("call by call")
     assert chain_status(off) == "AOI_ORT_CUDA=nochain"
@@ -155,14 +156,14 @@ def _same(a: list, b: list) -> None:
 
 
 @needs_cuda
-@pytest.mark.parametrize("mode", ["graph", "graph,nocapture"], ids=["captured", "queued"])
+@pytest.mark.parametrize("mode", ["graph,capture", "graph"], ids=["captured", "queued"])
 @pytest.mark.parametrize("pipelined", [False, True], ids=["sequential", "pipelined"])
 def test_the_chained_cycle_answers_as_the_unchained_one(mode: str, pipelined: bool) -> None:
     chained, taken, affine, captured = _cycle(mode, pipelined)
     plain, none_taken, _, _ = _cycle("graph,nochain", pipelined)
     _same(chained, plain)
     assert none_taken == 0
-    assert captured == (mode == "graph")  # the capture is refused nowhere it should work
+    assert captured == (mode == "graph,capture")  # refused nowhere it should work
     # Every board after the first (whose slot did not exist when it registered) took its
     # queued run; the pipelined loop may register the second before the first built the slot.
     assert taken >= len(chained) - (2 if pipelined else 1)
@@ -175,7 +176,7 @@ def test_the_chained_cycle_answers_as_the_unchained_one(mode: str, pipelined: bo
 
 
 @needs_cuda
-@pytest.mark.parametrize("mode", ["graph", "graph,nocapture"], ids=["captured", "queued"])
+@pytest.mark.parametrize("mode", ["graph,capture", "graph"], ids=["captured", "queued"])
 def test_a_refused_board_leaves_the_next_board_its_own_run(mode: str) -> None:
     """A board registration refuses never takes its queued run; the next board takes its
     own (the ring is matched by frame array, not by order), and the backend closes with a

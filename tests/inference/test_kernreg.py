@@ -92,9 +92,9 @@ def test_the_doctor_line_says_where_registration_measures(
     monkeypatch.delenv(ENV_VAR)
     if available() is None:
         assert status("onnxruntime-cuda").startswith("the station's CUDA kernels")
-        assert status("onnxruntime-cuda").endswith("behind them as one graph where CUDA allows)")
-        monkeypatch.setenv(ENV_VAR, "graph,nocapture")
         assert status("onnxruntime-cuda").endswith("queued behind them call by call)")
+        monkeypatch.setenv(ENV_VAR, "graph,capture")
+        assert status("onnxruntime-cuda").endswith("behind them as one graph where CUDA allows)")
         monkeypatch.setenv(ENV_VAR, "graph,nochain")
         assert status("onnxruntime-cuda").endswith("AOI_ORT_CUDA=nochain)")
     else:  # the reason names what to install

@@ -74,19 +74,20 @@ captured_vs_queued() {  # fourteenth round: registration and the network as one 
   python3 tools/gpu/panel_full.py /tmp/panel-full.toml
   alone
   for k in a b c; do
-    bench "deeppcb-640-captured-$k" graph deeppcb-640 --cycles 1000 --prerender 64
-    bench "deeppcb-640-queued-$k" graph,nocapture deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-captured-$k" graph,capture deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-queued-$k" graph deeppcb-640 --cycles 1000 --prerender 64
     bench "deeppcb-640-nochain-$k" graph,nochain deeppcb-640 --cycles 1000 --prerender 64
   done
   grep -h "one graph\|could not be captured" $R/deeppcb-640-*.txt | sort | uniq -c | head -5
-  bench board-a-640-captured graph board-a-640 --cycles 1000 --prerender 64
-  bench board-a-640-queued graph,nocapture board-a-640 --cycles 1000 --prerender 64
-  bench pipe-deeppcb-640-captured graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
-  bench b1024-captured graph board-b-1024 --cycles 300 --prerender 16
-  bench b1024-queued graph,nocapture board-b-1024 --cycles 300 --prerender 16
+  bench board-a-640-captured graph,capture board-a-640 --cycles 1000 --prerender 64
+  bench board-a-640-queued graph board-a-640 --cycles 1000 --prerender 64
+  bench pipe-deeppcb-640-captured graph,capture deeppcb-640 --cycles 1000 --prerender 64 --pipelined
+  bench b1024-captured graph,capture board-b-1024 --cycles 300 --prerender 16
+  bench b1024-queued graph board-b-1024 --cycles 300 --prerender 16
   for k in a b c; do
-    bench "panel-captured-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+    bench "panel-captured-$k" graph,fp16,fp32tail,capture /tmp/panel-full.toml --cycles 300 \
+      --prerender 16
   done
-  bench panel-queued graph,fp16,fp32tail,nocapture /tmp/panel-full.toml --cycles 300 --prerender 16
+  bench panel-queued graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
   grep -h "one graph\|could not be captured" $R/panel-*.txt $R/b1024-*.txt | sort | uniq -c | head -5
 }
