@@ -6,11 +6,7 @@
 set -u
 . tools/gpu/ort-gpu-env.sh
 . tools/gpu/issue15-figures.sh
-t "the CUDA tests"
-timeout 240 python3 -m pytest -q -p no:cacheprovider -rs tests/inference/test_chain.py \
-  tests/inference/test_kernreg.py tests/inference/test_devreg.py tests/inference/test_ort_cuda.py \
-  tests/inference/test_frame_input.py tests/inference/test_pinned_frames.py tests/test_framemem.py \
-  2>&1 | tail -12 | tee $R/pytest.txt
+cuda_tests 240 12
 chained_vs_not
 t done; date -u
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R

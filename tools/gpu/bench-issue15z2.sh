@@ -9,11 +9,7 @@
 set -u
 . tools/gpu/ort-gpu-env.sh
 . tools/gpu/issue15-figures.sh
-t "the CUDA tests"
-timeout 240 python3 -m pytest -q -p no:cacheprovider -rs tests/inference/test_chain.py \
-  tests/inference/test_kernreg.py tests/inference/test_devreg.py tests/inference/test_ort_cuda.py \
-  tests/inference/test_frame_input.py tests/inference/test_pinned_frames.py tests/test_framemem.py \
-  2>&1 | tail -12 | tee $R/pytest.txt
+cuda_tests 240 12
 figures 3
 cpu cpu2-deeppcb-c
 bench deeppcb-640-nochain graph,nochain deeppcb-640 --cycles 1000 --prerender 64

@@ -1,13 +1,21 @@
 # Sourced after ort-gpu-env.sh by bench-issue15s.sh, -u.sh (issue 15, twelfth round), -w.sh, -x.sh
-# (thirteenth) and -z.sh (fourteenth). `alone`: ours and YOLO11n alone at 640.
+# (thirteenth) and -z*.sh (fourteenth). `alone`: ours and YOLO11n alone at 640.
 # `kernels_vs_graphs`: the cycle with registration's CUDA kernels against devreg's graphs,
 # alternated. `chained_vs_not`: the network queued behind registration on one stream against
 # after it, alternated. `captured_vs_queued`: registration and the network captured as one
-# graph, queued call by call, or the network after registration, alternated. Every twelfth-round issue-15 figure in one call: `figures K` runs
-# deeppcb-640 on 2 CPU cores (taskset -c 0,1) twice with the network alone between, ours and
-# YOLO11n alone at 640, the GPU cycle of the 640 recipes (deeppcb-640 three times, pipelined
-# once), board-b-1024, then the panel's whole frame K times; `cpu NAME` is the CPU run, which
-# the calling script repeats at the end.
+# graph, queued call by call, or the network after registration, alternated. Every
+# twelfth-round issue-15 figure in one call: `figures K` runs deeppcb-640 on 2 CPU cores
+# (taskset -c 0,1) twice with the network alone between, ours and YOLO11n alone at 640, the GPU
+# cycle of the 640 recipes (deeppcb-640 three times, pipelined once), board-b-1024, then the
+# panel's whole frame K times; `cpu NAME` is the CPU run, which the calling script repeats at
+# the end. `cuda_tests [TIMEOUT] [LINES]` runs the GPU path's tests and keeps their last lines.
+cuda_tests() {  # [TIMEOUT] [LINES]
+  t "the CUDA tests"
+  local d=tests/inference
+  timeout "${1:-240}" python3 -m pytest -q -p no:cacheprovider -rs $d/test_chain.py \
+    $d/test_kernreg.py $d/test_devreg.py $d/test_ort_cuda.py $d/test_frame_input.py \
+    $d/test_pinned_frames.py tests/test_framemem.py 2>&1 | tail -"${2:-12}" | tee $R/pytest.txt
+}
 cpu() {  # name
   t "$1: cpu deeppcb-640"
   taskset -c 0,1 timeout 150 python3 -m aoi.cli bench --recipe deeppcb-640 --backend onnxruntime \
