@@ -58,8 +58,7 @@ class CudaOptions:
             msg = (
                 f"{ENV_VAR}={text!r}: unknown words {unknown} "
                 "(plain, bind, graph, fp16, fp32tail, nowarp, noreg, noframe, nokernels, nochain, "
-                "capture, "
-                "fp32until=NODE, fp32from=NODE)"
+                "capture, fp32until=NODE, fp32from=NODE)"
             )
             raise ModelError(msg)
         span = Fp32Span(spans.get("fp32until", ""), spans.get("fp32from", ""))

@@ -294,8 +294,8 @@ class CudaRunner:
         dtype = np.dtype(self.score_dtype)
         graph = self.options.cuda_graph and not self.graph_error
         graph = graph and self.graphs < self.options.max_graphs
-        # Registration's kernels queue this slot's runs on their stream (chain.py): captured
-        # with them as one graph where they can, else each run on its own graph.
+        # Registration's kernels queue this slot's runs on their stream (chain.py), each run on
+        # its own graph; with ``capture``, captured with theirs as one graph where they can.
         chain = graph and self.options.chain and frame.on_slot is not None
         stream = frame.stream if chain else None
         capture = chain and self.options.capture
