@@ -149,12 +149,16 @@ class FrameSlot:
         self.binding.bind_ortvalue_output(CLASS_NAME, self.cls)
         self.binding.bind_ortvalue_output(SCORE_NAME, self.score)
 
-    def reference_fits(self, batch: FrameBatch) -> bool:
-        """Whether the device's reference holds ``batch``'s (the builder's buffer, kept alive
-        here, and its count name the reference's pixels)."""
+    def _reference_key(self, batch: FrameBatch) -> tuple[np.ndarray, int]:
+        """What names ``batch``'s reference pixels: the builder's buffer (kept alive here) and
+        its count."""
         source = batch.reference if batch.reference.base is None else batch.reference.base
-        held = self._reference_of
-        return held is not None and held[0] is source and held[1] == batch.reference_version
+        return source, batch.reference_version
+
+    def reference_fits(self, batch: FrameBatch) -> bool:
+        """Whether the device's reference holds ``batch``'s."""
+        held, (source, version) = self._reference_of, self._reference_key(batch)
+        return held is not None and held[0] is source and held[1] == version
 
     def run(self, batch: FrameBatch, affine: np.ndarray | None) -> ClassMaps:
         """The reduced maps of ``batch``; ``affine`` is normalised to the frame's size (None:
@@ -175,8 +179,7 @@ class FrameSlot:
         self.affine.update_inplace(np.ascontiguousarray(maps, np.float32).reshape(1, 2, 3))
         if not self.reference_fits(batch):
             self.reference.update_inplace(np.ascontiguousarray(batch.reference))
-            source = batch.reference if batch.reference.base is None else batch.reference.base
-            self._reference_of = (source, batch.reference_version)
+            self._reference_of = self._reference_key(batch)
             self.reference_uploads += 1
         if not (batch.registered and self.frame.holds(batch.frame)):
             self.frame.upload(batch.frame)
