@@ -19,11 +19,10 @@ from pathlib import Path
 
 from tools.figures.frame_input import bench_json, stage_bars
 
-#: Per figure: its calls, the (call, file stem, label) of the deeppcb-640 rows shown in order,
-#: and its title.
+#: Per figure: the (call, file stem, label) of the deeppcb-640 rows shown in order (the calls
+#: in their order), its title, and whether ours alone with a CUDA graph is shown too.
 FIGURES = {
     "session16": (
-        ("w", "x"),
         tuple(
             (call, f"deeppcb-640-{kind}-{k}", f"{call}: {label}, {k}")
             for call, kind, label in (
@@ -35,9 +34,9 @@ FIGURES = {
             for k in "abc"
         ),
         "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (calls w and x)",
+        False,
     ),
     "session17": (
-        ("z3",),
         tuple(
             ("z3", f"deeppcb-640-{kind}-{k}", f"z3: {label}, {k}")
             for kind, label in (
@@ -48,6 +47,7 @@ FIGURES = {
             for k in "abc"
         ),
         "deeppcb-640 on an H200, ORT CUDA, 1000 pre-rendered boards per row (call z3)",
+        True,
     ),
 }
 STAGES = ("register", "infer", "postprocess", "decide")
@@ -60,7 +60,8 @@ def _alone(path: Path) -> dict[str, dict]:
 
 
 def main(root: Path, out: Path, figure: str = "session16") -> None:
-    calls, rows, title = FIGURES[figure]
+    rows, title, graph_alone = FIGURES[figure]
+    calls = dict.fromkeys(row[0] for row in rows)
     import matplotlib as mpl
 
     mpl.use("Agg")
@@ -77,7 +78,7 @@ def main(root: Path, out: Path, figure: str = "session16") -> None:
             ("YOLO11n alone, CUDA graph", alone["yolo11n"]["iobinding+cuda_graph"]["p50_ms"],
              "#dddddd"),
         ]  # fmt: skip
-        if figure != "session16":  # ours with a CUDA graph too (the steadier of the two)
+        if graph_alone:  # ours with a CUDA graph too (the steadier of the two)
             graph = alone["ours"]["iobinding+cuda_graph"]["p50_ms"]
             bars.insert(1, ("ours alone, CUDA graph", graph, "#8fc79a"))
         for name, value, colour in bars:
