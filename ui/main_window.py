@@ -258,10 +258,10 @@ class MainWindow(QMainWindow):
         self.station.stop(self.session.name)
         self.refresh()
 
-    def acknowledge_alarm(self, row: int) -> None:
-        """Sign alarm ``row`` of the history as seen by whoever is logged in (audited)."""
+    def acknowledge_alarm(self, alarm_id: int) -> None:
+        """Sign alarm ``alarm_id`` of the history as seen by whoever is logged in (audited)."""
         try:
-            entry = self.alarm_log.acknowledge(row, self.session.name)
+            entry = self.alarm_log.acknowledge(alarm_id, self.session.name)
         except DB_ERRORS as err:
             log.warning("acknowledgement not written: %s", err)
             return

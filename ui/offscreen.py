@@ -169,7 +169,7 @@ def screenshots(app: QApplication, args: argparse.Namespace, options: StationOpt
         history = w.operator.history
         plc_rows = [e.source for e in w.alarm_log.entries].count("PLC")
         if plc_rows:
-            w.acknowledge_alarm([e.source for e in w.alarm_log.entries].index("PLC"))
+            w.acknowledge_alarm(next(e.id for e in w.alarm_log.entries if e.source == "PLC"))
         _grab(app, w, out / "alarm-history.png")
         history.table.clearSelection()
         w.operator.alarm_tabs.setCurrentIndex(0)

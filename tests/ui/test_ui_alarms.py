@@ -17,7 +17,9 @@ from aoi.storage.alarms import ACKED, RESTART_NOTE, AlarmLog
 from aoi.storage.db import Database
 from aoi.storage.queries import audit_events
 from ui.app import Gui
+from ui.logic.alarm_log import AlarmLog as ScreenAlarmLog
 from ui.logic.users import Role, User
+from ui.widgets.alarm_history import AlarmHistory
 
 HEARTBEAT_LOST = "PLC: PLC not answering"
 
@@ -59,8 +61,8 @@ def _heartbeat_rows(gui: Gui) -> list[int]:
     return [i for i in range(t.rowCount()) if t.item(i, 1).text() == HEARTBEAT_LOST]
 
 
-def _blip(qtbot: QtBot, gui: Gui) -> str:
-    """Start, freeze the soft PLC's heartbeat for ~100 ms, stop; the history row's time."""
+def _blip(qtbot: QtBot, gui: Gui) -> int:
+    """Start, freeze the soft PLC's heartbeat for ~100 ms, stop; the history row's alarm id."""
     w = gui.window
     alarms = gui.station.alarms
     assert w is not None and alarms is not None
@@ -81,7 +83,7 @@ def _blip(qtbot: QtBot, gui: Gui) -> str:
     row = _heartbeat_rows(gui)[0]
     assert history.table.item(row, 2).text() != "active"  # it cleared, and is still listed
     assert "plc_heartbeat stayed" in history.table.item(row, 1).toolTip()
-    return history.table.item(row, 0).text()
+    return history.entries[row].id
 
 
 def test_a_100ms_heartbeat_loss_is_in_the_history_after_a_restart(
@@ -101,22 +103,61 @@ def test_a_100ms_heartbeat_loss_is_in_the_history_after_a_restart(
     assert again.window is not None
     history = again.window.operator.history
 
-    def raised_rows() -> list[int]:
-        # Found by its time: on a loaded machine the reopened station's own 40 ms watchdog can
-        # lose the heartbeat again, and that newer row is listed above it.
-        return [r for r in _heartbeat_rows(again) if history.table.item(r, 0).text() == raised]
+    def raised_row() -> int | None:
+        # Found by its alarm, not its place or its time: on a loaded machine the reopened
+        # station's own 40 ms watchdog can lose the heartbeat again, in the same second, and
+        # that newer row is listed above it.
+        rows = [r for r in _heartbeat_rows(again) if history.entries[r].id == raised]
+        return rows[0] if rows else None
 
-    qtbot.waitUntil(lambda: bool(raised_rows()), timeout=10_000)
-    row = raised_rows()[0]
-    assert history.table.item(row, 2).text() != "active"
+    qtbot.waitUntil(lambda: raised_row() is not None, timeout=10_000)
+    row = raised_row()
+    assert row is not None and history.table.item(row, 2).text() != "active"
     again.window.log_in(User("anna", Role.OPERATOR))
     history.table.setCurrentCell(row, 0)
     history.ack_button.click()
-    # Found again by its time: an alarm raised meanwhile (a loaded machine's "too slow") is
-    # listed above it and moves its row.
-    row = raised_rows()[0]
-    assert history.table.item(row, 3).text().startswith("anna ")
+    row = raised_row()
+    assert row is not None and history.table.item(row, 3).text().startswith("anna ")
     db = again.station.storage.db  # type: ignore[union-attr]
     since = datetime.now(UTC) - timedelta(minutes=5)
     acks = [e for e in audit_events(db, since) if e.what == ACKED]
-    assert [(e.who, HEARTBEAT_LOST in (e.new_value or "")) for e in acks] == [("anna", True)]
+    assert [(e.who, e.old_value) for e in acks] == [("anna", str(raised))]
+    assert HEARTBEAT_LOST in (acks[0].new_value or "")
+
+
+def test_the_operator_signs_the_alarm_picked_even_when_a_new_one_moves_the_rows(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    with Database(f"sqlite:///{tmp_path / 'aoi.db'}") as db:
+        db.upgrade()
+        with AlarmLog(db, "st1") as log:
+            screen = ScreenAlarmLog(log)
+            history = AlarmHistory()
+            qtbot.addWidget(history)
+            history.acknowledge_requested.connect(lambda i: screen.acknowledge(i, "anna"))
+
+            def refresh() -> None:
+                log.flush()
+                screen.update()
+                history.set_entries(screen.entries)
+
+            log.raise_alarm("Camera", "CAMERA_LOST", "Camera lost", "unplugged")
+            refresh()
+            history.table.setCurrentCell(0, 0)
+            picked = history.entries[0]
+            assert picked.source == "Camera"
+            log.raise_alarm("PLC", "LINK", "PLC link lost", "connection refused")
+            refresh()  # the new alarm is listed on top: every row moved down
+            assert [e.source for e in history.entries] == ["PLC", "Camera"]
+            assert history.entries[history.table.currentRow()] == picked
+            history.ack_button.click()
+            refresh()
+            signed = {e.source: e.acked_by for e in screen.entries}
+            assert signed == {"Camera": "anna", "PLC": ""}
+            assert history.table.item(1, 3).text().startswith("anna ")
+            assert history.table.item(0, 3).text() == "—"
+            history.table.clearSelection()
+            history.table.setCurrentCell(-1, 0)
+            history.ack_button.click()  # nothing picked: nothing signed
+            refresh()
+            assert [e.acked_by for e in screen.entries] == ["", "anna"]

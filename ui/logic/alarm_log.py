@@ -67,13 +67,11 @@ class AlarmLog:
         self.update()
         return len(self._entries) > had
 
-    def acknowledge(self, index: int, who: str) -> AlarmEntry | None:
-        """Sign entry ``index`` (of :attr:`entries`) as seen (persisted); None if out of range
-        or signed before."""
-        if self.alarms is None or not 0 <= index < len(self._entries):
-            return None
-        entry = self._entries[index]
-        if entry.acked_by:
+    def acknowledge(self, alarm_id: int, who: str) -> AlarmEntry | None:
+        """Sign the listed alarm ``alarm_id`` as seen (persisted); None if it is not listed or
+        was signed before."""
+        entry = next((e for e in self._entries if e.id == alarm_id), None)
+        if self.alarms is None or entry is None or entry.acked_by:
             return None
         record = self.alarms.acknowledge(entry.id, who)
         self._version = -1

@@ -29,8 +29,11 @@ def _hms(entry_time: object) -> str:
 
 
 class AlarmHistory(QWidget):
-    """Newest first (read from the database); ``acknowledge_requested(row)`` when the operator
-    signs the selected one, ``older_requested`` for another page of older alarms."""
+    """Newest first (read from the database); ``acknowledge_requested(alarm_id)`` when the
+    operator signs the selected one, ``older_requested`` for another page of older alarms.
+
+    The selection follows the alarm, not the row: an alarm raised while the operator reads the
+    list moves every row down, and the one signed must still be the one they picked."""
 
     acknowledge_requested = Signal(int)
     older_requested = Signal()
@@ -60,9 +63,7 @@ class AlarmHistory(QWidget):
         row.addWidget(self.note)
         self.ack_button = QPushButton("Acknowledge")
         self.ack_button.setToolTip("Sign the selected alarm of the history as seen")
-        self.ack_button.clicked.connect(
-            lambda: self.acknowledge_requested.emit(self.table.currentRow())
-        )
+        self.ack_button.clicked.connect(self._acknowledge)
         row.addWidget(self.ack_button)
         self.older_button = QPushButton("Show older")
         self.older_button.setToolTip("List older alarms of this station")
@@ -70,10 +71,20 @@ class AlarmHistory(QWidget):
         row.addWidget(self.older_button)
         self.entries: list[AlarmEntry] = []
 
+    def selected(self) -> AlarmEntry | None:
+        """The alarm the operator picked, if any."""
+        row = self.table.currentRow()
+        return self.entries[row] if 0 <= row < len(self.entries) else None
+
+    def _acknowledge(self) -> None:
+        picked = self.selected()
+        if picked is not None:
+            self.acknowledge_requested.emit(picked.id)
+
     def set_entries(self, entries: Sequence[AlarmEntry]) -> None:
         if list(entries) == self.entries:
             return
-        at = self.table.currentRow()
+        picked = self.selected()
         self.entries = list(entries)
         self.table.setRowCount(len(entries))
         for i, e in enumerate(entries):
@@ -86,6 +97,7 @@ class AlarmHistory(QWidget):
                     item.setForeground(QColor(theme.LEVEL_COLOUR[level_of(e)]))
                     item.setToolTip(e.cause)
                 self.table.setItem(i, j, item)
-        self.table.setCurrentCell(at if 0 <= at < len(entries) else -1, 0)
+        ids = [e.id for e in self.entries]
+        self.table.setCurrentCell(ids.index(picked.id) if picked and picked.id in ids else -1, 0)
         waiting = sum(not e.acked_by for e in entries)
         self.note.setText(f"{waiting} not acknowledged" if waiting else "All acknowledged")
