@@ -97,7 +97,11 @@ class AlarmHistory(QWidget):
                     item.setForeground(QColor(theme.LEVEL_COLOUR[level_of(e)]))
                     item.setToolTip(e.cause)
                 self.table.setItem(i, j, item)
-        ids = [e.id for e in self.entries]
-        self.table.setCurrentCell(ids.index(picked.id) if picked and picked.id in ids else -1, 0)
+        at = (
+            -1
+            if picked is None
+            else next((i for i, e in enumerate(self.entries) if e.id == picked.id), -1)
+        )
+        self.table.setCurrentCell(at, 0)
         waiting = sum(not e.acked_by for e in entries)
         self.note.setText(f"{waiting} not acknowledged" if waiting else "All acknowledged")
