@@ -11,6 +11,7 @@ here, below both, because vision and inference must not import each other.
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -116,6 +117,13 @@ class PatchSteps(Protocol):
     name: str
 
     def frame(self, image: np.ndarray) -> AbstractContextManager[FrameSteps]: ...
+
+
+def step_correlation(cross: float, template_energy: float, frame_energy: float) -> float:
+    """The gradient step's accept/refuse correlation from its sums: the patches' zero-mean
+    cross term over the root of both energies (0 where either side is flat)."""
+    den = math.sqrt(template_energy * max(frame_energy, 0.0))
+    return cross / den if den > 1e-6 else 0.0
 
 
 def peak_shifts(cross: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from aoi.errors import InferenceError, ModelError
 from aoi.inference.frame_input import SharedFrame
 from aoi.inference.ort_cuda import ORT_ERRORS
 from aoi.inference.regraph import GraphBuilder
-from aoi.regplan import FrameSteps, PatchPlan, normalised_warp
+from aoi.regplan import FrameSteps, PatchPlan, normalised_warp, step_correlation
 
 if TYPE_CHECKING:
     from aoi.regplan import LevelPlan
@@ -333,5 +333,4 @@ class _DeviceFrame:
 
     def correlation(self) -> float:
         s_ab, s_bb = (float(v) for v in self._sums)
-        den = (self._s._a * max(s_bb, 0.0)) ** 0.5
-        return s_ab / den if den > 1e-6 else 0.0
+        return step_correlation(s_ab, self._s._a, s_bb)

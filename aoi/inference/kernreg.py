@@ -53,6 +53,7 @@ from aoi.regplan import (
     PATCH_PX,
     FrameSteps,
     PatchPlan,
+    step_correlation,
 )
 
 log = logging.getLogger(__name__)
@@ -344,8 +345,7 @@ class _KernelFrame:
 
     def correlation(self) -> float:
         s_ab, s_bb = self._sums
-        den = (self._s._a * max(s_bb, 0.0)) ** 0.5
-        return s_ab / den if den > 1e-6 else 0.0
+        return step_correlation(s_ab, self._s._a, s_bb)
 
 
 class _WholeFrame(_KernelFrame):

@@ -32,6 +32,7 @@ from aoi.regplan import (
     PatchPlan,
     PatchSteps,
     peak_shifts,
+    step_correlation,
 )
 from aoi.vision.rigidfit import MIN_PAIRS, fit_pairs
 
@@ -349,8 +350,7 @@ class _CpuFrame:
         """Zero-mean normalised cross-correlation of the template's (blurred, trimmed) patches
         and the frame's, from the last gradient step's sums (0 where either is flat)."""
         cross, energy = self._sums
-        den = math.sqrt(self._a._ncc_energy * energy)
-        return cross / den if den > 1e-6 else 0.0
+        return step_correlation(cross, self._a._ncc_energy, energy)
 
 
 def _sample(level: _PatchLevel, source: np.ndarray, warp: np.ndarray) -> np.ndarray:
