@@ -1,5 +1,6 @@
 # Sourced after ort-gpu-env.sh by bench-issue15s.sh, -u.sh (issue 15, twelfth round), -w.sh, -x.sh
-# (thirteenth) and -z*.sh (fourteenth). `alone`: ours and YOLO11n alone at 640.
+# (thirteenth) and -z*.sh (fourteenth). `alone`: ours and YOLO11n alone at 640. `versus ON OFF
+# WORD`: the GPU runs as they are against with AOI_ORT_CUDA's WORD, alternated; through it,
 # `kernels_vs_graphs`: the cycle with registration's CUDA kernels against devreg's graphs,
 # alternated. `chained_vs_not`: the network queued behind registration on one stream against
 # after it, alternated. `captured_vs_queued`: registration and the network captured as one
@@ -28,22 +29,26 @@ alone() {  # ours and YOLO11n alone at 640
   timeout 120 python3 tools/gpu/peer_alone.py models/aoi-defect-v3.onnx:1,2,640,640 /tmp/yolo11n.onnx:1,3,640,640 \
     2>&1 | grep '^{' | tee $R/peer-alone.txt
 }
-kernels_vs_graphs() {  # thirteenth round: registration's CUDA kernels against devreg's graphs
+versus() {  # ON OFF WORD: the cycle as it is (names *-ON) against with WORD (*-OFF), alternated
+  local on=$1 off=$2 word=$3
   python3 tools/gpu/panel_full.py /tmp/panel-full.toml
   alone
   for k in a b c; do
-    bench "deeppcb-640-kern-$k" graph deeppcb-640 --cycles 1000 --prerender 64
-    bench "deeppcb-640-onnx-$k" graph,nokernels deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-$on-$k" graph deeppcb-640 --cycles 1000 --prerender 64
+    bench "deeppcb-640-$off-$k" graph,$word deeppcb-640 --cycles 1000 --prerender 64
   done
-  bench board-a-640-kern graph board-a-640 --cycles 1000 --prerender 64
-  bench board-a-640-onnx graph,nokernels board-a-640 --cycles 1000 --prerender 64
-  bench pipe-deeppcb-640-kern graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
-  bench b1024-kern graph board-b-1024 --cycles 300 --prerender 16
-  bench b1024-onnx graph,nokernels board-b-1024 --cycles 300 --prerender 16
+  bench board-a-640-$on graph board-a-640 --cycles 1000 --prerender 64
+  bench board-a-640-$off graph,$word board-a-640 --cycles 1000 --prerender 64
+  bench pipe-deeppcb-640-$on graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
+  bench b1024-$on graph board-b-1024 --cycles 300 --prerender 16
+  bench b1024-$off graph,$word board-b-1024 --cycles 300 --prerender 16
   for k in a b; do
-    bench "panel-kern-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
-    bench "panel-onnx-$k" graph,fp16,fp32tail,nokernels /tmp/panel-full.toml --cycles 300 --prerender 16
+    bench "panel-$on-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
+    bench "panel-$off-$k" graph,fp16,fp32tail,$word /tmp/panel-full.toml --cycles 300 --prerender 16
   done
+}
+kernels_vs_graphs() {  # thirteenth round: registration's CUDA kernels against devreg's graphs
+  versus kern onnx nokernels
   bench panel-kern-c graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
 }
 figures() {  # panel runs
@@ -62,21 +67,7 @@ figures() {  # panel runs
   done
 }
 chained_vs_not() {  # fourteenth round: the network queued behind registration, or not
-  python3 tools/gpu/panel_full.py /tmp/panel-full.toml
-  alone
-  for k in a b c; do
-    bench "deeppcb-640-chain-$k" graph deeppcb-640 --cycles 1000 --prerender 64
-    bench "deeppcb-640-nochain-$k" graph,nochain deeppcb-640 --cycles 1000 --prerender 64
-  done
-  bench board-a-640-chain graph board-a-640 --cycles 1000 --prerender 64
-  bench board-a-640-nochain graph,nochain board-a-640 --cycles 1000 --prerender 64
-  bench pipe-deeppcb-640-chain graph deeppcb-640 --cycles 1000 --prerender 64 --pipelined
-  bench b1024-chain graph board-b-1024 --cycles 300 --prerender 16
-  bench b1024-nochain graph,nochain board-b-1024 --cycles 300 --prerender 16
-  for k in a b; do
-    bench "panel-chain-$k" graph,fp16,fp32tail /tmp/panel-full.toml --cycles 300 --prerender 16
-    bench "panel-nochain-$k" graph,fp16,fp32tail,nochain /tmp/panel-full.toml --cycles 300 --prerender 16
-  done
+  versus chain nochain nochain
 }
 captured_vs_queued() {  # fourteenth round: registration and the network as one graph, or not
   python3 tools/gpu/panel_full.py /tmp/panel-full.toml
